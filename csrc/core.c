@@ -1,0 +1,26 @@
+/* awsnet.core: builds the module table and lets each primitive register itself. */
+#include "core.h"
+
+/* One line per primitive, in the order their headers are included. */
+static const core_part_open parts[] = {
+    NULL
+};
+
+void core_register(lua_State *L, const char *name, const luaL_Reg *funcs)
+{
+    lua_newtable(L);
+    luaL_setfuncs(L, funcs, 0);
+    lua_setfield(L, -2, name);
+}
+
+__attribute__((visibility("default"))) int luaopen_awsnet_core(lua_State *L);
+
+int luaopen_awsnet_core(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushliteral(L, AWSNET_VERSION);
+    lua_setfield(L, -2, "VERSION");
+    for (const core_part_open *open = parts; *open != NULL; open++)
+        (*open)(L);
+    return 1;
+}

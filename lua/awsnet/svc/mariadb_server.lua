@@ -1,0 +1,100 @@
+--- A throwaway MariaDB server on a free loopback port: fresh datadir, TLS with a CA generated on
+-- the spot, an application user and database. Used by the tests, the benchmarks and the sandbox.
+--
+--   local srv = assert(mariadb_server.start{database = "app", user = "app", password = "pw"})
+--   -- srv.host, srv.port, srv.socket, srv.user, srv.password, srv.database, srv.ca, srv.dir
+--   srv:sql("CREATE DATABASE x")   -- as root over the socket
+--   srv:stop()                       -- also done by a watchdog if this process dies
+local process = require "awsnet.svc.process"
+local tls = require "awsnet.svc.tls"
+local errors = require "awsnet.errors"
+
+local mariadb_server = {}
+local Server = {}
+Server.__index = Server
+local q = process.quote
+
+local function find_program(names)
+  for _, n in ipairs(names) do
+    for _, d in ipairs({ "/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin" }) do
+      local p = d .. "/" .. n
+      if process.read_file(p) then return p end
+    end
+  end
+end
+
+--- Runs SQL as root through the server's socket; returns the tab-separated output.
+function Server:sql(statements)
+  return process.run(string.format("mariadb --no-defaults -uroot --socket=%s -N -B -e %s",
+    q(self.socket), q(statements)))
+end
+
+function Server:stop()
+  if self.proc then self.proc.stop(20) ; self.proc = nil end
+  if self.dir then os.execute("rm -rf " .. q(self.dir)); self.dir = nil end
+end
+
+Server.__close = Server.stop
+
+local function sql_string(s)
+  return "'" .. tostring(s):gsub("\\", "\\\\"):gsub("'", "''") .. "'"
+end
+
+--- Starts a server. opts: database, user, password (defaults app/app/random), port, tls (default true).
+function mariadb_server.start(opts)
+  opts = opts or {}
+  local mariadbd = find_program({ "mariadbd", "mysqld" })
+  if not mariadbd then return errors.fail("missing", "mariadbd not found: run `make deps`") end
+  local dir = process.tempdir("awsnet-mariadb")
+  local self = setmetatable({
+    dir = dir, host = "127.0.0.1", socket = dir .. "/mysqld.sock",
+    database = opts.database or "app", user = opts.user or "app",
+    password = opts.password or ("pw" .. math.random(100000, 999999)),
+  }, Server)
+  local install = string.format(
+    "mariadb-install-db --no-defaults --datadir=%s --user=root --auth-root-authentication-method=socket " ..
+    "--skip-test-db --skip-name-resolve", q(dir .. "/data"))
+  local ok, err = process.run(install)
+  if not ok then self:stop(); return nil, err end
+  if opts.tls ~= false then
+    local certs = tls.make_ca_and_server(dir, { "localhost", "127.0.0.1" }, "awsnet MariaDB")
+    self.ca, self.cert, self.key = certs.ca, certs.cert, certs.key
+  end
+  for attempt = 1, 5 do
+    self.port = opts.port or process.free_port()
+    local argv = {
+      mariadbd, "--no-defaults", "--user=root", "--datadir=" .. dir .. "/data",
+      "--socket=" .. self.socket, "--port=" .. self.port, "--bind-address=127.0.0.1",
+      "--pid-file=" .. dir .. "/mysqld.pid", "--log-error=" .. dir .. "/error.log",
+      "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=64M",
+      "--innodb-flush-log-at-trx-commit=2", "--max-connections=200",
+      "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
+    }
+    if self.ca then
+      argv[#argv + 1] = "--ssl-ca=" .. self.ca
+      argv[#argv + 1] = "--ssl-cert=" .. self.cert
+      argv[#argv + 1] = "--ssl-key=" .. self.key
+    end
+    self.proc = process.spawn(argv, { log = dir .. "/stdout.log", cleanup_dir = dir })
+    local up = process.wait_until(function()
+      if not self.proc.alive() then return true end
+      return os.execute(string.format("mariadb-admin --no-defaults -uroot --socket=%s ping >/dev/null 2>&1",
+        q(self.socket))) == true
+    end, 60, "mariadbd to accept connections")
+    if up and self.proc.alive() then break end
+    local log = process.read_file(dir .. "/error.log") or ""
+    self.proc.stop(); self.proc = nil
+    if attempt == 5 or opts.port or not log:find("Address already in use", 1, true) then
+      self:stop()
+      return errors.fail("start", "mariadbd did not start: " .. log:sub(-2000))
+    end
+  end
+  ok, err = self:sql(string.format(
+    "CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4; CREATE USER %s@'%%' IDENTIFIED BY %s; " ..
+    "GRANT ALL ON `%s`.* TO %s@'%%'; FLUSH PRIVILEGES;",
+    self.database, sql_string(self.user), sql_string(self.password), self.database, sql_string(self.user)))
+  if not ok then self:stop(); return nil, err end
+  return self
+end
+
+return mariadb_server

@@ -59,4 +59,19 @@ describe("test harness", function()
       assert.matches("status: NXDOMAIN", dig("missing.harness.test"))
     end)
   end)
+
+  describe("watchdog", function()
+    it("stops a service and removes its files when the Lua process that started it is killed", function()
+      local out = services.sh([[lua5.4 -e '
+        package.path = "lua/?.lua;" .. package.path
+        local s = assert(require("awsnet.svc.dnsmasq").start{})
+        print(s.proc.pid, s.dir); io.stdout:flush()
+        os.execute("kill -KILL " .. require("awsnet.svc.process").self_pid())'; true]])
+      local pid, dir = out:match("^(%d+)%s+(%S+)")
+      assert.truthy(pid, out)
+      assert.truthy(process.wait_until(function()
+        return not process.alive(tonumber(pid)) and os.execute("test -e " .. q(dir)) ~= true
+      end, 15, "the watchdog"))
+    end)
+  end)
 end)

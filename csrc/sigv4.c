@@ -651,7 +651,7 @@ static const char *read_arguments(lua_State *L, signing *s, const char **why)
  * (as botocore does), else UNSIGNED-PAYLOAD when asked, else the body's SHA-256. */
 static void payload_hash(lua_State *L, signing *s)
 {
-    if (!s->payload.p && !s->presign && !s->rep.content_sha256 && s->headers_idx) {
+    if (!s->payload.p && !s->rep.content_sha256 && s->headers_idx) {
         lua_pushnil(L);
         while (lua_next(L, s->headers_idx)) {
             if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {

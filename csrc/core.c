@@ -2,11 +2,13 @@
 #include "core.h"
 #include "http.h"
 #include "sigv4.h"
+#include "xml.h"
 
 /* One line per primitive, in the order their headers are included. */
 static const core_part_open parts[] = {
     sigv4_open,
     http_open,
+    xml_open,
     NULL
 };
 

@@ -248,8 +248,8 @@ function Builder:vpcs(data)
     if not self:claim("vpc", id, where) then return end
     local cidrs = {}
     for _, a in ipairs(list(v.CidrBlockAssociationSet)) do
-      local st = type(a.CidrBlockState) == "table" and a.CidrBlockState.State
-      if str(a.CidrBlock) and (st == nil or st == "associated") then
+      local st = type(a.CidrBlockState) == "table" and a.CidrBlockState.State or "associated"
+      if str(a.CidrBlock) and st == "associated" then
         cidrs[#cidrs + 1] = self:cidr_ok(a.CidrBlock, where, id)
       end
     end
@@ -273,8 +273,8 @@ function Builder:route_tables(data)
     self.idx.rtb[id] = r
     self.rtb_res[#self.rtb_res + 1] = { res = t, where = where, idx = r, id = id }
     for _, a in ipairs(list(t.Associations)) do
-      local state = type(a.AssociationState) == "table" and a.AssociationState.State
-      if state == nil or state == "associated" then
+      local state = type(a.AssociationState) == "table" and a.AssociationState.State or "associated"
+      if state == "associated" then
         if a.Main == true then self.m:main_route_table(vpc, r) end
         if str(a.SubnetId) then self.subnet_rtb[a.SubnetId] = r end
       end
@@ -775,13 +775,16 @@ local KNOWN_KEYS = {
 }
 
 function Builder:unknown_keys(data)
+  self.known_items = 0
   for account, regions in pairs(data.accounts) do
     for region, res in pairs(regions) do
       if type(res) ~= "table" then
         self:raise({ account = account, region = region, key = "?" }, region, "region entry must be a table")
       end
       for key, v in pairs(res) do
-        if not KNOWN_KEYS[key] then
+        if KNOWN_KEYS[key] then
+          self.known_items = self.known_items + (type(v) == "table" and #v or 0)
+        else
           local n = type(v) == "table" and #v or 0
           if n > 0 or type(v) ~= "table" then
             self:skip({ account = account, region = region, key = key }, key,
@@ -824,9 +827,9 @@ function build.compile(data, origins)
     if type(err) == "table" and err[1] == STOP then return nil, err[2] end
     error(err, 0)
   end
-  if next(b.idx.vpc) == nil then
+  if b.known_items == 0 then
     b.m:close()
-    return errors.fail("invalid_snapshot", "empty snapshot: no VPCs found", { file = "" })
+    return errors.fail("invalid_snapshot", "empty snapshot: no resource of a known kind", { file = "" })
   end
   return b
 end

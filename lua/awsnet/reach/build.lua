@@ -99,9 +99,12 @@ function Builder:each(data, key, fn)
       local items = type(res) == "table" and res[key]
       if items ~= nil and items ~= false then
         local where = { account = account, region = region, key = key }
-        if type(items) ~= "table" then error({ STOP, self:fail(where, key, "expected a JSON array") }) end
+        if type(items) ~= "table" or (next(items) ~= nil and items[1] == nil) then
+          error({ STOP, self:fail(where, key, "expected a JSON array") })
+        end
         for _, item in ipairs(items) do
           if type(item) ~= "table" then error({ STOP, self:fail(where, key, "expected an object in the array") }) end
+          self.at = where
           fn(item, where)
         end
       end
@@ -424,6 +427,7 @@ end
 function Builder:routes()
   for _, t in ipairs(self.rtb_res) do
     local where, id = t.where, t.id
+    self.at = where
     for _, r in ipairs(list(t.res.Routes)) do
       local dests
       local rank = RANK_STATIC
@@ -573,6 +577,7 @@ function Builder:attachments(data)
     end
   end)
   for _, a in ipairs(atts) do
+    self.at = a.where
     local tgw = self.idx.tgw[a.tgw or ""]
     if not tgw then
       self:skip(a.where, a.id, "attachment to unknown transit gateway " .. tostring(a.tgw))
@@ -777,6 +782,9 @@ local KNOWN_KEYS = {
 function Builder:unknown_keys(data)
   self.known_items = 0
   for account, regions in pairs(data.accounts) do
+    if type(regions) ~= "table" then
+      self:raise({ account = account, region = "?", key = "?" }, account, "account entry must be a table of regions")
+    end
     for region, res in pairs(regions) do
       if type(res) ~= "table" then
         self:raise({ account = account, region = region, key = "?" }, region, "region entry must be a table")
@@ -825,7 +833,10 @@ function build.compile(data, origins)
   if not ok then
     b.m:close()
     if type(err) == "table" and err[1] == STOP then return nil, err[2] end
-    error(err, 0)
+    -- a shape no check above foresaw (a number where an object belongs...): still the
+    -- snapshot's fault, named by the file being read
+    local where = b.at or { account = "?", region = "?", key = "?" }
+    return nil, b:fail(where, where.key, "unexpected content: " .. tostring(err):gsub("^.-:%d+: ", ""))
   end
   if b.known_items == 0 then
     b.m:close()

@@ -828,7 +828,7 @@ function build.compile(data, origins)
     b.m:finish()
   end)
   -- what only the build needed (and what would keep the input alive)
-  b.seen, b.rtb_res, b.subnet_rtb, b.subnet_acl, b.default_acl, b.pls, b.az_ids, b.at = nil
+  for _, k in ipairs({ "seen", "rtb_res", "subnet_rtb", "subnet_acl", "default_acl", "pls", "az_ids", "at" }) do b[k] = nil end
   for _, t in pairs(b.info.tgw) do t.res = nil end
   if not ok then
     b.m:close()

@@ -827,9 +827,6 @@ function build.compile(data, origins)
     b:databases(data)
     b.m:finish()
   end)
-  -- what only the build needed (and what would keep the input alive)
-  for _, k in ipairs({ "seen", "rtb_res", "subnet_rtb", "subnet_acl", "default_acl", "pls", "az_ids", "at" }) do b[k] = nil end
-  for _, t in pairs(b.info.tgw) do t.res = nil end
   if not ok then
     b.m:close()
     if type(err) == "table" and err[1] == STOP then return nil, err[2] end
@@ -838,6 +835,9 @@ function build.compile(data, origins)
     local where = b.at or { account = "?", region = "?", key = "?" }
     return nil, b:fail(where, where.key, "unexpected content: " .. tostring(err):gsub("^.-:%d+: ", ""))
   end
+  -- what only the build needed (and what would keep the input alive)
+  for _, k in ipairs({ "seen", "rtb_res", "subnet_rtb", "subnet_acl", "default_acl", "pls", "az_ids", "at" }) do b[k] = nil end
+  for _, t in pairs(b.info.tgw) do t.res = nil end
   if b.known_items == 0 then
     b.m:close()
     return errors.fail("invalid_snapshot", "empty snapshot: no resource of a known kind", { file = "" })

@@ -107,14 +107,7 @@ end
 local function xml(body) return { status = 200, headers = { ["Content-Type"] = "text/xml;charset=UTF-8" }, body = body } end
 
 -- The form parameters of a query request body.
-local function form(body)
-  local out = {}
-  for pair in body:gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    out[k] = v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
-  end
-  return out
-end
+local form = stub.form
 
 -- Recomputes the signature of a logged request with the signer's verifier mode.
 local function signature_checks(srv, got, creds)
@@ -322,6 +315,8 @@ describe("aws", function()
       assert.equals(403, e3.status)
       local _, e4 = client("ram"):call("GetResourceShares", { resourceOwner = "SELF" })
       assert.equals("invalid_response", e4.code)
+      local _, e5 = client("ec2", { endpoint = "not a url" }):call("DescribeVpcs")
+      assert.equals("invalid_url", e5.code)
     end)
 
     it("needs credentials and a region", function()
@@ -356,6 +351,8 @@ describe("aws", function()
       local _, err5 = client("ec2", { env = { AWS_MAX_ATTEMPTS = "5" } }):call("DescribeVpcs")
       assert.equals(5, err5.attempts)
       assert.equals(5, #srv:requests())
+      assert.equals(5, client("ec2", { env = { AWS_RETRY_MODE = "legacy" } }).max_attempts)
+      assert.equals(3, client("ec2", { env = { AWS_RETRY_MODE = "adaptive" } }).max_attempts)
     end)
 
     it("retries a reset connection and throttling of each protocol", function()

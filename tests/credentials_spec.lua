@@ -28,14 +28,7 @@ local function assume_role_response(expiration, key_id)
 </AssumeRoleResponse>]] }
 end
 
-local function form(body)
-  local out = {}
-  for pair in body:gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    out[k] = v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
-  end
-  return out
-end
+local form = stub.form
 
 describe("credentials", function()
   local dir, srv, env

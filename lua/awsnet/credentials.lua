@@ -33,6 +33,7 @@
 -- STS error codes of AssumeRole.
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
+local read_file = require("awsnet.svc.process").read_file
 local time = require "awsnet.aws.time"
 
 local credentials = {}
@@ -79,14 +80,6 @@ function credentials.getenv(opts)
 end
 
 -- ---- shared config and credentials files ---------------------------------------------------
-
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 --- INI text -> {section -> {key -> value}}. Indented lines belong to a nested block
 -- ("s3 =\n  max_concurrent_requests = 10") and are skipped; comments start with # or ;.

@@ -1,9 +1,9 @@
 /* sigv4: canonical request, string to sign and signature (AWS Signature Version 4).
  *
  * Everything a signature needs is computed here in one pass over the request so that signing
- * from Lua costs a few microseconds; the Lua layer (awsnet.sigv4) only checks arguments and
- * wraps errors. Scratch memory lives in one Lua userdata per call (an arena), so an error raised
- * half-way leaks nothing. */
+ * from Lua costs a few microseconds; the Lua layer (awsnet.sigv4) documents the contract and
+ * wraps errors. Scratch memory for a call (an arena) is on the C stack, or in a Lua userdata for a
+ * large request, so an error raised half-way leaks nothing. */
 
 /* The low-level SHA-256 calls avoid EVP's per-call provider lookup, which costs more than the
  * hashing of a short canonical request; they are deprecated, not removed, in OpenSSL 3. */
@@ -11,7 +11,6 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,9 +211,15 @@ static void *arena_alloc(arena *a, size_t n)
 
 /* ---- URI encoding ------------------------------------------------------------------------- */
 
+/* ASCII only: <ctype.h> follows the process locale, and SigV4 does not. */
+static int ascii_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static int ascii_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static char ascii_lower(unsigned char c) { return (char)(c >= 'A' && c <= 'Z' ? c + 32 : c); }
+static char ascii_upper(unsigned char c) { return (char)(c >= 'a' && c <= 'z' ? c - 32 : c); }
+
 static int unreserved(unsigned char c)
 {
-    return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
+    return ascii_alpha(c) || ascii_digit(c) || c == '-' || c == '_' || c == '.' || c == '~';
 }
 
 static int hexval(unsigned char c)
@@ -299,7 +304,7 @@ static int parse_url(span url, url_parts *u)
         if (p[0] == ':' && p[1] == '/' && p[2] == '/') { sep = p; break; }
     if (!sep || sep == s) return 0;
     for (const char *p = s; p < sep; p++)
-        if (!isalpha((unsigned char)*p)) return 0;
+        if (!ascii_alpha((unsigned char)*p)) return 0;
     u->scheme = (span){ s, (size_t)(sep - s) };
     const char *a = sep + 3, *ae = a;
     while (ae < end && *ae != '/' && *ae != '?' && *ae != '#') ae++;
@@ -322,7 +327,7 @@ static int parse_url(span url, url_parts *u)
         long port = 0;
         if (he + 1 == ae) return 0;
         for (const char *p = he + 1; p < ae; p++) {
-            if (!isdigit((unsigned char)*p)) return 0;
+            if (!ascii_digit((unsigned char)*p)) return 0;
             port = port * 10 + (*p - '0');
             if (port > 65535) return 0;
         }
@@ -350,7 +355,7 @@ static int span_ieq_n(span a, const char *lit, size_t n)
 {
     if (a.n != n) return 0;
     for (size_t i = 0; i < n; i++)
-        if (tolower((unsigned char)a.p[i]) != lit[i]) return 0;
+        if (ascii_lower((unsigned char)a.p[i]) != lit[i]) return 0;
     return 1;
 }
 
@@ -363,7 +368,6 @@ static int span_cmp(span a, span b)
 
 typedef struct {
     span lname;  /* lower-case name */
-    span name;   /* as given, for the headers to send */
     span value;
     int seq;     /* arrival order, so repeated headers keep their order after sorting */
     int key;     /* for a header the signer adds: its name's enum field */
@@ -397,9 +401,10 @@ static int unsigned_by_default(span lname)
 
 /* ---- reading the Lua arguments -------------------------------------------------------------- */
 
-/* The fields read from req, creds and opts, and the keys of the results. Their names are kept as
- * Lua strings in upvalues 2..FIELD_COUNT+1 of sign/presign: a lookup by Lua string skips lua_getfield's C-string
- * interning, which costs as much as a SHA-256 block over the dozen fields of a call. */
+/* The fields read from req, creds and opts, and the keys of the results. Their names are kept
+ * as Lua strings in upvalues 2..FIELD_COUNT+1 of sign/presign: using a Lua string as key skips
+ * lua_getfield's interning of a C string, which over a call's two dozen keys costs about as much
+ * as the hashing. */
 enum field {
     F_METHOD, F_URL, F_BODY, F_HEADERS, F_ACCESS_KEY_ID, F_SECRET_ACCESS_KEY, F_SESSION_TOKEN, F_REGION,
     F_SERVICE, F_PAYLOAD_HASH, F_NORMALIZE_PATH, F_DOUBLE_ENCODE, F_OMIT_SESSION_TOKEN, F_EXPIRES,
@@ -499,7 +504,7 @@ static void signing_time(lua_State *L, char out[17])
         const char *s = lua_tolstring(L, -1, &n);
         int ok = n == 16 && s[8] == 'T' && s[15] == 'Z';
         for (size_t i = 0; ok && i < 15; i++)
-            if (i != 8 && !isdigit((unsigned char)s[i])) ok = 0;
+            if (i != 8 && !ascii_digit((unsigned char)s[i])) ok = 0;
         if (!ok) luaL_error(L, "opts.time must be epoch seconds or \"YYYYMMDDTHHMMSSZ\"");
         memcpy(out, s, 16);
         out[16] = '\0';
@@ -586,11 +591,10 @@ static void count_header(void *ctx, span name, span value)
     if (!s->carried_payload.p && span_ieq(name, "x-amz-content-sha256")) s->carried_payload = value;
 }
 
-static void add_header(signing *s, span lname, span name, span value)
+static void add_header(signing *s, span lname, span value)
 {
     header *h = &s->hs[s->nh];
     h->lname = lname;
-    h->name = name;
     h->value = value;
     h->seq = (int)s->nh;
     h->signed_ = 0;
@@ -605,13 +609,14 @@ static void fill_header(void *ctx, span name, span value)
     while (start < end && (name.p[start] == ' ' || name.p[start] == '\t')) start++;
     while (end > start && (name.p[end - 1] == ' ' || name.p[end - 1] == '\t')) end--;
     char *l = arena_alloc(&s->a, end - start);
-    for (size_t i = start; i < end; i++) l[i - start] = (char)tolower((unsigned char)name.p[i]);
-    add_header(s, (span){ l, end - start }, name, value);
+    for (size_t i = start; i < end; i++) l[i - start] = ascii_lower((unsigned char)name.p[i]);
+    add_header(s, (span){ l, end - start }, value);
 }
 
+/* A header the signer sets; `name` is its spelling in the headers returned. */
 static void add_own_header(signing *s, const char *lname, enum field name, span value)
 {
-    add_header(s, (span){ lname, strlen(lname) }, (span){ FIELD_NAMES[name], strlen(FIELD_NAMES[name]) }, value);
+    add_header(s, (span){ lname, strlen(lname) }, value);
     s->hs[s->nh - 1].key = name;
 }
 
@@ -807,7 +812,7 @@ static const char *collect_headers(lua_State *L, signing *s)
     url_parts *u = &s->u;
     char *host = arena_alloc(&s->a, u->host.n + 8);
     size_t hostn = 0;
-    for (size_t i = 0; i < u->host.n; i++) host[hostn++] = (char)tolower((unsigned char)u->host.p[i]);
+    for (size_t i = 0; i < u->host.n; i++) host[hostn++] = ascii_lower((unsigned char)u->host.p[i]);
     int default_port = (span_ieq(u->scheme, "http") && u->port == 80) ||
                        (span_ieq(u->scheme, "https") && u->port == 443);
     if (u->port >= 0 && !default_port) hostn += (size_t)snprintf(host + hostn, 7, ":%ld", u->port);
@@ -828,7 +833,7 @@ static const char *collect_headers(lua_State *L, signing *s)
             for (size_t j = 0; j < s->nh; j++)
                 if (s->hs[j].lname.n == want.n) {
                     size_t k = 0;
-                    while (k < want.n && s->hs[j].lname.p[k] == tolower((unsigned char)want.p[k])) k++;
+                    while (k < want.n && s->hs[j].lname.p[k] == ascii_lower((unsigned char)want.p[k])) k++;
                     if (k == want.n) s->hs[j].signed_ = found = 1;
                 }
             if (!found) return lua_pushfstring(L, "signed header '%s' is not in the request", want.p);
@@ -932,7 +937,7 @@ static void build_canonical_request(signing *s)
 {
     span uri = canonical_uri(s);
     char *start = arena_alloc(&s->a, s->cr_capacity), *p = start;
-    for (size_t i = 0; i < s->method.n; i++) *p++ = (char)toupper((unsigned char)s->method.p[i]);
+    for (size_t i = 0; i < s->method.n; i++) *p++ = ascii_upper((unsigned char)s->method.p[i]);
     *p++ = '\n';
     p = append(p, uri);
     *p++ = '\n';

@@ -7,36 +7,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
-
-#include "core.h"
+#include "fuzz_lua.h"
 #include "sigv4.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* core.c is not linked (it would pull every primitive in); this is its one helper. */
-void core_register(lua_State *L, const char *name, const luaL_Reg *funcs)
-{
-    lua_newtable(L);
-    luaL_setfuncs(L, funcs, 0);
-    lua_setfield(L, -2, name);
-}
-
-static lua_State *state(void)
-{
-    static lua_State *L;
-    if (!L) {
-        L = luaL_newstate();
-        lua_newtable(L);
-        sigv4_open(L);
-        lua_getfield(L, -1, "sigv4");
-        lua_setglobal(L, "sigv4");
-        lua_pop(L, 1);
-    }
-    return L;
-}
 
 /* Pushes the next NUL-terminated piece of the input (or the rest) as a string. */
 static void push_piece(lua_State *L, const uint8_t **p, const uint8_t *end)
@@ -112,7 +86,7 @@ static int run(lua_State *L)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    lua_State *L = state();
+    lua_State *L = fuzz_state(sigv4_open, "sigv4");
     lua_pushcfunction(L, run);
     lua_pushlightuserdata(L, (void *)data);
     lua_pushinteger(L, (lua_Integer)size);

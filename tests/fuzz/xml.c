@@ -4,42 +4,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lauxlib.h>
-#include <lua.h>
-
-#include "core.h"
+#include "fuzz_lua.h"
 #include "xml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* core.c is not linked (it would pull every primitive in); this is its one helper. */
-void core_register(lua_State *L, const char *name, const luaL_Reg *funcs)
-{
-    lua_newtable(L);
-    luaL_setfuncs(L, funcs, 0);
-    lua_setfield(L, -2, name);
-}
-
-static lua_State *state(void)
-{
-    static lua_State *L;
-    if (!L) {
-        L = luaL_newstate();
-        lua_newtable(L);
-        xml_open(L);
-        lua_getfield(L, -1, "xml");
-        lua_getfield(L, -1, "parse");
-        lua_setfield(L, LUA_REGISTRYINDEX, "parse");
-        lua_settop(L, 0);
-    }
-    return L;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    lua_State *L = state();
+    lua_State *L = fuzz_state(xml_open, "xml");
     for (int with_lists = 0; with_lists < 2; with_lists++) {
-        lua_getfield(L, LUA_REGISTRYINDEX, "parse");
+        lua_getglobal(L, "xml");
+        lua_getfield(L, -1, "parse");
+        lua_remove(L, -2);
         lua_pushlstring(L, (const char *)data, size);
         if (with_lists) {
             lua_createtable(L, 0, 2);

@@ -106,6 +106,15 @@ describe("awsnet.mariadb", function()
       assert.is_nil(it())
     end)
 
+    it("runs statements the prepared protocol refuses over the text protocol, typed alike", function()
+      assert(db:execute("PREPARE twice FROM 'SELECT ? * 2 AS n, CAST(? AS DECIMAL(4,1)) AS d, NULL AS z'"))
+      assert(db:execute("SET @v = 21"))
+      local rows, columns = assert(db:query("EXECUTE twice USING @v, @v"))
+      assert.same({ { n = 42, d = "21.0", z = mariadb.null } }, rows)
+      assert.equals("n", columns[1].name)
+      assert.same({ { 42, "21.0", mariadb.null } }, assert(db:query({ sql = "EXECUTE twice USING @v, @v", rows = "array" })))
+    end)
+
     it("caches statements per connection", function()
       local function prepares()
         return assert(db:query("SHOW SESSION STATUS LIKE 'Com_stmt_prepare'"))[1].Value

@@ -153,13 +153,14 @@ end
 
 local ER_UNSUPPORTED_PS = 1295
 
--- Executes `sql` with the parameters; returns the statement (its result pending) or a text result.
-function Db:_run(op, sql, ...)
+-- Executes `sql` with the parameters; returns the statement (its result pending) or a text result
+-- (rows as arrays when `as_array`).
+function Db:_run(op, as_array, sql, ...)
   if not self._conn then return closed_error(op) end
   local stmt, err = self:_statement(sql)
   if not stmt then
     if err.errno == ER_UNSUPPORTED_PS and select("#", ...) == 0 then
-      local res, errno, sqlstate, message, seconds = self._conn:run(sql, self._array)
+      local res, errno, sqlstate, message, seconds = self._conn:run(sql, as_array)
       if not res then return fail(self, op, errno, sqlstate, message, seconds) end
       return nil, nil, res
     end
@@ -173,7 +174,7 @@ end
 --- Runs a statement with bound parameters -> {affected_rows, insert_id}.
 function Db:execute(sql, ...)
   check_sql(sql, "execute")
-  local stmt, res, text = self:_run("execute", sql, ...)
+  local stmt, res, text = self:_run("execute", false, sql, ...)
   if text then return { affected_rows = text.affected_rows or 0, insert_id = text.insert_id or 0 } end
   if not stmt then return nil, res end
   return { affected_rows = res.affected_rows, insert_id = res.insert_id }
@@ -195,7 +196,7 @@ function Db:query(q, ...)
   local sql, shape = query_args(q, "query")
   local as_array = shape == "array" or (shape == nil and self._array)
   if not self._conn then return closed_error("query") end
-  local stmt, res, text = self:_run("query", sql, ...)
+  local stmt, res, text = self:_run("query", as_array, sql, ...)
   if text then
     if not text.rows then return {}, {} end
     return text.rows, text.columns
@@ -218,7 +219,7 @@ end
 function Db:rows(q, ...)
   local sql, shape = query_args(q, "rows")
   local as_array = shape == "array" or (shape == nil and self._array)
-  local stmt, res, text = self:_run("rows", sql, ...)
+  local stmt, res, text = self:_run("rows", as_array, sql, ...)
   if text then
     local i = 0
     local list = text.rows or {}

@@ -788,6 +788,17 @@ static int stmt_execute_many(lua_State *L)
     return 2;
 }
 
+/* A handle metatable whose methods share the NULL sentinel on top of the stack as upvalue. */
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, methods, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
 void mariadb_open(lua_State *L)
 {
     static const luaL_Reg conn_methods[] = {
@@ -809,19 +820,8 @@ void mariadb_open(lua_State *L)
     lua_setfield(L, -2, "__name");
     lua_setmetatable(L, -2);
 
-    luaL_newmetatable(L, CONN_MT);
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, conn_methods, 1);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, STMT_MT);
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, stmt_methods, 1);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    new_class(L, CONN_MT, conn_methods);
+    new_class(L, STMT_MT, stmt_methods);
 
     luaL_newmetatable(L, RES_MT);
     lua_pushcfunction(L, res_gc);

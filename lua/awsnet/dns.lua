@@ -259,10 +259,10 @@ function dns.resolve(name, opts)
   for i = 1, servers and #servers or 1 do
     local entry = servers and server_entry(servers[i], math.tointeger(opts.port) or 53)
     -- c-ares doubles the per-try timeout each round; the deadline keeps the promise of
-    -- `timeout` x `tries` per server.
+    -- `timeout` x `tries` per server (the system's list holds at most 3, resolv.conf's MAXNS).
     local msg, status, detail = core().query(qname, qtype, {
       servers = entry, timeout_ms = timeout_ms, tries = tries, tcp = opts.tcp,
-      deadline_ms = math.min(timeout_ms * tries + 100, 3600000),
+      deadline_ms = math.min(timeout_ms * tries * (entry and 1 or 3) + 100, 3600000),
     })
     local result, err
     if msg then

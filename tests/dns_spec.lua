@@ -134,6 +134,15 @@ describe("awsnet.dns", function()
     end)
   end)
 
+  it("asks a resolver on IPv6 loopback", function()
+    local d = services.dnsmasq({ host = "::1", domains = { "v6.test" },
+      records = { { type = "A", name = "db.v6.test", address = "10.1.128.5" } } })
+    local r = assert(dns.resolve("db.v6.test", { server = "::1", port = d.port }))
+    assert.same({ "10.1.128.5" }, r.addresses)
+    assert.equals("[::1]:" .. d.port, r.server)
+    assert.same(r.addresses, assert(dns.resolve("db.v6.test", { server = "[::1]:" .. d.port })).addresses)
+  end)
+
   describe("with a resolver that misbehaves", function()
     it("says servfail, with the rcode", function()
       local _, err = dns.resolve("db.example.test", { server = responder("servfail"), tries = 1 })

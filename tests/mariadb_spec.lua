@@ -308,6 +308,16 @@ describe("awsnet.mariadb", function()
   end)
 
   describe("handles", function()
+    it("keeps no password in the session object or its text", function()
+      local conn = assert(connect_to(srv))
+      for k, v in pairs(conn) do
+        assert.is_false(type(v) == "string" and v:find(srv.password, 1, true) ~= nil, k)
+        assert.is_false(type(v) == "table" and v[1] == srv.password, k)
+      end
+      assert.is_nil(tostring(conn):find(srv.password, 1, true))
+      conn:close()
+    end)
+
     it("closes idempotently and then says closed", function()
       local conn = assert(connect_to(srv))
       conn:close()

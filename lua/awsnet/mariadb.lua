@@ -64,9 +64,10 @@ local function closed_error(op)
   return errors.fail("closed", "the connection is closed", { op = op })
 end
 
--- Builds the error value from the core's (nil, errno, sqlstate, message, seconds).
-local function fail(self, op, errno, sqlstate, message, seconds)
-  message = errors.redact(message, self._secrets)
+-- Builds the error value from the core's (nil, errno, sqlstate, message, seconds). The session
+-- keeps no secret after connecting, so only connect's own `secrets` can be redacted (and are).
+local function fail(self, op, errno, sqlstate, message, seconds, secrets)
+  message = errors.redact(message, secrets)
   local limit = op == "connect" and self._connect_timeout or self._io_timeout
   return errors.fail(classify(op, errno, sqlstate, message, seconds, limit), message,
     { errno = errno, sqlstate = sqlstate, op = op })
@@ -110,7 +111,7 @@ function mariadb.connect(opts)
   local write_timeout = whole_seconds(opts.write_timeout, "write_timeout")
   local self = setmetatable({
     _stmts = {}, _nstmts = 0, _cache_size = opts.statement_cache or 64,
-    _array = opts.rows == "array", _secrets = { opts.password, password }, _in_tx = false,
+    _array = opts.rows == "array", _in_tx = false,
     _connect_timeout = whole_seconds(opts.connect_timeout or 10, "connect_timeout"),
     _io_timeout = read_timeout and write_timeout and math.min(read_timeout, write_timeout)
       or read_timeout or write_timeout,
@@ -121,7 +122,7 @@ function mariadb.connect(opts)
     connect_timeout = self._connect_timeout, read_timeout = read_timeout, write_timeout = write_timeout,
     tls = tls, ca = opts.ca, verify = verify, cleartext = cleartext,
   }
-  if not conn then return fail(self, "connect", errno, sqlstate, message, took) end
+  if not conn then return fail(self, "connect", errno, sqlstate, message, took, { opts.password, password }) end
   self._conn = conn
   return self
 end

@@ -144,6 +144,15 @@ describe("awsnet.mariadb", function()
         assert(db:query("SELECT name, n, f FROM many WHERE id = ?", res.insert_id + 2))[1])
     end)
 
+    it("executes row by row where array binding is not available", function()
+      assert(db:execute("CREATE TABLE rowwise (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50))"))
+      local res = assert(db:insert_many("INSERT INTO rowwise (name) VALUES (?)", { { "x" }, { mariadb.null }, { "z" } },
+        { array_binding = false }))
+      assert.same({ affected_rows = 3, insert_id = 1 }, res)
+      assert.same({ { 1, "x" }, { 2, mariadb.null }, { 3, "z" } },
+        assert(db:query({ sql = "SELECT id, name FROM rowwise ORDER BY id", rows = "array" })))
+    end)
+
     it("rolls the whole batch back when one row fails", function()
       assert(db:execute("CREATE TABLE uniq (id INT PRIMARY KEY)"))
       local _, err = db:insert_many("INSERT INTO uniq VALUES (?)", { { 1 }, { 2 }, { 2 }, { 3 } })

@@ -290,18 +290,20 @@ local BULK_CHUNK_ROWS = 20000
 
 --- Executes one prepared statement for every row of `rows` (arrays of parameters) in one
 -- transaction, with MariaDB's array binding when the server has it (one execution per row
--- otherwise) -> {affected_rows, insert_id (of the first row)}.
+-- otherwise, as with MySQL) -> {affected_rows, insert_id (of the first row)}.
+-- opts: chunk (rows per array-bound execution), array_binding = false (one execution per row).
 function Db:insert_many(sql, rows, opts)
   check_sql(sql, "insert_many")
   if type(rows) ~= "table" then error("bad argument #2 to 'insert_many' (array of rows expected)", 2) end
   if not self._conn then return closed_error("insert_many") end
   local chunk = (opts and opts.chunk) or BULK_CHUNK_ROWS
+  local array_binding = not (opts and opts.array_binding == false)
   local own_tx = not self._in_tx
   local function work()
     local stmt, err = self:_statement(sql)
     if not stmt then return nil, err end
     local total, first_id = 0, nil
-    if #rows > 0 and stmt:bulk_supported() then
+    if #rows > 0 and array_binding and stmt:bulk_supported() then
       for first = 1, #rows, chunk do
         local last = math.min(first + chunk - 1, #rows)
         local affected, insert_id, sqlstate, message, seconds = stmt:execute_many(rows, first, last)

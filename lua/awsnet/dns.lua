@@ -24,13 +24,12 @@ for name, number in pairs(TYPES) do TYPE_NAMES[number] = name end
 
 local RCODES = { [0] = "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED" }
 
--- c-ares statuses for questions that got no usable answer.
+-- c-ares statuses for questions that got no usable answer (an answer, whatever its rcode, is
+-- interpreted here instead).
 local STATUS_CODES = {
-  ETIMEOUT = "timeout", ECONNREFUSED = "unreachable", ESERVFAIL = "servfail",
-  EREFUSED = "refused", EBADRESP = "malformed", EBADNAME = "badname", EBADQUERY = "badname",
-  ENOTFOUND = "nxdomain", ENODATA = "nodata",
+  ETIMEOUT = "timeout", ECONNREFUSED = "unreachable", EBADRESP = "malformed", EBADNAME = "badname",
+  EBADQUERY = "badname",
 }
-local STATUS_RCODES = { ESERVFAIL = "SERVFAIL", EREFUSED = "REFUSED", EFORMERR = "FORMERR", ENOTIMP = "NOTIMP" }
 
 local function core() return require("awsnet.core").dns end
 
@@ -152,8 +151,7 @@ end
 local function server_entry(s, port)
   if type(s) ~= "string" or s == "" then error("bad option 'server' (address string expected)", 3) end
   if s:match("^%[.+%]:%d+$") or s:match("^[^:]+:%d+$") then return s end
-  if parse_ipv6(s) then return "[" .. s .. "]:" .. port end
-  if s:match("^%[.+%]$") then return s .. ":" .. port end
+  if parse_ipv6(s) then s = "[" .. s .. "]" end
   return s .. ":" .. port
 end
 
@@ -236,7 +234,7 @@ end
 -- An error for a question that got no usable answer from `server`.
 local function transport_error(name, qtype, server, status, detail)
   return errors.new(STATUS_CODES[status] or "dns", string.format("%s %s: %s", name, TYPE_NAMES[qtype], detail),
-    { rcode = STATUS_RCODES[status], status = status, name = name, type = TYPE_NAMES[qtype], server = server })
+    { status = status, name = name, type = TYPE_NAMES[qtype], server = server })
 end
 
 -- Answers that say something about the resolver rather than the name: try the next server.

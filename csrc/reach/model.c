@@ -291,6 +291,13 @@ const char *model_rule_str(const model *m, int32_t rule)
 
 #define CMP(a, b) (((a) > (b)) - ((a) < (b)))
 
+/* qsort that accepts an empty (NULL) vector. */
+static void sort(void *v, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(v, n, size, cmp);
+}
+
 /* Routes: by table, then longest prefix first, then network, then priority rank, then
  * insertion order; so the first route of a prefix is the one that wins it. */
 static int route_order(const void *pa, const void *pb)
@@ -394,11 +401,11 @@ int model_finish(model *m)
 {
     if (m->finished)
         return 0;
-    qsort(m->routes.v, m->routes.n, sizeof *m->routes.v, route_order);
-    qsort(m->troutes.v, m->troutes.n, sizeof *m->troutes.v, route_order);
-    qsort(m->acl_rules.v, m->acl_rules.n, sizeof *m->acl_rules.v, acl_order);
-    qsort(m->sg_rules.v, m->sg_rules.n, sizeof *m->sg_rules.v, sg_order);
-    qsort(m->addrs.v, m->addrs.n, sizeof *m->addrs.v, addr_order);
+    sort(m->routes.v, m->routes.n, sizeof *m->routes.v, route_order);
+    sort(m->troutes.v, m->troutes.n, sizeof *m->troutes.v, route_order);
+    sort(m->acl_rules.v, m->acl_rules.n, sizeof *m->acl_rules.v, acl_order);
+    sort(m->sg_rules.v, m->sg_rules.n, sizeof *m->sg_rules.v, sg_order);
+    sort(m->addrs.v, m->addrs.n, sizeof *m->addrs.v, addr_order);
     INDEX_TABLES(m->rtbs, m->routes);
     INDEX_TABLES(m->trtbs_tab, m->troutes);
     INDEX_TABLES(m->acls, m->acl_rules);
@@ -417,7 +424,7 @@ int model_finish(model *m)
     }
     for (size_t i = 0; i < n; i++)
         keys[i] = (subnet_key){ m->subnets.v[i].vpc, m->subnets.v[i].cidr.net, (int32_t)i };
-    qsort(keys, n, sizeof *keys, subnet_key_order);
+    sort(keys, n, sizeof *keys, subnet_key_order);
     for (size_t i = 0; i < m->vpcs.n; i++)
         m->vpcs.v[i].sub_off = m->vpcs.v[i].sub_cnt = 0;
     for (size_t i = n; i-- > 0;) {

@@ -486,7 +486,8 @@ static int collect_points(const model *m, points *p)
         err |= add_point(p, m->addrs.v[i].ip) | add_point(p, (uint64_t)m->addrs.v[i].ip + 1);
     if (err)
         return -1;
-    qsort(p->v, p->n, sizeof *p->v, u64_order);
+    if (p->n > 1)
+        qsort(p->v, p->n, sizeof *p->v, u64_order);
     size_t k = 0;
     for (size_t i = 0; i < p->n; i++) {
         if (k == 0 || p->v[k - 1] != p->v[i])

@@ -269,6 +269,61 @@ describe("reach single faults", function()
     assert.matches("PubliclyAccessible=false", r.fix)
   end)
 
+  it("a database that is not available is BAD_STATE", function()
+    local r = trace_with(function(_, _, b) b.DBInstances[1].DBInstanceStatus = "stopped" end)
+    assert.equals("BAD_STATE", r.code)
+    assert.equals("rds:orders", r.blocked_at.component)
+  end)
+
+  it("security-group referencing does not cross the TGW through use1-az3", function()
+    local r = trace_with(function(_, a, b)
+      b.SecurityGroups[1].IpPermissions[1].IpRanges = {}
+      b.SecurityGroups[1].IpPermissions[1].UserIdGroupPairs = { { GroupId = "sg-0a000000000lambda", UserId = A } }
+      a.TransitGateways[1].Options.SecurityGroupReferencingSupport = "enable"
+      for _, s in ipairs(a.Subnets) do
+        if s.AvailabilityZoneId == "use1-az1" then s.AvailabilityZoneId = "use1-az3" end
+      end
+      for _, s in ipairs(b.Subnets) do
+        if s.AvailabilityZoneId == "use1-az1" then s.AvailabilityZoneId = "use1-az3" end
+      end
+    end)
+    assert.equals("SG_REFERENCING_SUPPORT", r.code)
+  end)
+
+  describe("a second VPC with B's CIDR attached to the TGW", function()
+    local ATT_C = "tgw-attach-0c00000000000000c"
+    local function with_vpc_c(created)
+      return function(_, a)
+        a.Vpcs[#a.Vpcs + 1] = { VpcId = "vpc-0c00000000000000c", CidrBlock = "10.1.0.0/16" }
+        a.TransitGatewayVpcAttachments[#a.TransitGatewayVpcAttachments + 1] = { TransitGatewayAttachmentId = ATT_C,
+          TransitGatewayId = TGW, VpcId = "vpc-0c00000000000000c", State = "available", SubnetIds = {},
+          CreationTime = created }
+        a.TransitGatewayAttachments[#a.TransitGatewayAttachments + 1] = { TransitGatewayAttachmentId = ATT_C,
+          TransitGatewayId = TGW, ResourceType = "vpc", ResourceId = "vpc-0c00000000000000c", State = "available",
+          CreationTime = created, Association = { State = "associated", TransitGatewayRouteTableId = TRTB } }
+        local props = a.TransitGatewayPropagations[1].TransitGatewayRouteTablePropagations
+        props[#props + 1] = { TransitGatewayAttachmentId = ATT_C, ResourceId = "vpc-0c00000000000000c",
+          ResourceType = "vpc", State = "enabled" }
+      end
+    end
+
+    it("is not propagated when attached after B (the overlap is reported)", function()
+      local r, model = trace_with(with_vpc_c("2026-11-20T00:00:00+00:00"))
+      assert.is_true(r.reachable)
+      local said = {}
+      for _, s in ipairs(model.skipped) do said[#said + 1] = s.reason end
+      assert.matches("10.1.0.0/16 not propagated into " .. TRTB .. ": overlaps 10.1.0.0/16",
+        table.concat(said, "\n"), 1, true)
+    end)
+
+    it("takes B's route when attached before B", function()
+      local r = trace_with(with_vpc_c("2026-10-01T00:00:00+00:00"))
+      assert.is_false(r.reachable)
+      assert.equals(ATT_C, r.blocked_at.component)
+      assert.equals("BAD_STATE_ATTACHMENT", r.code)
+    end)
+  end)
+
   it("a more specific route only for another address leaves the path alone", function()
     local r = trace_with(function(_, a)
       table.insert(a.TransitGatewayRoutes[1].Routes, { DestinationCidrBlock = "10.1.129.0/24", State = "blackhole",

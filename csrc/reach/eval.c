@@ -170,6 +170,7 @@ static int check_sg(walk *w, int32_t eni, int egress, uint32_t peer_ip, int32_t 
 typedef struct {
     int32_t dst_subnet;
     int32_t in_att, out_att;  /* TGW attachments crossed, -1 if none */
+    int32_t in_sub, out_sub;  /* and the subnets (AZs) the TGW used there */
     int via_pcx;
 } leg_info;
 
@@ -246,6 +247,8 @@ static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_i
     }
     li->in_att = ai;
     li->out_att = tr->target;
+    li->in_sub = in_sub;
+    li->out_sub = out_sub;
     if (!hop(w, H_TGW_ATT, out->comp, -1, V_FORWARD, EV_OK))
         return -1;
     return out_sub;
@@ -306,12 +309,15 @@ static int walk_leg(walk *w, int32_t subnet, uint32_t src_ip, uint32_t dst_ip, i
 
 /* Outbound rules never match a group across a TGW (tgw-vpc-attachments.html).
  * Security-group references hold within a VPC and across peering; across a TGW only with
- * referencing enabled on the TGW and on both attachments. */
+ * referencing enabled on the TGW and on both attachments, outside the one unsupported AZ. */
 static int refs_survive(const model *m, const leg_info *li)
 {
     if (li->in_att < 0)
         return 1;
     const att_t *in = &m->atts.v[li->in_att], *out = &m->atts.v[li->out_att];
+    int32_t bad_az = m->no_sgref_az;
+    if (bad_az && (m->subnets.v[li->in_sub].az == bad_az || m->subnets.v[li->out_sub].az == bad_az))
+        return 0; /* not supported for attachments in use1-az3 */
     return m->tgws.v[in->tgw].sgref && in->sgref && out->sgref;
 }
 

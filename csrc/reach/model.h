@@ -71,6 +71,7 @@ typedef struct model {
     VEC(uint32_t) comp_text;
     VEC(uint32_t) rule_text;
     VEC(pcx_t) pcxs;
+    int32_t no_sgref_az;          /* AZ code where TGW security-group referencing is unsupported, 0 = none */
     int finished;
 } model;
 

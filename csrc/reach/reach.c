@@ -296,6 +296,16 @@ static int l_rule_text(lua_State *L)
     return 1;
 }
 
+/* m:no_sgref_az(az_code): TGW security-group referencing does not work there. */
+static int l_no_sgref_az(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    lua_Integer az = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, az > 0 && az <= INT32_MAX, 2, "AZ code out of range");
+    m->no_sgref_az = (int32_t)az;
+    return 0;
+}
+
 static int l_finish(lua_State *L)
 {
     model *m = check_model(L, 0);
@@ -622,7 +632,7 @@ static const luaL_Reg model_methods[] = {
     { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace },
     { "matrix", l_matrix }, { "who_can_reach", l_who_can_reach }, { "lookup", l_lookup },
     { "counts", l_counts }, { "component", l_comp }, { "rule", l_rule }, { "component_info", l_comp_info },
-    { "rule_text", l_rule_text }, { "close", model_destroy }, { NULL, NULL },
+    { "rule_text", l_rule_text }, { "no_sgref_az", l_no_sgref_az }, { "close", model_destroy }, { NULL, NULL },
 };
 
 static const luaL_Reg funcs[] = {

@@ -186,6 +186,7 @@ function Model:trace(q)
     end
   end
   if dst.rds then
+    if not dst.available then return report.db_unavailable(ctx) end
     if dst.public and src_vpc ~= dst.vpc then
       ctx._trap = true
       if not dst.public_ip then return report.public_unknown(ctx) end

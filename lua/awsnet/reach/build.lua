@@ -552,6 +552,7 @@ function Builder:attachments(data)
       a.assoc = t.Association.TransitGatewayRouteTableId
     end
     a.res = a.res or t
+    a.created = a.created or str(t.CreationTime)
   end)
   self:each(data, "TransitGatewayVpcAttachments", function(t, where)
     local a = merge(self:need_id(t, "TransitGatewayAttachmentId", where), where)
@@ -590,7 +591,7 @@ function Builder:attachments(data)
       local idx = self.m:tgw_attachment(self:comp(a.id, "tgw-attachment", a.where, tag_name(a.res)), tgw, vpc,
         available, a.sgref ~= false, assoc)
       self.idx.att[a.id] = idx
-      self.info.att[a.id] = { vpc = a.vpc, type = a.type, idx = idx }
+      self.info.att[a.id] = { vpc = a.vpc, type = a.type, idx = idx, created = a.created }
       if vpc ~= -1 then
         for _, s in ipairs(a.subnets or {}) do
           local sidx = self.idx.subnet[s]
@@ -607,6 +608,17 @@ function Builder:attachments(data)
   end
 end
 
+-- The first CIDR of `cidrs` sharing an address with `cidr`, or nil.
+local function overlapping(cidrs, cidr)
+  local net, len = creach.cidr(cidr)
+  for _, other in ipairs(cidrs) do
+    local onet, olen = creach.cidr(other)
+    local shorter = math.min(len, olen)
+    local mask = shorter == 0 and 0 or (0xffffffff << (32 - shorter)) & 0xffffffff
+    if net & mask == onet & mask then return other end
+  end
+end
+
 function Builder:tgw_routes(data)
   local propagated_tables = {}
   -- Propagations (Batfish's wrapper of get-transit-gateway-route-table-propagations):
@@ -619,19 +631,35 @@ function Builder:tgw_routes(data)
       return
     end
     propagated_tables[tid] = true
+    local enabled = {}
     for _, p in ipairs(list(w.TransitGatewayRouteTablePropagations)) do
       local aid = str(p.TransitGatewayAttachmentId) or ""
+      if p.State == "enabled" and self.info.att[aid] then enabled[#enabled + 1] = aid end
+    end
+    -- A VPC whose CIDR overlaps one already propagated into the table is not propagated
+    -- (tgw-vpc-attachments.html): the earlier attachment keeps the route.
+    table.sort(enabled, function(x, y)
+      local cx, cy = self.info.att[x].created or "", self.info.att[y].created or ""
+      if cx ~= cy then return cx < cy end
+      return x < y
+    end)
+    local installed = {}
+    for _, aid in ipairs(enabled) do
       local att = self.info.att[aid]
-      if p.State == "enabled" and att then
-        local vinfo = att.type == "vpc" and self.info.vpc[att.vpc or ""]
-        if vinfo then
-          for _, c in ipairs(vinfo.cidrs) do
+      local vinfo = att.type == "vpc" and self.info.vpc[att.vpc or ""]
+      if vinfo then
+        for _, c in ipairs(vinfo.cidrs) do
+          local clash = overlapping(installed, c)
+          if clash then
+            self:skip(where, aid, string.format("%s not propagated into %s: overlaps %s", c, tid, clash))
+          else
+            installed[#installed + 1] = c
             self.m:tgw_route(t, c, att.idx, RANK_PROPAGATED, false,
               self:rule(string.format("%s -> %s (propagated from %s)", c, aid, att.vpc)))
           end
-        else
-          self:skip(where, aid, "propagation from a non-VPC attachment or unknown VPC: its routes are unknown")
         end
+      else
+        self:skip(where, aid, "propagation from a non-VPC attachment or unknown VPC: its routes are unknown")
       end
     end
   end)
@@ -818,6 +846,8 @@ function build.compile(data, origins)
     b:network_acls(data)
     b:security_groups(data)
     b:subnets(data)
+    -- security-group referencing across a TGW is not supported for attachments in use1-az3
+    if b.az_codes["use1-az3"] then b.m:no_sgref_az(b.az_codes["use1-az3"]) end
     b:peerings(data)
     b:routes()
     b:interfaces(data)

@@ -98,7 +98,8 @@ function lazy.assumptions(r)
   end
   if ctx._trap then
     out[#out + 1] = string.format("%s is publicly accessible: from outside its VPC its name resolves to the public "
-      .. "address %s, so the transit gateway is not used", ctx._dst.label, tostring(ctx._dst.public_ip))
+      .. "address %s, so the transit gateway is not used (unverified: whether the TGW's DnsSupport would "
+      .. "answer the private address instead)", ctx._dst.label, tostring(ctx._dst.public_ip))
   end
   if ctx._dst.resolved then
     out[#out + 1] = string.format("%s resolved to %s", ctx._dst.dns_name, ctx._dst.resolved)
@@ -199,6 +200,11 @@ end
 function report.dns_blocked(ctx, vpc)
   return early(ctx, { component = vpc, kind = "vpc", rule = "enableDnsSupport = false" }, "DNS_SUPPORT_DISABLED",
     "enable enableDnsSupport on " .. vpc .. " (the function cannot resolve " .. ctx._dst.label .. ")")
+end
+
+function report.db_unavailable(ctx)
+  return early(ctx, { component = ctx._dst.label, kind = "rds", rule = "DBInstanceStatus is not available" },
+    "BAD_STATE", "wait until " .. ctx._dst.label .. " is available (or start it)")
 end
 
 function report.public_unknown(ctx)

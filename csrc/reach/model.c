@@ -33,7 +33,7 @@ void model_free(model *m)
     free(m->routes.v); free(m->acls.v); free(m->acl_rules.v); free(m->sgs.v);
     free(m->sg_rules.v); free(m->enis.v); free(m->eni_sgs.v); free(m->addrs.v);
     free(m->tgws.v); free(m->atts.v); free(m->att_subnets.v); free(m->trtbs_tab.v);
-    free(m->trtbs.v); free(m->troutes.v); free(m->pcxs.v); free(m->groups.v);
+    free(m->trtbs.v); free(m->troutes.v); free(m->pcxs.v); free(m->groups.v); free(m->lpm_slots.v);
     free(m->text.v); free(m->comp_text.v); free(m->rule_text.v);
     memset(m, 0, sizeof *m);
 }
@@ -357,6 +357,39 @@ static int subnet_key_order(const void *pa, const void *pb)
         }                                                                                  \
     } while (0)
 
+#define LPM_HASH_MIN 16  /* groups at least this large get a hash */
+
+static uint32_t net_hash(uint32_t net)
+{
+    return (net * 2654435761u) ^ (net >> 16);
+}
+
+/* Fills the hash of group `g`: the first (winning) route of each network. */
+static int hash_group(model *m, lpm_group *g, const route_t *routes)
+{
+    uint32_t size = 1;
+    while (size < (uint32_t)g->cnt * 2)
+        size <<= 1;
+    g->hash_off = (int32_t)m->lpm_slots.n;
+    g->hash_mask = size - 1;
+    for (uint32_t i = 0; i < size; i++) {
+        int32_t *slot = PUSH(m->lpm_slots);
+        if (!slot)
+            return -1;
+        *slot = -1;
+    }
+    int32_t *slots = m->lpm_slots.v + g->hash_off;
+    for (int32_t i = g->off; i < g->off + g->cnt; i++) {
+        if (i > g->off && routes[i - 1].dst.net == routes[i].dst.net)
+            continue; /* same network, lower priority */
+        uint32_t h = net_hash(routes[i].dst.net) & g->hash_mask;
+        while (slots[h] >= 0)
+            h = (h + 1) & g->hash_mask;
+        slots[h] = i;
+    }
+    return 0;
+}
+
 /* Splits each table's (sorted) routes into one group per prefix length. */
 static int group_routes(model *m, void *tables_any, const route_t *routes)
 {
@@ -374,8 +407,12 @@ static int group_routes(model *m, void *tables_any, const route_t *routes)
             lpm_group *g = PUSH(m->groups);
             if (!g)
                 return -1;
-            *g = (lpm_group){ .len = len, .mask = cidr_mask(len), .off = i, .cnt = 1 };
+            *g = (lpm_group){ .len = len, .mask = cidr_mask(len), .off = i, .cnt = 1, .hash_off = -1 };
             tab->grp_cnt++;
+        }
+        for (int32_t k = tab->grp_off; k < tab->grp_off + tab->grp_cnt; k++) {
+            if (m->groups.v[k].cnt >= LPM_HASH_MIN && hash_group(m, &m->groups.v[k], routes) != 0)
+                return -1;
         }
     }
     return 0;
@@ -386,6 +423,14 @@ const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t
     for (int32_t g = t->grp_off; g < t->grp_off + t->grp_cnt; g++) {
         const lpm_group *grp = &m->groups.v[g];
         uint32_t key = ip & grp->mask;
+        if (grp->hash_off >= 0) {
+            const int32_t *slots = m->lpm_slots.v + grp->hash_off;
+            for (uint32_t h = net_hash(key) & grp->hash_mask; slots[h] >= 0; h = (h + 1) & grp->hash_mask) {
+                if (routes[slots[h]].dst.net == key)
+                    return &routes[slots[h]];
+            }
+            continue;
+        }
         int32_t lo = grp->off, hi = grp->off + grp->cnt;
         while (lo < hi) { /* leftmost route whose network is >= key */
             int32_t mid = lo + (hi - lo) / 2;
@@ -411,6 +456,7 @@ int model_finish(model *m)
     INDEX_TABLES(m->acls, m->acl_rules);
     INDEX_TABLES(m->sgs, m->sg_rules);
     m->groups.n = 0;
+    m->lpm_slots.n = 0;
     if (group_routes(m, &m->rtbs, m->routes.v) != 0 || group_routes(m, &m->trtbs_tab, m->troutes.v) != 0)
         return -1;
 

@@ -27,8 +27,10 @@ typedef struct { int32_t comp; int32_t main_rtb; int32_t first_att; int32_t sub_
 typedef struct { int32_t comp; int32_t vpc; cidr4 cidr; int32_t az; int32_t rtb; int32_t nacl; } subnet_t;
 typedef struct { int32_t comp; int32_t off, cnt; int32_t grp_off, grp_cnt; } table_t; /* route table, NACL, SG, TGW RTB */
 /* Longest-prefix match: a route table's routes sorted by length (longest first), then network,
- * then rank; one group per length, binary-searched for the network of the address. */
-typedef struct { uint8_t len; uint32_t mask; int32_t off, cnt; } lpm_group;
+ * then rank; one group per length, looked up by the network of the address: large groups in an
+ * open-addressing hash of their first route per network (one or two cache lines instead of a
+ * binary search's dozen), small ones by binary search. */
+typedef struct { uint8_t len; uint32_t mask; int32_t off, cnt; int32_t hash_off; uint32_t hash_mask; } lpm_group;
 typedef struct { int32_t table; cidr4 dst; uint8_t kind; uint8_t rank; uint8_t blackhole;
                  int32_t target; int32_t rule; } route_t;
 typedef struct { int32_t table; int32_t number; int16_t proto; uint16_t lo, hi; uint8_t egress;
@@ -65,6 +67,7 @@ typedef struct model {
     VEC(trtb_t) trtbs;
     VEC(route_t) troutes;         /* target = attachment index, blackhole flag */
     VEC(lpm_group) groups;        /* prefix-length groups of rtbs and trtbs_tab */
+    VEC(int32_t) lpm_slots;       /* the groups' hash slots: route index or -1 */
     /* The words hops are reported with, kept out of the Lua heap: NUL-terminated strings in
      * one arena; a component is 4 of them (id, kind, account, name), a rule one. */
     VEC(char) text;

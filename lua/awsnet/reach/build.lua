@@ -608,15 +608,30 @@ function Builder:attachments(data)
   end
 end
 
--- The first CIDR of `cidrs` sharing an address with `cidr`, or nil.
-local function overlapping(cidrs, cidr)
+-- CIDRs already installed in one TGW route table, to find overlaps in a few lookups:
+-- `exact[key(net, len)]` for each installed CIDR and `inside[key(prefix, l)]` for each of its
+-- shorter prefixes (key = net * 64 + len); `lens` lists the installed lengths.
+local function prefix(net, len) return len == 0 and 0 or net & ((0xffffffff << (32 - len)) & 0xffffffff) end
+
+local function new_cidr_set() return { exact = {}, inside = {}, lens = {} } end
+
+-- The installed CIDR sharing an address with `cidr`, or nil.
+local function overlapping(set, cidr)
   local net, len = creach.cidr(cidr)
-  for _, other in ipairs(cidrs) do
-    local onet, olen = creach.cidr(other)
-    local shorter = math.min(len, olen)
-    local mask = shorter == 0 and 0 or (0xffffffff << (32 - shorter)) & 0xffffffff
-    if net & mask == onet & mask then return other end
+  for l in pairs(set.lens) do
+    if l <= len then
+      local hit = set.exact[prefix(net, l) * 64 + l]
+      if hit then return hit end
+    end
   end
+  return set.inside[net * 64 + len] or set.exact[net * 64 + len]
+end
+
+local function install(set, cidr)
+  local net, len = creach.cidr(cidr)
+  set.exact[net * 64 + len] = cidr
+  set.lens[len] = true
+  for l = 0, len - 1 do set.inside[prefix(net, l) * 64 + l] = cidr end
 end
 
 function Builder:tgw_routes(data)
@@ -643,7 +658,7 @@ function Builder:tgw_routes(data)
       if cx ~= cy then return cx < cy end
       return x < y
     end)
-    local installed = {}
+    local installed = new_cidr_set()
     for _, aid in ipairs(enabled) do
       local att = self.info.att[aid]
       local vinfo = att.type == "vpc" and self.info.vpc[att.vpc or ""]
@@ -653,7 +668,7 @@ function Builder:tgw_routes(data)
           if clash then
             self:skip(where, aid, string.format("%s not propagated into %s: overlaps %s", c, tid, clash))
           else
-            installed[#installed + 1] = c
+            install(installed, c)
             self.m:tgw_route(t, c, att.idx, RANK_PROPAGATED, false,
               self:rule(string.format("%s -> %s (propagated from %s)", c, aid, att.vpc)))
           end

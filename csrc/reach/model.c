@@ -359,9 +359,14 @@ static int subnet_key_order(const void *pa, const void *pb)
 
 #define LPM_HASH_MIN 16  /* groups at least this large get a hash */
 
-static uint32_t net_hash(uint32_t net)
+/* Networks differ in their high bits and end in zeros: mix every bit into the low ones. */
+static uint32_t net_hash(uint32_t h)
 {
-    return (net * 2654435761u) ^ (net >> 16);
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    return h ^ (h >> 16);
 }
 
 /* Fills the hash of group `g`: the first (winning) route of each network. */

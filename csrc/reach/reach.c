@@ -353,8 +353,8 @@ static uint32_t ip_arg(lua_State *L, int arg)
     return (uint32_t)v;
 }
 
-/* m:trace(src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
- * -> ok, code, walk: a string holding a header "<i4i4i4i4" (number of forward hops, 1-based
+/* m:trace(src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only,
+ *         want_walk) -> ok, code [, walk]: with want_walk, a string holding a header "<i4i4i4i4" (number of forward hops, 1-based
  * index of the blocking hop or 0, assumption flags, destination ENI or -1) and then the hops,
  * each "<BBBBHHi4i4" (kind, verdict, direction, -, code, -, component, rule). */
 static int l_trace(lua_State *L)
@@ -374,6 +374,8 @@ static int l_trace(lua_State *L)
     eval_trace(m, &q, &r);
     lua_pushboolean(L, r.ok);
     lua_pushstring(L, eval_code_name(r.code));
+    if (!lua_toboolean(L, 12))
+        return 2;
     int32_t header[4] = { r.nforward, r.blocked + 1, (int32_t)r.flags, r.dst_eni };
     luaL_Buffer b;
     luaL_buffinit(L, &b);

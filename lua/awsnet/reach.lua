@@ -174,7 +174,8 @@ function Model:trace(q)
   end
   -- the query's context, which becomes the result (report.result)
   local ctx = { _model = self, _src = src, _dst = dst, _proto = proto, _port = port, _lo = eph_lo, _hi = eph_hi,
-    _fo = forward_only, _spg = q.src_port ~= nil, _dip = false, _trap = false }
+    _fo = forward_only, _spg = q.src_port ~= nil, _dip = false, _trap = false, _se = -1, _ss = -1, _si = false,
+    _de = -1 }
   -- DNS: a name must resolve in the source's VPC, and a publicly accessible RDS name resolves
   -- to its public address from outside the DB's VPC.
   local dst_ip, dst_eni = dst.ip, -1
@@ -207,6 +208,7 @@ function Model:trace(q)
     if not subnet then
       return errors.fail("unknown_endpoint", "src " .. src.label .. " is in no subnet of the snapshot")
     end
+    ctx._se, ctx._ss, ctx._si, ctx._de = eni or -1, subnet, src.ip, dst_eni
     return report.result(ctx, m:trace(eni, subnet, src.ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi,
       forward_only))
   end
@@ -216,8 +218,9 @@ function Model:trace(q)
     local c = ctx
     if i > 1 then
       c = {}
-      for k, v in pairs(ctx) do if k:sub(1, 1) == "_" and k ~= "_w" and k ~= "_c" then c[k] = v end end
+      for k, v in pairs(ctx) do if k:sub(1, 1) == "_" then c[k] = v end end
     end
+    c._se, c._de = eni, dst_eni
     local r = report.result(c, m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
     if #sources > 1 then r.source, r.source_index = src.ips[i], i end
     if not r.reachable then return r end

@@ -66,7 +66,10 @@ function reach.load(source)
   end
   local b, err = build.compile(data, origins)
   if not b then return nil, err end
-  for _, s in ipairs(skipped or {}) do table.insert(b.skipped, 1, s) end
+  if skipped and #skipped > 0 then
+    table.move(b.skipped, 1, #b.skipped, #skipped + 1, skipped)
+    b.skipped = skipped
+  end
   local assumptions = {}
   for _, a in ipairs(b.assumed or {}) do assumptions[#assumptions + 1] = a end
   if b.az_assumed then
@@ -129,7 +132,7 @@ end
 
 local function protocol_arg(p)
   if p == nil then return 6 end
-  local n = type(p) == "number" and math.tointeger(p) or PROTOCOLS[tostring(p):lower()]
+  local n = type(p) == "number" and math.tointeger(p) or PROTOCOLS[p] or PROTOCOLS[tostring(p):lower()]
   if not n or n < -1 or n > 255 then error("trace: bad protocol " .. tostring(p), 3) end
   return n
 end
@@ -193,8 +196,7 @@ function Model:trace(q)
       if not dst.public_ip then return report.public_unknown(ctx) end
       dst_ip = creach.ip(dst.public_ip)
     else
-      dst_eni = dst.enis[1]
-      dst_ip = creach.ip(dst.ips[1])
+      dst_eni, dst_ip = dst.enis[1], dst.ip_n
     end
   elseif dst.enis then
     dst_eni, dst_ip = dst.enis[1], dst.ip_n
@@ -245,7 +247,7 @@ function Model:matrix(q)
       local ep, err = self:endpoint(name, role)
       if not ep then return nil, err end
       local eni = ep.enis and ep.enis[1] or -1
-      local ip = ep.enis and creach.ip(ep.ips[1]) or ep.ip
+      local ip = ep.ip_n or ep.ip
       local subnet = eni >= 0 and -1 or self._m:lookup("any_subnet", ip)
       if not subnet then return errors.fail("unknown_endpoint", role .. " " .. name .. " is in no subnet") end
       flat[#flat + 1], flat[#flat + 2], flat[#flat + 3] = eni, subnet, ip
@@ -269,15 +271,17 @@ end
 -- `ranges`: every source address, in every subnet of the model, whose packets the routes, NACLs and
 -- the destination's security groups let through both ways (exact: computed on the address
 -- intervals where some rule changes, not sampled); a source ENI's own egress rules are then
--- applied in `enis`: the ids of the ENIs that get through with their own security groups.
+-- applied in `enis`: the ids of the ENIs that get through with their own security groups. Replies
+-- are checked for client ports 1024-65535 (any client: Lambda's range, the widest).
 function Model:who_can_reach(q)
   if type(q) ~= "table" then error("who_can_reach: table argument expected", 2) end
   local proto = protocol_arg(q.protocol)
   local port = port_arg(q.port, proto)
   local dst, err = self:endpoint(q.dst, "dst", q.resolver)
   if not dst then return nil, err end
+  if dst.lambda then return errors.fail("invalid_endpoint", "nothing can open a connection to a Lambda function") end
   local dst_eni = dst.enis and dst.enis[1] or -1
-  local dst_ip = dst.enis and creach.ip(dst.ips[1]) or dst.ip
+  local dst_ip = dst.ip_n or dst.ip
   local eph = EPHEMERAL.lambda
   local runs = self._m:who_can_reach(dst_eni, dst_ip, proto, port, eph[1], eph[2])
   local out = { ranges = {}, enis = {} }

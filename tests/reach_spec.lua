@@ -269,6 +269,28 @@ describe("reach single faults", function()
     assert.matches("PubliclyAccessible=false", r.fix)
   end)
 
+  it("a Lambda in two subnets needs both to get through (one AZ has no attachment subnet)", function()
+    local r, model = trace_with(function(_, a)
+      a.Subnets[#a.Subnets + 1] = { SubnetId = "subnet-0a0000000000000l2", VpcId = "vpc-0a00000000000000a",
+        CidrBlock = "10.0.128.16/28", AvailabilityZone = "us-east-1b", AvailabilityZoneId = "use1-az2" }
+      local rt = find(a.RouteTables, "RouteTableId", "rtb-0a0000000000000l1")
+      rt.Associations[#rt.Associations + 1] = { Main = false, SubnetId = "subnet-0a0000000000000l2" }
+      local acl = find(a.NetworkAcls, "NetworkAclId", "acl-0a0000000000000l1")
+      acl.Associations[#acl.Associations + 1] = { SubnetId = "subnet-0a0000000000000l2" }
+      local subnets = a.Functions[1].VpcConfig.SubnetIds
+      subnets[#subnets + 1] = "subnet-0a0000000000000l2"
+    end)
+    assert.is_false(r.reachable)
+    assert.equals("TGW_ROUTE_AZ_RESTRICTION", r.code)
+    -- no Hyperplane ENI listed for the second subnet: placed at its base + 4, and said so
+    assert.equals("10.0.128.20", r.source)
+    assert.matches("Hyperplane ENI of lambda:writer: no ENI in the snapshot, assumed at 10.0.128.20",
+      table.concat(r.assumptions, "\n"), 1, true)
+    assert.matches("source ENI address: 10.0.128.20", tostring(r), 1, true)
+    -- the first subnet alone still reaches
+    assert.is_true(assert(model:trace{ src = "eni-0a000000000lambda", dst = "rds:orders", port = 3306 }).reachable)
+  end)
+
   it("a database that is not available is BAD_STATE", function()
     local r = trace_with(function(_, _, b) b.DBInstances[1].DBInstanceStatus = "stopped" end)
     assert.equals("BAD_STATE", r.code)

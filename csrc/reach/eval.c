@@ -56,9 +56,10 @@ static int has_ports(int proto)
 static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress, uint32_t ip, int proto,
                                    uint16_t port)
 {
-    for (int32_t i = t->off; i < t->off + t->cnt; i++) {
+    int32_t first = egress ? t->egress : t->off, end = egress ? t->off + t->cnt : t->egress;
+    for (int32_t i = first; i < end; i++) {
         const acl_rule_t *a = &m->acl_rules.v[i];
-        if (a->egress != egress || !proto_matches(a->proto, proto) || !cidr_contains(&a->cidr, ip))
+        if (!proto_matches(a->proto, proto) || !cidr_contains(&a->cidr, ip))
             continue;
         if (has_ports(proto) && a->proto != PROTO_ALL && (port < a->lo || port > a->hi))
             continue;
@@ -86,10 +87,9 @@ static int acl_allows(const model *m, const table_t *t, int egress, uint32_t ip,
         if (!has_ports(proto))
             break;
         uint32_t next = (uint32_t)hi + 1;
-        for (int32_t i = t->off; i < t->off + t->cnt; i++) {
+        int32_t first_rule = egress ? t->egress : t->off, end = egress ? t->off + t->cnt : t->egress;
+        for (int32_t i = first_rule; i < end; i++) {
             const acl_rule_t *b = &m->acl_rules.v[i];
-            if (b->egress != egress)
-                continue;
             if (b->lo > p && b->lo < next) next = b->lo;
             if ((uint32_t)b->hi + 1 > p && (uint32_t)b->hi + 1 < next) next = (uint32_t)b->hi + 1;
         }
@@ -133,9 +133,10 @@ static const sg_rule_t *sg_admits(const model *m, int32_t eni, int egress, uint3
     const eni_t *e = &m->enis.v[eni];
     for (int32_t g = 0; g < e->sg_cnt; g++) {
         const table_t *t = &m->sgs.v[m->eni_sgs.v[e->sg_off + g]];
-        for (int32_t i = t->off; i < t->off + t->cnt; i++) {
+        int32_t first = egress ? t->egress : t->off, end = egress ? t->off + t->cnt : t->egress;
+        for (int32_t i = first; i < end; i++) {
             const sg_rule_t *s = &m->sg_rules.v[i];
-            if (s->egress != egress || !proto_matches(s->proto, proto))
+            if (!proto_matches(s->proto, proto))
                 continue;
             if (has_ports(proto) && s->proto != PROTO_ALL && (port < s->lo || port > s->hi))
                 continue;

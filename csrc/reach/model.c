@@ -447,6 +447,17 @@ const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t
     return NULL;
 }
 
+/* Sets each table's `egress`: the first outbound entry (entries are sorted inbound first). */
+#define SPLIT_DIRECTIONS(tables, items)                                                    \
+    do {                                                                                   \
+        for (size_t t_ = 0; t_ < (tables).n; t_++) {                                       \
+            table_t *tab_ = &(tables).v[t_];                                               \
+            tab_->egress = tab_->off;                                                      \
+            while (tab_->egress < tab_->off + tab_->cnt && !(items).v[tab_->egress].egress) \
+                tab_->egress++;                                                            \
+        }                                                                                  \
+    } while (0)
+
 int model_finish(model *m)
 {
     if (m->finished)
@@ -460,6 +471,8 @@ int model_finish(model *m)
     INDEX_TABLES(m->trtbs_tab, m->troutes);
     INDEX_TABLES(m->acls, m->acl_rules);
     INDEX_TABLES(m->sgs, m->sg_rules);
+    SPLIT_DIRECTIONS(m->acls, m->acl_rules);
+    SPLIT_DIRECTIONS(m->sgs, m->sg_rules);
     m->groups.n = 0;
     m->lpm_slots.n = 0;
     if (group_routes(m, &m->rtbs, m->routes.v) != 0 || group_routes(m, &m->trtbs_tab, m->troutes.v) != 0)

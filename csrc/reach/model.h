@@ -25,7 +25,9 @@ enum { RANK_STATIC = 0, RANK_PREFIX_LIST = 1, RANK_PROPAGATED = 2, RANK_OTHER_PR
 typedef struct { int32_t comp; int32_t main_rtb; int32_t first_att; int32_t sub_off, sub_cnt;
                  uint8_t dns_support; } vpc_t;
 typedef struct { int32_t comp; int32_t vpc; cidr4 cidr; int32_t az; int32_t rtb; int32_t nacl; } subnet_t;
-typedef struct { int32_t comp; int32_t off, cnt; int32_t grp_off, grp_cnt; } table_t; /* route table, NACL, SG, TGW RTB */
+/* A route table, NACL, SG or TGW route table: its entries are [off, off + cnt); for NACLs and
+ * SGs the inbound ones come first and the outbound ones start at `egress`. */
+typedef struct { int32_t comp; int32_t off, cnt; int32_t egress; int32_t grp_off, grp_cnt; } table_t;
 /* Longest-prefix match: a route table's routes sorted by length (longest first), then network,
  * then rank; one group per length, looked up by the network of the address: large groups in an
  * open-addressing hash of their first route per network (one or two cache lines instead of a

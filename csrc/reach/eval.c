@@ -53,10 +53,18 @@ static int has_ports(int proto)
     return proto == 6 || proto == 17;
 }
 
+/* The entries of a NACL or SG that apply in one direction: [*first, *end). */
+static void direction_range(const table_t *t, int egress, int32_t *first, int32_t *end)
+{
+    *first = egress ? t->egress : t->off;
+    *end = egress ? t->off + t->cnt : t->egress;
+}
+
 static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress, uint32_t ip, int proto,
                                    uint16_t port)
 {
-    int32_t first = egress ? t->egress : t->off, end = egress ? t->off + t->cnt : t->egress;
+    int32_t first, end;
+    direction_range(t, egress, &first, &end);
     for (int32_t i = first; i < end; i++) {
         const acl_rule_t *a = &m->acl_rules.v[i];
         if (!proto_matches(a->proto, proto) || !cidr_contains(&a->cidr, ip))
@@ -87,7 +95,8 @@ static int acl_allows(const model *m, const table_t *t, int egress, uint32_t ip,
         if (!has_ports(proto))
             break;
         uint32_t next = (uint32_t)hi + 1;
-        int32_t first_rule = egress ? t->egress : t->off, end = egress ? t->off + t->cnt : t->egress;
+        int32_t first_rule, end;
+        direction_range(t, egress, &first_rule, &end);
         for (int32_t i = first_rule; i < end; i++) {
             const acl_rule_t *b = &m->acl_rules.v[i];
             if (b->lo > p && b->lo < next) next = b->lo;
@@ -133,7 +142,8 @@ static const sg_rule_t *sg_admits(const model *m, int32_t eni, int egress, uint3
     const eni_t *e = &m->enis.v[eni];
     for (int32_t g = 0; g < e->sg_cnt; g++) {
         const table_t *t = &m->sgs.v[m->eni_sgs.v[e->sg_off + g]];
-        int32_t first = egress ? t->egress : t->off, end = egress ? t->off + t->cnt : t->egress;
+        int32_t first, end;
+        direction_range(t, egress, &first, &end);
         for (int32_t i = first; i < end; i++) {
             const sg_rule_t *s = &m->sg_rules.v[i];
             if (!proto_matches(s->proto, proto))

@@ -291,6 +291,28 @@ describe("reach single faults", function()
     assert.is_true(assert(model:trace{ src = "eni-0a000000000lambda", dst = "rds:orders", port = 3306 }).reachable)
   end)
 
+  it("expands managed prefix lists in routes and security-group rules", function()
+    local PL = "pl-0a0000000000000db"
+    local function with_list(entries)
+      return function(_, a, b)
+        a.ManagedPrefixLists = { { PrefixListId = PL, PrefixListName = "db-nets", AddressFamily = "IPv4",
+          Entries = entries } }
+        b.ManagedPrefixLists = a.ManagedPrefixLists
+        local route = find(a.RouteTables, "RouteTableId", "rtb-0a0000000000000l1").Routes[2]
+        route.DestinationCidrBlock, route.DestinationPrefixListId = nil, PL
+        a.SecurityGroups[1].IpPermissionsEgress[1].IpRanges = {}
+        a.SecurityGroups[1].IpPermissionsEgress[1].PrefixListIds = { { PrefixListId = PL } }
+      end
+    end
+    local r = trace_with(with_list({ { Cidr = "10.1.128.0/24" }, { Cidr = "192.168.0.0/16" } }))
+    assert.is_true(r.reachable, tostring(r))
+    assert.equals("10.1.128.0/24 -> " .. TGW .. " (" .. PL .. ")", r.forward.hops[3].rule)
+    assert.equals("outbound: allow tcp 3306 to 10.1.128.0/24 (" .. PL .. ")", r.forward.hops[2].rule)
+    r = trace_with(with_list({ { Cidr = "192.168.0.0/16" } }))
+    assert.is_false(r.reachable)
+    assert.equals("ENI_SG_RULES_MISMATCH", r.code)
+  end)
+
   it("a database that is not available is BAD_STATE", function()
     local r = trace_with(function(_, _, b) b.DBInstances[1].DBInstanceStatus = "stopped" end)
     assert.equals("BAD_STATE", r.code)

@@ -317,6 +317,7 @@ describe("reach single faults", function()
     local r = trace_with(function(_, _, b) b.DBInstances[1].DBInstanceStatus = "stopped" end)
     assert.equals("BAD_STATE", r.code)
     assert.equals("rds:orders", r.blocked_at.component)
+    assert.matches("wait until rds:orders is available", r.fix, 1, true) -- found by the fuzzer
   end)
 
   it("security-group referencing does not cross the TGW through use1-az3", function()

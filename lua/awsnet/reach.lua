@@ -188,6 +188,7 @@ function Model:trace(q)
     if vinfo and not vinfo.dns_support then
       return report.dns_blocked(ctx, src_vpc)
     end
+    if vinfo and not vinfo.dns_known then ctx._dns_default = src_vpc end
   end
   if dst.rds then
     if not dst.available then return report.db_unavailable(ctx) end

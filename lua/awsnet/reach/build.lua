@@ -220,11 +220,9 @@ function Builder:transit_gateways(data)
 end
 
 function Builder:tgw_route_tables(data)
-  self.trtb_info = {}
   self:each(data, "TransitGatewayRouteTables", function(t, where)
     local id = self:first_sight(t, "TransitGatewayRouteTableId", "trtb", where)
     if not id then return end
-    self.trtb_info[id] = { where = where }
     self.idx.trtb[id] = self.m:tgw_route_table(self:comp(id, "tgw-route-table", where, tag_name(t)), true,
       t.State == nil or t.State == "available")
   end)

@@ -115,6 +115,9 @@ function lazy.assumptions(r)
       .. "address %s, so the transit gateway is not used (unverified: whether the TGW's DnsSupport would "
       .. "answer the private address instead)", ctx._dst.label, tostring(ctx._dst.public_ip))
   end
+  if ctx._dns_default then
+    out[#out + 1] = "enableDnsSupport of " .. ctx._dns_default .. " is not in the snapshot: taken as true (AWS's default)"
+  end
   if ctx._dst.resolved then
     out[#out + 1] = string.format("%s resolved to %s", ctx._dst.dns_name, ctx._dst.resolved)
   end

@@ -184,7 +184,7 @@ local function fix_for(r)
   local h = r.blocked_at
   if not (h and FIXES[r.code]) then return nil end
   local src = r._src
-  local src_ip = src.ip and creach.ipstr(src.ip) or (src.ips and src.ips[r.source_index or 1]) or "the source"
+  local src_ip = src.ip and creach.ipstr(src.ip) or (src.ips and src.ips[r.source_index or 1]) or src.ip_s
   local dst_ip = creach.ipstr(r._dip)
   local to, from = dst_ip, src_ip
   if h.direction == "return" then to, from = src_ip, dst_ip end

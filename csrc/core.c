@@ -1,10 +1,14 @@
 /* awsnet.core: builds the module table and lets each primitive register itself. */
 #include "core.h"
 #include "httpd.h"
+#include "http.h"
+#include "sigv4.h"
 
 /* One line per primitive, in the order their headers are included. */
 static const core_part_open parts[] = {
     httpd_open,
+    sigv4_open,
+    http_open,
     NULL
 };
 

@@ -410,7 +410,7 @@ static void push_request(lua_State *L, const conn *c, const head *h, size_t tota
 
 /* Runs the handler for the complete request of length `total`; queues its reply.
  * A handler error is stored in stack slot `errslot` (first one wins). Returns 1 if answered. */
-static int serve_request(lua_State *L, httpd *s, conn *c, const head *h, size_t total,
+static int serve_request(lua_State *L, conn *c, const head *h, size_t total,
                          int handler, int errslot)
 {
     int close_after = h->conn_close || (h->minor == 0 && !h->conn_keep_alive);
@@ -451,7 +451,6 @@ static int serve_request(lua_State *L, httpd *s, conn *c, const head *h, size_t 
     lua_pop(L, 1);   /* the reply table */
     c->close_after_write = close_after;
     c->send_at_ms = delay > 0 ? now_ms() + delay : 0;
-    (void)s;
     return 1;
 }
 
@@ -475,7 +474,7 @@ static int serve_buffered(lua_State *L, httpd *s, conn *c, int handler, int errs
         if (r == BAD) { c->in_len = 0; queue_simple(L, c, 400, 1); break; }
         if (r == TOO_LARGE_HEAD) { c->in_len = 0; queue_simple(L, c, 431, 1); break; }
         if (r == TOO_LARGE_BODY) { c->in_len = 0; queue_simple(L, c, 413, 1); break; }
-        served += serve_request(L, s, c, &h, total, handler, errslot);
+        served += serve_request(L, c, &h, total, handler, errslot);
     }
     return served;
 }
@@ -719,6 +718,13 @@ static int l_listen(lua_State *L)
     return 1;
 }
 
+/* Monotonic seconds (fractional): lets Lua loops around step() measure wall time. */
+static int l_monotonic(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)now_ms() / 1000.0);
+    return 1;
+}
+
 static int l_gc(lua_State *L)
 {
     httpd_destroy(luaL_checkudata(L, 1, HTTPD_MT));
@@ -730,7 +736,9 @@ void httpd_open(lua_State *L)
     static const luaL_Reg methods[] = {
         { "step", l_step }, { "port", l_port }, { "close", l_close }, { NULL, NULL },
     };
-    static const luaL_Reg funcs[] = { { "listen", l_listen }, { NULL, NULL } };
+    static const luaL_Reg funcs[] = {
+        { "listen", l_listen }, { "monotonic", l_monotonic }, { NULL, NULL },
+    };
     if (luaL_newmetatable(L, HTTPD_MT)) {
         luaL_newlib(L, methods);
         lua_setfield(L, -2, "__index");

@@ -13,6 +13,7 @@
  *   Keep-alive, pipelining, Content-Length and chunked bodies, Expect: 100-continue. Oversized or
  *   malformed requests get 431/413/400 and the connection is closed. If the handler raises, the
  *   client gets a 500, the server stays usable, and step re-raises the error after cleaning up.
+ * core.httpd.monotonic()               -> seconds on a monotonic clock (fractional)
  * server:close()                        -> closes the listener and every connection (idempotent;
  *                                          also __gc and __close). */
 #ifndef AWSNET_HTTPD_H

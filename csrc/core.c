@@ -3,12 +3,14 @@
 #include "httpd.h"
 #include "http.h"
 #include "sigv4.h"
+#include "xml.h"
 
 /* One line per primitive, in the order their headers are included. */
 static const core_part_open parts[] = {
     httpd_open,
     sigv4_open,
     http_open,
+    xml_open,
     NULL
 };
 

@@ -6,8 +6,10 @@
 #include <curl/curl.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core.h"
 #include "http.h"
@@ -438,6 +440,17 @@ static int l_perform(lua_State *L)
     return 1;
 }
 
+/* sleep(seconds): the pause between retries, without spawning a process. */
+static int l_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= 0 && s <= 3600, 1, "seconds out of range");
+    struct timespec ts = { (time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9) };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+    return 0;
+}
+
 void http_open(lua_State *L)
 {
     static const luaL_Reg client_methods[] = {
@@ -447,6 +460,7 @@ void http_open(lua_State *L)
     };
     static const luaL_Reg funcs[] = {
         { "new", l_new },
+        { "sleep", l_sleep },
         { NULL, NULL },
     };
     if (luaL_newmetatable(L, CLIENT_MT)) {

@@ -7,7 +7,8 @@
  * failure {error = code, message}. Codes: "timeout", "refused", "resolve", "tls", "connection",
  * "too_large", "invalid_url", "http". Request fields: method, url, headers (name -> string or
  * array of strings), body, timeout and connect_timeout (seconds), ca_file, verify (default true),
- * max_body (bytes). `client:close()` (also __gc/__close) is idempotent. Callbacks never call Lua. */
+ * max_body (bytes). `client:close()` (also __gc/__close) is idempotent. Callbacks never call Lua.
+ * Also `core.http.sleep(seconds)`, the pause between retries. */
 #ifndef AWSNET_HTTP_H
 #define AWSNET_HTTP_H
 

@@ -4,6 +4,7 @@
 #include "http.h"
 #include "sigv4.h"
 #include "xml.h"
+#include "reach/reach.h"
 
 /* One line per primitive, in the order their headers are included. */
 static const core_part_open parts[] = {
@@ -11,6 +12,7 @@ static const core_part_open parts[] = {
     sigv4_open,
     http_open,
     xml_open,
+    reach_open,
     NULL
 };
 

@@ -1,16 +1,20 @@
 /* awsnet.core: builds the module table and lets each primitive register itself. */
 #include "core.h"
-#include "httpd.h"
+#include "dns.h"
 #include "http.h"
+#include "httpd.h"
+#include "mariadb.h"
 #include "sigv4.h"
 #include "xml.h"
 #include "reach/reach.h"
 
 /* One line per primitive, in the order their headers are included. */
 static const core_part_open parts[] = {
-    httpd_open,
-    sigv4_open,
+    dns_open,
     http_open,
+    httpd_open,
+    mariadb_open,
+    sigv4_open,
     xml_open,
     reach_open,
     NULL

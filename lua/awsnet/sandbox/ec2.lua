@@ -166,6 +166,16 @@ local function render_all(objs, render_fn, ctx, tag, xml_name)
   return array(out, tag or "item", xml_name)
 end
 
+--- A Describe* action: the visible objects of `kind` narrowed by the id list parameter (under its
+-- wire names `id_params`) and filters, rendered under `key` (XML list name `xml_name`).
+local function describer(kind, id_params, code, fields, render, key, xml_name)
+  return function(ctx, p)
+    local objs, err = describe(ctx, kind, p, list_param(p, table.unpack(id_params)), code, fields)
+    if not objs then return nil, err end
+    return { [key] = render_all(objs, render, ctx, "item", xml_name) }
+  end
+end
+
 ------------------------------------------------------------------------------------------------
 -- ENIs
 
@@ -289,11 +299,7 @@ function A.CreateVpc(ctx, p)
   return { Vpc = as_started(R.vpc(vpc, ctx), "pending") }
 end
 
-function A.DescribeVpcs(ctx, p)
-  local vpcs, err = describe(ctx, "vpc", p, list_param(p, "VpcId", "VpcIds"), "InvalidVpcID.NotFound", vpc_fields)
-  if not vpcs then return nil, err end
-  return { Vpcs = render_all(vpcs, R.vpc, ctx, "item", "vpcSet") }
-end
+A.DescribeVpcs = describer("vpc", { "VpcId", "VpcIds" }, "InvalidVpcID.NotFound", vpc_fields, R.vpc, "Vpcs", "vpcSet")
 
 local function vpc_dependents(ctx, vpc)
   local function in_vpc(o) return o.vpc == vpc.id end
@@ -371,14 +377,14 @@ local function subnet_rtb(ctx, subnet)
 end
 
 function R.subnet(s, ctx)
-  local base, size = cidr.range(s.cidr)
+  local _, size = cidr.range(s.cidr)
   local used = #ctx.state:list("eni", function(e) return e.subnet == s.id end)
   return {
     SubnetId = s.id, VpcId = s.vpc, OwnerId = s.owner, CidrBlock = s.cidr, State = settle(ctx, "subnet", s),
     AvailabilityZone = ctx.state:az_name(s.owner, s.az_id), AvailabilityZoneId = s.az_id,
     AvailableIpAddressCount = size - 5 - used, DefaultForAz = false, MapPublicIpOnLaunch = false,
     SubnetArn = string.format("arn:aws:ec2:%s:%s:subnet/%s", ctx.region, s.owner, s.id),
-    Tags = render_tags(s.tags), _base = nil and base,
+    Tags = render_tags(s.tags),
   }
 end
 
@@ -426,12 +432,8 @@ function A.CreateSubnet(ctx, p)
   return { Subnet = as_started(R.subnet(subnet, ctx), "pending") }
 end
 
-function A.DescribeSubnets(ctx, p)
-  local subnets, err = describe(ctx, "subnet", p, list_param(p, "SubnetId", "SubnetIds"), "InvalidSubnetID.NotFound",
-    subnet_fields)
-  if not subnets then return nil, err end
-  return { Subnets = render_all(subnets, R.subnet, ctx, "item", "subnetSet") }
-end
+A.DescribeSubnets = describer("subnet", { "SubnetId", "SubnetIds" }, "InvalidSubnetID.NotFound", subnet_fields, R.subnet,
+  "Subnets", "subnetSet")
 
 function A.DeleteSubnet(ctx, p)
   local subnet, err = lookup(ctx, "subnet", p.SubnetId, "InvalidSubnetID.NotFound")
@@ -504,12 +506,8 @@ function A.CreateRouteTable(ctx, p)
   return { RouteTable = R.rtb(new_route_table(ctx, vpc, false, spec_tags(p, "route-table")), ctx) }
 end
 
-function A.DescribeRouteTables(ctx, p)
-  local rts, err = describe(ctx, "rtb", p, list_param(p, "RouteTableId", "RouteTableIds"), "InvalidRouteTableID.NotFound",
-    rtb_fields)
-  if not rts then return nil, err end
-  return { RouteTables = render_all(rts, R.rtb, ctx, "item", "routeTableSet") }
-end
+A.DescribeRouteTables = describer("rtb", { "RouteTableId", "RouteTableIds" }, "InvalidRouteTableID.NotFound", rtb_fields,
+  R.rtb, "RouteTables", "routeTableSet")
 
 function A.DeleteRouteTable(ctx, p)
   local rt, err = lookup(ctx, "rtb", p.RouteTableId, "InvalidRouteTableID.NotFound")
@@ -854,12 +852,8 @@ function A.CreateNetworkAcl(ctx, p)
   return { NetworkAcl = R.acl(new_network_acl(ctx, vpc, false, spec_tags(p, "network-acl"))) }
 end
 
-function A.DescribeNetworkAcls(ctx, p)
-  local acls, err = describe(ctx, "acl", p, list_param(p, "NetworkAclId", "NetworkAclIds"), "InvalidNetworkAclID.NotFound",
-    acl_fields)
-  if not acls then return nil, err end
-  return { NetworkAcls = render_all(acls, R.acl, ctx, "item", "networkAclSet") }
-end
+A.DescribeNetworkAcls = describer("acl", { "NetworkAclId", "NetworkAclIds" }, "InvalidNetworkAclID.NotFound", acl_fields,
+  R.acl, "NetworkAcls", "networkAclSet")
 
 function A.DeleteNetworkAcl(ctx, p)
   local acl, err = lookup(ctx, "acl", p.NetworkAclId, "InvalidNetworkAclID.NotFound")
@@ -946,12 +940,8 @@ local function eni_fields(e)
            ["status"] = e.status }
 end
 
-function A.DescribeNetworkInterfaces(ctx, p)
-  local enis, err = describe(ctx, "eni", p, list_param(p, "NetworkInterfaceId", "NetworkInterfaceIds"),
-    "InvalidNetworkInterfaceID.NotFound", eni_fields)
-  if not enis then return nil, err end
-  return { NetworkInterfaces = render_all(enis, R.eni, ctx, "item", "networkInterfaceSet") }
-end
+A.DescribeNetworkInterfaces = describer("eni", { "NetworkInterfaceId", "NetworkInterfaceIds" },
+  "InvalidNetworkInterfaceID.NotFound", eni_fields, R.eni, "NetworkInterfaces", "networkInterfaceSet")
 
 function A.DescribeAvailabilityZones(ctx, p)
   local names, ids, out = list_param(p, "ZoneName", "ZoneNames"), list_param(p, "ZoneId", "ZoneIds"), {}
@@ -1059,11 +1049,8 @@ function A.CreateTransitGateway(ctx, p)
   return { TransitGateway = as_started(R.tgw(tgw, ctx), "pending") }
 end
 
-function A.DescribeTransitGateways(ctx, p)
-  local tgws, err = describe(ctx, "tgw", p, list_param(p, "TransitGatewayIds"), "InvalidTransitGatewayID.NotFound", tgw_fields)
-  if not tgws then return nil, err end
-  return { TransitGateways = render_all(tgws, R.tgw, ctx, "item", "transitGatewaySet") }
-end
+A.DescribeTransitGateways = describer("tgw", { "TransitGatewayIds" }, "InvalidTransitGatewayID.NotFound", tgw_fields, R.tgw,
+  "TransitGateways", "transitGatewaySet")
 
 local function live_attachment(ctx, att)
   local s = ctx.state:settle(att)
@@ -1178,12 +1165,9 @@ function A.CreateTransitGatewayVpcAttachment(ctx, p)
   return { TransitGatewayVpcAttachment = as_started(R.tgw_attachment(att, ctx), initial) }
 end
 
-function A.DescribeTransitGatewayVpcAttachments(ctx, p)
-  local atts, err = describe(ctx, "tgw_attachment", p, list_param(p, "TransitGatewayAttachmentIds"),
-    "InvalidTransitGatewayAttachmentID.NotFound", attachment_fields)
-  if not atts then return nil, err end
-  return { TransitGatewayVpcAttachments = render_all(atts, R.tgw_attachment, ctx, "item", "transitGatewayVpcAttachments") }
-end
+A.DescribeTransitGatewayVpcAttachments = describer("tgw_attachment", { "TransitGatewayAttachmentIds" },
+  "InvalidTransitGatewayAttachmentID.NotFound", attachment_fields, R.tgw_attachment, "TransitGatewayVpcAttachments",
+  "transitGatewayVpcAttachments")
 
 function A.DescribeTransitGatewayAttachments(ctx, p)
   local atts, err = describe(ctx, "tgw_attachment", p, list_param(p, "TransitGatewayAttachmentIds"),
@@ -1502,9 +1486,6 @@ end
 
 function A.CreateTags(ctx, p) return change_tags(ctx, p, true) end
 function A.DeleteTags(ctx, p) return change_tags(ctx, p, false) end
-
---- The VPC object `id` (for other sandbox services), or nil.
-function ec2.vpc(state, id) return state:get("vpc", id) end
 
 --- Looks up a visible object for another service (RDS, Lambda): kind, id, not-found code.
 ec2.lookup = lookup

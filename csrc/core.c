@@ -4,9 +4,9 @@
 #include "http.h"
 #include "httpd.h"
 #include "mariadb.h"
+#include "reach/reach.h"
 #include "sigv4.h"
 #include "xml.h"
-#include "reach/reach.h"
 
 /* One line per primitive, in the order their headers are included. */
 static const core_part_open parts[] = {
@@ -14,9 +14,9 @@ static const core_part_open parts[] = {
     http_open,
     httpd_open,
     mariadb_open,
+    reach_open,
     sigv4_open,
     xml_open,
-    reach_open,
     NULL
 };
 

@@ -479,6 +479,29 @@ static int serve_buffered(lua_State *L, httpd *s, conn *c, int handler, int errs
     return served;
 }
 
+#ifdef AWSNET_FUZZ
+/* For tests/fuzz/httpd_parser.c: parses `buf` as what a connection received, and builds the
+ * request table as step() would; returns the parser's verdict. */
+int httpd_fuzz_request(lua_State *L, const char *buf, size_t len);
+int httpd_fuzz_request(lua_State *L, const char *buf, size_t len)
+{
+    conn c;
+    memset(&c, 0, sizeof c);
+    c.fd = -1;
+    c.in = (char *)buf;
+    c.in_len = len;
+    head h;
+    size_t total = 0;
+    int r = parse_head(buf, len, 4096, &h);
+    if (r == COMPLETE) r = request_complete(&c, &h, 65536, &total);
+    if (r == COMPLETE) {
+        push_request(L, &c, &h, total);
+        lua_pop(L, 1);
+    }
+    return r;
+}
+#endif
+
 static void conn_read(httpd *s, conn *c)
 {
     size_t limit = s->max_header + s->max_body + 65536;

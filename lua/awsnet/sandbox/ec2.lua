@@ -76,11 +76,11 @@ local function visible(ctx, kind, obj)
   return obj.owner == ctx.account
 end
 
--- Resources that move between states, and their kind -> gone when "deleted".
+-- Applies a due state change. A deleted Transit Gateway stays listed as "deleted" for an hour,
+-- as on AWS, and is then forgotten.
 local function settle(ctx, kind, obj)
   local st = ctx.state:settle(obj)
-  if st == "deleted" and (kind == "tgw" or kind == "vpc" or kind == "tgw_rt") and obj.deleted_at
-     and os.time() - obj.deleted_at > 3600 then
+  if st == "deleted" and kind == "tgw" and os.time() - (obj.deleted_at or 0) > 3600 then
     ctx.state:remove(kind, obj.id)
   end
   return st
@@ -103,7 +103,7 @@ local function as_started(rendered, state)
 end
 
 ------------------------------------------------------------------------------------------------
--- Describe: ids, filters, paging
+-- Describe: ids and filters (every answer is one page)
 
 local function tag_filter_match(tags, name, values)
   local key = name:match("^tag:(.+)$")
@@ -120,18 +120,25 @@ local function glob_match(pattern, value)
   return tostring(value):match(lua_pattern) ~= nil
 end
 
---- True when `obj` passes every filter; `fields(obj)` maps filter names to a value or values.
+-- True when `obj` passes every filter. `fields(obj)` maps each supported filter name to a value, a
+-- list of values, false (no value) or a function(filter value) -> bool. Unsupported name: nil, name.
 local function filters_pass(filters, obj, fields)
   local f = fields(obj)
   for _, flt in ipairs(filters) do
-    local name, values = flt.Name, list_param(flt, "Value", "Values")
-    if name:match("^tag") then
+    local name, values = flt.Name or "", list_param(flt, "Value", "Values")
+    local have = f[name]
+    if name:match("^tag:") or name == "tag-key" or name == "tag-value" then
       if not tag_filter_match(obj.tags or {}, name, values) then return false end
-    elseif f[name] ~= nil then
-      local have = type(f[name]) == "table" and f[name] or { f[name] }
+    elseif have == nil then
+      return nil, name
+    else
       local hit = false
-      for _, hv in ipairs(have) do
-        for _, v in ipairs(values) do if glob_match(v, hv) then hit = true end end
+      for _, v in ipairs(values) do
+        if type(have) == "function" then
+          hit = hit or have(v)
+        else
+          for _, hv in ipairs(type(have) == "table" and have or { have }) do hit = hit or glob_match(v, hv) end
+        end
       end
       if not hit then return false end
     end
@@ -139,25 +146,34 @@ local function filters_pass(filters, obj, fields)
   return true
 end
 
+--- The objects that pass the filters, or nil, err for a filter the sandbox does not know (rather
+-- than an answer that silently ignores it).
+local function apply_filters(filters, objs, fields)
+  local out = {}
+  for _, obj in ipairs(objs) do
+    local pass, unknown = filters_pass(filters, obj, fields)
+    if pass == nil then return fail("InvalidParameterValue", "The filter '" .. unknown .. "' is invalid") end
+    if pass then out[#out + 1] = obj end
+  end
+  return out
+end
+
 --- The visible objects of `kind`, narrowed by the ids given (unknown id: `code`) and filters.
 local function describe(ctx, kind, p, ids, code, fields)
-  local filters = list_param(p, "Filter", "Filters")
-  local out = {}
+  local found = {}
   if #ids > 0 then
     for _, id in ipairs(ids) do
       local obj, err = lookup(ctx, kind, id, code)
       if not obj then return nil, err end
-      if filters_pass(filters, obj, fields) then out[#out + 1] = obj end
+      found[#found + 1] = obj
     end
-    return out
-  end
-  for _, obj in ipairs(ctx.state:list(kind, function(o) return visible(ctx, kind, o) end)) do
-    local st = settle(ctx, kind, obj)
-    if st ~= "deleted" or kind == "tgw_attachment" or kind == "tgw" then
-      if filters_pass(filters, obj, fields) then out[#out + 1] = obj end
+  else
+    for _, obj in ipairs(ctx.state:list(kind, function(o) return visible(ctx, kind, o) end)) do
+      local st = settle(ctx, kind, obj)
+      if st ~= "deleted" or kind == "tgw_attachment" or kind == "tgw" then found[#found + 1] = obj end
     end
   end
-  return out
+  return apply_filters(list_param(p, "Filter", "Filters"), found, fields)
 end
 
 local function render_all(objs, render_fn, ctx, tag, xml_name)
@@ -936,7 +952,7 @@ end
 local function eni_fields(e)
   return { ["network-interface-id"] = e.id, ["subnet-id"] = e.subnet, ["vpc-id"] = e.vpc, ["interface-type"] = e.interface_type,
            ["description"] = e.description, ["group-id"] = e.groups, ["private-ip-address"] = e.ip,
-           ["addresses.private-ip-address"] = e.ip, ["requester-id"] = e.requester_id, ["owner-id"] = e.owner,
+           ["addresses.private-ip-address"] = e.ip, ["requester-id"] = e.requester_id or false, ["owner-id"] = e.owner,
            ["status"] = e.status }
 end
 
@@ -952,14 +968,16 @@ function A.DescribeAvailabilityZones(ctx, p)
   end
   for _, z in ipairs(ctx.state:zones(ctx.account)) do
     if wanted(names, z.name) and wanted(ids, z.id) then
-      local zone = { ZoneName = z.name, ZoneId = z.id, State = "available", RegionName = ctx.region,
-                     ZoneType = "availability-zone", OptInStatus = "opt-in-not-required", GroupName = ctx.region,
-                     NetworkBorderGroup = ctx.region, Messages = array({}, "item", "messageSet") }
-      if filters_pass(list_param(p, "Filter", "Filters"), zone, function(o)
-        return { ["zone-name"] = o.ZoneName, ["zone-id"] = o.ZoneId, ["state"] = o.State, ["region-name"] = o.RegionName }
-      end) then out[#out + 1] = wire.xml_names(zone, { State = "zoneState" }) end
+      out[#out + 1] = wire.xml_names({ ZoneName = z.name, ZoneId = z.id, State = "available", RegionName = ctx.region,
+        ZoneType = "availability-zone", OptInStatus = "opt-in-not-required", GroupName = ctx.region,
+        NetworkBorderGroup = ctx.region, Messages = array({}, "item", "messageSet") }, { State = "zoneState" })
     end
   end
+  local err
+  out, err = apply_filters(list_param(p, "Filter", "Filters"), out, function(o)
+    return { ["zone-name"] = o.ZoneName, ["zone-id"] = o.ZoneId, ["state"] = o.State, ["region-name"] = o.RegionName }
+  end)
+  if not out then return nil, err end
   return { AvailabilityZones = array(out, "item", "availabilityZoneInfo") }
 end
 
@@ -983,10 +1001,13 @@ function A.DescribeManagedPrefixLists(ctx, p)
   for _, pl in ipairs(managed_prefix_lists(ctx)) do
     local want = #ids == 0
     for _, id in ipairs(ids) do if id == pl.PrefixListId then want = true end end
-    if want and filters_pass(list_param(p, "Filter", "Filters"), pl, function(o)
-      return { ["prefix-list-id"] = o.PrefixListId, ["prefix-list-name"] = o.PrefixListName, ["owner-id"] = o.OwnerId }
-    end) then out[#out + 1] = pl end
+    if want then out[#out + 1] = pl end
   end
+  local err
+  out, err = apply_filters(list_param(p, "Filter", "Filters"), out, function(o)
+    return { ["prefix-list-id"] = o.PrefixListId, ["prefix-list-name"] = o.PrefixListName, ["owner-id"] = o.OwnerId }
+  end)
+  if not out then return nil, err end
   return { PrefixLists = array(out, "item", "prefixListSet") }
 end
 
@@ -1405,18 +1426,17 @@ function A.SearchTransitGatewayRoutes(ctx, p)
   if not rt then return nil, err end
   local filters = list_param(p, "Filter", "Filters")
   if #filters == 0 then return fail("MissingParameter", "The request must contain the parameter Filters") end
+  local routes
+  routes, err = apply_filters(filters, ec2.tgw_routes(ctx, rt), function(o)
+    return { type = o.type, state = o.state, ["route-search.exact-match"] = o.cidr,
+      ["route-search.subnet-of-match"] = function(v) return cidr.contains(v, o.cidr) end,
+      ["route-search.supernet-of-match"] = function(v) return cidr.contains(o.cidr, v) end,
+      ["attachment.transit-gateway-attachment-id"] = o.attachment or false,
+      ["attachment.resource-type"] = o.attachment and "vpc" or false }
+  end)
+  if not routes then return nil, err end
   local out = {}
-  for _, r in ipairs(ec2.tgw_routes(ctx, rt)) do
-    local pass = filters_pass(filters, r, function(o)
-      return { type = o.type, state = o.state, ["route-search.exact-match"] = o.cidr,
-               ["transit-gateway-attachment-id"] = o.attachment, ["attachment.transit-gateway-attachment-id"] = o.attachment }
-    end)
-    local longest = nil
-    for _, f in ipairs(filters) do
-      if f.Name == "route-search.subnet-of-match" then longest = list_param(f, "Value", "Values")[1] end
-    end
-    if pass and (not longest or cidr.contains(r.cidr, longest)) then out[#out + 1] = R.tgw_route(r, ctx) end
-  end
+  for i, r in ipairs(routes) do out[i] = R.tgw_route(r, ctx) end
   return { Routes = array(out, "item", "routeSet"), AdditionalRoutesAvailable = false }
 end
 

@@ -91,6 +91,8 @@ wire.xml_escape = xml_escape
 
 local function scalar_text(v)
   if type(v) == "boolean" then return v and "true" or "false" end
+  -- numbers read back from a saved state are floats: 3306.0 goes out as 3306
+  if math.type(v) == "float" and v == math.floor(v) then return string.format("%d", v) end
   return xml_escape(v)
 end
 

@@ -19,6 +19,7 @@ local commands = {}
 -- Commands that live in their own module, loaded only when used.
 local COMMAND_MODULES = {
   demo = "awsnet.cli_demo",
+  sandbox = "awsnet.cli_sandbox",
 }
 
 function commands.version()

@@ -5,12 +5,15 @@ local errors = require "awsnet.errors"
 
 local auth = {}
 
--- The codes AWS answers with, per protocol family: {code, HTTP status}.
+-- The codes AWS answers with, per protocol family: {code, HTTP status}. A request time more than
+-- 15 minutes off is `RequestExpired` for EC2 (its API reference's common errors) and a
+-- "Signature expired" `SignatureDoesNotMatch` / `InvalidSignatureException` for STS, IAM, RDS, RAM
+-- and Lambda, as those services answer.
 local AUTH_ERRORS = {
   ec2 = { unknown_key = { "AuthFailure", 401 }, bad_signature = { "AuthFailure", 401 },
-          skew = { "SignatureDoesNotMatch", 403 }, missing = { "AuthFailure", 401 } },
+          skew = { "RequestExpired", 400 }, missing = { "AuthFailure", 401 } },
   query = { unknown_key = { "InvalidClientTokenId", 403 }, bad_signature = { "SignatureDoesNotMatch", 403 },
-            skew = { "RequestTimeTooSkewed", 403 }, missing = { "MissingAuthenticationToken", 403 } },
+            skew = { "SignatureDoesNotMatch", 403 }, missing = { "MissingAuthenticationToken", 403 } },
   json = { unknown_key = { "UnrecognizedClientException", 403 }, bad_signature = { "InvalidSignatureException", 403 },
            skew = { "InvalidSignatureException", 403 }, missing = { "MissingAuthenticationTokenException", 403 } },
 }
@@ -82,10 +85,18 @@ function auth.check(sb, req)
   if not t then
     return nil, service, auth_error(service, "missing", "Missing or malformed X-Amz-Date")
   end
-  if math.abs(os.time() - t) > sb.max_skew_s then
-    return nil, service, auth_error(service, "skew",
-      "Signature not yet current or expired: request time " .. amz_date ..
-      " differs from the server time by more than 15 minutes")
+  local now = os.time()
+  if math.abs(now - t) > sb.max_skew_s then
+    local stamp = function(epoch) return os.date("!%Y%m%dT%H%M%SZ", epoch) end
+    local message = t < now
+      and string.format("Signature expired: %s is now earlier than %s (%s - 15 min.)",
+        amz_date, stamp(now - sb.max_skew_s), stamp(now))
+      or string.format("Signature not yet current: %s is still later than %s (%s + 15 min.)",
+        amz_date, stamp(now + sb.max_skew_s), stamp(now))
+    if service == "ec2" then
+      message = "Request has expired." -- EC2's own text for a request time outside the window
+    end
+    return nil, service, auth_error(service, "skew", message)
   end
   local sigv4 = require "awsnet.sigv4"
   local ok, _, debug = pcall(sigv4.sign, {

@@ -41,6 +41,8 @@ end
 
 function Server:_launch()
   process.write_file(self.dir .. "/dnsmasq.conf", config_text(self.opts))
+  -- readiness is read from the log: a restart must not see the previous run's "started" line
+  os.remove(self.dir .. "/dnsmasq.log")
   for attempt = 1, 5 do
     self.port = self.opts.port or self.port or process.free_port()
     local argv = {

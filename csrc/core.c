@@ -20,13 +20,6 @@ static const core_part_open parts[] = {
     NULL
 };
 
-void core_register(lua_State *L, const char *name, const luaL_Reg *funcs)
-{
-    lua_newtable(L);
-    luaL_setfuncs(L, funcs, 0);
-    lua_setfield(L, -2, name);
-}
-
 __attribute__((visibility("default"))) int luaopen_awsnet_core(lua_State *L);
 
 int luaopen_awsnet_core(lua_State *L)

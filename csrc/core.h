@@ -17,4 +17,9 @@ typedef void (*core_part_open)(lua_State *L);
 /* Creates subtable `name` in the table at the top of the stack and fills it with `funcs`. */
 void core_register(lua_State *L, const char *name, const luaL_Reg *funcs);
 
+/* Creates the metatable `name` of a handle type once: `methods` (may be NULL) become its
+ * __index, and `destroy` — idempotent, it nulls the handle's pointer — serves as __gc and __close,
+ * so `close`, collection and to-be-closed variables all end in the same place. */
+void core_handle_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction destroy);
+
 #endif

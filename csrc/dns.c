@@ -431,10 +431,7 @@ static int dns_query(lua_State *L)
 
 void dns_open(lua_State *L)
 {
-    static const luaL_Reg query_meta[] = { { "__gc", query_gc }, { "__close", query_gc }, { NULL, NULL } };
-    luaL_newmetatable(L, QUERY_MT);
-    luaL_setfuncs(L, query_meta, 0);
-    lua_pop(L, 1);
+    core_handle_type(L, QUERY_MT, NULL, query_gc);
     static const luaL_Reg funcs[] = { { "query", dns_query }, { NULL, NULL } };
     core_register(L, "dns", funcs);
 }

@@ -462,20 +462,7 @@ void http_open(lua_State *L)
         { "sleep", l_sleep },
         { NULL, NULL },
     };
-    if (luaL_newmetatable(L, CLIENT_MT)) {
-        lua_newtable(L);
-        luaL_setfuncs(L, client_methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_pop(L, 1);
-    if (luaL_newmetatable(L, BATCH_MT)) {
-        lua_pushcfunction(L, batch_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
+    core_handle_type(L, CLIENT_MT, client_methods, l_close);
+    core_handle_type(L, BATCH_MT, NULL, batch_gc);
     core_register(L, "http", funcs);
 }

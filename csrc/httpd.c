@@ -767,16 +767,10 @@ void httpd_open(lua_State *L)
     static const luaL_Reg funcs[] = {
         { "listen", l_listen }, { "monotonic", l_monotonic }, { NULL, NULL },
     };
-    if (luaL_newmetatable(L, HTTPD_MT)) {
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_gc);
-        lua_setfield(L, -2, "__close");
-        lua_pushcfunction(L, l_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
+    core_handle_type(L, HTTPD_MT, methods, l_gc);
+    luaL_getmetatable(L, HTTPD_MT);
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
     core_register(L, "httpd", funcs);
 }

@@ -290,10 +290,6 @@ void xml_open(lua_State *L)
         { "parse", l_parse },
         { NULL, NULL },
     };
-    if (luaL_newmetatable(L, EVENTS_MT)) {
-        lua_pushcfunction(L, events_gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
+    core_handle_type(L, EVENTS_MT, NULL, events_gc);
     core_register(L, "xml", funcs);
 }

@@ -643,15 +643,7 @@ static const luaL_Reg funcs[] = {
 
 void reach_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, MODEL_MT)) {
-        luaL_newlib(L, model_methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, model_destroy);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, model_destroy);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_pop(L, 1);
+    core_handle_type(L, MODEL_MT, model_methods, model_destroy);
     core_register(L, "reach", funcs);
     lua_getfield(L, -1, "reach");
     lua_pushinteger(L, RT_LOCAL); lua_setfield(L, -2, "RT_LOCAL");

@@ -2,7 +2,7 @@
 // the input is split on NUL bytes into method, URL, then header name/value pairs, and signed
 // with each combination of normalize_path/double_encode and a signed_headers list taken from
 // the header names. Errors raised or returned are fine; crashes and sanitizer reports are not.
-// sources: csrc/sigv4.c
+// sources: csrc/sigv4.c csrc/register.c
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-// sources: csrc/dns.c
+// sources: csrc/dns.c csrc/register.c
 /* libFuzzer target: arbitrary bytes as a DNS answer must parse into a table or be refused as
  * malformed, never read outside the message (names, compression pointers, rdata lengths). */
 #include <lauxlib.h>
@@ -10,14 +10,6 @@
 #include "dns.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* dns_open's only link to core.c, which would pull in every other primitive */
-void core_register(lua_State *L, const char *name, const luaL_Reg *funcs)
-{
-    lua_newtable(L);
-    luaL_setfuncs(L, funcs, 0);
-    lua_setfield(L, -2, name);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

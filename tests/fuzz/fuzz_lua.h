@@ -1,5 +1,5 @@
 /* Shared by the fuzz targets: a Lua state holding one primitive of awsnet.core, made once.
- * core.c is not linked (it would pull every primitive in), so its one helper is defined here. */
+ * core.c is not linked (it would pull every primitive in); targets link csrc/register.c. */
 #ifndef AWSNET_FUZZ_LUA_H
 #define AWSNET_FUZZ_LUA_H
 
@@ -7,13 +7,6 @@
 #include <lua.h>
 
 #include "core.h"
-
-void core_register(lua_State *L, const char *name, const luaL_Reg *funcs)
-{
-    lua_newtable(L);
-    luaL_setfuncs(L, funcs, 0);
-    lua_setfield(L, -2, name);
-}
 
 /* The state, with the table that `open` registers as `name` in global `name`. */
 static lua_State *fuzz_state(void (*open)(lua_State *), const char *name)

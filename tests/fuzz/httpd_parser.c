@@ -1,4 +1,4 @@
-// sources: csrc/httpd.c
+// sources: csrc/httpd.c csrc/register.c
 /* libFuzzer target: the sandbox server's HTTP/1.1 request parser (request line, headers,
  * Content-Length and chunked bodies, the request table handed to Lua) on any bytes a client
  * could send. It must answer NEED_MORE, COMPLETE or a rejection, never read out of bounds. */

@@ -1,4 +1,4 @@
-// sources: csrc/reach/cidr.c csrc/reach/model.c csrc/reach/eval.c csrc/reach/reach.c
+// sources: csrc/reach/cidr.c csrc/reach/model.c csrc/reach/eval.c csrc/reach/reach.c csrc/register.c
 /* libFuzzer target: the snapshot loader (lua/awsnet/reach and its C model) on any JSON
  * put in one account and region. reach.load must return a model or nil, err (never raise,
  * never crash), and every query on a model it returns must answer. Run from the repository
@@ -14,14 +14,6 @@
 #include "reach/reach.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* core.c is not linked (it registers every primitive of the project): the same helper here. */
-void core_register(lua_State *L, const char *name, const luaL_Reg *funcs)
-{
-    lua_newtable(L);
-    luaL_setfuncs(L, funcs, 0);
-    lua_setfield(L, -2, name);
-}
 
 static int open_core(lua_State *L)
 {

@@ -1,6 +1,6 @@
 // Fuzzes the XML-to-table converter (csrc/xml.c): any bytes, parsed with and without list
 // names; errors returned are fine, crashes and sanitizer reports are not.
-// sources: csrc/xml.c
+// sources: csrc/xml.c csrc/register.c
 #include <stddef.h>
 #include <stdint.h>
 

@@ -54,11 +54,11 @@ deps:
 	@sh tools/deps.sh
 
 lint:
-	luacheck -q lua bin tests bench examples
+	luacheck -q $(wildcard lua bin tests bench examples)
 
 # The tests run against the freshly built core in $(BUILD); a test that needs a service starts it.
 test: deps build
-	luacheck -q lua bin tests bench examples
+	luacheck -q $(wildcard lua bin tests bench examples)
 	$(BUSTED)
 
 # The same suite with the C core built under ASan+UBSan; any report fails the run.

@@ -1,0 +1,218 @@
+--- Scenario reports: report.md and topology.svg (Graphviz `dot`, Debian package graphviz).
+--
+--   report.write(dir, data) -> {markdown = path, svg = path} or nil, err
+--   data = {
+--     title,
+--     topology = {                     -- what the picture shows
+--       accounts = { {name="A", id=, vpc={id=, cidr=}, subnets={{id=, cidr=}}, workload={id=, label=}}, ... },
+--       tgw = {id=, account=, route_table=},
+--     },
+--     trace = result of model:trace (optional): its hops are drawn and listed, the blocking one red,
+--     checks = { {name=, ok=, detail=, seconds=} },      -- verify's checks, in order
+--     prove = { {case=, reachable=, code=, blocked_at=} }, -- prove's table
+--     timings = { {phase=, seconds=} },
+--   }
+-- Nothing here reaches AWS: it formats what the scenario collected.
+local errors = require "awsnet.errors"
+local process = require "awsnet.svc.process"
+
+local report = {}
+
+-- A hop's component as text (the evaluator may give an id or a table describing it).
+local function component_id(c)
+  if type(c) == "table" then return tostring(c.id or c.name or c.arn or "?") end
+  return tostring(c)
+end
+report.component_id = component_id
+
+-- A hop's rule as short text.
+local function rule_text(r)
+  if r == nil then return "" end
+  if type(r) ~= "table" then return tostring(r) end
+  local parts = {}
+  for _, k in ipairs({ "rule_number", "action", "cidr", "destination", "target", "protocol", "ports", "port_range" }) do
+    if r[k] ~= nil then parts[#parts + 1] = k .. "=" .. tostring(r[k]) end
+  end
+  if #parts == 0 and r.text then return tostring(r.text) end
+  return table.concat(parts, " ")
+end
+
+local function md_escape(s)
+  return (tostring(s == nil and "" or s):gsub("|", "\\|"):gsub("\n", " "))
+end
+
+local function seconds(s)
+  return s and string.format("%.2f s", s) or ""
+end
+
+local function hop_rows(out, title, leg, blocked)
+  if not leg or not leg.hops then return end
+  out[#out + 1] = string.format("\n### %s (%s)\n", title, leg.ok and "passes" or "blocked")
+  out[#out + 1] = "| # | component | kind | rule | verdict |"
+  out[#out + 1] = "|---|---|---|---|---|"
+  for i, h in ipairs(leg.hops) do
+    local id = component_id(h.component)
+    local mark = (blocked and id == blocked and h.verdict ~= "accept" and h.verdict ~= "allow") and " **(blocks)**" or ""
+    out[#out + 1] = string.format("| %d | %s%s | %s | %s | %s |", i, md_escape(id), mark, md_escape(h.kind),
+      md_escape(rule_text(h.rule)), md_escape(h.verdict))
+  end
+end
+
+--- The Markdown text of the report.
+function report.markdown(data)
+  local out = { "# " .. (data.title or "awsnet report"), "" }
+  local topo = data.topology
+  if topo then
+    out[#out + 1] = "## Topology\n"
+    for _, a in ipairs(topo.accounts or {}) do
+      local subnets = {}
+      for _, s in ipairs(a.subnets or {}) do subnets[#subnets + 1] = string.format("%s (%s)", s.id, s.cidr) end
+      out[#out + 1] = string.format("- account %s %s: VPC %s (%s), subnets %s%s", a.name, a.id or "",
+        a.vpc and a.vpc.id or "?", a.vpc and a.vpc.cidr or "?", table.concat(subnets, ", "),
+        a.workload and (", " .. (a.workload.label or a.workload.id)) or "")
+    end
+    if topo.tgw then
+      out[#out + 1] = string.format("- transit gateway %s in account %s, route table %s", topo.tgw.id,
+        topo.tgw.account or "?", topo.tgw.route_table or "?")
+    end
+  end
+  if data.checks and #data.checks > 0 then
+    out[#out + 1] = "\n## Checks\n"
+    out[#out + 1] = "| check | result | detail | time |"
+    out[#out + 1] = "|---|---|---|---|"
+    for _, c in ipairs(data.checks) do
+      out[#out + 1] = string.format("| %s | %s | %s | %s |", md_escape(c.name), c.ok and "pass" or "**FAIL**",
+        md_escape(c.detail), seconds(c.seconds))
+    end
+  end
+  local tr = data.trace
+  if tr then
+    out[#out + 1] = "\n## Path Lambda → database\n"
+    out[#out + 1] = string.format("Result: **%s**%s", tr.reachable and "reachable" or "not reachable",
+      tr.code and (" — " .. tostring(tr.code) .. (tr.blocked_at and (" at " .. component_id(tr.blocked_at)) or "")) or "")
+    local blocked = tr.blocked_at and component_id(tr.blocked_at)
+    hop_rows(out, "Forward", tr.forward, blocked)
+    hop_rows(out, "Return", tr.ret, blocked)
+    if tr.assumptions and #tr.assumptions > 0 then
+      out[#out + 1] = "\nAssumptions:\n"
+      for _, a in ipairs(tr.assumptions) do out[#out + 1] = "- " .. md_escape(type(a) == "table" and (a.text or a.code) or a) end
+    end
+  end
+  if data.prove and #data.prove > 0 then
+    out[#out + 1] = "\n## Prove: what each piece does\n"
+    out[#out + 1] = "| configuration | path | code | blocking hop |"
+    out[#out + 1] = "|---|---|---|---|"
+    for _, p in ipairs(data.prove) do
+      out[#out + 1] = string.format("| %s | %s | %s | %s |", md_escape(p.case), p.reachable and "reachable" or "blocked",
+        md_escape(p.code or ""), md_escape(p.blocked_at and component_id(p.blocked_at) or ""))
+    end
+  end
+  if data.timings and #data.timings > 0 then
+    out[#out + 1] = "\n## Timings\n"
+    out[#out + 1] = "| phase | time |"
+    out[#out + 1] = "|---|---|"
+    for _, t in ipairs(data.timings) do out[#out + 1] = string.format("| %s | %s |", md_escape(t.phase), seconds(t.seconds)) end
+  end
+  out[#out + 1] = ""
+  return table.concat(out, "\n")
+end
+
+---------------------------------------------------------------------------------------------
+-- The picture
+
+local function dot_quote(s)
+  return '"' .. tostring(s):gsub("\\", "\\\\"):gsub('"', '\\"'):gsub("\n", "\\n") .. '"'
+end
+
+-- Builds the graph: clusters per account and VPC, the TGW and its route table, then the hops of
+-- the trace as numbered edges; hop components not in the topology become small nodes.
+function report.dot(data)
+  local lines = { "digraph topology {", '  graph [rankdir=LR, fontname="Helvetica", fontsize=11, compound=true];',
+    '  node [shape=box, style="rounded,filled", fillcolor="#f4f6f8", fontname="Helvetica", fontsize=10];',
+    '  edge [fontname="Helvetica", fontsize=9];' }
+  local known = {}
+  local tr = data.trace
+  local blocked = tr and tr.blocked_at and component_id(tr.blocked_at)
+
+  local function node(id, label, extra)
+    known[id] = true
+    local red = blocked == id and ', fillcolor="#f8d0d0", color="red", penwidth=2' or ""
+    return string.format("    %s [label=%s%s%s];", dot_quote(id), dot_quote(label), extra or "", red)
+  end
+
+  local topo = data.topology or { accounts = {} }
+  for i, a in ipairs(topo.accounts or {}) do
+    lines[#lines + 1] = string.format("  subgraph cluster_account_%d {", i)
+    lines[#lines + 1] = "    label=" .. dot_quote("account " .. a.name .. (a.id and (" " .. a.id) or "")) .. ";"
+    lines[#lines + 1] = '    style=dashed; color="#888888";'
+    if a.vpc then
+      lines[#lines + 1] = string.format("    subgraph cluster_vpc_%d {", i)
+      lines[#lines + 1] = "    label=" .. dot_quote("VPC " .. a.vpc.id .. "\n" .. (a.vpc.cidr or "")) .. ";"
+      lines[#lines + 1] = '    style="rounded"; color="#3b7dd8";'
+      for _, s in ipairs(a.subnets or {}) do
+        lines[#lines + 1] = node(s.id, "subnet " .. s.id .. "\n" .. (s.cidr or ""))
+      end
+      if a.workload then
+        lines[#lines + 1] = node(a.workload.id, a.workload.label or a.workload.id, ', fillcolor="#fff2cc"')
+      end
+      lines[#lines + 1] = "    }"
+    end
+    if topo.tgw and topo.tgw.account == a.name then
+      lines[#lines + 1] = node(topo.tgw.id, "Transit Gateway\n" .. topo.tgw.id, ', shape=hexagon, fillcolor="#e2f0d9"')
+      if topo.tgw.route_table then
+        lines[#lines + 1] = node(topo.tgw.route_table, "TGW route table\n" .. topo.tgw.route_table, ', shape=note')
+        lines[#lines + 1] = string.format("    %s -> %s [style=dotted, arrowhead=none];", dot_quote(topo.tgw.id),
+          dot_quote(topo.tgw.route_table))
+      end
+    end
+    lines[#lines + 1] = "  }"
+  end
+
+  if tr and tr.forward and tr.forward.hops then
+    local prev
+    for i, h in ipairs(tr.forward.hops) do
+      local id = component_id(h.component)
+      if not known[id] then
+        lines[#lines + 1] = node(id, (h.kind and (h.kind .. "\n") or "") .. id, ", shape=ellipse")
+      end
+      if prev and prev ~= id then
+        local bad = blocked == id
+        lines[#lines + 1] = string.format("  %s -> %s [label=%s, color=%s, penwidth=2];", dot_quote(prev),
+          dot_quote(id), dot_quote(tostring(i)), bad and '"red"' or '"#1f5fbf"')
+      end
+      prev = id
+    end
+  end
+  lines[#lines + 1] = "}"
+  return table.concat(lines, "\n") .. "\n"
+end
+
+--- Renders Graphviz source to SVG text with `dot`; nil, err when dot is missing or fails.
+function report.svg(dot_source)
+  local dir = process.tempdir("awsnet-report")
+  process.write_file(dir .. "/g.dot", dot_source)
+  local ok, err = process.run(string.format("dot -Tsvg -o %s %s", process.quote(dir .. "/g.svg"),
+    process.quote(dir .. "/g.dot")))
+  local svg = ok and process.read_file(dir .. "/g.svg")
+  os.execute("rm -rf " .. process.quote(dir))
+  if not svg then
+    return errors.fail("graphviz", "dot failed (Debian package graphviz): " .. tostring(err and err.message))
+  end
+  return svg
+end
+
+--- Writes report.md and topology.svg into `dir`; returns their paths or nil, err.
+function report.write(dir, data)
+  local md = dir .. "/report.md"
+  local f, ferr = io.open(md, "w")
+  if not f then return errors.fail("report", "cannot write " .. md .. ": " .. tostring(ferr)) end
+  f:write(report.markdown(data))
+  f:close()
+  local svg, err = report.svg(report.dot(data))
+  if not svg then return nil, err end
+  local path = dir .. "/topology.svg"
+  process.write_file(path, svg)
+  return { markdown = md, svg = path }
+end
+
+return report

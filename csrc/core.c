@@ -1,8 +1,10 @@
 /* awsnet.core: builds the module table and lets each primitive register itself. */
 #include "core.h"
+#include "dns.h"
 
 /* One line per primitive, in the order their headers are included. */
 static const core_part_open parts[] = {
+    dns_open,
     NULL
 };
 

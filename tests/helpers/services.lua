@@ -16,6 +16,8 @@ local function track(s, err)
 end
 
 function services.mariadb(opts) return track(mariadb_server.start(opts)) end
+--- Tracks any other started thing that has a `stop` method, so stop_all stops it too.
+services.track = track
 function services.dnsmasq(opts) return track(dnsmasq.start(opts)) end
 
 --- Stops every service this helper started, newest first.

@@ -217,8 +217,10 @@ describe("runbook engine", function()
 
   it("destroys what a crash left pending, found by its tag", function()
     assert.is_nil(make(chain({ net = { after_create = function() error("killed") end } })):apply())
+    assert.equals(2, #assert(make(chain()):leftovers()))
     assert(make(chain()):destroy())
     assert.equals(0, count(cloud.resources))
+    assert.same({}, assert(make(chain()):leftovers()))
   end)
 
   it("never deletes an external resource and skips disabled steps", function()

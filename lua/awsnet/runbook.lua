@@ -18,6 +18,7 @@
 --   wait(ctx, record) -> true or nil, err: until the resource is usable (optional)
 --   delete(ctx, record) -> true or nil, err (optional: steps without it own nothing)
 --   wait_deleted(ctx, record) -> true or nil, err (optional)
+--   tagged   false when find needs other steps' records (not findable on its own)
 -- A record is {id=, ...} with plain, non-secret attributes that later steps read as ctx.out[step].
 -- `external = true` in a record marks a resource the runbook did not create: never deleted.
 --
@@ -364,6 +365,23 @@ function Runbook:outputs()
   local state, err = self:state()
   if not state then return nil, err end
   return state.resources
+end
+
+--- Resources of this runbook still there, found by their tags (what destroy should have left:
+-- none). Steps with `tagged = false` cannot be found on their own and are not asked (a route goes
+-- with its route table). Returns a list of {step, account, id}, or nil, err.
+function Runbook:leftovers()
+  local found = {}
+  for _, step in ipairs(self.steps) do
+    if self:enabled(step) and step.find and step.delete and step.tagged ~= false then
+      local rec, err = protected(step.find, self:context(step, {}), nil)
+      if err then return nil, self:step_error(step, err) end
+      if rec and not rec.external then
+        found[#found + 1] = { step = step.id, account = step.account, id = rec.id }
+      end
+    end
+  end
+  return found
 end
 
 --- Deletes every owned resource the state file lists, in reverse dependency order, waiting for

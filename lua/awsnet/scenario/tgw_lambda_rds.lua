@@ -271,7 +271,7 @@ local function route_step(acct, other, attach_step)
   end
   return {
     id = "route_" .. acct:lower(), account = acct, needs = { vpc, "tgw", attach_step },
-    title = string.format("route in %s to %s via the TGW", acct, other),
+    title = string.format("route in %s to %s via the TGW", acct, other), tagged = false,
     calls = { "ec2:CreateRoute" }, delete_calls = { "ec2:DeleteRoute" },
     find = function(ctx) return find_route(ctx) end,
     create = function(ctx)

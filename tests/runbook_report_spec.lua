@@ -74,6 +74,21 @@ describe("report", function()
     assert.is_nil(report.markdown(data(false)):find("(blocks)", 1, true))
   end)
 
+  it("merges prove into the report verify wrote, timings included", function()
+    local v = data(false)
+    v.prove = nil
+    assert(report.write(dir, v))
+    local md = assert(process.read_file(dir .. "/report.md"))
+    assert.is_nil(md:find("## Prove", 1, true))
+    assert(report.write(dir, { title = "prove", prove = data(true).prove, timings = { { phase = "prove", seconds = 2 } } },
+      { merge = true }))
+    md = assert(process.read_file(dir .. "/report.md"))
+    assert.matches("| resolve endpoint | pass | 10.1.128.5 | 0.02 s |", md, 1, true)
+    assert.matches("| no TGW route to B | blocked |", md, 1, true)
+    assert.matches("| apply | 1.50 s |\n| prove | 2.00 s |", md)
+    assert.matches("VPC vpc", assert(process.read_file(dir .. "/topology.svg")):gsub("&#45;", "-"))
+  end)
+
   it("says when dot fails", function()
     local svg, err = report.svg("digraph {")
     assert.is_nil(svg)

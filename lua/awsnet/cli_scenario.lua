@@ -96,7 +96,8 @@ end
 
 --- Runs one scenario command with an already loaded config table; returns exit status.
 -- opts: json (bool), out_dir, stdout (file, default io.stdout), aws (module for clients),
--- sandbox (the sandbox handle when playing locally, for the resolver and direct checks).
+-- direct ({host, port, tls} of the database where this host reaches it), merge_report (verify
+-- and prove add to the report already in out_dir).
 function cli_scenario.execute(command, user_config, opts)
   opts = opts or {}
   local stdout = opts.stdout or io.stdout
@@ -137,8 +138,8 @@ function cli_scenario.execute(command, user_config, opts)
     end
   elseif command == "verify" or command == "prove" then
     local checks = require "awsnet.scenario.checks"
-    result, err = checks[command](cfg, rb, { on_event = printer, out_dir = opts.out_dir or ".", sandbox = opts.sandbox,
-      stdout = not opts.json and stdout or nil })
+    result, err = checks[command](cfg, rb, { on_event = printer, out_dir = opts.out_dir or ".", direct = opts.direct,
+      stdout = not opts.json and stdout or nil, aws = opts.aws, merge = opts.merge_report })
   else
     io.stderr:write(USAGE)
     return 2

@@ -13,6 +13,7 @@
 --     timings = { {phase=, seconds=} },
 --   }
 -- Nothing here reaches AWS: it formats what the scenario collected.
+local cjson = require "cjson"
 local errors = require "awsnet.errors"
 local process = require "awsnet.svc.process"
 
@@ -201,8 +202,53 @@ function report.svg(dot_source)
   return svg
 end
 
---- Writes report.md and topology.svg into `dir`; returns their paths or nil, err.
-function report.write(dir, data)
+-- The trace's fields the report uses, as plain data (a trace result may carry methods).
+local function plain_trace(tr)
+  if not tr then return nil end
+  local function leg(l)
+    if not l then return nil end
+    local hops = {}
+    for i, h in ipairs(l.hops or {}) do
+      hops[i] = { component = component_id(h.component), kind = h.kind, rule = h.rule and rule_text(h.rule) or nil,
+        verdict = h.verdict }
+    end
+    return { ok = l.ok, hops = hops }
+  end
+  local assumptions = {}
+  for i, a in ipairs(tr.assumptions or {}) do assumptions[i] = type(a) == "table" and (a.text or a.code) or tostring(a) end
+  return { reachable = tr.reachable, code = tr.code, blocked_at = tr.blocked_at and component_id(tr.blocked_at),
+    forward = leg(tr.forward), ret = leg(tr.ret), assumptions = assumptions }
+end
+
+local SECTIONS = { "topology", "trace", "checks", "prove" }
+
+-- Sections of an earlier report in `dir` (report.json), for merging.
+local function earlier(dir)
+  local text = process.read_file(dir .. "/report.json")
+  local ok, data = pcall(cjson.decode, text or "")
+  return ok and type(data) == "table" and data or {}
+end
+
+--- Writes report.md, topology.svg and report.json (the data) into `dir`; returns their paths or
+-- nil, err. With opts.merge, sections this data lacks (say verify's checks when prove writes) and
+-- earlier timings are taken from the report already in `dir`, so one run gives one report.
+function report.write(dir, data, opts)
+  data = setmetatable({}, { __index = data })
+  data.trace = plain_trace(data.trace)
+  if opts and opts.merge then
+    local old = earlier(dir)
+    for _, k in ipairs(SECTIONS) do
+      if data[k] == nil then data[k] = old[k] end
+    end
+    local timings = {}
+    for _, t in ipairs(old.timings or {}) do timings[#timings + 1] = t end
+    for _, t in ipairs(data.timings or {}) do timings[#timings + 1] = t end
+    data.timings = timings
+  end
+  local saved = { title = data.title }
+  for _, k in ipairs(SECTIONS) do saved[k] = data[k] end
+  saved.timings = data.timings
+  process.write_file(dir .. "/report.json", cjson.encode(saved))
   local md = dir .. "/report.md"
   local f, ferr = io.open(md, "w")
   if not f then return errors.fail("report", "cannot write " .. md .. ": " .. tostring(ferr)) end
@@ -212,7 +258,7 @@ function report.write(dir, data)
   if not svg then return nil, err end
   local path = dir .. "/topology.svg"
   process.write_file(path, svg)
-  return { markdown = md, svg = path }
+  return { markdown = md, svg = path, json = dir .. "/report.json" }
 end
 
 return report

@@ -256,7 +256,7 @@ function checks.verify(cfg, rb, opts)
   end
   local paths, rerr = report.write(dir, { title = "verify: Lambda in A -> RDS in B through the shared TGW",
     topology = topology(cfg, out), trace = result, checks = list,
-    timings = { { phase = "verify", seconds = clock() - started } } })
+    timings = { { phase = "verify", seconds = clock() - started } } }, { merge = opts.merge })
   if not paths then return nil, rerr end
   return { ok = ok, checks = list, report = paths, readback = readback }
 end
@@ -394,7 +394,7 @@ function checks.prove(cfg, rb, opts)
   end
   local paths, rerr = report.write(dir, { title = "prove: what makes Lambda in A reach RDS in B",
     topology = topology(cfg, out), trace = first, prove = cases,
-    timings = { { phase = "prove", seconds = clock() - started } } })
+    timings = { { phase = "prove", seconds = clock() - started } } }, { merge = opts.merge })
   if not paths then return nil, rerr end
   return { ok = ok, cases = cases, report = paths }
 end

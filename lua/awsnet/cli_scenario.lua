@@ -38,8 +38,17 @@ function cli_scenario.parse(argv, flags)
   return opts, pos
 end
 
---- Loads a Lua config file returning a table (it runs with no access to globals but `os.getenv`).
+--- Loads a config file: JSON (*.json), or Lua returning a table (it runs with no access to
+-- globals but `os.getenv`).
 function cli_scenario.load_config(path)
+  if path:match("%.json$") then
+    local f, ferr = io.open(path, "r")
+    if not f then return errors.fail("config", tostring(ferr)) end
+    local ok, cfg = pcall(cjson.decode, f:read("a"))
+    f:close()
+    if not ok or type(cfg) ~= "table" then return errors.fail("config", path .. " is not a JSON object") end
+    return cfg
+  end
   local env = { os = { getenv = os.getenv }, tostring = tostring, tonumber = tonumber }
   local chunk, err = loadfile(path, "t", env)
   if not chunk then return errors.fail("config", tostring(err)) end

@@ -1,10 +1,12 @@
 /* awsnet.core: builds the module table and lets each primitive register itself. */
 #include "core.h"
 #include "dns.h"
+#include "reach/reach.h"
 
 /* One line per primitive, in the order their headers are included. */
 static const core_part_open parts[] = {
     dns_open,
+    reach_open,
     NULL
 };
 

@@ -1,0 +1,384 @@
+/* Building the compiled model: append, then sort once into evaluation order. */
+#include "reach/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Grows a vector to hold one more element; returns a pointer to it, or NULL. */
+static void *vec_grow(void **v, size_t *n, size_t *cap, size_t elem)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        void *nv = realloc(*v, ncap * elem);
+        if (nv == NULL)
+            return NULL;
+        *v = nv;
+        *cap = ncap;
+    }
+    return (char *)*v + (*n)++ * elem;
+}
+
+#define PUSH(vec) vec_grow((void **)&(vec).v, &(vec).n, &(vec).cap, sizeof *(vec).v)
+#define VALID(vec, i) ((i) >= 0 && (size_t)(i) < (vec).n)
+#define OPTIONAL(vec, i) ((i) == -1 || VALID(vec, i))
+
+void model_init(model *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+void model_free(model *m)
+{
+    free(m->vpcs.v); free(m->subnets.v); free(m->subnet_order.v); free(m->rtbs.v);
+    free(m->routes.v); free(m->acls.v); free(m->acl_rules.v); free(m->sgs.v);
+    free(m->sg_rules.v); free(m->enis.v); free(m->eni_sgs.v); free(m->addrs.v);
+    free(m->tgws.v); free(m->atts.v); free(m->att_subnets.v); free(m->trtbs_tab.v);
+    free(m->trtbs.v); free(m->troutes.v); free(m->pcxs.v);
+    memset(m, 0, sizeof *m);
+}
+
+int32_t model_add_vpc(model *m, int32_t comp, int dns_support)
+{
+    vpc_t *v;
+    if (m->finished || !(v = PUSH(m->vpcs)))
+        return -1;
+    *v = (vpc_t){ .comp = comp, .main_rtb = -1, .first_att = -1, .dns_support = (uint8_t)!!dns_support };
+    return (int32_t)(m->vpcs.n - 1);
+}
+
+int32_t model_add_subnet(model *m, int32_t comp, int32_t vpc, cidr4 cidr, int32_t az, int32_t rtb, int32_t nacl)
+{
+    subnet_t *s;
+    if (m->finished || !VALID(m->vpcs, vpc) || !OPTIONAL(m->rtbs, rtb) || !OPTIONAL(m->acls, nacl))
+        return -1;
+    if (!(s = PUSH(m->subnets)))
+        return -1;
+    *s = (subnet_t){ .comp = comp, .vpc = vpc, .cidr = cidr, .az = az, .rtb = rtb, .nacl = nacl };
+    return (int32_t)(m->subnets.n - 1);
+}
+
+static int32_t add_table(model *m, void *vec_any, int32_t comp)
+{
+    VEC(table_t) *vec = vec_any;
+    table_t *t;
+    if (m->finished || !(t = PUSH(*vec)))
+        return -1;
+    *t = (table_t){ .comp = comp };
+    return (int32_t)(vec->n - 1);
+}
+
+int32_t model_add_rtb(model *m, int32_t comp) { return add_table(m, &m->rtbs, comp); }
+int32_t model_add_acl(model *m, int32_t comp) { return add_table(m, &m->acls, comp); }
+int32_t model_add_sg(model *m, int32_t comp) { return add_table(m, &m->sgs, comp); }
+
+int32_t model_set_main_rtb(model *m, int32_t vpc, int32_t rtb)
+{
+    if (m->finished || !VALID(m->vpcs, vpc) || !VALID(m->rtbs, rtb))
+        return -1;
+    m->vpcs.v[vpc].main_rtb = rtb;
+    return vpc;
+}
+
+int32_t model_add_route(model *m, int32_t rtb, cidr4 dst, int kind, int32_t target, int rank, int blackhole,
+                        int32_t rule)
+{
+    route_t *r;
+    if (m->finished || !VALID(m->rtbs, rtb) || kind < RT_LOCAL || kind > RT_OTHER)
+        return -1;
+    if ((kind == RT_TGW && !VALID(m->tgws, target)) || (kind == RT_PCX && !VALID(m->pcxs, target)))
+        return -1;
+    if (!(r = PUSH(m->routes)))
+        return -1;
+    *r = (route_t){ .table = rtb, .dst = dst, .kind = (uint8_t)kind, .rank = (uint8_t)rank,
+                    .blackhole = (uint8_t)!!blackhole, .target = target, .rule = rule };
+    return (int32_t)(m->routes.n - 1);
+}
+
+static int valid_ports(int proto, int lo, int hi)
+{
+    return proto >= PROTO_ALL && proto <= 255 && lo >= 0 && hi <= 65535 && lo <= hi;
+}
+
+int32_t model_add_acl_rule(model *m, int32_t acl, int egress, int32_t number, int proto, int lo, int hi,
+                           cidr4 cidr, int allow, int32_t rule)
+{
+    acl_rule_t *r;
+    if (m->finished || !VALID(m->acls, acl) || !valid_ports(proto, lo, hi) || !(r = PUSH(m->acl_rules)))
+        return -1;
+    *r = (acl_rule_t){ .table = acl, .number = number, .proto = (int16_t)proto, .lo = (uint16_t)lo,
+                       .hi = (uint16_t)hi, .egress = (uint8_t)!!egress, .allow = (uint8_t)!!allow,
+                       .cidr = cidr, .rule = rule };
+    return (int32_t)(m->acl_rules.n - 1);
+}
+
+int32_t model_add_sg_rule(model *m, int32_t sg, int egress, int proto, int lo, int hi, const cidr4 *cidr,
+                          int32_t ref_sg, int32_t rule)
+{
+    sg_rule_t *r;
+    if (m->finished || !VALID(m->sgs, sg) || !valid_ports(proto, lo, hi) || !OPTIONAL(m->sgs, ref_sg))
+        return -1;
+    if ((cidr == NULL) == (ref_sg < 0) || !(r = PUSH(m->sg_rules)))
+        return -1; /* exactly one of a CIDR and a group */
+    *r = (sg_rule_t){ .table = sg, .proto = (int16_t)proto, .lo = (uint16_t)lo, .hi = (uint16_t)hi,
+                      .egress = (uint8_t)!!egress, .ref_sg = ref_sg, .rule = rule };
+    if (cidr)
+        r->cidr = *cidr;
+    return (int32_t)(m->sg_rules.n - 1);
+}
+
+int32_t model_add_eni_ip(model *m, int32_t eni, uint32_t ip)
+{
+    addr_t *a;
+    if (m->finished || !VALID(m->enis, eni) || !(a = PUSH(m->addrs)))
+        return -1;
+    *a = (addr_t){ .ip = ip, .vpc = m->subnets.v[m->enis.v[eni].subnet].vpc, .eni = eni };
+    return eni;
+}
+
+int32_t model_add_eni(model *m, int32_t comp, int32_t subnet, uint32_t ip, const int32_t *sgs, size_t nsgs)
+{
+    eni_t *e;
+    if (m->finished || !VALID(m->subnets, subnet))
+        return -1;
+    for (size_t i = 0; i < nsgs; i++) {
+        if (!VALID(m->sgs, sgs[i]))
+            return -1;
+    }
+    size_t sg_off = m->eni_sgs.n;
+    for (size_t i = 0; i < nsgs; i++) {
+        int32_t *slot = PUSH(m->eni_sgs);
+        if (!slot)
+            return -1;
+        *slot = sgs[i];
+    }
+    if (!(e = PUSH(m->enis)))
+        return -1;
+    *e = (eni_t){ .comp = comp, .subnet = subnet, .ip = ip, .sg_off = (int32_t)sg_off, .sg_cnt = (int32_t)nsgs };
+    int32_t idx = (int32_t)(m->enis.n - 1);
+    return model_add_eni_ip(m, idx, ip) < 0 ? -1 : idx;
+}
+
+int32_t model_add_tgw(model *m, int32_t comp, int available, int sgref)
+{
+    tgw_t *t;
+    if (m->finished || !(t = PUSH(m->tgws)))
+        return -1;
+    *t = (tgw_t){ .comp = comp, .available = (uint8_t)!!available, .sgref = (uint8_t)!!sgref };
+    return (int32_t)(m->tgws.n - 1);
+}
+
+int32_t model_add_att(model *m, int32_t comp, int32_t tgw, int32_t vpc, int available, int sgref, int32_t assoc)
+{
+    att_t *a;
+    if (m->finished || !VALID(m->tgws, tgw) || !OPTIONAL(m->vpcs, vpc) || !OPTIONAL(m->trtbs, assoc))
+        return -1;
+    if (!(a = PUSH(m->atts)))
+        return -1;
+    int32_t idx = (int32_t)(m->atts.n - 1);
+    *a = (att_t){ .comp = comp, .tgw = tgw, .vpc = vpc, .assoc = assoc, .next_in_vpc = -1,
+                  .sub_off = -1, .available = (uint8_t)!!available, .sgref = (uint8_t)!!sgref };
+    if (vpc >= 0) {
+        a->next_in_vpc = m->vpcs.v[vpc].first_att;
+        m->vpcs.v[vpc].first_att = idx;
+    }
+    return idx;
+}
+
+/* An attachment's subnets must be added right after it, together (they form one run). */
+int32_t model_add_att_subnet(model *m, int32_t att, int32_t subnet)
+{
+    if (m->finished || !VALID(m->atts, att) || !VALID(m->subnets, subnet))
+        return -1;
+    att_t *a = &m->atts.v[att];
+    if (a->vpc < 0 || m->subnets.v[subnet].vpc != a->vpc)
+        return -1;
+    if (a->sub_off < 0)
+        a->sub_off = (int32_t)m->att_subnets.n;
+    else if ((size_t)(a->sub_off + a->sub_cnt) != m->att_subnets.n)
+        return -1;
+    int32_t *slot = PUSH(m->att_subnets);
+    if (!slot)
+        return -1;
+    *slot = subnet;
+    a->sub_cnt++;
+    return att;
+}
+
+int32_t model_add_trtb(model *m, int32_t comp, int known, int available)
+{
+    trtb_t *t;
+    if (m->finished || add_table(m, &m->trtbs_tab, comp) < 0 || !(t = PUSH(m->trtbs)))
+        return -1;
+    *t = (trtb_t){ .comp = comp, .known = (uint8_t)!!known, .available = (uint8_t)!!available };
+    return (int32_t)(m->trtbs.n - 1);
+}
+
+int32_t model_add_troute(model *m, int32_t trtb, cidr4 dst, int32_t att, int rank, int blackhole, int32_t rule)
+{
+    route_t *r;
+    if (m->finished || !VALID(m->trtbs, trtb) || !OPTIONAL(m->atts, att) || (att < 0 && !blackhole))
+        return -1;
+    if (!(r = PUSH(m->troutes)))
+        return -1;
+    *r = (route_t){ .table = trtb, .dst = dst, .kind = RT_OTHER, .rank = (uint8_t)rank,
+                    .blackhole = (uint8_t)!!blackhole, .target = att, .rule = rule };
+    return (int32_t)(m->troutes.n - 1);
+}
+
+int32_t model_add_pcx(model *m, int32_t comp, int32_t vpc_a, int32_t vpc_b, int active)
+{
+    pcx_t *p;
+    if (m->finished || !VALID(m->vpcs, vpc_a) || !VALID(m->vpcs, vpc_b) || !(p = PUSH(m->pcxs)))
+        return -1;
+    *p = (pcx_t){ .comp = comp, .vpc_a = vpc_a, .vpc_b = vpc_b, .active = (uint8_t)!!active };
+    return (int32_t)(m->pcxs.n - 1);
+}
+
+/* ---- evaluation order ---------------------------------------------------------------- */
+
+#define CMP(a, b) (((a) > (b)) - ((a) < (b)))
+
+/* Routes: by table, then longest prefix first, then priority rank, then insertion order. */
+static int route_order(const void *pa, const void *pb)
+{
+    const route_t *a = pa, *b = pb;
+    int c = CMP(a->table, b->table);
+    if (!c) c = CMP(b->dst.len, a->dst.len);
+    if (!c) c = CMP(a->rank, b->rank);
+    if (!c) c = CMP(a->rule, b->rule);
+    return c;
+}
+
+/* NACL rules: by table, outbound after inbound, then ascending rule number. */
+static int acl_order(const void *pa, const void *pb)
+{
+    const acl_rule_t *a = pa, *b = pb;
+    int c = CMP(a->table, b->table);
+    if (!c) c = CMP(a->egress, b->egress);
+    if (!c) c = CMP(a->number, b->number);
+    return c;
+}
+
+static int sg_order(const void *pa, const void *pb)
+{
+    const sg_rule_t *a = pa, *b = pb;
+    int c = CMP(a->table, b->table);
+    if (!c) c = CMP(a->egress, b->egress);
+    if (!c) c = CMP(a->rule, b->rule);
+    return c;
+}
+
+static int addr_order(const void *pa, const void *pb)
+{
+    const addr_t *a = pa, *b = pb;
+    int c = CMP(a->vpc, b->vpc);
+    return c ? c : CMP(a->ip, b->ip);
+}
+
+/* Subnet order needs the subnets array; carry the keys in a temporary. */
+typedef struct { int32_t vpc; uint32_t net; int32_t idx; } subnet_key;
+static int subnet_key_order(const void *pa, const void *pb)
+{
+    const subnet_key *a = pa, *b = pb;
+    int c = CMP(a->vpc, b->vpc);
+    return c ? c : CMP(a->net, b->net);
+}
+
+/* Sets off/cnt of each table from a vector sorted by table; `table_at` reads the key. */
+#define INDEX_TABLES(tables, items)                                                        \
+    do {                                                                                   \
+        for (size_t i_ = 0; i_ < (tables).n; i_++) (tables).v[i_].off = (tables).v[i_].cnt = 0; \
+        for (size_t i_ = (items).n; i_-- > 0;) {                                           \
+            table_t *t_ = &(tables).v[(items).v[i_].table];                                \
+            t_->off = (int32_t)i_;                                                         \
+            t_->cnt++;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+int model_finish(model *m)
+{
+    if (m->finished)
+        return 0;
+    qsort(m->routes.v, m->routes.n, sizeof *m->routes.v, route_order);
+    qsort(m->troutes.v, m->troutes.n, sizeof *m->troutes.v, route_order);
+    qsort(m->acl_rules.v, m->acl_rules.n, sizeof *m->acl_rules.v, acl_order);
+    qsort(m->sg_rules.v, m->sg_rules.n, sizeof *m->sg_rules.v, sg_order);
+    qsort(m->addrs.v, m->addrs.n, sizeof *m->addrs.v, addr_order);
+    INDEX_TABLES(m->rtbs, m->routes);
+    INDEX_TABLES(m->trtbs_tab, m->troutes);
+    INDEX_TABLES(m->acls, m->acl_rules);
+    INDEX_TABLES(m->sgs, m->sg_rules);
+
+    size_t n = m->subnets.n;
+    subnet_key *keys = malloc((n ? n : 1) * sizeof *keys);
+    int32_t *order = malloc((n ? n : 1) * sizeof *order);
+    if (!keys || !order) {
+        free(keys);
+        free(order);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        keys[i] = (subnet_key){ m->subnets.v[i].vpc, m->subnets.v[i].cidr.net, (int32_t)i };
+    qsort(keys, n, sizeof *keys, subnet_key_order);
+    for (size_t i = 0; i < m->vpcs.n; i++)
+        m->vpcs.v[i].sub_off = m->vpcs.v[i].sub_cnt = 0;
+    for (size_t i = n; i-- > 0;) {
+        order[i] = keys[i].idx;
+        vpc_t *v = &m->vpcs.v[keys[i].vpc];
+        v->sub_off = (int32_t)i;
+        v->sub_cnt++;
+    }
+    free(keys);
+    free(m->subnet_order.v);
+    m->subnet_order.v = order;
+    m->subnet_order.n = m->subnet_order.cap = n;
+    m->finished = 1;
+    return 0;
+}
+
+int32_t model_subnet_of(const model *m, int32_t vpc, uint32_t ip)
+{
+    if (!VALID(m->vpcs, vpc))
+        return -1;
+    const vpc_t *v = &m->vpcs.v[vpc];
+    int32_t lo = v->sub_off, hi = v->sub_off + v->sub_cnt - 1, best = -1;
+    while (lo <= hi) { /* last subnet whose network address is <= ip */
+        int32_t mid = lo + (hi - lo) / 2;
+        if (m->subnets.v[m->subnet_order.v[mid]].cidr.net <= ip) {
+            best = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if (best < 0)
+        return -1;
+    int32_t s = m->subnet_order.v[best];
+    return cidr_contains(&m->subnets.v[s].cidr, ip) ? s : -1;
+}
+
+int32_t model_eni_at(const model *m, int32_t vpc, uint32_t ip)
+{
+    size_t lo = 0, hi = m->addrs.n;
+    addr_t key = { .ip = ip, .vpc = vpc };
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (addr_order(&m->addrs.v[mid], &key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < m->addrs.n && m->addrs.v[lo].vpc == vpc && m->addrs.v[lo].ip == ip)
+        return m->addrs.v[lo].eni;
+    return -1;
+}
+
+int32_t model_subnet_anywhere(const model *m, uint32_t ip)
+{
+    for (size_t v = 0; v < m->vpcs.n; v++) {
+        int32_t s = model_subnet_of(m, (int32_t)v, ip);
+        if (s >= 0)
+            return s;
+    }
+    return -1;
+}

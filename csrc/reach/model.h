@@ -1,0 +1,99 @@
+/* The compiled network model the evaluator walks.
+ *
+ * Contract: the Lua loader (lua/awsnet/reach/load.lua) resolves every id to a 0-based index
+ * and adds entities through the builder functions below; `model_finish` then sorts routes and
+ * rules into their evaluation order and builds the lookup indexes; after that the model is
+ * read-only and every query is a pure function of it. Every entity keeps `comp`, the index
+ * of its id in the Lua-side component list, and every route or rule keeps `rule`, the index
+ * of its description there, so a hop is four integers and the words live in Lua.
+ * Indices passed to the builders are checked; a bad one makes the builder return -1. */
+#ifndef AWSNET_REACH_MODEL_H
+#define AWSNET_REACH_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reach/cidr.h"
+
+/* Route targets the evaluator follows; every other target ends the path (`RT_OTHER`). */
+enum { RT_LOCAL, RT_TGW, RT_PCX, RT_OTHER };
+/* Same-prefix priority ranks: lower wins (VPC: static > prefix list > propagated;
+ * TGW: static > prefix list > VPC-propagated > other propagated). */
+enum { RANK_STATIC = 0, RANK_PREFIX_LIST = 1, RANK_PROPAGATED = 2, RANK_OTHER_PROPAGATED = 3 };
+#define PROTO_ALL (-1)
+
+typedef struct { int32_t comp; int32_t main_rtb; int32_t first_att; int32_t sub_off, sub_cnt;
+                 uint8_t dns_support; } vpc_t;
+typedef struct { int32_t comp; int32_t vpc; cidr4 cidr; int32_t az; int32_t rtb; int32_t nacl; } subnet_t;
+typedef struct { int32_t comp; int32_t off, cnt; } table_t;      /* route table, NACL, SG, TGW RTB */
+typedef struct { int32_t table; cidr4 dst; uint8_t kind; uint8_t rank; uint8_t blackhole;
+                 int32_t target; int32_t rule; } route_t;
+typedef struct { int32_t table; int32_t number; int16_t proto; uint16_t lo, hi; uint8_t egress;
+                 uint8_t allow; cidr4 cidr; int32_t rule; } acl_rule_t;
+typedef struct { int32_t table; int16_t proto; uint16_t lo, hi; uint8_t egress; int32_t ref_sg;
+                 cidr4 cidr; int32_t rule; } sg_rule_t;
+typedef struct { int32_t comp; int32_t subnet; uint32_t ip; int32_t sg_off, sg_cnt; } eni_t;
+typedef struct { uint32_t ip; int32_t vpc; int32_t eni; } addr_t;
+typedef struct { int32_t comp; uint8_t available; uint8_t sgref; } tgw_t;
+typedef struct { int32_t comp; int32_t tgw; int32_t vpc; int32_t assoc; int32_t next_in_vpc;
+                 int32_t sub_off, sub_cnt; uint8_t available; uint8_t sgref; } att_t;
+typedef struct { int32_t comp; uint8_t known; uint8_t available; } trtb_t;
+typedef struct { int32_t comp; int32_t vpc_a, vpc_b; uint8_t active; } pcx_t;
+
+#define VEC(T) struct { T *v; size_t n, cap; }
+
+typedef struct model {
+    VEC(vpc_t) vpcs;
+    VEC(subnet_t) subnets;
+    VEC(int32_t) subnet_order;    /* subnet indices by (vpc, net) after finish */
+    VEC(table_t) rtbs;
+    VEC(route_t) routes;
+    VEC(table_t) acls;
+    VEC(acl_rule_t) acl_rules;
+    VEC(table_t) sgs;
+    VEC(sg_rule_t) sg_rules;
+    VEC(eni_t) enis;
+    VEC(int32_t) eni_sgs;
+    VEC(addr_t) addrs;            /* every private address, by (vpc, ip) after finish */
+    VEC(tgw_t) tgws;
+    VEC(att_t) atts;
+    VEC(int32_t) att_subnets;
+    VEC(table_t) trtbs_tab;       /* TGW route tables: routes in troutes */
+    VEC(trtb_t) trtbs;
+    VEC(route_t) troutes;         /* target = attachment index, blackhole flag */
+    VEC(pcx_t) pcxs;
+    int finished;
+} model;
+
+void model_init(model *m);
+void model_free(model *m);
+/* Each returns the new entity's index, or -1 on a bad index or when memory runs out. */
+int32_t model_add_vpc(model *m, int32_t comp, int dns_support);
+int32_t model_add_subnet(model *m, int32_t comp, int32_t vpc, cidr4 cidr, int32_t az, int32_t rtb, int32_t nacl);
+int32_t model_add_rtb(model *m, int32_t comp);
+int32_t model_set_main_rtb(model *m, int32_t vpc, int32_t rtb);
+int32_t model_add_route(model *m, int32_t rtb, cidr4 dst, int kind, int32_t target, int rank, int blackhole,
+                        int32_t rule);
+int32_t model_add_acl(model *m, int32_t comp);
+int32_t model_add_acl_rule(model *m, int32_t acl, int egress, int32_t number, int proto, int lo, int hi,
+                           cidr4 cidr, int allow, int32_t rule);
+int32_t model_add_sg(model *m, int32_t comp);
+int32_t model_add_sg_rule(model *m, int32_t sg, int egress, int proto, int lo, int hi, const cidr4 *cidr,
+                          int32_t ref_sg, int32_t rule);
+int32_t model_add_eni(model *m, int32_t comp, int32_t subnet, uint32_t ip, const int32_t *sgs, size_t nsgs);
+int32_t model_add_eni_ip(model *m, int32_t eni, uint32_t ip);
+int32_t model_add_tgw(model *m, int32_t comp, int available, int sgref);
+int32_t model_add_att(model *m, int32_t comp, int32_t tgw, int32_t vpc, int available, int sgref, int32_t assoc);
+int32_t model_add_att_subnet(model *m, int32_t att, int32_t subnet);
+int32_t model_add_trtb(model *m, int32_t comp, int known, int available);
+int32_t model_add_troute(model *m, int32_t trtb, cidr4 dst, int32_t att, int rank, int blackhole, int32_t rule);
+int32_t model_add_pcx(model *m, int32_t comp, int32_t vpc_a, int32_t vpc_b, int active);
+/* Sorts and indexes; returns 0, or -1 when memory runs out. Builders fail after it. */
+int model_finish(model *m);
+
+/* Lookups on a finished model. */
+int32_t model_subnet_of(const model *m, int32_t vpc, uint32_t ip);   /* -1 if none */
+int32_t model_eni_at(const model *m, int32_t vpc, uint32_t ip);      /* -1 if none */
+int32_t model_subnet_anywhere(const model *m, uint32_t ip);          /* first VPC holding it */
+
+#endif

@@ -1,0 +1,594 @@
+/* Lua bindings of the reachability model: builders, queries, address helpers. */
+#include "reach/reach.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+#include "reach/eval.h"
+#include "reach/model.h"
+
+#define MODEL_MT "awsnet.reach.model"
+
+typedef struct {
+    model m;
+    int live;
+} model_ud;
+
+static model *check_model(lua_State *L, int finished)
+{
+    model_ud *u = luaL_checkudata(L, 1, MODEL_MT);
+    if (!u->live)
+        luaL_argerror(L, 1, "closed model");
+    if (finished != u->m.finished)
+        luaL_argerror(L, 1, finished ? "model not finished" : "model already finished");
+    return &u->m;
+}
+
+static int model_destroy(lua_State *L)
+{
+    model_ud *u = luaL_checkudata(L, 1, MODEL_MT);
+    if (u->live) {
+        model_free(&u->m);
+        u->live = 0;
+    }
+    return 0;
+}
+
+static int l_new(lua_State *L)
+{
+    model_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+    model_init(&u->m);
+    u->live = 1;
+    luaL_setmetatable(L, MODEL_MT);
+    return 1;
+}
+
+static int32_t opt_index(lua_State *L, int arg)
+{
+    lua_Integer v = luaL_optinteger(L, arg, -1);
+    return v < -1 || v > INT32_MAX ? -2 : (int32_t)v;
+}
+
+static int check_cidr(lua_State *L, int arg, cidr4 *c)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, arg, &len);
+    return cidr_parse(s, len, c) == 0;
+}
+
+/* Pushes the new index; a bad index from the loader is a programming error. */
+static int push_index(lua_State *L, int32_t idx, const char *what)
+{
+    if (idx < 0)
+        return luaL_error(L, "reach: bad %s (index out of range or out of memory)", what);
+    lua_pushinteger(L, idx);
+    return 1;
+}
+
+static int bad_cidr(lua_State *L)
+{
+    luaL_pushfail(L);
+    lua_pushliteral(L, "invalid CIDR");
+    return 2;
+}
+
+static int l_vpc(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    return push_index(L, model_add_vpc(m, opt_index(L, 2), lua_toboolean(L, 3)), "vpc");
+}
+
+static int l_subnet(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    cidr4 c;
+    if (!check_cidr(L, 4, &c))
+        return bad_cidr(L);
+    return push_index(L, model_add_subnet(m, opt_index(L, 2), opt_index(L, 3), c, opt_index(L, 5),
+                                          opt_index(L, 6), opt_index(L, 7)), "subnet");
+}
+
+static int l_rtb(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    return push_index(L, model_add_rtb(m, opt_index(L, 2)), "route table");
+}
+
+static int l_main_rtb(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    return push_index(L, model_set_main_rtb(m, opt_index(L, 2), opt_index(L, 3)), "main route table");
+}
+
+/* m:route(rtb, cidr, kind, target, rank, blackhole, rule) */
+static int l_route(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    cidr4 c;
+    if (!check_cidr(L, 3, &c))
+        return bad_cidr(L);
+    return push_index(L, model_add_route(m, opt_index(L, 2), c, (int)luaL_checkinteger(L, 4), opt_index(L, 5),
+                                         (int)luaL_checkinteger(L, 6), lua_toboolean(L, 7), opt_index(L, 8)),
+                      "route");
+}
+
+static int l_acl(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    return push_index(L, model_add_acl(m, opt_index(L, 2)), "network ACL");
+}
+
+/* m:acl_rule(acl, egress, number, proto, lo, hi, cidr, allow, rule) */
+static int l_acl_rule(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    cidr4 c;
+    if (!check_cidr(L, 8, &c))
+        return bad_cidr(L);
+    lua_Integer number = luaL_checkinteger(L, 4);
+    return push_index(L, model_add_acl_rule(m, opt_index(L, 2), lua_toboolean(L, 3),
+                                            (int32_t)(number > INT32_MAX ? INT32_MAX : number),
+                                            (int)luaL_checkinteger(L, 5), (int)luaL_checkinteger(L, 6),
+                                            (int)luaL_checkinteger(L, 7), c, lua_toboolean(L, 9),
+                                            opt_index(L, 10)), "network ACL rule");
+}
+
+static int l_sg(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    return push_index(L, model_add_sg(m, opt_index(L, 2)), "security group");
+}
+
+/* m:sg_rule(sg, egress, proto, lo, hi, cidr_or_nil, ref_sg, rule) */
+static int l_sg_rule(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    cidr4 c, *cp = NULL;
+    if (!lua_isnoneornil(L, 7)) {
+        if (!check_cidr(L, 7, &c))
+            return bad_cidr(L);
+        cp = &c;
+    }
+    return push_index(L, model_add_sg_rule(m, opt_index(L, 2), lua_toboolean(L, 3), (int)luaL_checkinteger(L, 4),
+                                           (int)luaL_checkinteger(L, 5), (int)luaL_checkinteger(L, 6), cp,
+                                           opt_index(L, 8), opt_index(L, 9)), "security group rule");
+}
+
+static int check_ip(lua_State *L, int arg, uint32_t *ip)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, arg, &len);
+    return cidr_parse_ip(s, len, ip) == 0;
+}
+
+/* m:eni(comp, subnet, ip, {sg, ...}) */
+static int l_eni(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    uint32_t ip;
+    luaL_checktype(L, 5, LUA_TTABLE);
+    if (!check_ip(L, 4, &ip)) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "invalid IP address");
+        return 2;
+    }
+    size_t n = (size_t)lua_rawlen(L, 5);
+    int32_t small[16], *sgs = n <= 16 ? small : malloc(n * sizeof *sgs);
+    if (!sgs)
+        return luaL_error(L, "reach: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, 5, (lua_Integer)i + 1);
+        lua_Integer v = lua_tointeger(L, -1);
+        sgs[i] = v < 0 || v > INT32_MAX ? -1 : (int32_t)v;
+        lua_pop(L, 1);
+    }
+    int32_t idx = model_add_eni(m, opt_index(L, 2), opt_index(L, 3), ip, sgs, n);
+    if (sgs != small)
+        free(sgs);
+    return push_index(L, idx, "network interface");
+}
+
+static int l_eni_ip(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    uint32_t ip;
+    if (!check_ip(L, 3, &ip)) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "invalid IP address");
+        return 2;
+    }
+    return push_index(L, model_add_eni_ip(m, opt_index(L, 2), ip), "network interface address");
+}
+
+static int l_tgw(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    return push_index(L, model_add_tgw(m, opt_index(L, 2), lua_toboolean(L, 3), lua_toboolean(L, 4)),
+                      "transit gateway");
+}
+
+/* m:tgw_attachment(comp, tgw, vpc, available, sgref, assoc_rtb) */
+static int l_att(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    return push_index(L, model_add_att(m, opt_index(L, 2), opt_index(L, 3), opt_index(L, 4), lua_toboolean(L, 5),
+                                       lua_toboolean(L, 6), opt_index(L, 7)), "transit gateway attachment");
+}
+
+static int l_att_subnet(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    return push_index(L, model_add_att_subnet(m, opt_index(L, 2), opt_index(L, 3)), "attachment subnet");
+}
+
+static int l_trtb(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    return push_index(L, model_add_trtb(m, opt_index(L, 2), lua_toboolean(L, 3), lua_toboolean(L, 4)),
+                      "transit gateway route table");
+}
+
+/* m:tgw_route(trtb, cidr, att_or_-1, rank, blackhole, rule) */
+static int l_troute(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    cidr4 c;
+    if (!check_cidr(L, 3, &c))
+        return bad_cidr(L);
+    return push_index(L, model_add_troute(m, opt_index(L, 2), c, opt_index(L, 4), (int)luaL_checkinteger(L, 5),
+                                          lua_toboolean(L, 6), opt_index(L, 7)), "transit gateway route");
+}
+
+static int l_pcx(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    return push_index(L, model_add_pcx(m, opt_index(L, 2), opt_index(L, 3), opt_index(L, 4), lua_toboolean(L, 5)),
+                      "peering connection");
+}
+
+static int l_finish(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    if (model_finish(m) != 0)
+        return luaL_error(L, "reach: out of memory");
+    return 0;
+}
+
+/* ---- queries ------------------------------------------------------------------------- */
+
+static int32_t index_in(lua_State *L, int arg, size_t n)
+{
+    lua_Integer v = luaL_optinteger(L, arg, -1);
+    if (v < -1 || v >= (lua_Integer)n)
+        luaL_argerror(L, arg, "index out of range");
+    return (int32_t)v;
+}
+
+static uint16_t port_arg(lua_State *L, int arg, lua_Integer def)
+{
+    lua_Integer v = luaL_optinteger(L, arg, def);
+    luaL_argcheck(L, v >= 0 && v <= 65535, arg, "port out of range");
+    return (uint16_t)v;
+}
+
+/* Reads (proto, port, eph_lo, eph_hi) starting at `arg` into q. */
+static void query_ports(lua_State *L, int arg, eval_query *q)
+{
+    lua_Integer proto = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, proto >= PROTO_ALL && proto <= 255, arg, "protocol out of range");
+    q->proto = (int)proto;
+    q->port = port_arg(L, arg + 1, 0);
+    q->eph_lo = port_arg(L, arg + 2, 1024);
+    q->eph_hi = port_arg(L, arg + 3, 65535);
+    luaL_argcheck(L, q->eph_lo <= q->eph_hi, arg + 2, "empty port range");
+}
+
+static uint32_t ip_arg(lua_State *L, int arg)
+{
+    lua_Integer v = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, v >= 0 && v <= 0xffffffffLL, arg, "address out of range");
+    return (uint32_t)v;
+}
+
+/* m:trace(src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
+ * -> ok, code, hops (packed "<BBBBHHii" records), nforward, blocked (1-based or nil), flags, dst_eni */
+static int l_trace(lua_State *L)
+{
+    model *m = check_model(L, 1);
+    eval_query q;
+    q.src_eni = index_in(L, 2, m->enis.n);
+    q.src_subnet = q.src_eni >= 0 ? m->enis.v[q.src_eni].subnet : index_in(L, 3, m->subnets.n);
+    luaL_argcheck(L, q.src_subnet >= 0, 3, "source subnet required");
+    q.src_ip = q.src_eni >= 0 && lua_isnoneornil(L, 4) ? m->enis.v[q.src_eni].ip : ip_arg(L, 4);
+    q.dst_eni = index_in(L, 5, m->enis.n);
+    q.dst_ip = q.dst_eni >= 0 && lua_isnoneornil(L, 6) ? m->enis.v[q.dst_eni].ip : ip_arg(L, 6);
+    query_ports(L, 7, &q);
+    q.forward_only = lua_toboolean(L, 11);
+    q.skip_src_sg = 0;
+    eval_result r;
+    eval_trace(m, &q, &r);
+    lua_pushboolean(L, r.ok);
+    lua_pushstring(L, eval_code_name(r.code));
+    lua_pushlstring(L, (const char *)r.hops, (size_t)r.n * sizeof(hop_t));
+    lua_pushinteger(L, r.nforward);
+    if (r.blocked >= 0)
+        lua_pushinteger(L, r.blocked + 1);
+    else
+        lua_pushnil(L);
+    lua_pushinteger(L, (lua_Integer)r.flags);
+    lua_pushinteger(L, r.dst_eni);
+    return 7;
+}
+
+typedef struct { int32_t eni, subnet; uint32_t ip; } endpoint;
+
+/* Reads an array of {eni, subnet, ip} triples (flattened: eni1, subnet1, ip1, eni2, ...). */
+static endpoint *read_endpoints(lua_State *L, int arg, const model *m, size_t *count)
+{
+    luaL_checktype(L, arg, LUA_TTABLE);
+    size_t n = (size_t)lua_rawlen(L, arg) / 3;
+    endpoint *e = lua_newuserdatauv(L, (n ? n : 1) * sizeof *e, 0); /* freed by the GC */
+    for (size_t i = 0; i < n; i++) {
+        lua_Integer v[3];
+        for (int k = 0; k < 3; k++) {
+            lua_rawgeti(L, arg, (lua_Integer)(i * 3 + (size_t)k + 1));
+            v[k] = lua_tointeger(L, -1);
+            lua_pop(L, 1);
+        }
+        if (v[0] < -1 || v[0] >= (lua_Integer)m->enis.n || v[1] < -1 || v[1] >= (lua_Integer)m->subnets.n ||
+            v[2] < 0 || v[2] > 0xffffffffLL || (v[0] < 0 && v[1] < 0))
+            luaL_argerror(L, arg, "bad endpoint");
+        e[i] = (endpoint){ (int32_t)v[0], v[0] >= 0 ? m->enis.v[v[0]].subnet : (int32_t)v[1], (uint32_t)v[2] };
+    }
+    *count = n;
+    return e;
+}
+
+/* m:matrix(sources, destinations, proto, port, eph_lo, eph_hi) -> rows of booleans, rows of codes
+ * (false where reachable). Endpoints are flattened {eni, subnet, ip} triples. */
+static int l_matrix(lua_State *L)
+{
+    model *m = check_model(L, 1);
+    size_t ns, nd;
+    endpoint *src = read_endpoints(L, 2, m, &ns);
+    endpoint *dst = read_endpoints(L, 3, m, &nd);
+    eval_query q;
+    query_ports(L, 4, &q);
+    q.forward_only = 0;
+    q.skip_src_sg = 0;
+    eval_result r;
+    lua_createtable(L, (int)ns, 0);
+    lua_createtable(L, (int)ns, 0);
+    for (size_t i = 0; i < ns; i++) {
+        lua_createtable(L, (int)nd, 0);
+        lua_createtable(L, (int)nd, 0);
+        q.src_eni = src[i].eni;
+        q.src_subnet = src[i].subnet;
+        q.src_ip = src[i].ip;
+        for (size_t j = 0; j < nd; j++) {
+            q.dst_eni = dst[j].eni;
+            q.dst_ip = dst[j].ip;
+            eval_trace(m, &q, &r);
+            lua_pushboolean(L, r.ok);
+            lua_rawseti(L, -3, (lua_Integer)j + 1);
+            if (r.ok)
+                lua_pushboolean(L, 0);
+            else
+                lua_pushstring(L, eval_code_name(r.code));
+            lua_rawseti(L, -2, (lua_Integer)j + 1);
+        }
+        lua_rawseti(L, -3, (lua_Integer)i + 1);
+        lua_rawseti(L, -3, (lua_Integer)i + 1);
+    }
+    return 2;
+}
+
+/* ---- who_can_reach: exact, on address intervals -------------------------------------- */
+
+typedef struct { uint64_t *v; size_t n, cap; } points;
+
+static int add_point(points *p, uint64_t x)
+{
+    if (p->n == p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : 256;
+        uint64_t *nv = realloc(p->v, ncap * sizeof *nv);
+        if (!nv)
+            return -1;
+        p->v = nv;
+        p->cap = ncap;
+    }
+    p->v[p->n++] = x;
+    return 0;
+}
+
+static int add_cidr_points(points *p, const cidr4 *c)
+{
+    return add_point(p, c->net) | add_point(p, (uint64_t)c->net + ((uint64_t)1 << (32 - c->len)));
+}
+
+static int u64_order(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Every address where some rule, route or subnet starts or stops applying: between two
+ * consecutive points every source address is treated alike by the model. */
+static int collect_points(const model *m, points *p)
+{
+    int err = 0;
+    for (size_t i = 0; i < m->routes.n; i++) err |= add_cidr_points(p, &m->routes.v[i].dst);
+    for (size_t i = 0; i < m->troutes.n; i++) err |= add_cidr_points(p, &m->troutes.v[i].dst);
+    for (size_t i = 0; i < m->acl_rules.n; i++) err |= add_cidr_points(p, &m->acl_rules.v[i].cidr);
+    for (size_t i = 0; i < m->sg_rules.n; i++) {
+        if (m->sg_rules.v[i].ref_sg < 0)
+            err |= add_cidr_points(p, &m->sg_rules.v[i].cidr);
+    }
+    for (size_t i = 0; i < m->subnets.n; i++) err |= add_cidr_points(p, &m->subnets.v[i].cidr);
+    for (size_t i = 0; i < m->addrs.n; i++)
+        err |= add_point(p, m->addrs.v[i].ip) | add_point(p, (uint64_t)m->addrs.v[i].ip + 1);
+    if (err)
+        return -1;
+    qsort(p->v, p->n, sizeof *p->v, u64_order);
+    size_t k = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (k == 0 || p->v[k - 1] != p->v[i])
+            p->v[k++] = p->v[i];
+    }
+    p->n = k;
+    return 0;
+}
+
+/* m:who_can_reach(dst_eni, dst_ip, proto, port, eph_lo, eph_hi)
+ * -> array of {subnet, first, last} (0-based subnet index, integer addresses), merged. */
+static int l_who_can_reach(lua_State *L)
+{
+    model *m = check_model(L, 1);
+    eval_query q;
+    q.dst_eni = index_in(L, 2, m->enis.n);
+    q.dst_ip = ip_arg(L, 3);
+    query_ports(L, 4, &q);
+    q.forward_only = 0;
+    q.skip_src_sg = 1;
+    points p = { 0 };
+    if (collect_points(m, &p) != 0) {
+        free(p.v);
+        return luaL_error(L, "reach: out of memory");
+    }
+    lua_newtable(L);
+    lua_Integer out = 0;
+    eval_result r;
+    for (size_t s = 0; s < m->subnets.n; s++) {
+        const cidr4 *c = &m->subnets.v[s].cidr;
+        uint64_t end = (uint64_t)c->net + ((uint64_t)1 << (32 - c->len));
+        size_t lo = 0, hi = p.n;
+        while (lo < hi) { /* first point >= the subnet's network */
+            size_t mid = lo + (hi - lo) / 2;
+            if (p.v[mid] < c->net) lo = mid + 1; else hi = mid;
+        }
+        int64_t run_start = -1;
+        for (size_t i = lo; i < p.n && p.v[i] < end; i++) {
+            uint64_t first = p.v[i], next = i + 1 < p.n && p.v[i + 1] < end ? p.v[i + 1] : end;
+            q.src_ip = (uint32_t)first;
+            q.src_subnet = (int32_t)s;
+            q.src_eni = model_eni_at(m, m->subnets.v[s].vpc, q.src_ip);
+            if (q.src_eni >= 0 && m->enis.v[q.src_eni].subnet != (int32_t)s)
+                q.src_eni = -1;
+            eval_trace(m, &q, &r);
+            if (r.ok && run_start < 0)
+                run_start = (int64_t)first;
+            if ((!r.ok || next == end) && run_start >= 0) {
+                uint64_t last = r.ok ? next - 1 : first - 1;
+                lua_createtable(L, 3, 0);
+                lua_pushinteger(L, (lua_Integer)s); lua_rawseti(L, -2, 1);
+                lua_pushinteger(L, run_start); lua_rawseti(L, -2, 2);
+                lua_pushinteger(L, (lua_Integer)last); lua_rawseti(L, -2, 3);
+                lua_rawseti(L, -2, ++out);
+                run_start = -1;
+            }
+        }
+    }
+    free(p.v);
+    return 1;
+}
+
+static int l_lookup(lua_State *L)
+{
+    model *m = check_model(L, 1);
+    const char *what = luaL_checkstring(L, 2);
+    int32_t r;
+    if (strcmp(what, "subnet") == 0)
+        r = model_subnet_of(m, index_in(L, 3, m->vpcs.n), ip_arg(L, 4));
+    else if (strcmp(what, "eni") == 0)
+        r = model_eni_at(m, index_in(L, 3, m->vpcs.n), ip_arg(L, 4));
+    else if (strcmp(what, "any_subnet") == 0)
+        r = model_subnet_anywhere(m, ip_arg(L, 3));
+    else
+        return luaL_argerror(L, 2, "subnet, eni or any_subnet");
+    if (r < 0)
+        lua_pushnil(L);
+    else
+        lua_pushinteger(L, r);
+    return 1;
+}
+
+static int l_counts(lua_State *L)
+{
+    model_ud *u = luaL_checkudata(L, 1, MODEL_MT);
+    const model *m = &u->m;
+    lua_createtable(L, 0, 10);
+#define COUNT(name, vec) (lua_pushinteger(L, (lua_Integer)m->vec.n), lua_setfield(L, -2, name))
+    COUNT("vpcs", vpcs); COUNT("subnets", subnets); COUNT("route_tables", rtbs); COUNT("routes", routes);
+    COUNT("network_acls", acls); COUNT("network_acl_rules", acl_rules); COUNT("security_groups", sgs);
+    COUNT("security_group_rules", sg_rules); COUNT("network_interfaces", enis);
+    COUNT("transit_gateways", tgws); COUNT("tgw_attachments", atts); COUNT("tgw_route_tables", trtbs);
+    COUNT("tgw_routes", troutes); COUNT("peering_connections", pcxs);
+#undef COUNT
+    return 1;
+}
+
+/* ---- address helpers ----------------------------------------------------------------- */
+
+static int l_ip(lua_State *L)
+{
+    uint32_t ip;
+    if (lua_type(L, 1) != LUA_TSTRING || !check_ip(L, 1, &ip))
+        return luaL_pushfail(L), 1;
+    lua_pushinteger(L, ip);
+    return 1;
+}
+
+static int l_cidr(lua_State *L)
+{
+    cidr4 c;
+    if (lua_type(L, 1) != LUA_TSTRING || !check_cidr(L, 1, &c))
+        return luaL_pushfail(L), 1;
+    lua_pushinteger(L, c.net);
+    lua_pushinteger(L, c.len);
+    return 2;
+}
+
+static int l_ipstr(lua_State *L)
+{
+    char buf[16];
+    cidr_format_ip(ip_arg(L, 1), buf);
+    lua_pushstring(L, buf);
+    return 1;
+}
+
+static const luaL_Reg model_methods[] = {
+    { "vpc", l_vpc }, { "subnet", l_subnet }, { "route_table", l_rtb }, { "main_route_table", l_main_rtb },
+    { "route", l_route }, { "network_acl", l_acl }, { "acl_rule", l_acl_rule }, { "security_group", l_sg },
+    { "sg_rule", l_sg_rule }, { "eni", l_eni }, { "eni_ip", l_eni_ip }, { "tgw", l_tgw },
+    { "tgw_attachment", l_att }, { "attachment_subnet", l_att_subnet }, { "tgw_route_table", l_trtb },
+    { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace },
+    { "matrix", l_matrix }, { "who_can_reach", l_who_can_reach }, { "lookup", l_lookup },
+    { "counts", l_counts }, { "close", model_destroy }, { NULL, NULL },
+};
+
+static const luaL_Reg funcs[] = {
+    { "new", l_new }, { "ip", l_ip }, { "cidr", l_cidr }, { "ipstr", l_ipstr }, { NULL, NULL },
+};
+
+void reach_open(lua_State *L)
+{
+    if (luaL_newmetatable(L, MODEL_MT)) {
+        luaL_newlib(L, model_methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, model_destroy);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, model_destroy);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    core_register(L, "reach", funcs);
+    lua_getfield(L, -1, "reach");
+    lua_pushinteger(L, RT_LOCAL); lua_setfield(L, -2, "RT_LOCAL");
+    lua_pushinteger(L, RT_TGW); lua_setfield(L, -2, "RT_TGW");
+    lua_pushinteger(L, RT_PCX); lua_setfield(L, -2, "RT_PCX");
+    lua_pushinteger(L, RT_OTHER); lua_setfield(L, -2, "RT_OTHER");
+    lua_pushinteger(L, (lua_Integer)sizeof(hop_t)); lua_setfield(L, -2, "HOP_SIZE");
+    lua_pop(L, 1);
+}

@@ -1,0 +1,287 @@
+--- awsnet.reach: will the packet get through, and if not, which hop stops it and why.
+--
+-- `reach.load(source)` builds a model from describe-* data, given either as
+--   * a folder: `<dir>/aws_configs/[accounts/<account-id>/][<region>/]*.json` (or the aws_configs
+--     folder itself), each file the JSON the AWS CLI prints, recognised by its top-level key; or
+--   * the same data as a Lua table (what a runbook edits in a copy and reloads):
+--
+--       { accounts = {
+--           ["111111111111"] = {
+--             ["us-east-1"] = {
+--               Vpcs = {...}, Subnets = {...}, RouteTables = {...}, SecurityGroups = {...},
+--               NetworkAcls = {...}, NetworkInterfaces = {...}, Reservations = {...},
+--               TransitGateways = {...}, TransitGatewayAttachments = {...},
+--               TransitGatewayVpcAttachments = {...}, TransitGatewayRouteTables = {...},
+--               TransitGatewayRoutes = {...}, TransitGatewayPropagations = {...},
+--               TransitGatewayAssociations = {...}, DBInstances = {...}, Functions = {...},
+--               VpcAttributes = {...}, ManagedPrefixLists = {...}, PrefixLists = {...},
+--               AvailabilityZones = {...}, VpcPeeringConnections = {...} } } } }
+--
+--     Each value is the array under that top-level key of the CLI's JSON (a region table is the
+--     union of its files' top-level objects). Accounts/regions without a folder are "default".
+--
+-- Keys beyond plain CLI output (each a JSON array of objects, one file per key):
+--   * `VpcAttributes`: describe-vpc-attribute outputs, e.g.
+--     `{"VpcAttributes": [{"VpcId": "vpc-1", "EnableDnsSupport": {"Value": true}}]}`;
+--   * `TransitGatewayRoutes` (and Batfish's `TransitGatewayStaticRoutes`): one object per TGW route
+--     table, `{"TransitGatewayRouteTableId": "tgw-rtb-1", "Routes": [...]}` where `Routes` is what
+--     search-transit-gateway-routes prints under "Routes";
+--   * `TransitGatewayPropagations` (Batfish's wrapper): `{"TransitGatewayRouteTableId": ...,
+--     "TransitGatewayRouteTablePropagations": [...]}` as get-transit-gateway-route-table-propagations
+--     prints; propagated routes are computed from these and the VPCs' CIDRs (listed propagated routes
+--     are used only for tables without propagation data);
+--   * `TransitGatewayAssociations`: `{"TransitGatewayRouteTableId": ..., "Associations": [...]}`
+--     (the attachments' own `Association` field is read too);
+--   * `ManagedPrefixLists` entries inline as `Entries` (get-managed-prefix-list-entries).
+--
+-- Returns a model, or nil, err with err.code "invalid_snapshot" and err.file / err.resource.
+-- `model.skipped` lists what was not modelled and why; `model.counts` the sizes.
+local core = require "awsnet.core"
+local errors = require "awsnet.errors"
+local build = require "awsnet.reach.build"
+local report = require "awsnet.reach.report"
+
+local creach = core.reach
+local reach = {}
+
+local Model = {}
+Model.__index = Model
+Model.__name = "awsnet.reach.model"
+
+local PROTOCOLS = { tcp = 6, udp = 17, icmp = 1, all = -1, ["-1"] = -1 }
+-- Client source ports the replies go back to (nacl-ephemeral-ports.html).
+local EPHEMERAL = { lambda = { 1024, 65535 }, default = { 32768, 60999 } }
+
+function reach.load(source)
+  local data, origins, skipped
+  if type(source) == "string" then
+    local err
+    data, err, skipped = require("awsnet.reach.snapshot").read(source)
+    if not data then return nil, err end
+    origins = err
+  elseif type(source) == "table" then
+    data = source
+  else
+    error("reach.load: folder name or table expected", 2)
+  end
+  local b, err = build.compile(data, origins)
+  if not b then return nil, err end
+  for _, s in ipairs(skipped or {}) do table.insert(b.skipped, 1, s) end
+  local assumptions = {}
+  for _, a in ipairs(b.assumed or {}) do assumptions[#assumptions + 1] = a end
+  if b.az_assumed then
+    assumptions[#assumptions + 1] = "some subnets have no AvailabilityZoneId: AZ names compared within one account"
+  end
+  if b.unknown_trtbs then
+    assumptions[#assumptions + 1] = "some TGW route tables are only known by id (owner account not in the snapshot)"
+  end
+  return setmetatable({
+    _m = b.m, _b = b, comps = b.comps, rules = b.rules, skipped = b.skipped, counts = b.m:counts(),
+    assumptions = assumptions,
+  }, Model)
+end
+
+-- ---- endpoints -----------------------------------------------------------------------------
+
+-- What a src or dst names: an endpoint record {enis, ips, label, ...} or a plain address.
+function Model:endpoint(name, role, resolver)
+  if type(name) ~= "string" or name == "" then error("trace: " .. role .. " must be a non-empty string", 3) end
+  local ep = self._b.endpoints[name]
+  if ep then return ep end
+  local ip = creach.ip(name)
+  if ip then return { ip = ip, label = name } end
+  if name:match("^lambda:") or name:match("^rds:") or name:match("^eni%-") or name:match("^i%-") then
+    return errors.fail("unknown_endpoint", role .. " " .. name .. " is not in the snapshot")
+  end
+  return self:resolve(name, role, resolver)
+end
+
+-- A DNS name: an RDS endpoint the snapshot knows is answered from it unless a resolver is given;
+-- anything else is asked through awsnet.dns.
+function Model:resolve(name, role, resolver)
+  local rec = self._b.rds_names[name:lower()]
+  if rec and not resolver then return rec end
+  local ok, dns = pcall(require, "awsnet.dns")
+  if not ok then return errors.fail("unsupported", "DNS name " .. name .. " needs awsnet.dns") end
+  local opts = { type = "A" }
+  if type(resolver) == "table" then
+    for k, v in pairs(resolver) do opts[k] = v end
+  elseif resolver then
+    opts.server = resolver
+  end
+  local ans, err = dns.resolve(name, opts)
+  if not ans then return nil, err end
+  local addr = ans.addresses and ans.addresses[1]
+  local ip = addr and creach.ip(addr)
+  if not ip then return errors.fail("unknown_endpoint", role .. " " .. name .. " has no IPv4 address") end
+  return { ip = ip, label = name, dns_name = name, resolved = addr, cname_chain = ans.cname_chain }
+end
+
+-- The VPC id a source lives in (for the DNS rules).
+function Model:source_vpc(ep)
+  local b = self._b
+  if ep.enis then return ep.vpc end
+  local subnet = self._m:lookup("any_subnet", ep.ip)
+  return subnet and b.info.subnet[b.subnet_ids[subnet]].vpc
+end
+
+-- ---- trace ---------------------------------------------------------------------------------
+
+local function protocol_arg(p)
+  if p == nil then return 6 end
+  local n = type(p) == "number" and math.tointeger(p) or PROTOCOLS[tostring(p):lower()]
+  if not n or n < -1 or n > 255 then error("trace: bad protocol " .. tostring(p), 3) end
+  return n
+end
+
+local function port_arg(p, proto)
+  if proto ~= 6 and proto ~= 17 then return 0 end
+  local n = math.tointeger(p)
+  if not n or n < 0 or n > 65535 then error("trace: port must be an integer 0..65535", 3) end
+  return n
+end
+
+--- model:trace{src=, dst=, protocol="tcp", port=3306, src_port=, resolver=, direction="both"}
+-- Returns a result (see awsnet.reach.report), or nil, err when an endpoint is unknown.
+function Model:trace(q)
+  if type(q) ~= "table" then error("trace: table argument expected", 2) end
+  local proto = protocol_arg(q.protocol)
+  local port = port_arg(q.port, proto)
+  local src, err = self:endpoint(q.src, "src", q.resolver)
+  if not src then return nil, err end
+  if src.rds then return errors.fail("invalid_endpoint", "an RDS instance does not start connections") end
+  local dst
+  dst, err = self:endpoint(q.dst, "dst", q.resolver)
+  if not dst then return nil, err end
+  if dst.lambda then
+    return errors.fail("invalid_endpoint", "nothing can open a connection to a Lambda function (one-way: Lambda -> VPC)")
+  end
+  local eph = src.lambda and EPHEMERAL.lambda or EPHEMERAL.default
+  local eph_lo, eph_hi = eph[1], eph[2]
+  if q.src_port ~= nil then
+    eph_lo = math.tointeger(q.src_port)
+    if not eph_lo or eph_lo < 0 or eph_lo > 65535 then error("trace: bad src_port", 2) end
+    eph_hi = eph_lo
+  end
+  local forward_only = q.direction == "forward"
+  if q.direction ~= nil and q.direction ~= "forward" and q.direction ~= "both" then
+    error("trace: direction must be \"both\" or \"forward\"", 2)
+  end
+  local ctx = { model = self, src = src, dst = dst, proto = proto, port = port, eph = { eph_lo, eph_hi },
+    forward_only = forward_only,
+    src_port_given = q.src_port ~= nil }
+  -- DNS: a name must resolve in the source's VPC, and a publicly accessible RDS name resolves
+  -- to its public address from outside the DB's VPC.
+  local dst_ip, dst_eni = dst.ip, -1
+  local src_vpc = self:source_vpc(src)
+  if dst.rds or dst.dns_name then
+    local vinfo = src_vpc and self._b.info.vpc[src_vpc]
+    if vinfo and not vinfo.dns_support then
+      return report.dns_blocked(ctx, src_vpc)
+    end
+  end
+  if dst.rds then
+    if dst.public and src_vpc ~= dst.vpc then
+      ctx.public_trap = true
+      if not dst.public_ip then return report.public_unknown(ctx) end
+      dst_ip = creach.ip(dst.public_ip)
+    else
+      dst_eni = dst.enis[1]
+      dst_ip = creach.ip(dst.ips[1])
+    end
+  elseif dst.enis then
+    dst_eni, dst_ip = dst.enis[1], creach.ip(dst.ips[1])
+  end
+  ctx.dst_ip = dst_ip
+  local m = self._m
+  local sources = src.enis
+  if not sources then
+    local subnet = m:lookup("any_subnet", src.ip)
+    local eni = subnet and m:lookup("eni", self._b.subnet_vpc[subnet], src.ip)
+    if not subnet then
+      return errors.fail("unknown_endpoint", "src " .. src.label .. " is in no subnet of the snapshot")
+    end
+    ctx.src_subnet = subnet
+    local r = report.result(ctx, m:trace(eni, subnet, src.ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi,
+      forward_only))
+    return r
+  end
+  -- A Lambda function uses a Hyperplane ENI in each configured subnet: every one must get through.
+  local first
+  for i, eni in ipairs(sources) do
+    local r = report.result(ctx, m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
+    if #sources > 1 then r.source = src.ips[i] end
+    if not r.reachable then return r end
+    first = first or r
+  end
+  return first
+end
+
+--- model:matrix{sources = {...}, destinations = {...}, protocol=, port=} -> result with
+-- `reachable[i][j]` (booleans), `codes[i][j]` (explanation code or false), computed in C.
+-- Sources and destinations are names as for trace (a Lambda counts with its first ENI).
+function Model:matrix(q)
+  if type(q) ~= "table" or type(q.sources) ~= "table" or type(q.destinations) ~= "table" then
+    error("matrix: {sources=, destinations=} expected", 2)
+  end
+  local proto = protocol_arg(q.protocol)
+  local port = port_arg(q.port, proto)
+  local function flatten(names, role)
+    local flat = {}
+    for _, name in ipairs(names) do
+      local ep, err = self:endpoint(name, role)
+      if not ep then return nil, err end
+      local eni = ep.enis and ep.enis[1] or -1
+      local ip = ep.enis and creach.ip(ep.ips[1]) or ep.ip
+      local subnet = eni >= 0 and -1 or self._m:lookup("any_subnet", ip)
+      if not subnet then return errors.fail("unknown_endpoint", role .. " " .. name .. " is in no subnet") end
+      flat[#flat + 1], flat[#flat + 2], flat[#flat + 3] = eni, subnet, ip
+    end
+    return flat
+  end
+  local srcs, err = flatten(q.sources, "src")
+  if not srcs then return nil, err end
+  local dsts
+  dsts, err = flatten(q.destinations, "dst")
+  if not dsts then return nil, err end
+  local eph = q.src_port and { q.src_port, q.src_port } or EPHEMERAL.lambda
+  local ok, codes = self._m:matrix(srcs, dsts, proto, port, eph[1], eph[2])
+  return { reachable = ok, codes = codes, sources = q.sources, destinations = q.destinations }
+end
+
+--- model:who_can_reach{dst=, protocol=, port=} -> {ranges = {{first, last, cidrs, subnet}}, enis = {...}}
+-- `ranges`: every source address, in every subnet of the model, whose packets the routes, NACLs and
+-- the destination's security groups let through both ways (exact: computed on the address
+-- intervals where some rule changes, not sampled); a source ENI's own egress rules are then
+-- applied in `enis`: the ids of the ENIs that get through with their own security groups.
+function Model:who_can_reach(q)
+  if type(q) ~= "table" then error("who_can_reach: table argument expected", 2) end
+  local proto = protocol_arg(q.protocol)
+  local port = port_arg(q.port, proto)
+  local dst, err = self:endpoint(q.dst, "dst", q.resolver)
+  if not dst then return nil, err end
+  local dst_eni = dst.enis and dst.enis[1] or -1
+  local dst_ip = dst.enis and creach.ip(dst.ips[1]) or dst.ip
+  local eph = EPHEMERAL.lambda
+  local runs = self._m:who_can_reach(dst_eni, dst_ip, proto, port, eph[1], eph[2])
+  local out = { ranges = {}, enis = {} }
+  for _, r in ipairs(runs) do
+    out.ranges[#out.ranges + 1] = { first = creach.ipstr(r[2]), last = creach.ipstr(r[3]),
+      cidrs = report.cidrs(r[2], r[3]), subnet = self._b.subnet_ids[r[1]] }
+  end
+  for id, info in pairs(self._b.info.eni) do
+    if info.idx ~= dst_eni then
+      local ok = self._m:trace(info.idx, nil, nil, dst_eni, dst_ip, proto, port, eph[1], eph[2], false)
+      if ok then out.enis[#out.enis + 1] = id end
+    end
+  end
+  table.sort(out.enis)
+  return out
+end
+
+function Model:close()
+  self._m:close()
+end
+
+reach.Model = Model
+return reach

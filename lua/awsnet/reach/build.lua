@@ -1,0 +1,834 @@
+--- Compiles the table form of a snapshot into the C model (awsnet.core.reach).
+-- Resolves every id to an index, merges what several accounts see of one resource (a shared
+-- TGW is one TGW; the owner's route tables go with the participant's attachments), expands
+-- prefix lists, computes propagated TGW routes, and keeps the names and rule texts the hops
+-- are reported with. Everything it cannot use is listed in `skipped`.
+local core = require "awsnet.core"
+local errors = require "awsnet.errors"
+
+local creach = core.reach
+local build = {}
+
+local RT_LOCAL, RT_TGW, RT_PCX, RT_OTHER = creach.RT_LOCAL, creach.RT_TGW, creach.RT_PCX, creach.RT_OTHER
+local RANK_STATIC, RANK_PREFIX_LIST, RANK_PROPAGATED, RANK_OTHER_PROPAGATED = 0, 1, 2, 3
+
+-- Protocols as security groups and NACLs write them.
+local PROTOCOLS = { ["-1"] = -1, all = -1, tcp = 6, udp = 17, icmp = 1, icmpv6 = 58 }
+
+local function str(v) return type(v) == "string" and v or nil end
+local function list(v) return type(v) == "table" and v or {} end
+
+local function protocol_number(p)
+  if type(p) == "number" then return math.tointeger(p) end
+  if type(p) ~= "string" then return nil end
+  return PROTOCOLS[p:lower()] or math.tointeger(tonumber(p))
+end
+
+local function tag_name(res)
+  for _, t in ipairs(list(res.Tags or res.TagSet)) do
+    if t.Key == "Name" then return str(t.Value) end
+  end
+end
+
+-- The compiling state: the C model plus everything Lua keeps to name things.
+local Builder = {}
+Builder.__index = Builder
+
+local function new_builder(origins)
+  return setmetatable({
+    m = creach.new(),
+    comps = {},            -- [i+1] = {id, kind, account, region, name}
+    rules = {},            -- [i+1] = text describing a route or rule
+    idx = { vpc = {}, subnet = {}, rtb = {}, acl = {}, sg = {}, eni = {}, tgw = {}, att = {}, trtb = {},
+            pcx = {} },
+    info = { vpc = {}, subnet = {}, eni = {}, att = {}, tgw = {} },
+    endpoints = {},        -- "eni-..", "i-..", "lambda:x", "rds:x" -> endpoint record
+    rds_names = {},        -- endpoint address -> rds record
+    subnet_ids = {},       -- [subnet index] = subnet id
+    subnet_vpc = {},       -- [subnet index] = VPC index
+    skipped = {},
+    origins = origins or {},
+  }, Builder)
+end
+
+function Builder:comp(id, kind, where, name)
+  local c = { id = id, kind = kind, account = where.account, region = where.region, name = name }
+  self.comps[#self.comps + 1] = c
+  return #self.comps - 1
+end
+
+function Builder:rule(text)
+  self.rules[#self.rules + 1] = text
+  return #self.rules - 1
+end
+
+function Builder:skip(where, what, reason)
+  self.skipped[#self.skipped + 1] = { account = where.account, region = where.region, key = where.key,
+    resource = what, reason = reason }
+end
+
+function Builder:file(where)
+  local o = self.origins[where.account]
+  o = o and o[where.region]
+  return (o and o[where.key]) or string.format("accounts/%s/%s/%s", where.account, where.region, where.key)
+end
+
+function Builder:fail(where, resource, message)
+  local file = self:file(where)
+  return errors.new("invalid_snapshot", string.format("%s: %s: %s", file, resource or "?", message),
+    { file = file, resource = resource })
+end
+
+-- Walks every resource list named `key` in every account and region: fn(resource, where).
+-- Raises a tagged error value (caught in build.compile) to stop at the first bad input.
+local STOP = {}
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
+function Builder:each(data, key, fn)
+  for _, account in ipairs(sorted_keys(data.accounts)) do
+    local regions = data.accounts[account]
+    if type(regions) ~= "table" then error({ STOP, self:fail({ account = account, region = "?", key = key },
+      account, "account entry must be a table of regions") }) end
+    for _, region in ipairs(sorted_keys(regions)) do
+      local res = regions[region]
+      local items = type(res) == "table" and res[key]
+      if items ~= nil and items ~= false then
+        local where = { account = account, region = region, key = key }
+        if type(items) ~= "table" then error({ STOP, self:fail(where, key, "expected a JSON array") }) end
+        for _, item in ipairs(items) do
+          if type(item) ~= "table" then error({ STOP, self:fail(where, key, "expected an object in the array") }) end
+          fn(item, where)
+        end
+      end
+    end
+  end
+end
+
+function Builder:raise(where, resource, message)
+  error({ STOP, self:fail(where, resource, message) })
+end
+
+function Builder:need_id(res, field, where)
+  local id = str(res[field])
+  if not id then self:raise(where, field, "missing " .. field) end
+  return id
+end
+
+-- Registers id in index `kind`; the same id twice in one list is an error, the same id from
+-- another account or region (a shared resource seen from both sides) is merged: first wins.
+function Builder:claim(kind, id, where)
+  local seen = self.seen or {}
+  self.seen = seen
+  local key = kind .. "\0" .. id
+  local prev = seen[key]
+  if prev then
+    if prev.account == where.account and prev.region == where.region and prev.key == where.key then
+      self:raise(where, id, "duplicate id")
+    end
+    return false
+  end
+  seen[key] = where
+  return true
+end
+
+function Builder:cidr_ok(cidr, where, resource)
+  if type(cidr) ~= "string" or not creach.cidr(cidr) then
+    self:raise(where, resource, "invalid CIDR " .. tostring(cidr))
+  end
+  return cidr
+end
+
+-- ---- passes, in dependency order -----------------------------------------------------------
+
+function Builder:zones(data)
+  self.az_ids, self.az_codes = {}, {}
+  self:each(data, "AvailabilityZones", function(az, where)
+    if str(az.ZoneName) and str(az.ZoneId) then
+      self.az_ids[where.account .. "/" .. az.ZoneName] = az.ZoneId
+    end
+  end)
+end
+
+-- AZ IDs are the same zone in every account; names are not. Returns an integer code.
+function Builder:az_code(subnet, where)
+  local id = str(subnet.AvailabilityZoneId) or self.az_ids[where.account .. "/" .. tostring(subnet.AvailabilityZone)]
+  if not id then
+    id = where.account .. "/" .. tostring(subnet.AvailabilityZone)
+    self.az_assumed = true
+  end
+  local code = self.az_codes[id]
+  if not code then
+    self.nazs = (self.nazs or 0) + 1
+    code = self.nazs
+    self.az_codes[id] = code
+  end
+  return code, id
+end
+
+function Builder:prefix_lists(data)
+  self.pls = {}
+  self:each(data, "PrefixLists", function(pl, where)
+    local id = self:need_id(pl, "PrefixListId", where)
+    self.pls[id] = {}
+    for _, c in ipairs(list(pl.Cidrs)) do
+      if creach.cidr(c) then self.pls[id][#self.pls[id] + 1] = c end
+    end
+  end)
+  -- describe-managed-prefix-lists has no entries; accept them inline as `Entries`
+  -- (get-managed-prefix-list-entries output) on each list.
+  self:each(data, "ManagedPrefixLists", function(pl, where)
+    local id = self:need_id(pl, "PrefixListId", where)
+    if pl.Entries == nil then
+      self:skip(where, id, "managed prefix list without Entries (add get-managed-prefix-list-entries output)")
+      return
+    end
+    local cidrs = {}
+    for _, e in ipairs(list(pl.Entries)) do
+      local c = str(e.Cidr)
+      if c and c:find(":", 1, true) == nil then cidrs[#cidrs + 1] = self:cidr_ok(c, where, id) end
+    end
+    self.pls[id] = cidrs
+  end)
+end
+
+function Builder:transit_gateways(data)
+  self:each(data, "TransitGateways", function(t, where)
+    local id = self:need_id(t, "TransitGatewayId", where)
+    local info = self.info.tgw[id]
+    -- the owner's copy wins over what a participant of the share sees
+    if info and not (str(t.OwnerId) == where.account and info.owner ~= where.account) then return end
+    local opts = list(t.Options)
+    self.info.tgw[id] = { res = t, where = where, owner = str(t.OwnerId) or where.account,
+      available = t.State == "available", sgref = opts.SecurityGroupReferencingSupport == "enable",
+      dns = opts.DnsSupport ~= "disable" }
+  end)
+  for id, info in pairs(self.info.tgw) do
+    self.idx.tgw[id] = self.m:tgw(self:comp(id, "transit-gateway", info.where, tag_name(info.res)),
+      info.available, info.sgref)
+  end
+end
+
+function Builder:tgw_route_tables(data)
+  self.trtb_info = {}
+  self:each(data, "TransitGatewayRouteTables", function(t, where)
+    local id = self:need_id(t, "TransitGatewayRouteTableId", where)
+    if not self:claim("trtb", id, where) then return end
+    self.trtb_info[id] = { where = where }
+    self.idx.trtb[id] = self.m:tgw_route_table(self:comp(id, "tgw-route-table", where, tag_name(t)), true,
+      t.State == nil or t.State == "available")
+  end)
+end
+
+-- A table referenced by an association but absent (only its owner can describe it).
+function Builder:unknown_trtb(id, where)
+  if not self.idx.trtb[id] then
+    self.idx.trtb[id] = self.m:tgw_route_table(self:comp(id, "tgw-route-table", where), false, true)
+    self.unknown_trtbs = true
+  end
+  return self.idx.trtb[id]
+end
+
+function Builder:vpcs(data)
+  local dns = {}
+  -- describe-vpc-attribute output, one object per VPC and attribute, under "VpcAttributes"
+  self:each(data, "VpcAttributes", function(a)
+    local id = str(a.VpcId)
+    if not id then return end
+    dns[id] = dns[id] or {}
+    if type(a.EnableDnsSupport) == "table" then dns[id].support = a.EnableDnsSupport.Value end
+    if type(a.EnableDnsHostnames) == "table" then dns[id].hostnames = a.EnableDnsHostnames.Value end
+  end)
+  self:each(data, "Vpcs", function(v, where)
+    local id = self:need_id(v, "VpcId", where)
+    if not self:claim("vpc", id, where) then return end
+    local cidrs = {}
+    for _, a in ipairs(list(v.CidrBlockAssociationSet)) do
+      local st = type(a.CidrBlockState) == "table" and a.CidrBlockState.State
+      if str(a.CidrBlock) and (st == nil or st == "associated") then
+        cidrs[#cidrs + 1] = self:cidr_ok(a.CidrBlock, where, id)
+      end
+    end
+    if #cidrs == 0 and v.CidrBlock ~= nil then cidrs[1] = self:cidr_ok(v.CidrBlock, where, id) end
+    local d = dns[id] or {}
+    local support = d.support
+    self.info.vpc[id] = { cidrs = cidrs, where = where, dns_support = support ~= false,
+      dns_known = support ~= nil, dns_hostnames = d.hostnames, owner = str(v.OwnerId) or where.account }
+    self.idx.vpc[id] = self.m:vpc(self:comp(id, "vpc", where, tag_name(v)), support ~= false)
+  end)
+end
+
+function Builder:route_tables(data)
+  self.subnet_rtb, self.rtb_res = {}, {}
+  self:each(data, "RouteTables", function(t, where)
+    local id = self:need_id(t, "RouteTableId", where)
+    if not self:claim("rtb", id, where) then return end
+    local vpc = self.idx.vpc[str(t.VpcId) or ""]
+    if not vpc then self:raise(where, id, "unknown VPC " .. tostring(t.VpcId)) end
+    local r = self.m:route_table(self:comp(id, "route-table", where, tag_name(t)))
+    self.idx.rtb[id] = r
+    self.rtb_res[#self.rtb_res + 1] = { res = t, where = where, idx = r, id = id }
+    for _, a in ipairs(list(t.Associations)) do
+      local state = type(a.AssociationState) == "table" and a.AssociationState.State
+      if state == nil or state == "associated" then
+        if a.Main == true then self.m:main_route_table(vpc, r) end
+        if str(a.SubnetId) then self.subnet_rtb[a.SubnetId] = r end
+      end
+    end
+  end)
+end
+
+local function port_range(pr, proto)
+  if proto ~= 6 and proto ~= 17 then return 0, 65535 end
+  if type(pr) ~= "table" then return 0, 65535 end
+  local lo, hi = math.tointeger(pr.From), math.tointeger(pr.To)
+  if not lo or not hi then return 0, 65535 end
+  return lo, hi
+end
+
+function Builder:network_acls(data)
+  self.subnet_acl, self.default_acl = {}, {}
+  self:each(data, "NetworkAcls", function(n, where)
+    local id = self:need_id(n, "NetworkAclId", where)
+    if not self:claim("acl", id, where) then return end
+    local a = self.m:network_acl(self:comp(id, "network-acl", where, tag_name(n)))
+    self.idx.acl[id] = a
+    if n.IsDefault == true and str(n.VpcId) then self.default_acl[n.VpcId] = a end
+    for _, assoc in ipairs(list(n.Associations)) do
+      if str(assoc.SubnetId) then self.subnet_acl[assoc.SubnetId] = a end
+    end
+    for _, e in ipairs(list(n.Entries)) do
+      local number = math.tointeger(e.RuleNumber)
+      local proto = protocol_number(e.Protocol)
+      if e.Ipv6CidrBlock ~= nil and e.CidrBlock == nil then
+        self:skip(where, id, "IPv6 NACL entry " .. tostring(number))
+      else
+        if not number or not proto then self:raise(where, id, "bad NACL entry " .. tostring(number)) end
+        local cidr = self:cidr_ok(e.CidrBlock, where, id)
+        local lo, hi = port_range(e.PortRange, proto)
+        local egress = e.Egress == true
+        local allow = e.RuleAction == "allow"
+        local text = string.format("%s rule %s: %s %s %s %s", egress and "outbound" or "inbound",
+          number == 32767 and "*" or tostring(number), allow and "allow" or "deny",
+          proto == -1 and "all" or (proto == 6 and "tcp" or proto == 17 and "udp" or "proto " .. proto)
+            .. ((proto == 6 or proto == 17) and (" " .. lo .. "-" .. hi) or ""),
+          egress and "to" or "from", cidr)
+        local ok, err = self.m:acl_rule(a, egress, number, proto, lo, hi, cidr, allow, self:rule(text))
+        if not ok then self:raise(where, id, err) end
+      end
+    end
+  end)
+end
+
+function Builder:security_groups(data)
+  local groups = {}
+  self:each(data, "SecurityGroups", function(g, where)
+    local id = self:need_id(g, "GroupId", where)
+    if not self:claim("sg", id, where) then return end
+    self.idx.sg[id] = self.m:security_group(self:comp(id, "security-group", where, str(g.GroupName)))
+    groups[#groups + 1] = { res = g, where = where, id = id }
+  end)
+  for _, g in ipairs(groups) do
+    self:sg_rules(g, list(g.res.IpPermissions), false)
+    self:sg_rules(g, list(g.res.IpPermissionsEgress), true)
+  end
+end
+
+function Builder:sg_rules(g, perms, egress)
+  local m, sg, where = self.m, self.idx.sg[g.id], g.where
+  local dir = egress and "outbound" or "inbound"
+  for _, p in ipairs(perms) do
+    local proto = protocol_number(p.IpProtocol)
+    if not proto then self:raise(where, g.id, "bad IpProtocol " .. tostring(p.IpProtocol)) end
+    local lo, hi = 0, 65535
+    if proto == 6 or proto == 17 then
+      lo, hi = math.tointeger(p.FromPort) or 0, math.tointeger(p.ToPort) or 65535
+      if lo == -1 then lo, hi = 0, 65535 end
+      if lo < 0 or hi > 65535 or lo > hi then self:raise(where, g.id, "bad port range " .. lo .. "-" .. hi) end
+    end
+    local what = proto == -1 and "all traffic" or (proto == 6 and "tcp" or proto == 17 and "udp" or "proto " .. proto)
+      .. ((proto == 6 or proto == 17) and (" " .. (lo == hi and lo or (lo .. "-" .. hi))) or "")
+    local peer = egress and "to" or "from"
+    local function add(cidr, ref, label)
+      local ok, err = m:sg_rule(sg, egress, proto, lo, hi, cidr, ref,
+        self:rule(string.format("%s: allow %s %s %s", dir, what, peer, label)))
+      if not ok then self:raise(where, g.id, err) end
+    end
+    for _, r in ipairs(list(p.IpRanges)) do
+      add(self:cidr_ok(r.CidrIp, where, g.id), nil, r.CidrIp)
+    end
+    for _, r in ipairs(list(p.PrefixListIds)) do
+      local cidrs = self.pls[str(r.PrefixListId) or ""]
+      if not cidrs then
+        self:skip(where, g.id, "rule names unknown prefix list " .. tostring(r.PrefixListId) .. " (matches nothing)")
+      else
+        for _, c in ipairs(cidrs) do add(c, nil, c .. " (" .. r.PrefixListId .. ")") end
+      end
+    end
+    for _, r in ipairs(list(p.UserIdGroupPairs)) do
+      local ref = self.idx.sg[str(r.GroupId) or ""]
+      local label = (str(r.UserId) and r.UserId ~= where.account) and (r.UserId .. "/" .. tostring(r.GroupId))
+        or tostring(r.GroupId)
+      if ref then
+        add(nil, ref, label)
+      else
+        self:skip(where, g.id, "rule references unknown group " .. label .. " (matches nothing)")
+      end
+    end
+  end
+end
+
+local function vpc_id_of(self, cidr_owner_vpc)
+  return self.idx.vpc[str(cidr_owner_vpc) or ""]
+end
+
+function Builder:subnets(data)
+  self:each(data, "Subnets", function(s, where)
+    local id = self:need_id(s, "SubnetId", where)
+    if not self:claim("subnet", id, where) then return end
+    local vpc = vpc_id_of(self, s.VpcId)
+    if not vpc then self:raise(where, id, "unknown VPC " .. tostring(s.VpcId)) end
+    local cidr = self:cidr_ok(s.CidrBlock, where, id)
+    local az, az_id = self:az_code(s, where)
+    local acl = self.subnet_acl[id] or self.default_acl[s.VpcId] or -1
+    if acl == -1 then self:skip(where, id, "no network ACL known for the subnet: NACLs treated as allow-all") end
+    local idx, err = self.m:subnet(self:comp(id, "subnet", where, tag_name(s)), vpc, cidr, az,
+      self.subnet_rtb[id] or -1, acl)
+    if not idx then self:raise(where, id, err) end
+    self.idx.subnet[id] = idx
+    self.subnet_ids[idx] = id
+    self.subnet_vpc[idx] = vpc
+    self.info.subnet[id] = { vpc = s.VpcId, cidr = cidr, az = az, az_id = az_id, where = where }
+  end)
+end
+
+function Builder:peerings(data)
+  self:each(data, "VpcPeeringConnections", function(p, where)
+    local id = self:need_id(p, "VpcPeeringConnectionId", where)
+    if not self:claim("pcx", id, where) then return end
+    local a = vpc_id_of(self, type(p.RequesterVpcInfo) == "table" and p.RequesterVpcInfo.VpcId)
+    local b = vpc_id_of(self, type(p.AccepterVpcInfo) == "table" and p.AccepterVpcInfo.VpcId)
+    if not a or not b then
+      self:skip(where, id, "peering with a VPC outside the snapshot")
+      return
+    end
+    local active = type(p.Status) == "table" and p.Status.Code == "active"
+    self.idx.pcx[id] = self.m:peering(self:comp(id, "peering-connection", where, tag_name(p)), a, b, active)
+  end)
+end
+
+function Builder:routes()
+  for _, t in ipairs(self.rtb_res) do
+    local where, id = t.where, t.id
+    for _, r in ipairs(list(t.res.Routes)) do
+      local dests
+      local rank = RANK_STATIC
+      if str(r.DestinationCidrBlock) then
+        dests = { self:cidr_ok(r.DestinationCidrBlock, where, id) }
+      elseif str(r.DestinationPrefixListId) then
+        dests, rank = self.pls[r.DestinationPrefixListId], RANK_PREFIX_LIST
+        if not dests then
+          self:skip(where, id, "route to unknown prefix list " .. r.DestinationPrefixListId)
+          dests = {}
+        end
+      else
+        self:skip(where, id, "IPv6 route " .. tostring(r.DestinationIpv6CidrBlock))
+        dests = {}
+      end
+      if r.Origin == "EnableVgwRoutePropagation" then rank = RANK_PROPAGATED end
+      local kind, target, label = RT_OTHER, -1
+      if r.GatewayId == "local" then
+        kind, label = RT_LOCAL, "local"
+      elseif str(r.TransitGatewayId) then
+        label = r.TransitGatewayId
+        if self.idx.tgw[r.TransitGatewayId] then kind, target = RT_TGW, self.idx.tgw[r.TransitGatewayId] end
+      elseif str(r.VpcPeeringConnectionId) then
+        label = r.VpcPeeringConnectionId
+        if self.idx.pcx[label] then kind, target = RT_PCX, self.idx.pcx[label] end
+      else
+        label = str(r.GatewayId) or str(r.NatGatewayId) or str(r.NetworkInterfaceId) or str(r.InstanceId)
+          or str(r.EgressOnlyInternetGatewayId) or str(r.LocalGatewayId) or str(r.CarrierGatewayId)
+          or str(r.CoreNetworkArn) or "?"
+      end
+      local blackhole = r.State == "blackhole"
+      for _, d in ipairs(dests) do
+        local text = string.format("%s -> %s%s%s", d, label,
+          str(r.DestinationPrefixListId) and (" (" .. r.DestinationPrefixListId .. ")") or "",
+          blackhole and " (blackhole)" or "")
+        local ok, err = self.m:route(t.idx, d, kind, target, rank, blackhole, self:rule(text))
+        if not ok then self:raise(where, id, err) end
+      end
+    end
+  end
+end
+
+local function group_ids(groups)
+  local out = {}
+  for _, g in ipairs(list(groups)) do
+    if str(g.GroupId) then out[#out + 1] = g.GroupId end
+  end
+  return out
+end
+
+function Builder:add_eni(id, res, where, kind)
+  if not self:claim("eni", id, where) then return end
+  local subnet = self.idx.subnet[str(res.SubnetId) or ""]
+  if not subnet then
+    self:skip(where, id, "network interface in unknown subnet " .. tostring(res.SubnetId))
+    return
+  end
+  local sgs, sg_ids = {}, group_ids(res.Groups)
+  for _, g in ipairs(sg_ids) do
+    if self.idx.sg[g] then sgs[#sgs + 1] = self.idx.sg[g] end
+  end
+  local ip = str(res.PrivateIpAddress)
+  if not ip then self:raise(where, id, "network interface without PrivateIpAddress") end
+  local e, err = self.m:eni(self:comp(id, kind, where, str(res.Description)), self.idx.subnet[res.SubnetId], ip, sgs)
+  if not e then self:raise(where, id, err .. " " .. ip) end
+  for _, a in ipairs(list(res.PrivateIpAddresses)) do
+    if str(a.PrivateIpAddress) and a.PrivateIpAddress ~= ip then
+      local ok, aerr = self.m:eni_ip(e, a.PrivateIpAddress)
+      if not ok then self:raise(where, id, aerr .. " " .. tostring(a.PrivateIpAddress)) end
+    end
+  end
+  local pub = type(res.Association) == "table" and str(res.Association.PublicIp)
+  self.idx.eni[id] = e
+  self.info.eni[id] = { idx = e, ip = ip, subnet = res.SubnetId, sgs = sg_ids, type = str(res.InterfaceType),
+    description = str(res.Description) or "", public_ip = pub, requester = str(res.RequesterId) }
+  self.endpoints[id] = { enis = { e }, ips = { ip }, label = id, vpc = self.info.subnet[res.SubnetId].vpc }
+  return e
+end
+
+function Builder:interfaces(data)
+  self:each(data, "NetworkInterfaces", function(n, where)
+    self:add_eni(self:need_id(n, "NetworkInterfaceId", where), n, where, "network-interface")
+  end)
+  self:each(data, "Reservations", function(r, where)
+    for _, inst in ipairs(list(r.Instances)) do
+      local iid = str(inst.InstanceId)
+      local primary
+      for _, n in ipairs(list(inst.NetworkInterfaces)) do
+        local nid = str(n.NetworkInterfaceId)
+        if nid then
+          if not self.idx.eni[nid] then self:add_eni(nid, n, where, "network-interface") end
+          if self.idx.eni[nid] and (not primary or (type(n.Attachment) == "table" and n.Attachment.DeviceIndex == 0)) then
+            primary = nid
+          end
+        end
+      end
+      if iid and primary then
+        local p = self.endpoints[primary]
+        self.endpoints[iid] = { enis = p.enis, ips = p.ips, label = iid, vpc = p.vpc }
+      end
+    end
+  end)
+end
+
+function Builder:attachments(data)
+  local atts = {}
+  local function merge(id, where)
+    local a = atts[id]
+    if not a then
+      a = { id = id, where = where }
+      atts[id] = a
+      atts[#atts + 1] = a
+    end
+    return a
+  end
+  self:each(data, "TransitGatewayAttachments", function(t, where)
+    local a = merge(self:need_id(t, "TransitGatewayAttachmentId", where), where)
+    a.tgw = a.tgw or str(t.TransitGatewayId)
+    a.type = str(t.ResourceType) or a.type
+    if a.type == "vpc" then a.vpc = a.vpc or str(t.ResourceId) end
+    a.states = a.states or {}
+    a.states[#a.states + 1] = t.State
+    if type(t.Association) == "table" and str(t.Association.TransitGatewayRouteTableId)
+        and (t.Association.State == nil or t.Association.State == "associated") then
+      a.assoc = t.Association.TransitGatewayRouteTableId
+    end
+    a.res = a.res or t
+  end)
+  self:each(data, "TransitGatewayVpcAttachments", function(t, where)
+    local a = merge(self:need_id(t, "TransitGatewayAttachmentId", where), where)
+    a.tgw = a.tgw or str(t.TransitGatewayId)
+    a.type, a.vpc = "vpc", str(t.VpcId)
+    a.states = a.states or {}
+    a.states[#a.states + 1] = t.State
+    a.subnets = a.subnets or list(t.SubnetIds)
+    local opts = list(t.Options)
+    a.sgref = opts.SecurityGroupReferencingSupport ~= "disable"
+    a.appliance = opts.ApplianceModeSupport == "enable"
+    a.res = a.res or t
+  end)
+  -- get-transit-gateway-route-table-associations per table, wrapped as
+  -- {"TransitGatewayAssociations": [{"TransitGatewayRouteTableId": ..., "Associations": [...]}]}
+  self:each(data, "TransitGatewayAssociations", function(w)
+    for _, as in ipairs(list(w.Associations)) do
+      local a = atts[str(as.TransitGatewayAttachmentId) or ""]
+      if a and (as.State == nil or as.State == "associated") then a.assoc = str(w.TransitGatewayRouteTableId) end
+    end
+  end)
+  for _, a in ipairs(atts) do
+    local tgw = self.idx.tgw[a.tgw or ""]
+    if not tgw then
+      self:skip(a.where, a.id, "attachment to unknown transit gateway " .. tostring(a.tgw))
+    else
+      local available = true
+      for _, st in ipairs(a.states or {}) do available = available and st == "available" end
+      local vpc = a.vpc and self.idx.vpc[a.vpc] or -1
+      if a.type == "vpc" and vpc == -1 then
+        self:skip(a.where, a.id, "attachment of a VPC outside the snapshot " .. tostring(a.vpc))
+      end
+      local assoc = -1
+      if a.assoc then assoc = self.idx.trtb[a.assoc] or self:unknown_trtb(a.assoc, a.where) end
+      local idx = self.m:tgw_attachment(self:comp(a.id, "tgw-attachment", a.where, tag_name(a.res)), tgw, vpc,
+        available, a.sgref ~= false, assoc)
+      self.idx.att[a.id] = idx
+      self.info.att[a.id] = { vpc = a.vpc, type = a.type, idx = idx }
+      if vpc ~= -1 then
+        for _, s in ipairs(a.subnets or {}) do
+          local sidx = self.idx.subnet[s]
+          if not sidx then
+            self:skip(a.where, a.id, "attachment subnet outside the snapshot " .. tostring(s))
+          elseif self.info.subnet[s].vpc ~= a.vpc then
+            self:raise(a.where, a.id, "attachment subnet " .. s .. " is not in " .. a.vpc)
+          else
+            self.m:attachment_subnet(idx, sidx)
+          end
+        end
+      end
+    end
+  end
+end
+
+function Builder:tgw_routes(data)
+  local propagated_tables = {}
+  -- Propagations (Batfish's wrapper of get-transit-gateway-route-table-propagations):
+  -- {"TransitGatewayPropagations": [{"TransitGatewayRouteTableId": ..., "TransitGatewayRouteTablePropagations": [...]}]}
+  self:each(data, "TransitGatewayPropagations", function(w, where)
+    local tid = str(w.TransitGatewayRouteTableId)
+    local t = tid and self.idx.trtb[tid]
+    if not t then
+      self:skip(where, tostring(tid), "propagations of an unknown TGW route table")
+      return
+    end
+    propagated_tables[tid] = true
+    for _, p in ipairs(list(w.TransitGatewayRouteTablePropagations)) do
+      local aid = str(p.TransitGatewayAttachmentId) or ""
+      local att = self.info.att[aid]
+      if p.State == "enabled" and att then
+        local vinfo = att.type == "vpc" and self.info.vpc[att.vpc or ""]
+        if vinfo then
+          for _, c in ipairs(vinfo.cidrs) do
+            self.m:tgw_route(t, c, att.idx, RANK_PROPAGATED, false,
+              self:rule(string.format("%s -> %s (propagated from %s)", c, aid, att.vpc)))
+          end
+        else
+          self:skip(where, aid, "propagation from a non-VPC attachment or unknown VPC: its routes are unknown")
+        end
+      end
+    end
+  end)
+  -- Routes: Batfish's static-route wrapper, or search-transit-gateway-routes output wrapped with
+  -- the table id the same way: {"TransitGatewayRoutes": [{"TransitGatewayRouteTableId": ..., "Routes": [...]}]}.
+  local function add_routes(w, where)
+    local tid = str(w.TransitGatewayRouteTableId)
+    local t = tid and self.idx.trtb[tid]
+    if not t then
+      self:skip(where, tostring(tid), "routes of an unknown TGW route table")
+      return
+    end
+    for _, r in ipairs(list(w.Routes)) do
+      local propagated = r.Type == "propagated"
+      -- propagated routes come from the propagations when those are known (they are the truth
+      -- a runbook edits); the listed ones are used only for tables without propagation data
+      if not (propagated and propagated_tables[tid]) then
+        local dests = str(r.DestinationCidrBlock) and { self:cidr_ok(r.DestinationCidrBlock, where, tid) }
+          or self.pls[str(r.PrefixListId) or ""] or {}
+        local rank = propagated and RANK_PROPAGATED or (str(r.PrefixListId) and RANK_PREFIX_LIST or RANK_STATIC)
+        local aid = type(r.TransitGatewayAttachments) == "table" and type(r.TransitGatewayAttachments[1]) == "table"
+          and str(r.TransitGatewayAttachments[1].TransitGatewayAttachmentId)
+        local att = aid and self.idx.att[aid]
+        local blackhole = r.State == "blackhole" or not att
+        if propagated and att and self.info.att[aid].type ~= "vpc" then rank = RANK_OTHER_PROPAGATED end
+        for _, d in ipairs(dests) do
+          self.m:tgw_route(t, d, att or -1, rank, blackhole, self:rule(string.format("%s -> %s (%s%s)", d,
+            aid or "blackhole", propagated and "propagated" or "static", blackhole and ", blackhole" or "")))
+        end
+      end
+    end
+  end
+  self:each(data, "TransitGatewayStaticRoutes", add_routes)
+  self:each(data, "TransitGatewayRoutes", add_routes)
+end
+
+-- A Hyperplane ENI (Lambda) or an RDS ENI the snapshot does not list: placed at the first
+-- usable address of the subnet (base + 4) and reported as an assumption.
+function Builder:synthetic_eni(id, subnet_id, sgs, where, why)
+  local s = self.info.subnet[subnet_id]
+  local net = creach.cidr(s.cidr)
+  local ip = creach.ipstr(net + 4)
+  local sg_idx = {}
+  for _, g in ipairs(sgs) do if self.idx.sg[g] then sg_idx[#sg_idx + 1] = self.idx.sg[g] end end
+  local e = self.m:eni(self:comp(id, "network-interface", where, why), self.idx.subnet[subnet_id], ip, sg_idx)
+  self.assumed = self.assumed or {}
+  self.assumed[#self.assumed + 1] = string.format("%s: no ENI in the snapshot, assumed at %s in %s", why, ip, subnet_id)
+  return e, ip
+end
+
+local function same_set(a, b)
+  if #a ~= #b then return false end
+  local s = {}
+  for _, x in ipairs(a) do s[x] = true end
+  for _, x in ipairs(b) do if not s[x] then return false end end
+  return true
+end
+
+function Builder:functions(data)
+  self:each(data, "Functions", function(f, where)
+    local name = self:need_id(f, "FunctionName", where)
+    local vc = type(f.VpcConfig) == "table" and f.VpcConfig or {}
+    local subnets, sgs = list(vc.SubnetIds), list(vc.SecurityGroupIds)
+    if #subnets == 0 then
+      self:skip(where, name, "function without VPC configuration (not in any VPC)")
+      return
+    end
+    local ep = { enis = {}, ips = {}, label = "lambda:" .. name, lambda = true, vpc = str(vc.VpcId) }
+    for _, sid in ipairs(subnets) do
+      if not self.idx.subnet[sid] then
+        self:skip(where, name, "function subnet outside the snapshot " .. sid)
+      else
+        local found
+        for eid, e in pairs(self.info.eni) do
+          if e.subnet == sid and e.type == "lambda" and same_set(e.sgs, sgs) then
+            if not found or eid < found then found = eid end
+          end
+        end
+        local idx, ip
+        if found then
+          idx, ip = self.info.eni[found].idx, self.info.eni[found].ip
+        else
+          idx, ip = self:synthetic_eni("lambda:" .. name .. "@" .. sid, sid, sgs, where,
+            "Hyperplane ENI of lambda:" .. name)
+        end
+        ep.enis[#ep.enis + 1], ep.ips[#ep.ips + 1] = idx, ip
+      end
+    end
+    if #ep.enis > 0 then self.endpoints["lambda:" .. name] = ep end
+  end)
+end
+
+function Builder:databases(data)
+  self:each(data, "DBInstances", function(d, where)
+    local id = self:need_id(d, "DBInstanceIdentifier", where)
+    local sg_ids = {}
+    for _, g in ipairs(list(d.VpcSecurityGroups)) do
+      if str(g.VpcSecurityGroupId) then sg_ids[#sg_ids + 1] = g.VpcSecurityGroupId end
+    end
+    local group = type(d.DBSubnetGroup) == "table" and d.DBSubnetGroup or {}
+    local vpc = str(group.VpcId)
+    -- the instance's ENI: requested by RDS, in its VPC, carrying its groups
+    local found
+    for eid, e in pairs(self.info.eni) do
+      local s = self.info.subnet[e.subnet]
+      if s and s.vpc == vpc and (e.description == "RDSNetworkInterface" or e.requester == "amazon-rds")
+          and same_set(e.sgs, sg_ids) and (not found or eid < found) then
+        found = eid
+      end
+    end
+    local idx, ip, pub
+    if found then
+      idx, ip, pub = self.info.eni[found].idx, self.info.eni[found].ip, self.info.eni[found].public_ip
+    else
+      local sid
+      for _, s in ipairs(list(group.Subnets)) do
+        local sname = str(s.SubnetIdentifier)
+        local az = type(s.SubnetAvailabilityZone) == "table" and s.SubnetAvailabilityZone.Name
+        if sname and self.idx.subnet[sname] and (not sid or az == d.AvailabilityZone) then sid = sname end
+      end
+      if not sid then
+        self:skip(where, id, "database without a subnet in the snapshot")
+        return
+      end
+      idx, ip = self:synthetic_eni("rds:" .. id, sid, sg_ids, where, "ENI of rds:" .. id)
+    end
+    local endpoint = type(d.Endpoint) == "table" and d.Endpoint or {}
+    local rec = { enis = { idx }, ips = { ip }, label = "rds:" .. id, rds = true, vpc = vpc,
+      public = d.PubliclyAccessible == true, public_ip = pub, address = str(endpoint.Address),
+      port = math.tointeger(endpoint.Port), available = d.DBInstanceStatus == nil or d.DBInstanceStatus == "available" }
+    self.endpoints["rds:" .. id] = rec
+    if rec.address then self.rds_names[rec.address:lower()] = rec end
+  end)
+end
+
+local KNOWN_KEYS = {
+  Vpcs = true, Subnets = true, RouteTables = true, SecurityGroups = true, NetworkAcls = true,
+  NetworkInterfaces = true, Reservations = true, TransitGateways = true, TransitGatewayAttachments = true,
+  TransitGatewayVpcAttachments = true, TransitGatewayRouteTables = true, TransitGatewayStaticRoutes = true,
+  TransitGatewayRoutes = true, TransitGatewayPropagations = true, TransitGatewayAssociations = true,
+  DBInstances = true, Functions = true, VpcAttributes = true, ManagedPrefixLists = true, PrefixLists = true,
+  AvailabilityZones = true, VpcPeeringConnections = true,
+}
+
+function Builder:unknown_keys(data)
+  for account, regions in pairs(data.accounts) do
+    for region, res in pairs(regions) do
+      if type(res) ~= "table" then
+        self:raise({ account = account, region = region, key = "?" }, region, "region entry must be a table")
+      end
+      for key, v in pairs(res) do
+        if not KNOWN_KEYS[key] then
+          local n = type(v) == "table" and #v or 0
+          if n > 0 or type(v) ~= "table" then
+            self:skip({ account = account, region = region, key = key }, key,
+              string.format("not modelled (%d item%s)", n, n == 1 and "" or "s"))
+          end
+        end
+      end
+    end
+  end
+end
+
+--- Compiles `data` (the table form); returns the builder state, or nil, err.
+function build.compile(data, origins)
+  local b = new_builder(origins)
+  local ok, err = pcall(function()
+    if type(data.accounts) ~= "table" then
+      b:raise({ account = "?", region = "?", key = "accounts" }, "accounts", "table form needs an `accounts` table")
+    end
+    b:unknown_keys(data)
+    b:zones(data)
+    b:prefix_lists(data)
+    b:transit_gateways(data)
+    b:tgw_route_tables(data)
+    b:vpcs(data)
+    b:route_tables(data)
+    b:network_acls(data)
+    b:security_groups(data)
+    b:subnets(data)
+    b:peerings(data)
+    b:routes()
+    b:interfaces(data)
+    b:attachments(data)
+    b:tgw_routes(data)
+    b:functions(data)
+    b:databases(data)
+    b.m:finish()
+  end)
+  if not ok then
+    b.m:close()
+    if type(err) == "table" and err[1] == STOP then return nil, err[2] end
+    error(err, 0)
+  end
+  if next(b.idx.vpc) == nil then
+    b.m:close()
+    return errors.fail("invalid_snapshot", "empty snapshot: no VPCs found", { file = "" })
+  end
+  return b
+end
+
+return build

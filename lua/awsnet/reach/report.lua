@@ -1,0 +1,263 @@
+--- Trace results: hops in words, the blocking hop, a suggested fix, text and JSON forms.
+-- A result is built from the packed hop records the C evaluator returns; the hop tables are
+-- made only when `forward`, `ret`, `blocked_at`, `assumptions` or `fix` is first read, so a
+-- script that only asks `reachable` pays for nothing else.
+--
+-- result = { reachable = bool, code = explanation code (nil when reachable),
+--            blocked_at = hop | nil, forward = {ok, hops}, ret = {ok, hops},
+--            assumptions = {text...}, fix = one line | nil, src, dst, dst_ip, protocol, port }
+-- hop = { component = id, kind = "route-table" | ..., rule = text | nil,
+--         verdict = "allow" | "deny" | "forward" | "drop" | "deliver",
+--         direction = "forward" | "return", code = explanation code on the blocking hop }
+local core = require "awsnet.core"
+
+local creach = core.reach
+local report = {}
+
+local KINDS = { "network-interface", "security-group", "network-acl", "route-table", "transit-gateway",
+  "tgw-attachment", "tgw-route-table", "peering-connection", "subnet", "vpc" }
+local VERDICTS = { "allow", "deny", "forward", "drop", "deliver" }
+local HOP_FORMAT = "<BBBBHHi4i4"
+local HOP_SIZE = creach.HOP_SIZE
+local F_AZ_CROSSED, F_DST_NOT_ENI, F_SRC_NO_ENI, F_NACL_UNKNOWN = 1, 2, 4, 8
+local PROTO_NAMES = { [6] = "tcp", [17] = "udp", [1] = "icmp", [-1] = "all" }
+
+local Result = {}
+local lazy = {}
+
+Result.__name = "awsnet.reach.result"
+Result.__index = function(r, key)
+  local f = lazy[key]
+  if f then
+    f(r)
+    return rawget(r, key)
+  end
+  return Result[key]
+end
+
+local function proto_text(ctx)
+  local p = PROTO_NAMES[ctx.proto] or ("proto " .. ctx.proto)
+  if ctx.proto == 6 or ctx.proto == 17 then p = p .. "/" .. ctx.port end
+  return p
+end
+
+local function decode_hops(r)
+  local ctx, comps, rules = r._c, r._c.model.comps, r._c.model.rules
+  local fwd, ret = {}, {}
+  local s = r._h
+  for i = 1, #s // HOP_SIZE do
+    local kind, verdict, dir, _, _, _, comp, rule = string.unpack(HOP_FORMAT, s, (i - 1) * HOP_SIZE + 1)
+    local c = comps[comp + 1]
+    local hop = { component = c and c.id, kind = KINDS[kind], rule = rules[rule + 1], verdict = VERDICTS[verdict],
+      direction = dir == 0 and "forward" or "return", account = c and c.account, name = c and c.name }
+    if i == r._b then hop.code = r.code end
+    if dir == 0 then fwd[#fwd + 1] = hop else ret[#ret + 1] = hop end
+    if i == r._b then rawset(r, "blocked_at", hop) end
+  end
+  local fwd_ok = r._b == nil or r._b > r._nf
+  rawset(r, "forward", { ok = fwd_ok, hops = fwd })
+  rawset(r, "ret", { ok = r.reachable and not ctx.forward_only, hops = ret })
+end
+lazy.forward, lazy.ret, lazy.blocked_at = decode_hops, decode_hops, decode_hops
+
+function lazy.assumptions(r)
+  local ctx, f = r._c, r._f or 0
+  local out = {}
+  for _, a in ipairs(ctx.model.assumptions) do out[#out + 1] = a end
+  if f & F_AZ_CROSSED ~= 0 then
+    out[#out + 1] = "the TGW leaves through another AZ than it entered (the egress attachment has no subnet in "
+      .. "that AZ; AWS picks one where it is present)"
+  end
+  if f & F_DST_NOT_ENI ~= 0 then
+    out[#out + 1] = "no network interface holds " .. creach.ipstr(ctx.dst_ip)
+      .. ": delivered to its subnet, no security group evaluated there"
+  end
+  if f & F_SRC_NO_ENI ~= 0 then
+    out[#out + 1] = "the source address has no network interface in the snapshot: no egress security group evaluated"
+  end
+  if f & F_NACL_UNKNOWN ~= 0 then out[#out + 1] = "a subnet without a known network ACL was treated as allow-all" end
+  if (ctx.proto == 6 or ctx.proto == 17) and not ctx.forward_only then
+    out[#out + 1] = string.format("replies checked against network ACLs for client ports %d-%d%s", ctx.eph[1],
+      ctx.eph[2], ctx.src_port_given and "" or (ctx.src.lambda and " (Lambda)" or " (Linux default)"))
+  end
+  if ctx.public_trap then
+    out[#out + 1] = string.format("%s is publicly accessible: from outside its VPC its name resolves to the public "
+      .. "address %s, so the transit gateway is not used", ctx.dst.label, tostring(ctx.dst.public_ip))
+  end
+  if ctx.dst.resolved then
+    out[#out + 1] = string.format("%s resolved to %s", ctx.dst.dns_name, ctx.dst.resolved)
+  end
+  rawset(r, "assumptions", out)
+end
+
+local function ports_text(ctx, hop)
+  if ctx.proto ~= 6 and ctx.proto ~= 17 then return PROTO_NAMES[ctx.proto] or ("proto " .. ctx.proto) end
+  if hop.direction == "return" then
+    return string.format("%s %d-%d", PROTO_NAMES[ctx.proto], ctx.eph[1], ctx.eph[2])
+  end
+  return string.format("%s %d", PROTO_NAMES[ctx.proto], ctx.port)
+end
+
+local FIXES = {
+  NO_ROUTE_TO_DESTINATION = function(h, to)
+    return string.format("add a route for %s (or its VPC CIDR) in %s, towards the transit gateway", to, h.component)
+  end,
+  BAD_STATE_ROUTE = function(h) return "replace the blackhole route " .. tostring(h.rule) .. " in " .. h.component end,
+  BAD_STATE = function(h) return h.component .. " is not available: wait for it or recreate it" end,
+  BAD_STATE_ATTACHMENT = function(h)
+    return "attach this VPC to the transit gateway and make the attachment available (" .. h.component .. ")"
+  end,
+  TGW_ROUTE_AZ_RESTRICTION = function(h)
+    return "add a subnet in the source's Availability Zone to the attachment " .. h.component
+  end,
+  TGW_ATTACH_MISSING_TGW_RTB_ASSOCIATION = function(h)
+    return "associate the ingress attachment with a route table of " .. h.component
+  end,
+  TGW_RTB_ROUTES_ARE_UNKNOWN = function(h)
+    return "add the TGW owner's describe output for " .. h.component .. " to the snapshot"
+  end,
+  TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT = function(h, to)
+    return string.format("propagate the destination VPC's attachment to %s, or add a static route for %s", h.component, to)
+  end,
+  TGW_RTB_BAD_STATE_ROUTE = function(h) return "remove the blackhole route " .. tostring(h.rule) .. " from " .. h.component end,
+  ENI_SG_RULES_MISMATCH = function(h, to, from, ctx)
+    if h.direction == "forward" and h._outbound then
+      return string.format("add an outbound rule to %s: allow %s to %s/32", h.component, ports_text(ctx, h), to)
+    end
+    return string.format("add an inbound rule to %s: allow %s from %s/32", h.component, ports_text(ctx, h), from)
+  end,
+  SG_REFERENCING_SUPPORT = function(h, _, from)
+    return string.format("enable SecurityGroupReferencingSupport on the transit gateway and both VPC attachments, "
+      .. "or allow %s/32 (a CIDR) in %s instead of the group", from, h.component)
+  end,
+  SUBNET_ACL_RESTRICTION = function(h, to, from, ctx)
+    return string.format("in %s allow %s between %s and %s with a rule numbered before %s", h.component,
+      ports_text(ctx, h), from, to, h.rule or "the default deny (*)")
+  end,
+  UNKNOWN_DESTINATION = function(h, to) return "no subnet of " .. h.component .. " holds " .. to end,
+  UNSUPPORTED_COMPONENT = function(h)
+    return "the route " .. tostring(h.rule) .. " leaves the modelled network (internet, NAT, VPN...): route it via the TGW"
+  end,
+  NO_PATH = function() return "the reply does not come back the way it left: check both sides' routes" end,
+}
+
+function lazy.fix(r)
+  if r.reachable then return end
+  local ctx, h = r._c, r.blocked_at
+  local fix
+  if ctx.public_trap then
+    fix = "set PubliclyAccessible=false on " .. ctx.dst.label .. " (or resolve it from its own VPC)"
+  elseif h and FIXES[r.code] then
+    local src_ip = r._src_ip and creach.ipstr(r._src_ip) or "the source"
+    local dst_ip = creach.ipstr(ctx.dst_ip)
+    local to, from = dst_ip, src_ip
+    if h.direction == "return" then to, from = src_ip, dst_ip end
+    h._outbound = h.kind == "security-group" and r._sg_outbound
+    fix = FIXES[r.code](h, to, from, ctx)
+    h._outbound = nil
+  elseif r._fix then
+    fix = r._fix
+  end
+  rawset(r, "fix", fix or false)
+end
+
+--- Wraps the C evaluator's answer (ok, code, hops, nforward, blocked, flags, dst_eni).
+function report.result(ctx, ok, code, hops, nforward, blocked, flags, dst_eni)
+  local r = { reachable = ok, code = not ok and code or nil, _c = ctx, _h = hops, _nf = nforward, _b = blocked,
+    _f = flags, _d = dst_eni, src = ctx.src.label, dst = ctx.dst.label, dst_ip = creach.ipstr(ctx.dst_ip),
+    protocol = ctx.proto, port = ctx.port }
+  if blocked then
+    local kind = string.unpack("<B", hops, (blocked - 1) * HOP_SIZE + 1)
+    -- the first security-group hop of the forward path is the source's outbound check
+    r._sg_outbound = KINDS[kind] == "security-group" and blocked == 2
+  end
+  r._src_ip = ctx.src.ip or (ctx.src.ips and creach.ip(ctx.src.ips[1]))
+  return setmetatable(r, Result)
+end
+
+-- A result decided before any packet moves (DNS): one blocking hop, no C walk.
+local function early(ctx, hop, code, fix)
+  hop.code, hop.verdict, hop.direction = code, "drop", "forward"
+  local r = { reachable = false, code = code, src = ctx.src.label, dst = ctx.dst.label, _c = ctx, _fix = fix,
+    protocol = ctx.proto, port = ctx.port, forward = { ok = false, hops = { hop } }, ret = { ok = false, hops = {} },
+    blocked_at = hop }
+  return setmetatable(r, Result)
+end
+
+function report.dns_blocked(ctx, vpc)
+  return early(ctx, { component = vpc, kind = "vpc", rule = "enableDnsSupport = false" }, "DNS_SUPPORT_DISABLED",
+    "enable enableDnsSupport on " .. vpc .. " (the function cannot resolve " .. ctx.dst.label .. ")")
+end
+
+function report.public_unknown(ctx)
+  ctx.dst_ip = 0
+  return early(ctx, { component = ctx.dst.label, kind = "rds" }, "UNKNOWN_DESTINATION",
+    "set PubliclyAccessible=false on " .. ctx.dst.label .. ": its public address is not in the snapshot")
+end
+
+--- The smallest list of CIDRs covering [first, last] (integers).
+function report.cidrs(first, last)
+  local out = {}
+  while first <= last do
+    local len = 32
+    while len > 0 do
+      local size = 1 << (33 - len)
+      if first % size ~= 0 or first + size - 1 > last then break end
+      len = len - 1
+    end
+    out[#out + 1] = creach.ipstr(first) .. "/" .. len
+    first = first + (1 << (32 - len))
+  end
+  return out
+end
+
+local function hop_line(i, h)
+  return string.format("  %2d. %-18s %-28s %-8s%s%s", i, h.kind or "?", tostring(h.component), h.verdict or "?",
+    h.rule and ("  " .. h.rule) or "", h.code and ("  <- " .. h.code) or "")
+end
+
+function Result.__tostring(r)
+  local ctx = r._c
+  local lines = { string.format("%s: %s -> %s (%s) %s", r.reachable and "REACHABLE" or "NOT REACHABLE", r.src,
+    r.dst, r.dst_ip or "?", proto_text(ctx)) }
+  if r.source then lines[#lines + 1] = "source ENI address: " .. r.source end
+  for _, leg in ipairs({ { "forward", r.forward }, { "return", r.ret } }) do
+    if #leg[2].hops > 0 then
+      lines[#lines + 1] = leg[1] .. ":"
+      for i, h in ipairs(leg[2].hops) do lines[#lines + 1] = hop_line(i, h) end
+    end
+  end
+  if not r.reachable then
+    local h = r.blocked_at
+    lines[#lines + 1] = string.format("blocked at %s %s (%s): %s", h and h.kind or "?", h and tostring(h.component) or "?",
+      h and h.direction or "?", r.code)
+    if r.fix then lines[#lines + 1] = "fix: " .. r.fix end
+  end
+  for _, a in ipairs(r.assumptions) do lines[#lines + 1] = "assumption: " .. a end
+  return table.concat(lines, "\n")
+end
+
+local function plain_hops(hops)
+  local out = {}
+  for i, h in ipairs(hops) do
+    out[i] = { component = h.component, kind = h.kind, rule = h.rule, verdict = h.verdict, direction = h.direction,
+      code = h.code, account = h.account }
+  end
+  return out
+end
+
+--- The result as plain data (what `json` encodes).
+function Result.data(r)
+  return { reachable = r.reachable, code = r.code, src = r.src, dst = r.dst, dst_ip = r.dst_ip,
+    protocol = r.protocol, port = r.port, source = r.source, fix = r.fix or nil,
+    blocked_at = r.blocked_at and plain_hops({ r.blocked_at })[1] or nil,
+    forward = { ok = r.forward.ok, hops = plain_hops(r.forward.hops) },
+    ret = { ok = r.ret.ok, hops = plain_hops(r.ret.hops) }, assumptions = r.assumptions }
+end
+
+function Result.json(r)
+  local cjson = require "cjson"
+  return cjson.encode(r:data())
+end
+
+return report

@@ -19,9 +19,12 @@ local process = require "awsnet.svc.process"
 
 local report = {}
 
--- A hop's component as text (the evaluator may give an id or a table describing it).
+-- A hop's component as text (an id, a table describing it, or a whole hop).
 local function component_id(c)
-  if type(c) == "table" then return tostring(c.id or c.name or c.arn or "?") end
+  if type(c) == "table" then
+    if c.component ~= nil then return component_id(c.component) end
+    return tostring(c.id or c.name or c.arn or "?")
+  end
   return tostring(c)
 end
 report.component_id = component_id
@@ -142,6 +145,12 @@ function report.dot(data)
   end
 
   local topo = data.topology or { accounts = {} }
+  local hops = tr and tr.forward and tr.forward.hops or {}
+  -- a hop node of the account it belongs to (as the evaluator says) is drawn in that account's box
+  local function hop_node(h)
+    return node(component_id(h.component), (h.kind and (h.kind .. "\n") or "") .. component_id(h.component),
+      ", shape=ellipse")
+  end
   for i, a in ipairs(topo.accounts or {}) do
     lines[#lines + 1] = string.format("  subgraph cluster_account_%d {", i)
     lines[#lines + 1] = "    label=" .. dot_quote("account " .. a.name .. (a.id and (" " .. a.id) or "")) .. ";"
@@ -166,22 +175,29 @@ function report.dot(data)
           dot_quote(topo.tgw.route_table))
       end
     end
+    for _, h in ipairs(hops) do
+      if a.id and h.account == a.id and not known[component_id(h.component)] then lines[#lines + 1] = hop_node(h) end
+    end
     lines[#lines + 1] = "  }"
   end
 
-  if tr and tr.forward and tr.forward.hops then
-    local prev
-    for i, h in ipairs(tr.forward.hops) do
+  if #hops > 0 then
+    -- the path starts at A's workload (first account) and, when it gets there, ends at B's
+    local accts = topo.accounts or {}
+    local prev = accts[1] and accts[1].workload and accts[1].workload.id
+    for i, h in ipairs(hops) do
       local id = component_id(h.component)
-      if not known[id] then
-        lines[#lines + 1] = node(id, (h.kind and (h.kind .. "\n") or "") .. id, ", shape=ellipse")
-      end
+      if not known[id] then lines[#lines + 1] = hop_node(h) end
       if prev and prev ~= id then
         local bad = blocked == id
         lines[#lines + 1] = string.format("  %s -> %s [label=%s, color=%s, penwidth=2];", dot_quote(prev),
           dot_quote(id), dot_quote(tostring(i)), bad and '"red"' or '"#1f5fbf"')
       end
       prev = id
+    end
+    local last = accts[#accts] and accts[#accts].workload
+    if tr.reachable and prev and last and #accts > 1 then
+      lines[#lines + 1] = string.format("  %s -> %s [color=\"#1f5fbf\", penwidth=2];", dot_quote(prev), dot_quote(last.id))
     end
   end
   lines[#lines + 1] = "}"

@@ -1,39 +1,40 @@
 --- Snapshots of accounts: the describe-* output an evaluator needs, saved as JSON in the folder
 -- layout awsnet.reach.load reads (Batfish's): <out>/aws_configs/accounts/<id>/<region>/<Key>.json,
--- each file holding {<Key> = [...]} exactly as `aws ec2 describe-*` prints it.
+-- each file holding {<Key> = [...]} exactly as `aws ec2 describe-*` prints it, plus the keys
+-- awsnet.reach adds: VpcAttributes (describe-vpc-attribute per VPC), TransitGatewayRoutes
+-- (search-transit-gateway-routes per route table) and TransitGatewayPropagations.
 --
 --   local snap = assert(snapshot.take{out = dir, region = "us-east-1",
 --                                     accounts = { {client = fn(service) -> aws client}, ... }})
 --   -- snap = {dir, accounts = {{id, region, path, counts = {Vpcs = 2, ...}}}}
 --
--- The calls of all accounts run concurrently (awsnet.aws's concurrent helper); transit gateway
--- route tables are followed by their routes and propagations, which Batfish keeps in two wrapper
--- files (TransitGatewayStaticRoutes, TransitGatewayPropagations).
+-- The calls of all accounts run concurrently (awsnet.aws's concurrent helper); then, as concurrently,
+-- the calls that need their results (VPC attributes, TGW routes and propagations).
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
 local process = require "awsnet.svc.process"
 
 local snapshot = {}
 
---- What is collected: {service, operation, result key, file name}.
+--- What is collected: {service, operation, result key}; the file is named after the key.
 snapshot.CALLS = {
-  { "ec2", "DescribeAvailabilityZones", "AvailabilityZones", "AvailabilityZones" },
-  { "ec2", "DescribeVpcs", "Vpcs", "Vpcs" },
-  { "ec2", "DescribeSubnets", "Subnets", "Subnets" },
-  { "ec2", "DescribeRouteTables", "RouteTables", "RouteTables" },
-  { "ec2", "DescribeSecurityGroups", "SecurityGroups", "SecurityGroups" },
-  { "ec2", "DescribeNetworkAcls", "NetworkAcls", "NetworkAcls" },
-  { "ec2", "DescribeNetworkInterfaces", "NetworkInterfaces", "NetworkInterfaces" },
-  { "ec2", "DescribeInstances", "Reservations", "Reservations" },
-  { "ec2", "DescribeInternetGateways", "InternetGateways", "InternetGateways" },
-  { "ec2", "DescribeNatGateways", "NatGateways", "NatGateways" },
-  { "ec2", "DescribeVpcPeeringConnections", "VpcPeeringConnections", "VpcPeeringConnections" },
-  { "ec2", "DescribeTransitGateways", "TransitGateways", "TransitGateways" },
-  { "ec2", "DescribeTransitGatewayAttachments", "TransitGatewayAttachments", "TransitGatewayAttachments" },
-  { "ec2", "DescribeTransitGatewayVpcAttachments", "TransitGatewayVpcAttachments", "TransitGatewayVpcAttachments" },
-  { "ec2", "DescribeTransitGatewayRouteTables", "TransitGatewayRouteTables", "TransitGatewayRouteTables" },
-  { "rds", "DescribeDBInstances", "DBInstances", "RdsInstances" },
-  { "lambda", "ListFunctions", "Functions", "LambdaFunctions" },
+  { "ec2", "DescribeAvailabilityZones", "AvailabilityZones" },
+  { "ec2", "DescribeVpcs", "Vpcs" },
+  { "ec2", "DescribeSubnets", "Subnets" },
+  { "ec2", "DescribeRouteTables", "RouteTables" },
+  { "ec2", "DescribeSecurityGroups", "SecurityGroups" },
+  { "ec2", "DescribeNetworkAcls", "NetworkAcls" },
+  { "ec2", "DescribeNetworkInterfaces", "NetworkInterfaces" },
+  { "ec2", "DescribeInstances", "Reservations" },
+  { "ec2", "DescribeInternetGateways", "InternetGateways" },
+  { "ec2", "DescribeNatGateways", "NatGateways" },
+  { "ec2", "DescribeVpcPeeringConnections", "VpcPeeringConnections" },
+  { "ec2", "DescribeTransitGateways", "TransitGateways" },
+  { "ec2", "DescribeTransitGatewayAttachments", "TransitGatewayAttachments" },
+  { "ec2", "DescribeTransitGatewayVpcAttachments", "TransitGatewayVpcAttachments" },
+  { "ec2", "DescribeTransitGatewayRouteTables", "TransitGatewayRouteTables" },
+  { "rds", "DescribeDBInstances", "DBInstances" },
+  { "lambda", "ListFunctions", "Functions" },
 }
 
 -- Runs `jobs` (functions returning value or nil, err) concurrently when the aws module offers it.
@@ -63,25 +64,37 @@ local function write_json(path, key, items)
   return true
 end
 
--- Routes and propagations of the transit gateway route tables this account owns.
-local function tgw_route_jobs(account, tables)
+-- The calls that follow from the first round: per VPC its DNS attributes, per TGW route table
+-- its routes and propagations. Each job returns {key, entries}.
+local function follow_up_jobs(account, first)
+  local ec2 = function() return account.client("ec2") end
   local jobs = {}
-  for _, rt in ipairs(tables) do
+  for _, vpc in ipairs(first.Vpcs) do
+    for _, attr in ipairs({ "enableDnsSupport", "enableDnsHostnames" }) do
+      jobs[#jobs + 1] = function()
+        local res, err = ec2():call("DescribeVpcAttribute", { VpcId = vpc.VpcId, Attribute = attr })
+        if not res then return nil, err end
+        res.ResponseMetadata = nil
+        return { "VpcAttributes", { res } }
+      end
+    end
+  end
+  for _, rt in ipairs(first.TransitGatewayRouteTables) do
     local id = rt.TransitGatewayRouteTableId
     jobs[#jobs + 1] = function()
-      local res, err = account.client("ec2"):call("SearchTransitGatewayRoutes", { TransitGatewayRouteTableId = id,
+      local res, err = ec2():call("SearchTransitGatewayRoutes", { TransitGatewayRouteTableId = id,
         Filters = { { Name = "type", Values = { "static", "propagated" } } } })
       if not res then return nil, err end
-      return { kind = "routes", entry = { TransitGatewayRouteTableId = id,
+      return { "TransitGatewayRoutes", { { TransitGatewayRouteTableId = id,
         Routes = setmetatable(res.Routes or {}, cjson.array_mt),
-        AdditionalRoutesAvailable = res.AdditionalRoutesAvailable or false } }
+        AdditionalRoutesAvailable = res.AdditionalRoutesAvailable or false } } }
     end
     jobs[#jobs + 1] = function()
-      local items, err = collect(account.client("ec2"), "GetTransitGatewayRouteTablePropagations",
+      local items, err = collect(ec2(), "GetTransitGatewayRouteTablePropagations",
         "TransitGatewayRouteTablePropagations", { TransitGatewayRouteTableId = id })
       if not items then return nil, err end
-      return { kind = "propagations", entry = { TransitGatewayRouteTableId = id,
-        TransitGatewayRouteTablePropagations = setmetatable(items, cjson.array_mt) } }
+      return { "TransitGatewayPropagations", { { TransitGatewayRouteTableId = id,
+        TransitGatewayRouteTablePropagations = setmetatable(items, cjson.array_mt) } } }
     end
   end
   return jobs
@@ -126,26 +139,27 @@ function snapshot.take(opts)
       return nil, err
     end
     data[w.account] = data[w.account] or {}
-    data[w.account][w.call[4]] = { key = w.call[3], items = r[1] }
+    data[w.account][w.call[3]] = r[1]
   end
-  -- 3: routes of the TGW route tables each account owns
-  local route_jobs, route_where = {}, {}
+  -- 3: what needs the first round's answers
+  local more, more_where = {}, {}
   for _, a in ipairs(opts.accounts) do
-    for _, job in ipairs(tgw_route_jobs(a, data[a].TransitGatewayRouteTables.items)) do
-      route_jobs[#route_jobs + 1] = job
-      route_where[#route_jobs] = a
+    for _, key in ipairs({ "VpcAttributes", "TransitGatewayRoutes", "TransitGatewayPropagations" }) do
+      data[a][key] = {}
+    end
+    for _, job in ipairs(follow_up_jobs(a, data[a])) do
+      more[#more + 1] = job
+      more_where[#more] = a
     end
   end
-  for _, a in ipairs(opts.accounts) do
-    data[a].TransitGatewayStaticRoutes = { key = "TransitGatewayStaticRoutes", items = {} }
-    data[a].TransitGatewayPropagations = { key = "TransitGatewayPropagations", items = {} }
-  end
-  for j, r in ipairs(run_jobs(aws, route_jobs)) do
-    local a = route_where[j]
-    if not r[1] then return nil, r[2] end
-    local file = r[1].kind == "routes" and "TransitGatewayStaticRoutes" or "TransitGatewayPropagations"
-    local items = data[a][file].items
-    items[#items + 1] = r[1].entry
+  for j, r in ipairs(run_jobs(aws, more)) do
+    local a = more_where[j]
+    if not r[1] then
+      r[2].op = "snapshot of account " .. a.id
+      return nil, r[2]
+    end
+    local list = data[a][r[1][1]]
+    for _, entry in ipairs(r[1][2]) do list[#list + 1] = entry end
   end
   -- 4: the files
   local out = { dir = opts.out, accounts = {} }
@@ -154,10 +168,10 @@ function snapshot.take(opts)
     local ok, err = process.run("mkdir -p " .. process.quote(path))
     if not ok then return nil, err end
     local counts = {}
-    for file, d in pairs(data[a]) do
-      ok, err = write_json(path .. "/" .. file .. ".json", d.key, d.items)
+    for key, list in pairs(data[a]) do
+      ok, err = write_json(path .. "/" .. key .. ".json", key, list)
       if not ok then return nil, err end
-      counts[d.key] = #d.items
+      counts[key] = #list
     end
     out.accounts[#out.accounts + 1] = { id = a.id, region = region, path = path, counts = counts }
   end

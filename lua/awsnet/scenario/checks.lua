@@ -18,38 +18,39 @@ local checks = {}
 ---------------------------------------------------------------------------------------------
 -- Snapshot files as tables (for reading facts and for mutated copies)
 
--- Reads every <Key>.json of a snapshot: files[account_id][Key] = decoded document.
+-- Reads a snapshot folder into the table form awsnet.reach.load takes:
+-- {accounts = {[id] = {[region] = {[Key] = array}}}} (files known by their top-level key).
 function checks.read_snapshot(dir)
-  local files = {}
+  local data = { accounts = {} }
   local list = assert(process.run("cd " .. process.quote(dir) .. " && find aws_configs -name '*.json' | sort"))
   for rel in list:gmatch("[^\n]+") do
-    local account, key = rel:match("^aws_configs/accounts/([^/]+)/[^/]+/([^/]+)%.json$")
+    local account, region = rel:match("^aws_configs/accounts/([^/]+)/([^/]+)/[^/]+%.json$")
     if account then
-      files[account] = files[account] or {}
-      files[account][key] = { rel = rel, doc = cjson.decode(assert(process.read_file(dir .. "/" .. rel))) }
+      local by_region = data.accounts[account] or {}
+      data.accounts[account] = by_region
+      by_region[region] = by_region[region] or {}
+      for key, value in pairs(cjson.decode(assert(process.read_file(dir .. "/" .. rel)))) do
+        by_region[region][key] = value
+      end
     end
   end
-  return files
+  return data
 end
 
--- Writes `files` (as read by read_snapshot) as a snapshot folder under `dir`.
-function checks.write_snapshot(dir, files)
-  for _, by_key in pairs(files) do
-    for _, f in pairs(by_key) do
-      local path = dir .. "/" .. f.rel
-      assert(process.run("mkdir -p " .. process.quote(path:match("^(.*)/[^/]*$"))))
-      process.write_file(path, cjson.encode(f.doc))
-    end
-  end
-  return dir
-end
-
--- Every item under top-level key `key` of every account's file of that name.
-local function items(files, file, key)
+local function deep_copy(v)
+  if type(v) ~= "table" then return v end
   local out = {}
-  for _, by_key in pairs(files) do
-    local f = by_key[file]
-    for _, item in ipairs(f and f.doc[key or file] or {}) do out[#out + 1] = item end
+  for k, x in pairs(v) do out[k] = deep_copy(x) end
+  return setmetatable(out, getmetatable(v))
+end
+
+-- Every item under `key` in every account and region of `data`.
+local function items(data, key)
+  local out = {}
+  for _, regions in pairs(data.accounts) do
+    for _, d in pairs(regions) do
+      for _, item in ipairs(d[key] or {}) do out[#out + 1] = item end
+    end
   end
   return out
 end
@@ -113,9 +114,9 @@ local function topology(cfg, out)
 end
 
 -- The database's private IP: the address of the network interface carrying its security group.
-local function db_private_ips(files, out)
+local function db_private_ips(data, out)
   local ips = {}
-  for _, eni in ipairs(items(files, "NetworkInterfaces")) do
+  for _, eni in ipairs(items(data, "NetworkInterfaces")) do
     for _, g in ipairs(eni.Groups or {}) do
       if g.GroupId == out.sg_database.id then ips[#ips + 1] = eni.PrivateIpAddress end
     end
@@ -164,11 +165,11 @@ function checks.verify(cfg, rb, opts)
   local dir = (opts.out_dir or ".")
 
   -- (1) snapshot and trace
-  local files, result
+  local data, result
   local c = timed(list, "snapshot both accounts", function()
     local snap, serr = take_snapshot(cfg, rb, dir .. "/snapshot", opts.aws)
     if not snap then return false, tostring(serr) end
-    files = checks.read_snapshot(snap.dir)
+    data = checks.read_snapshot(snap.dir)
     local parts = {}
     for _, a in ipairs(snap.accounts) do
       parts[#parts + 1] = string.format("%s: %d VPCs, %d ENIs", a.id, a.counts.Vpcs, a.counts.NetworkInterfaces)
@@ -177,7 +178,7 @@ function checks.verify(cfg, rb, opts)
   end)
   if c.ok then
     timed(list, "trace Lambda -> database tcp/" .. cfg.database.port, function()
-      local model, lerr = require("awsnet.reach").load(dir .. "/snapshot")
+      local model, lerr = require("awsnet.reach").load(data)
       if not model then return false, tostring(lerr) end
       result, lerr = trace(model, out, cfg)
       if not result then return false, tostring(lerr) end
@@ -195,7 +196,7 @@ function checks.verify(cfg, rb, opts)
       timeout = 3 })
     if not r then return false, "via " .. label .. ": " .. tostring(derr) end
     addresses = r.addresses
-    local expected = files and db_private_ips(files, out) or {}
+    local expected = data and db_private_ips(data, out) or {}
     for _, ip in ipairs(r.addresses) do
       for _, want in ipairs(expected) do
         if ip == want then return true, string.format("%s via %s = the instance's private IP", ip, label) end
@@ -273,9 +274,9 @@ local function remove_if(list, pred)
 end
 
 -- Removes the VPC route to `dest` via the TGW from every route table of `vpc_id`.
-local function drop_vpc_route(files, vpc_id, dest)
+local function drop_vpc_route(data, vpc_id, dest)
   local n = 0
-  for _, rt in ipairs(items(files, "RouteTables")) do
+  for _, rt in ipairs(items(data, "RouteTables")) do
     if rt.VpcId == vpc_id then
       local removed
       rt.Routes, removed = remove_if(rt.Routes, function(r) return r.DestinationCidrBlock == dest and r.TransitGatewayId end)
@@ -285,9 +286,9 @@ local function drop_vpc_route(files, vpc_id, dest)
   return n
 end
 
-local function drop_sg_rules(files, sg_id, field)
+local function drop_sg_rules(data, sg_id, field)
   local n = 0
-  for _, sg in ipairs(items(files, "SecurityGroups")) do
+  for _, sg in ipairs(items(data, "SecurityGroups")) do
     if sg.GroupId == sg_id then
       n = n + #(sg[field] or {})
       sg[field] = setmetatable({}, cjson.array_mt)
@@ -297,9 +298,9 @@ local function drop_sg_rules(files, sg_id, field)
 end
 
 -- The TGW route table's way to B: its routes and propagation for B's attachment.
-local function drop_tgw_route_to(files, attachment_id)
+local function drop_tgw_route_to(data, attachment_id)
   local n = 0
-  for _, entry in ipairs(items(files, "TransitGatewayStaticRoutes")) do
+  for _, entry in ipairs(items(data, "TransitGatewayRoutes")) do
     local removed
     entry.Routes, removed = remove_if(entry.Routes, function(r)
       for _, a in ipairs(r.TransitGatewayAttachments or {}) do
@@ -309,7 +310,7 @@ local function drop_tgw_route_to(files, attachment_id)
     end)
     n = n + removed
   end
-  for _, entry in ipairs(items(files, "TransitGatewayPropagations")) do
+  for _, entry in ipairs(items(data, "TransitGatewayPropagations")) do
     local removed
     entry.TransitGatewayRouteTablePropagations, removed = remove_if(entry.TransitGatewayRouteTablePropagations,
       function(p) return p.TransitGatewayAttachmentId == attachment_id end)
@@ -318,33 +319,33 @@ local function drop_tgw_route_to(files, attachment_id)
   return n
 end
 
-local function disable_tgw_dns(files)
+-- DNS resolution off in a VPC (its enableDnsSupport attribute).
+local function disable_vpc_dns(data, vpc_id)
   local n = 0
-  for _, key in ipairs({ "TransitGateways", "TransitGatewayVpcAttachments" }) do
-    for _, obj in ipairs(items(files, key)) do
-      obj.Options = obj.Options or {}
-      obj.Options.DnsSupport = "disable"
+  for _, attr in ipairs(items(data, "VpcAttributes")) do
+    if attr.VpcId == vpc_id and attr.EnableDnsSupport then
+      attr.EnableDnsSupport.Value = false
       n = n + 1
     end
   end
   return n
 end
 
---- The cases of prove: {case, mutate(files, out, cfg) -> number of things removed, dst = "name"
--- to trace to the endpoint's DNS name instead of the instance}.
+--- The cases of prove: {case, mutate(data, out, cfg) -> number of things changed}; the first is
+-- the path as built, each other one removes one piece.
 checks.PROVE_CASES = {
   { case = "as built (DNS support, TGW routes both ways, security groups)", mutate = function() return 1 end },
-  { case = "TGW DNS support disabled", dst = "name", mutate = function(files) return disable_tgw_dns(files) end },
-  { case = "no route in A's VPC to B via the TGW", mutate = function(files, out, cfg)
-    return drop_vpc_route(files, out.vpc_a.id, cfg.network.B.cidr) end },
-  { case = "no route in B's VPC back to A (return path)", mutate = function(files, out, cfg)
-    return drop_vpc_route(files, out.vpc_b.id, cfg.network.A.cidr) end },
-  { case = "no TGW route table route to B's attachment", mutate = function(files, out)
-    return drop_tgw_route_to(files, out.tgw_attach_b.id) end },
-  { case = "database security group without the tcp/3306 rule from A", mutate = function(files, out)
-    return drop_sg_rules(files, out.sg_database.id, "IpPermissions") end },
-  { case = "Lambda security group without egress tcp/3306 to B", mutate = function(files, out)
-    return drop_sg_rules(files, out.sg_lambda.id, "IpPermissionsEgress") end },
+  { case = "DNS support off in A's VPC", mutate = function(data, out) return disable_vpc_dns(data, out.vpc_a.id) end },
+  { case = "no route in A's VPC to B via the TGW", mutate = function(data, out, cfg)
+    return drop_vpc_route(data, out.vpc_a.id, cfg.network.B.cidr) end },
+  { case = "no route in B's VPC back to A (return path)", mutate = function(data, out, cfg)
+    return drop_vpc_route(data, out.vpc_b.id, cfg.network.A.cidr) end },
+  { case = "no TGW route table route to B's VPC", mutate = function(data, out)
+    return drop_tgw_route_to(data, out.tgw_attach_b.id) end },
+  { case = "database security group without the tcp/3306 rule from A", mutate = function(data, out)
+    return drop_sg_rules(data, out.sg_database.id, "IpPermissions") end },
+  { case = "Lambda security group without egress tcp/3306 to B", mutate = function(data, out)
+    return drop_sg_rules(data, out.sg_lambda.id, "IpPermissionsEgress") end },
 }
 
 --- The prove table. opts: out_dir, aws, on_event, stdout, snapshot_dir (use this snapshot
@@ -362,32 +363,24 @@ function checks.prove(cfg, rb, opts)
     local snap, serr = take_snapshot(cfg, rb, base, opts.aws)
     if not snap then return nil, serr end
   end
+  local data = checks.read_snapshot(base)
   local cases, ok, first = {}, true, nil
   for i, case in ipairs(checks.PROVE_CASES) do
-    local files = checks.read_snapshot(base)
-    local changed = case.mutate(files, out, cfg)
-    local work = process.tempdir("awsnet-prove")
-    checks.write_snapshot(work, files)
-    local model, lerr = reach.load(work)
-    os.execute("rm -rf " .. process.quote(work))
+    local copy = deep_copy(data)
+    local changed = case.mutate(copy, out, cfg)
+    local model, lerr = reach.load(copy)
     if not model then return nil, lerr end
-    local args = { src = "lambda:" .. out.lambda.id, dst = "rds:" .. out.db.id, protocol = "tcp", port = cfg.database.port }
-    if case.dst == "name" then
-      args.dst = out.db.endpoint
-      args.resolver = cfg.resolver and cfg.resolver.server
-    end
-    local r, terr = model:trace(args)
+    local r, terr = trace(model, out, cfg)
     if not r then return nil, terr end
     local row = { case = case.case, reachable = r.reachable, code = r.code, blocked_at = r.blocked_at and
       report.component_id(r.blocked_at), changed = changed }
     cases[#cases + 1] = row
     -- as built it must pass; with a piece removed it must be blocked
-    local expected = i == 1
-    row.as_expected = (r.reachable == expected) and changed > 0
+    row.as_expected = (r.reachable == (i == 1)) and changed > 0
     ok = ok and row.as_expected
     if i == 1 then first = r end
     if opts.on_event then
-      opts.on_event{ event = "check", name = case.case, ok = row.as_expected, message = string.format("%-62s %s%s",
+      opts.on_event{ event = "check", name = case.case, ok = row.as_expected, message = string.format("%-58s %s%s",
         case.case, r.reachable and "reachable" or "blocked", r.reachable and "" or
         (": " .. tostring(r.code) .. " at " .. tostring(row.blocked_at))) }
     end

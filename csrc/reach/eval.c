@@ -242,10 +242,12 @@ static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_i
     if (!hop(w, H_TGW_RTB, tt->comp, tr->rule, V_FORWARD, EV_OK))
         return -1;
     const att_t *out = &m->atts.v[tr->target];
-    if (!out->available || out->sub_cnt == 0)
+    if (!out->available)
         return hop(w, H_TGW_ATT, out->comp, -1, V_DROP, EV_BAD_STATE_ATTACHMENT), -1;
-    if (out->vpc < 0)
+    if (out->vpc < 0) /* VPN, Direct Connect, peering: beyond the model */
         return hop(w, H_TGW_ATT, out->comp, -1, V_DROP, EV_UNSUPPORTED_COMPONENT), -1;
+    if (out->sub_cnt == 0)
+        return hop(w, H_TGW_ATT, out->comp, -1, V_DROP, EV_BAD_STATE_ATTACHMENT), -1;
     /* The TGW stays in the AZ it was entered in when the egress attachment is there too. */
     int32_t out_sub = att_subnet_in(m, out, s->az);
     if (out_sub < 0) {

@@ -273,16 +273,19 @@ static uint16_t port_arg(lua_State *L, int arg, lua_Integer def)
     return (uint16_t)v;
 }
 
-/* Reads (proto, port, eph_lo, eph_hi) starting at `arg` into q. */
-static void query_ports(lua_State *L, int arg, eval_query *q)
+/* Reads (proto, port) starting at `arg` into q, and the client ports (eph_lo, eph_hi) after
+ * them when `with_client_ports`. */
+static void query_ports(lua_State *L, int arg, eval_query *q, int with_client_ports)
 {
     lua_Integer proto = luaL_checkinteger(L, arg);
     luaL_argcheck(L, proto >= PROTO_ALL && proto <= 255, arg, "protocol out of range");
     q->proto = (int)proto;
     q->port = port_arg(L, arg + 1, 0);
-    q->eph_lo = port_arg(L, arg + 2, 1024);
-    q->eph_hi = port_arg(L, arg + 3, 65535);
-    luaL_argcheck(L, q->eph_lo <= q->eph_hi, arg + 2, "empty port range");
+    if (with_client_ports) {
+        q->eph_lo = port_arg(L, arg + 2, 1024);
+        q->eph_hi = port_arg(L, arg + 3, 65535);
+        luaL_argcheck(L, q->eph_lo <= q->eph_hi, arg + 2, "empty port range");
+    }
 }
 
 static uint32_t ip_arg(lua_State *L, int arg)
@@ -304,7 +307,7 @@ static int l_trace(lua_State *L)
     q.src_ip = q.src_eni >= 0 && lua_isnoneornil(L, 4) ? m->enis.v[q.src_eni].ip : ip_arg(L, 4);
     q.dst_eni = index_in(L, 5, m->enis.n);
     q.dst_ip = q.dst_eni >= 0 && lua_isnoneornil(L, 6) ? m->enis.v[q.dst_eni].ip : ip_arg(L, 6);
-    query_ports(L, 7, &q);
+    query_ports(L, 7, &q, 1);
     q.forward_only = lua_toboolean(L, 11);
     q.skip_src_sg = 0;
     eval_result r;
@@ -322,40 +325,42 @@ static int l_trace(lua_State *L)
     return 7;
 }
 
-typedef struct { int32_t eni, subnet; uint32_t ip; } endpoint;
+typedef struct { int32_t eni, subnet; uint32_t ip; uint16_t eph_lo, eph_hi; } endpoint;
 
-/* Reads an array of {eni, subnet, ip} triples (flattened: eni1, subnet1, ip1, eni2, ...). */
-static endpoint *read_endpoints(lua_State *L, int arg, const model *m, size_t *count)
+/* Reads flattened endpoint records: {eni, subnet, ip} for destinations, {eni, subnet, ip,
+ * eph_lo, eph_hi} for sources (stride 5: the client ports its replies go back to). */
+static endpoint *read_endpoints(lua_State *L, int arg, const model *m, int stride, size_t *count)
 {
     luaL_checktype(L, arg, LUA_TTABLE);
-    size_t n = (size_t)lua_rawlen(L, arg) / 3;
+    size_t n = (size_t)lua_rawlen(L, arg) / (size_t)stride;
     endpoint *e = lua_newuserdatauv(L, (n ? n : 1) * sizeof *e, 0); /* freed by the GC */
     for (size_t i = 0; i < n; i++) {
-        lua_Integer v[3];
-        for (int k = 0; k < 3; k++) {
-            lua_rawgeti(L, arg, (lua_Integer)(i * 3 + (size_t)k + 1));
+        lua_Integer v[5] = { 0, 0, 0, 1024, 65535 };
+        for (int k = 0; k < stride; k++) {
+            lua_rawgeti(L, arg, (lua_Integer)(i * (size_t)stride + (size_t)k + 1));
             v[k] = lua_tointeger(L, -1);
             lua_pop(L, 1);
         }
         if (v[0] < -1 || v[0] >= (lua_Integer)m->enis.n || v[1] < -1 || v[1] >= (lua_Integer)m->subnets.n ||
-            v[2] < 0 || v[2] > 0xffffffffLL || (v[0] < 0 && v[1] < 0))
+            v[2] < 0 || v[2] > 0xffffffffLL || (v[0] < 0 && v[1] < 0) || v[3] < 0 || v[4] > 65535 || v[3] > v[4])
             luaL_argerror(L, arg, "bad endpoint");
-        e[i] = (endpoint){ (int32_t)v[0], v[0] >= 0 ? m->enis.v[v[0]].subnet : (int32_t)v[1], (uint32_t)v[2] };
+        e[i] = (endpoint){ (int32_t)v[0], v[0] >= 0 ? m->enis.v[v[0]].subnet : (int32_t)v[1], (uint32_t)v[2],
+                           (uint16_t)v[3], (uint16_t)v[4] };
     }
     *count = n;
     return e;
 }
 
-/* m:matrix(sources, destinations, proto, port, eph_lo, eph_hi) -> rows of booleans, rows of codes
- * (false where reachable). Endpoints are flattened {eni, subnet, ip} triples. */
+/* m:matrix(sources, destinations, proto, port) -> rows of booleans, rows of codes (false where
+ * reachable). */
 static int l_matrix(lua_State *L)
 {
     model *m = check_model(L, 1);
     size_t ns, nd;
-    endpoint *src = read_endpoints(L, 2, m, &ns);
-    endpoint *dst = read_endpoints(L, 3, m, &nd);
     eval_query q;
-    query_ports(L, 4, &q);
+    query_ports(L, 4, &q, 0);
+    endpoint *src = read_endpoints(L, 2, m, 5, &ns);
+    endpoint *dst = read_endpoints(L, 3, m, 3, &nd);
     q.forward_only = 0;
     q.skip_src_sg = 0;
     eval_result r;
@@ -367,6 +372,8 @@ static int l_matrix(lua_State *L)
         q.src_eni = src[i].eni;
         q.src_subnet = src[i].subnet;
         q.src_ip = src[i].ip;
+        q.eph_lo = src[i].eph_lo;
+        q.eph_hi = src[i].eph_hi;
         for (size_t j = 0; j < nd; j++) {
             q.dst_eni = dst[j].eni;
             q.dst_ip = dst[j].ip;
@@ -449,7 +456,7 @@ static int l_who_can_reach(lua_State *L)
     eval_query q;
     q.dst_eni = index_in(L, 2, m->enis.n);
     q.dst_ip = ip_arg(L, 3);
-    query_ports(L, 4, &q);
+    query_ports(L, 4, &q, 1);
     q.forward_only = 0;
     q.skip_src_sg = 1;
     points p = { 0 };

@@ -141,6 +141,17 @@ local function port_arg(p, proto)
   return n
 end
 
+-- The source ports a client's replies come back to: the one given, or its kind's range.
+local function client_ports(src, src_port)
+  if src_port ~= nil then
+    local p = math.tointeger(src_port)
+    if not p or p < 0 or p > 65535 then error("bad src_port " .. tostring(src_port), 3) end
+    return p, p
+  end
+  local eph = src.lambda and EPHEMERAL.lambda or EPHEMERAL.default
+  return eph[1], eph[2]
+end
+
 --- model:trace{src=, dst=, protocol="tcp", port=3306, src_port=, resolver=, direction="both"}
 -- Returns a result (see awsnet.reach.report), or nil, err when an endpoint is unknown.
 function Model:trace(q)
@@ -156,13 +167,7 @@ function Model:trace(q)
   if dst.lambda then
     return errors.fail("invalid_endpoint", "nothing can open a connection to a Lambda function (one-way: Lambda -> VPC)")
   end
-  local eph = src.lambda and EPHEMERAL.lambda or EPHEMERAL.default
-  local eph_lo, eph_hi = eph[1], eph[2]
-  if q.src_port ~= nil then
-    eph_lo = math.tointeger(q.src_port)
-    if not eph_lo or eph_lo < 0 or eph_lo > 65535 then error("trace: bad src_port", 2) end
-    eph_hi = eph_lo
-  end
+  local eph_lo, eph_hi = client_ports(src, q.src_port)
   local forward_only = q.direction == "forward"
   if q.direction ~= nil and q.direction ~= "forward" and q.direction ~= "both" then
     error("trace: direction must be \"both\" or \"forward\"", 2)
@@ -219,7 +224,8 @@ end
 
 --- model:matrix{sources = {...}, destinations = {...}, protocol=, port=} -> result with
 -- `reachable[i][j]` (booleans), `codes[i][j]` (explanation code or false), computed in C.
--- Sources and destinations are names as for trace (a Lambda counts with its first ENI).
+-- Sources and destinations are names as for trace (a Lambda counts with its first ENI); replies
+-- are checked for each source's client ports as in trace (or `src_port`).
 function Model:matrix(q)
   if type(q) ~= "table" or type(q.sources) ~= "table" or type(q.destinations) ~= "table" then
     error("matrix: {sources=, destinations=} expected", 2)
@@ -236,6 +242,10 @@ function Model:matrix(q)
       local subnet = eni >= 0 and -1 or self._m:lookup("any_subnet", ip)
       if not subnet then return errors.fail("unknown_endpoint", role .. " " .. name .. " is in no subnet") end
       flat[#flat + 1], flat[#flat + 2], flat[#flat + 3] = eni, subnet, ip
+      if role == "src" then
+        local lo, hi = client_ports(ep, q.src_port)
+        flat[#flat + 1], flat[#flat + 2] = lo, hi
+      end
     end
     return flat
   end
@@ -244,8 +254,7 @@ function Model:matrix(q)
   local dsts
   dsts, err = flatten(q.destinations, "dst")
   if not dsts then return nil, err end
-  local eph = q.src_port and { q.src_port, q.src_port } or EPHEMERAL.lambda
-  local ok, codes = self._m:matrix(srcs, dsts, proto, port, eph[1], eph[2])
+  local ok, codes = self._m:matrix(srcs, dsts, proto, port)
   return { reachable = ok, codes = codes, sources = q.sources, destinations = q.destinations }
 end
 

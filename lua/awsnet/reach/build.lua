@@ -99,9 +99,12 @@ function Builder:each(data, key, fn)
       local items = type(res) == "table" and res[key]
       if items ~= nil and items ~= false then
         local where = { account = account, region = region, key = key }
-        if type(items) ~= "table" then error({ STOP, self:fail(where, key, "expected a JSON array") }) end
+        if type(items) ~= "table" or (next(items) ~= nil and items[1] == nil) then
+          error({ STOP, self:fail(where, key, "expected a JSON array") })
+        end
         for _, item in ipairs(items) do
           if type(item) ~= "table" then error({ STOP, self:fail(where, key, "expected an object in the array") }) end
+          self.at = where
           fn(item, where)
         end
       end
@@ -248,8 +251,8 @@ function Builder:vpcs(data)
     if not self:claim("vpc", id, where) then return end
     local cidrs = {}
     for _, a in ipairs(list(v.CidrBlockAssociationSet)) do
-      local st = type(a.CidrBlockState) == "table" and a.CidrBlockState.State
-      if str(a.CidrBlock) and (st == nil or st == "associated") then
+      local st = type(a.CidrBlockState) == "table" and a.CidrBlockState.State or "associated"
+      if str(a.CidrBlock) and st == "associated" then
         cidrs[#cidrs + 1] = self:cidr_ok(a.CidrBlock, where, id)
       end
     end
@@ -273,8 +276,8 @@ function Builder:route_tables(data)
     self.idx.rtb[id] = r
     self.rtb_res[#self.rtb_res + 1] = { res = t, where = where, idx = r, id = id }
     for _, a in ipairs(list(t.Associations)) do
-      local state = type(a.AssociationState) == "table" and a.AssociationState.State
-      if state == nil or state == "associated" then
+      local state = type(a.AssociationState) == "table" and a.AssociationState.State or "associated"
+      if state == "associated" then
         if a.Main == true then self.m:main_route_table(vpc, r) end
         if str(a.SubnetId) then self.subnet_rtb[a.SubnetId] = r end
       end
@@ -424,6 +427,7 @@ end
 function Builder:routes()
   for _, t in ipairs(self.rtb_res) do
     local where, id = t.where, t.id
+    self.at = where
     for _, r in ipairs(list(t.res.Routes)) do
       local dests
       local rank = RANK_STATIC
@@ -573,6 +577,7 @@ function Builder:attachments(data)
     end
   end)
   for _, a in ipairs(atts) do
+    self.at = a.where
     local tgw = self.idx.tgw[a.tgw or ""]
     if not tgw then
       self:skip(a.where, a.id, "attachment to unknown transit gateway " .. tostring(a.tgw))
@@ -775,13 +780,19 @@ local KNOWN_KEYS = {
 }
 
 function Builder:unknown_keys(data)
+  self.known_items = 0
   for account, regions in pairs(data.accounts) do
+    if type(regions) ~= "table" then
+      self:raise({ account = account, region = "?", key = "?" }, account, "account entry must be a table of regions")
+    end
     for region, res in pairs(regions) do
       if type(res) ~= "table" then
         self:raise({ account = account, region = region, key = "?" }, region, "region entry must be a table")
       end
       for key, v in pairs(res) do
-        if not KNOWN_KEYS[key] then
+        if KNOWN_KEYS[key] then
+          self.known_items = self.known_items + (type(v) == "table" and #v or 0)
+        else
           local n = type(v) == "table" and #v or 0
           if n > 0 or type(v) ~= "table" then
             self:skip({ account = account, region = region, key = key }, key,
@@ -822,11 +833,14 @@ function build.compile(data, origins)
   if not ok then
     b.m:close()
     if type(err) == "table" and err[1] == STOP then return nil, err[2] end
-    error(err, 0)
+    -- a shape no check above foresaw (a number where an object belongs...): still the
+    -- snapshot's fault, named by the file being read
+    local where = b.at or { account = "?", region = "?", key = "?" }
+    return nil, b:fail(where, where.key, "unexpected content: " .. tostring(err):gsub("^.-:%d+: ", ""))
   end
-  if next(b.idx.vpc) == nil then
+  if b.known_items == 0 then
     b.m:close()
-    return errors.fail("invalid_snapshot", "empty snapshot: no VPCs found", { file = "" })
+    return errors.fail("invalid_snapshot", "empty snapshot: no resource of a known kind", { file = "" })
   end
   return b
 end

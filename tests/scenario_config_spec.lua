@@ -2,7 +2,6 @@
 -- example file as a config, and the step list's shape.
 local scenario = require "awsnet.scenario.tgw_lambda_rds"
 local cli_scenario = require "awsnet.cli_scenario"
-local lambda_zip = require "awsnet.scenario.lambda_zip"
 local process = require "awsnet.svc.process"
 
 describe("scenario config", function()
@@ -61,14 +60,5 @@ describe("scenario config", function()
       assert.is_true(#s.calls > 0, s.id)
       assert.is_string(s.title)
     end
-  end)
-
-  it("encodes the zip in base64 as the base64 program does", function()
-    local zip = assert(lambda_zip.build())
-    local path = os.tmpname()
-    process.write_file(path, zip)
-    local expected = assert(process.run("base64 -w0 " .. path))
-    os.remove(path)
-    assert.equals(expected, lambda_zip.base64(zip))
   end)
 end)

@@ -37,6 +37,56 @@ snapshot.CALLS = {
   { "lambda", "ListFunctions", "Functions" },
 }
 
+---------------------------------------------------------------------------------------------
+-- EC2 answers in the AWS CLI's names
+
+-- EC2 answers XML whose element names are the API's wire names (vpcSet, groupDescription);
+-- the CLI, botocore and every describe-* file use the model's member names (Vpcs, Description).
+-- Most differ only by the first letter; these do not (per parent element where it matters).
+local EC2_NAMES = {
+  vpcSet = "Vpcs", subnetSet = "Subnets", routeTableSet = "RouteTables", securityGroupInfo = "SecurityGroups",
+  networkAclSet = "NetworkAcls", networkInterfaceSet = "NetworkInterfaces", reservationSet = "Reservations",
+  instancesSet = "Instances", internetGatewaySet = "InternetGateways", natGatewaySet = "NatGateways",
+  vpcPeeringConnectionSet = "VpcPeeringConnections", transitGatewaySet = "TransitGateways",
+  availabilityZoneInfo = "AvailabilityZones", routeSet = "Routes", associationSet = "Associations", tagSet = "Tags",
+  groups = "UserIdGroupPairs", groupSet = "Groups", entrySet = "Entries", groupDescription = "Description",
+  privateIpAddressesSet = "PrivateIpAddresses", ipv6AddressesSet = "Ipv6Addresses",
+  cidrBlockAssociationSet = "CidrBlockAssociations", ipv6CidrBlockAssociationSet = "Ipv6CidrBlockAssociations",
+  attachmentSet = "Attachments", natGatewayAddressSet = "NatGatewayAddresses", propagatingVgwSet = "PropagatingVgws",
+  zoneState = "State", messageSet = "Messages", prefixListSet = "PrefixLists", ipv4PrefixSet = "Ipv4Prefixes",
+}
+local EC2_INSTANCE_NAMES = { groupSet = "SecurityGroups", instanceState = "State", dnsName = "PublicDnsName",
+  ipAddress = "PublicIpAddress" }
+local EC2_INTEGERS = { From = true, To = true, Code = true, Type = true }
+
+local function cli_value(v, parent)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  if v[1] ~= nil or next(v) == nil then
+    for i, x in ipairs(v) do out[i] = cli_value(x, parent) end
+    return out
+  end
+  for k, x in pairs(v) do
+    local name = (parent == "instancesSet" and EC2_INSTANCE_NAMES[k]) or EC2_NAMES[k] or (k:sub(1, 1):upper() .. k:sub(2))
+    local value = cli_value(x, k)
+    if EC2_INTEGERS[name] and (parent == "portRange" or parent == "icmpTypeCode") then
+      value = math.tointeger(tonumber(value)) or value
+    elseif name == "Value" and type(parent) == "string" and parent:match("^enable") then
+      -- describe-vpc-attribute's {"Value": true}: the XML text "true" is a boolean here
+      if value == "true" then value = true elseif value == "false" then value = false end
+    end
+    out[name] = value
+  end
+  return out
+end
+
+--- An EC2 answer as the AWS CLI prints it (member names, not XML names), without requestId.
+function snapshot.cli_names(result)
+  local out = cli_value(result)
+  out.RequestId, out.NextToken = nil, nil
+  return out
+end
+
 -- Runs `jobs` (functions returning value or nil, err) concurrently when the aws module offers it.
 local function run_jobs(aws, jobs)
   if aws and aws.concurrent then return aws.concurrent(jobs) end
@@ -50,6 +100,7 @@ local function collect(client, op, key, params)
   local items = {}
   for page, err in client:pages(op, params or {}) do
     if not page then return nil, err end
+    if client.service == "ec2" then page = snapshot.cli_names(page) end
     for _, item in ipairs(page[key] or {}) do items[#items + 1] = item end
   end
   return items
@@ -58,7 +109,7 @@ end
 local function write_json(path, key, items)
   local f, err = io.open(path, "w")
   if not f then return errors.fail("snapshot", "cannot write " .. path .. ": " .. tostring(err)) end
-  local doc = { [key] = setmetatable(items, cjson.array_mt) }
+  local doc = { [key] = items }
   f:write(cjson.encode(doc), "\n")
   f:close()
   return true
@@ -74,8 +125,7 @@ local function follow_up_jobs(account, first)
       jobs[#jobs + 1] = function()
         local res, err = ec2():call("DescribeVpcAttribute", { VpcId = vpc.VpcId, Attribute = attr })
         if not res then return nil, err end
-        res.ResponseMetadata = nil
-        return { "VpcAttributes", { res } }
+        return { "VpcAttributes", { snapshot.cli_names(res) } }
       end
     end
   end
@@ -83,10 +133,11 @@ local function follow_up_jobs(account, first)
     local id = rt.TransitGatewayRouteTableId
     jobs[#jobs + 1] = function()
       local res, err = ec2():call("SearchTransitGatewayRoutes", { TransitGatewayRouteTableId = id,
-        Filters = { { Name = "type", Values = { "static", "propagated" } } } })
+        Filter = { { Name = "type", Value = { "static", "propagated" } } } })
       if not res then return nil, err end
+      res = snapshot.cli_names(res)
       return { "TransitGatewayRoutes", { { TransitGatewayRouteTableId = id,
-        Routes = setmetatable(res.Routes or {}, cjson.array_mt),
+        Routes = res.Routes or {},
         AdditionalRoutesAvailable = res.AdditionalRoutesAvailable or false } } }
     end
     jobs[#jobs + 1] = function()
@@ -94,7 +145,7 @@ local function follow_up_jobs(account, first)
         "TransitGatewayRouteTablePropagations", { TransitGatewayRouteTableId = id })
       if not items then return nil, err end
       return { "TransitGatewayPropagations", { { TransitGatewayRouteTableId = id,
-        TransitGatewayRouteTablePropagations = setmetatable(items, cjson.array_mt) } } }
+        TransitGatewayRouteTablePropagations = items } } }
     end
   end
   return jobs

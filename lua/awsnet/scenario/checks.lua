@@ -270,7 +270,7 @@ local function remove_if(list, pred)
   for _, v in ipairs(list or {}) do
     if pred(v) then removed = removed + 1 else kept[#kept + 1] = v end
   end
-  return setmetatable(kept, cjson.array_mt), removed
+  return kept, removed
 end
 
 -- Removes the VPC route to `dest` via the TGW from every route table of `vpc_id`.
@@ -291,7 +291,7 @@ local function drop_sg_rules(data, sg_id, field)
   for _, sg in ipairs(items(data, "SecurityGroups")) do
     if sg.GroupId == sg_id then
       n = n + #(sg[field] or {})
-      sg[field] = setmetatable({}, cjson.array_mt)
+      sg[field] = {}
     end
   end
   return n

@@ -12,26 +12,6 @@ lambda_zip.DEFAULT_PYMYSQL = "/usr/lib/python3/dist-packages/pymysql"
 --- The handler's file name inside the zip and the Lambda `Handler` setting that calls it.
 lambda_zip.HANDLER = "handler.lambda_handler"
 
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
---- Standard base64 (RFC 4648, with padding): how JSON APIs take a zip (Lambda's Code.ZipFile).
-function lambda_zip.base64(bytes)
-  local out = {}
-  for i = 1, #bytes, 3 do
-    local a, b, c = bytes:byte(i, i + 2)
-    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
-    local chunk = {}
-    for j = 1, 4 do
-      local k = (n >> (6 * (4 - j))) & 63
-      chunk[j] = B64:sub(k + 1, k + 1)
-    end
-    if not b then chunk[3] = "=" end
-    if not c then chunk[4] = "=" end
-    out[#out + 1] = table.concat(chunk)
-  end
-  return table.concat(out)
-end
-
 --- Path of handler.py, found next to this module (checkout or installed tree).
 function lambda_zip.handler_path()
   local path = package.searchpath("awsnet.scenario.lambda.handler", (package.path:gsub("%.lua", ".py")))

@@ -1,12 +1,18 @@
 /* awsnet.core: builds the module table and lets each primitive register itself. */
 #include "core.h"
 #include "dns.h"
+#include "http.h"
 #include "reach/reach.h"
+#include "sigv4.h"
+#include "xml.h"
 
 /* One line per primitive, in the order their headers are included. */
 static const core_part_open parts[] = {
     dns_open,
+    http_open,
     reach_open,
+    sigv4_open,
+    xml_open,
     NULL
 };
 

@@ -1,0 +1,81 @@
+--- HTTP(S) requests over libcurl (the C side is `csrc/http.c`).
+--
+--   local res, err = http.request{method=, url=, headers=, body=, timeout=, connect_timeout=,
+--                                 ca_file=, verify=, max_body=}
+--   -- res = {status, headers (lower-case names), body}; err = {code, message}
+--   local results, errs = http.request_many{req1, req2, ...}  -- all at once (curl multi)
+--   -- results[i] is the response of reqs[i], or nil with errs[i] set
+--
+-- TLS peers are verified by default (`verify=false` turns it off explicitly); the CA bundle is
+-- `req.ca_file`, else AWS_CA_BUNDLE, else the system's. Timeouts are in seconds (defaults: 60 total,
+-- 10 to connect). Proxies come from the environment (http_proxy, https_proxy, no_proxy) as libcurl
+-- reads them. Connections are kept per client and reused; `http.new{max_connections=}` makes a
+-- client of one's own, the module functions share one made on first use. Any HTTP status is a
+-- response, not an error; errors are failures to get one: "timeout", "refused", "resolve", "tls",
+-- "connection" (reset, closed, truncated), "too_large", "invalid_url", "http".
+local core = require "awsnet.core"
+local errors = require "awsnet.errors"
+
+local http = {}
+
+local Client = {}
+Client.__index = Client
+
+--- A client with its own connection pool; `opts.max_connections` (default 16) bounds how many
+-- connections run at once.
+function http.new(opts)
+  opts = opts or {}
+  return setmetatable({ handle = core.http.new(opts.max_connections) }, Client)
+end
+
+local function prepare(req)
+  assert(type(req) == "table", "request must be a table")
+  assert(type(req.url) == "string", "request.url must be a string")
+  if req.ca_file == nil and os.getenv("AWS_CA_BUNDLE") then
+    local copy = {}
+    for k, v in pairs(req) do copy[k] = v end
+    copy.ca_file = os.getenv("AWS_CA_BUNDLE")
+    return copy
+  end
+  return req
+end
+
+local function host_of(url)
+  return url:match("^%a[%w+.-]*://([^/?#]*)") or "?"
+end
+
+--- Runs every request at once; returns results and errs (see the module comment).
+function Client:request_many(reqs)
+  assert(type(reqs) == "table", "request_many expects an array of requests")
+  local prepared = {}
+  for i, r in ipairs(reqs) do prepared[i] = prepare(r) end
+  local raw = self.handle:perform(prepared)
+  local results, errs = {}, {}
+  for i, r in ipairs(raw) do
+    if r.error then
+      errs[i] = errors.new(r.error, r.message, { op = "http", method = reqs[i].method or "GET", host = host_of(reqs[i].url) })
+    else
+      results[i] = r
+    end
+  end
+  return results, errs
+end
+
+function Client:request(req)
+  local results, errs = self:request_many({ req })
+  if errs[1] then return nil, errs[1] end
+  return results[1]
+end
+
+function Client:close() self.handle:close() end
+
+local shared
+local function shared_client()
+  shared = shared or http.new()
+  return shared
+end
+
+function http.request(req) return shared_client():request(req) end
+function http.request_many(reqs) return shared_client():request_many(reqs) end
+
+return http

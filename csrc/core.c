@@ -2,6 +2,7 @@
 #include "core.h"
 #include "dns.h"
 #include "http.h"
+#include "mariadb.h"
 #include "reach/reach.h"
 #include "sigv4.h"
 #include "xml.h"
@@ -10,6 +11,7 @@
 static const core_part_open parts[] = {
     dns_open,
     http_open,
+    mariadb_open,
     reach_open,
     sigv4_open,
     xml_open,

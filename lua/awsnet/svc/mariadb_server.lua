@@ -40,7 +40,8 @@ local function sql_string(s)
   return "'" .. tostring(s):gsub("\\", "\\\\"):gsub("'", "''") .. "'"
 end
 
---- Starts a server. opts: database, user, password (defaults app/app/random), port, tls (default true).
+--- Starts a server. opts: database, user, password (defaults app/app/random), port, tls (default true),
+-- tls_names (the names its certificate holds; default localhost and 127.0.0.1).
 function mariadb_server.start(opts)
   opts = opts or {}
   local mariadbd = find_program({ "mariadbd", "mysqld" })
@@ -51,13 +52,15 @@ function mariadb_server.start(opts)
     database = opts.database or "app", user = opts.user or "app",
     password = opts.password or ("pw" .. math.random(100000, 999999)),
   }, Server)
+  -- A private tmpdir: servers of several concurrent runs must not share /tmp's temporary tables.
+  os.execute("mkdir -p " .. q(dir .. "/tmp"))
   local install = string.format(
-    "mariadb-install-db --no-defaults --datadir=%s --user=root --auth-root-authentication-method=socket " ..
-    "--skip-test-db --skip-name-resolve", q(dir .. "/data"))
+    "mariadb-install-db --no-defaults --datadir=%s --tmpdir=%s --user=root --auth-root-authentication-method=socket " ..
+    "--skip-test-db --skip-name-resolve", q(dir .. "/data"), q(dir .. "/tmp"))
   local ok, err = process.run(install)
   if not ok then self:stop(); return nil, err end
   if opts.tls ~= false then
-    local certs = tls.make_ca_and_server(dir, { "localhost", "127.0.0.1" }, "awsnet MariaDB")
+    local certs = tls.make_ca_and_server(dir, opts.tls_names or { "localhost", "127.0.0.1" }, "awsnet MariaDB")
     self.ca, self.cert, self.key = certs.ca, certs.cert, certs.key
   end
   for attempt = 1, 5 do
@@ -65,7 +68,7 @@ function mariadb_server.start(opts)
     local argv = {
       mariadbd, "--no-defaults", "--user=root", "--datadir=" .. dir .. "/data",
       "--socket=" .. self.socket, "--port=" .. self.port, "--bind-address=127.0.0.1",
-      "--pid-file=" .. dir .. "/mysqld.pid", "--log-error=" .. dir .. "/error.log",
+      "--pid-file=" .. dir .. "/mysqld.pid", "--log-error=" .. dir .. "/error.log", "--tmpdir=" .. dir .. "/tmp",
       "--skip-name-resolve", "--skip-log-bin", "--innodb-buffer-pool-size=64M",
       "--innodb-flush-log-at-trx-commit=2", "--max-connections=200",
       "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",

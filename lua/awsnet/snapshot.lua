@@ -87,136 +87,119 @@ function snapshot.cli_names(result)
   return out
 end
 
--- Runs `jobs` (functions returning value or nil, err) concurrently when the aws module offers it.
-local function run_jobs(aws, jobs)
-  if aws and aws.concurrent then return aws.concurrent(jobs) end
-  local results = {}
-  for i, job in ipairs(jobs) do results[i] = table.pack(job()) end
-  return results
-end
-
--- All items of a paged list call.
-local function collect(client, op, key, params)
-  local items = {}
-  for page, err in client:pages(op, params or {}) do
-    if not page then return nil, err end
-    if client.service == "ec2" then page = snapshot.cli_names(page) end
-    for _, item in ipairs(page[key] or {}) do items[#items + 1] = item end
+-- Runs {client, op, params, key} calls at once (every page of each); returns per call the items
+-- under `key` of all its pages (EC2 answers in the CLI's names), or nil, err naming the call.
+local function fetch(aws, calls, account_of)
+  local pages, errs = aws.pages_many(calls)
+  local out = {}
+  for i, c in ipairs(calls) do
+    if errs[i] then
+      local err = errs[i]
+      err.op = string.format("snapshot of account %s: %s:%s", account_of[i].id or "?", c[1].service, c[2])
+      return nil, err
+    end
+    local items = {}
+    for _, page in ipairs(pages[i]) do
+      if c[1].service == "ec2" then page = snapshot.cli_names(page) end
+      if c[4] then
+        for _, item in ipairs(page[c[4]] or {}) do items[#items + 1] = item end
+      else
+        items[#items + 1] = page
+      end
+    end
+    out[i] = items
   end
-  return items
+  return out
 end
 
 local function write_json(path, key, items)
   local f, err = io.open(path, "w")
   if not f then return errors.fail("snapshot", "cannot write " .. path .. ": " .. tostring(err)) end
-  local doc = { [key] = items }
-  f:write(cjson.encode(doc), "\n")
+  f:write(cjson.encode({ [key] = items }), "\n")
   f:close()
   return true
 end
 
 -- The calls that follow from the first round: per VPC its DNS attributes, per TGW route table
--- its routes and propagations. Each job returns {key, entries}.
-local function follow_up_jobs(account, first)
-  local ec2 = function() return account.client("ec2") end
-  local jobs = {}
+-- its routes and propagations. Each is {client, op, params, result key, file key, wrap(items)}.
+local function follow_up_calls(account, first)
+  local ec2 = account.client("ec2")
+  local calls = {}
   for _, vpc in ipairs(first.Vpcs) do
     for _, attr in ipairs({ "enableDnsSupport", "enableDnsHostnames" }) do
-      jobs[#jobs + 1] = function()
-        local res, err = ec2():call("DescribeVpcAttribute", { VpcId = vpc.VpcId, Attribute = attr })
-        if not res then return nil, err end
-        return { "VpcAttributes", { snapshot.cli_names(res) } }
-      end
+      calls[#calls + 1] = { ec2, "DescribeVpcAttribute", { VpcId = vpc.VpcId, Attribute = attr }, nil, "VpcAttributes",
+        function(pages) return pages[1] end }
     end
   end
   for _, rt in ipairs(first.TransitGatewayRouteTables) do
     local id = rt.TransitGatewayRouteTableId
-    jobs[#jobs + 1] = function()
-      local res, err = ec2():call("SearchTransitGatewayRoutes", { TransitGatewayRouteTableId = id,
-        Filter = { { Name = "type", Value = { "static", "propagated" } } } })
-      if not res then return nil, err end
-      res = snapshot.cli_names(res)
-      return { "TransitGatewayRoutes", { { TransitGatewayRouteTableId = id,
-        Routes = res.Routes or {},
-        AdditionalRoutesAvailable = res.AdditionalRoutesAvailable or false } } }
-    end
-    jobs[#jobs + 1] = function()
-      local items, err = collect(ec2(), "GetTransitGatewayRouteTablePropagations",
-        "TransitGatewayRouteTablePropagations", { TransitGatewayRouteTableId = id })
-      if not items then return nil, err end
-      return { "TransitGatewayPropagations", { { TransitGatewayRouteTableId = id,
-        TransitGatewayRouteTablePropagations = items } } }
-    end
+    calls[#calls + 1] = { ec2, "SearchTransitGatewayRoutes", { TransitGatewayRouteTableId = id,
+      Filter = { { Name = "type", Value = { "static", "propagated" } } } }, "Routes", "TransitGatewayRoutes",
+      function(routes) return { TransitGatewayRouteTableId = id, Routes = routes } end }
+    calls[#calls + 1] = { ec2, "GetTransitGatewayRouteTablePropagations", { TransitGatewayRouteTableId = id },
+      "TransitGatewayRouteTablePropagations", "TransitGatewayPropagations",
+      function(props) return { TransitGatewayRouteTableId = id, TransitGatewayRouteTablePropagations = props } end }
   end
-  return jobs
+  return calls
 end
 
 --- Takes a snapshot of every account in opts.accounts ({client = fn(service), id = optional
 -- account id}); opts.out is the snapshot folder, opts.region the region, opts.aws the aws module
--- (for its concurrent helper). Returns {dir, accounts = {...}} or nil, err (naming the account).
+-- (default awsnet.aws; its pages_many runs the calls concurrently). Returns {dir, accounts =
+-- {{id, region, path, counts}}} or nil, err (naming the account and the call).
 function snapshot.take(opts)
   assert(type(opts) == "table" and type(opts.out) == "string" and type(opts.accounts) == "table",
     "snapshot.take{out=, region=, accounts=} expected")
   local region = opts.region or "us-east-1"
-  local aws = opts.aws
+  local aws = opts.aws or require("awsnet.aws")
   -- 1: who each account is
-  local id_jobs = {}
-  for i, a in ipairs(opts.accounts) do
-    id_jobs[i] = function()
-      if a.id then return a.id end
-      local res, err = a.client("sts"):call("GetCallerIdentity", {})
-      if not res then return nil, err end
-      return res.Account
+  local calls, account_of = {}, {}
+  for _, a in ipairs(opts.accounts) do
+    if not a.id then
+      calls[#calls + 1] = { a.client("sts"), "GetCallerIdentity", {} }
+      account_of[#calls] = a
     end
   end
-  local ids = run_jobs(aws, id_jobs)
+  local ids, err = fetch(aws, calls, account_of)
+  if not ids then return nil, err end
+  for i, a in ipairs(account_of) do a.id = ids[i][1].Account end
   -- 2: every describe call of every account at once
-  local jobs, where = {}, {}
-  for i, a in ipairs(opts.accounts) do
-    if not ids[i][1] then return nil, ids[i][2] end
-    a.id = ids[i][1]
+  calls, account_of = {}, {}
+  for _, a in ipairs(opts.accounts) do
     for _, c in ipairs(snapshot.CALLS) do
-      jobs[#jobs + 1] = function() return collect(a.client(c[1]), c[2], c[3]) end
-      where[#jobs] = { account = a, call = c }
+      calls[#calls + 1] = { a.client(c[1]), c[2], {}, c[3] }
+      account_of[#calls] = a
     end
   end
-  local results = run_jobs(aws, jobs)
+  local items
+  items, err = fetch(aws, calls, account_of)
+  if not items then return nil, err end
   local data = {}
-  for j, r in ipairs(results) do
-    local w = where[j]
-    if not r[1] then
-      local err = r[2]
-      err.op = string.format("snapshot of account %s: %s:%s", w.account.id, w.call[1], w.call[2])
-      return nil, err
-    end
-    data[w.account] = data[w.account] or {}
-    data[w.account][w.call[3]] = r[1]
+  for i, c in ipairs(calls) do
+    local a = account_of[i]
+    data[a] = data[a] or { VpcAttributes = {}, TransitGatewayRoutes = {}, TransitGatewayPropagations = {} }
+    data[a][c[4]] = items[i]
   end
   -- 3: what needs the first round's answers
-  local more, more_where = {}, {}
+  calls, account_of = {}, {}
   for _, a in ipairs(opts.accounts) do
-    for _, key in ipairs({ "VpcAttributes", "TransitGatewayRoutes", "TransitGatewayPropagations" }) do
-      data[a][key] = {}
-    end
-    for _, job in ipairs(follow_up_jobs(a, data[a])) do
-      more[#more + 1] = job
-      more_where[#more] = a
+    for _, c in ipairs(follow_up_calls(a, data[a])) do
+      calls[#calls + 1] = c
+      account_of[#calls] = a
     end
   end
-  for j, r in ipairs(run_jobs(aws, more)) do
-    local a = more_where[j]
-    if not r[1] then
-      r[2].op = "snapshot of account " .. a.id
-      return nil, r[2]
-    end
-    local list = data[a][r[1][1]]
-    for _, entry in ipairs(r[1][2]) do list[#list + 1] = entry end
+  items, err = fetch(aws, calls, account_of)
+  if not items then return nil, err end
+  for i, c in ipairs(calls) do
+    local list = data[account_of[i]][c[5]]
+    list[#list + 1] = c[6](items[i])
   end
   -- 4: the files
   local out = { dir = opts.out, accounts = {} }
   for _, a in ipairs(opts.accounts) do
     local path = string.format("%s/aws_configs/accounts/%s/%s", opts.out, a.id, region)
-    local ok, err = process.run("mkdir -p " .. process.quote(path))
+    local ok
+    ok, err = process.run("mkdir -p " .. process.quote(path))
     if not ok then return nil, err end
     local counts = {}
     for key, list in pairs(data[a]) do

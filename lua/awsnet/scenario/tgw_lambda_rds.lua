@@ -666,26 +666,42 @@ end
 ---------------------------------------------------------------------------------------------
 -- Clients and the runbook
 
+-- Credentials of a role assumed with `source` (an STS client of account A): fetched on first
+-- use, renewed after 50 minutes (they are asked for one hour).
+local function assumed_role(source, role_arn, session_name)
+  local cached, fetched
+  return { get = function()
+    if cached and os.time() - fetched < 3000 then return cached end
+    local res, err = source:call("AssumeRole", { RoleArn = role_arn, RoleSessionName = session_name, DurationSeconds = 3600 })
+    if not res then return nil, err end
+    local c = res.Credentials or {}
+    cached = { access_key_id = c.AccessKeyId, secret_access_key = c.SecretAccessKey, session_token = c.SessionToken }
+    fetched = os.time()
+    return cached
+  end }
+end
+
 --- A function (account, service) -> client for the config's accounts, caching clients.
--- `aws` is the awsnet.aws module (passed in so tests and the sandbox can give their own options).
+-- `aws` is the awsnet.aws module. An account is {profile=} or {credentials=} (+ endpoint=), or
+-- {role_arn=, source="A"} (AssumeRole with the source account's credentials), or {same_as="A"}.
 function scenario.client_factory(cfg, aws)
   local cache = {}
-  return function(account, service)
-    local acct = account
-    if cfg.accounts[acct] and cfg.accounts[acct].same_as then acct = cfg.accounts[acct].same_as end
-    local key = acct .. "/" .. service
+  local function client(account, service)
+    local a = cfg.accounts[account]
+    if a.same_as then return client(a.same_as, service) end
+    local key = account .. "/" .. service
     if not cache[key] then
-      local a = cfg.accounts[acct]
-      local opts = { region = cfg.region, profile = a.profile, credentials = a.credentials }
-      if a.endpoint then opts.endpoint = a.endpoint end
+      local creds = a.credentials
       if a.role_arn then
-        opts.role_arn = a.role_arn
-        opts.source_profile = cfg.accounts[a.source or "A"].profile
+        creds = cache[account .. "/role"] or assumed_role(client(a.source or "A", "sts"), a.role_arn, "awsnet-" .. cfg.name)
+        cache[account .. "/role"] = creds
       end
-      cache[key] = assert(aws.client(service, opts))
+      cache[key] = assert(aws.client(service, { region = cfg.region, profile = a.profile, credentials = creds,
+        endpoint = a.endpoint or (a.source and cfg.accounts[a.source].endpoint) }))
     end
     return cache[key]
   end
+  return client
 end
 
 --- The account ids of A and B (STS GetCallerIdentity); also proves the credentials work.

@@ -62,6 +62,19 @@ local function hop_rows(out, title, leg, blocked)
   end
 end
 
+-- A "## title" section with a table of `rows`, each turned into its cells by `cells(row)`.
+local function md_table(out, title, header, rows, cells)
+  if not rows or #rows == 0 then return end
+  out[#out + 1] = "\n## " .. title .. "\n"
+  out[#out + 1] = "| " .. table.concat(header, " | ") .. " |"
+  out[#out + 1] = string.rep("|---", #header) .. "|"
+  for _, row in ipairs(rows) do
+    local c = cells(row)
+    for i = 1, #header do c[i] = md_escape(c[i]) end
+    out[#out + 1] = "| " .. table.concat(c, " | ") .. " |"
+  end
+end
+
 --- The Markdown text of the report.
 function report.markdown(data)
   local out = { "# " .. (data.title or "awsnet report"), "" }
@@ -80,15 +93,9 @@ function report.markdown(data)
         topo.tgw.account or "?", topo.tgw.route_table or "?")
     end
   end
-  if data.checks and #data.checks > 0 then
-    out[#out + 1] = "\n## Checks\n"
-    out[#out + 1] = "| check | result | detail | time |"
-    out[#out + 1] = "|---|---|---|---|"
-    for _, c in ipairs(data.checks) do
-      out[#out + 1] = string.format("| %s | %s | %s | %s |", md_escape(c.name), c.ok and "pass" or "**FAIL**",
-        md_escape(c.detail), seconds(c.seconds))
-    end
-  end
+  md_table(out, "Checks", { "check", "result", "detail", "time" }, data.checks, function(c)
+    return { c.name, c.ok and "pass" or "**FAIL**", c.detail, seconds(c.seconds) }
+  end)
   local tr = data.trace
   if tr then
     out[#out + 1] = "\n## Path Lambda → database\n"
@@ -102,21 +109,11 @@ function report.markdown(data)
       for _, a in ipairs(tr.assumptions) do out[#out + 1] = "- " .. md_escape(type(a) == "table" and (a.text or a.code) or a) end
     end
   end
-  if data.prove and #data.prove > 0 then
-    out[#out + 1] = "\n## Prove: what each piece does\n"
-    out[#out + 1] = "| configuration | path | code | blocking hop |"
-    out[#out + 1] = "|---|---|---|---|"
-    for _, p in ipairs(data.prove) do
-      out[#out + 1] = string.format("| %s | %s | %s | %s |", md_escape(p.case), p.reachable and "reachable" or "blocked",
-        md_escape(p.code or ""), md_escape(p.blocked_at and component_id(p.blocked_at) or ""))
-    end
-  end
-  if data.timings and #data.timings > 0 then
-    out[#out + 1] = "\n## Timings\n"
-    out[#out + 1] = "| phase | time |"
-    out[#out + 1] = "|---|---|"
-    for _, t in ipairs(data.timings) do out[#out + 1] = string.format("| %s | %s |", md_escape(t.phase), seconds(t.seconds)) end
-  end
+  md_table(out, "Prove: what each piece does", { "configuration", "path", "code", "blocking hop" }, data.prove,
+    function(p)
+      return { p.case, p.reachable and "reachable" or "blocked", p.code, p.blocked_at and component_id(p.blocked_at) }
+    end)
+  md_table(out, "Timings", { "phase", "time" }, data.timings, function(t) return { t.phase, seconds(t.seconds) } end)
   out[#out + 1] = ""
   return table.concat(out, "\n")
 end

@@ -2,6 +2,7 @@
 #include "core.h"
 #include "dns.h"
 #include "http.h"
+#include "httpd.h"
 #include "mariadb.h"
 #include "reach/reach.h"
 #include "sigv4.h"
@@ -11,6 +12,7 @@
 static const core_part_open parts[] = {
     dns_open,
     http_open,
+    httpd_open,
     mariadb_open,
     reach_open,
     sigv4_open,

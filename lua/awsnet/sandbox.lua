@@ -1,0 +1,272 @@
+--- A local two-account AWS endpoint for the demo and the tests.
+--
+--   local sandbox = require "awsnet.sandbox"
+--   local sb = assert(sandbox.start{port=0, accounts={"111111111111", "222222222222"}})
+--   sb.endpoint                  -- "http://127.0.0.1:<port>"
+--   sb:serve_for(0.5)            -- answers requests for half a second (or sb:step(timeout_ms))
+--   sb:stop()
+--
+-- Credentials: an access key id of 12 digits is that account, with the secret "test" (or
+-- opts.secrets[account]); keys returned by STS AssumeRole act as the role's account. Every request's
+-- SigV4 signature is checked. The service comes from the signature's credential scope.
+-- opts: port (default 4566; 0 = any), accounts, secrets, region, seed, state_dir (saved world,
+-- survives restarts), transition_s (pending -> available time, default 1), faults = {throttle=,
+-- error5xx=, reset=, latency_ms=} (rates in 0..1), max_skew_s (default 900).
+local core = require "awsnet.core"
+local errors = require "awsnet.errors"
+local wire = require "awsnet.sandbox.wire"
+local state_mod = require "awsnet.sandbox.state"
+local auth = require "awsnet.sandbox.auth"
+
+local sandbox = {}
+
+-- Each service: its protocol, its module and, for query protocols, its XML namespace.
+local SERVICES = {
+  ec2 = { protocol = "ec2", module = "awsnet.sandbox.ec2" },
+  sts = { protocol = "query", module = "awsnet.sandbox.sts", ns = "https://sts.amazonaws.com/doc/2011-06-15/" },
+  iam = { protocol = "query", module = "awsnet.sandbox.iam", ns = "https://iam.amazonaws.com/doc/2010-05-08/" },
+  rds = { protocol = "query", module = "awsnet.sandbox.rds", ns = "http://rds.amazonaws.com/doc/2014-10-31/" },
+  ram = { protocol = "json", module = "awsnet.sandbox.ram" },
+  lambda = { protocol = "json", module = "awsnet.sandbox.lambda" },
+}
+
+-- Error codes for injected faults, per protocol: {throttle code, status}, {5xx code, status}.
+local FAULTS = {
+  ec2 = { { "RequestLimitExceeded", 503 }, { "InternalError", 500 } },
+  query = { { "Throttling", 400 }, { "InternalFailure", 500 } },
+  json = { { "ThrottlingException", 400 }, { "ServiceUnavailableException", 503 } },
+}
+
+local Sandbox = {}
+Sandbox.__index = Sandbox
+
+local function error_response(svc, request_id, code, message, status)
+  status = status or 400
+  if svc.protocol == "ec2" then return wire.ec2_error(status, code, message, request_id) end
+  if svc.protocol == "query" then return wire.query_error(status, code, message, svc.ns, request_id) end
+  return wire.json_error(status, code, message, request_id)
+end
+
+-- Turns a failure value (errors object with code/message/status) into the protocol's shape.
+local function failure(svc, request_id, err)
+  return error_response(svc, request_id, err.code, err.message, err.status)
+end
+
+--- The module of a service, loaded on first use.
+function Sandbox:service_module(name)
+  local mod = self.modules[name]
+  if not mod then
+    mod = require(SERVICES[name].module)
+    self.modules[name] = mod
+  end
+  return mod
+end
+
+-- A deterministic stream for faults, separate from the ids so faults do not change ids.
+function Sandbox:fault_roll()
+  local x = self.fault_rng
+  x = x ~ ((x << 13) & 0xffffffff)
+  x = x ~ (x >> 17)
+  x = x ~ ((x << 5) & 0xffffffff)
+  self.fault_rng = x
+  return (x % 1000000) / 1000000
+end
+
+-- Reads the action and its parameters from the request, per protocol.
+local function read_call(svc, mod, req)
+  if svc.protocol == "json" then
+    local path, query = wire.split_target(req.target)
+    local action, path_params = mod.route(req.method, path)
+    if not action then
+      return errors.fail("UnknownOperationException", "Unknown operation " .. req.method .. " " .. path, { status = 404 })
+    end
+    local body = wire.json_decode(req.body)
+    if not body then return errors.fail("SerializationException", "The request body is not valid JSON") end
+    for k, v in pairs(query) do if body[k] == nil then body[k] = v end end
+    for k, v in pairs(path_params or {}) do body[k] = v end
+    body._raw_body, body._headers = req.body, req.headers
+    return action, body
+  end
+  local _, query = wire.split_target(req.target)
+  local flat = req.method == "POST" and wire.parse_form(req.body) or query
+  local action = flat.Action
+  if not action then return errors.fail("MissingAction", "The request must contain the parameter Action") end
+  return action, wire.nest(flat)
+end
+
+local function render(svc, action, result, request_id)
+  if svc.protocol == "ec2" then return wire.ec2_response(action, result, request_id) end
+  if svc.protocol == "query" then return wire.query_response(action, result, svc.ns, request_id) end
+  if type(result) == "table" and result._response then return result._response end
+  return wire.json_response(200, result, request_id)
+end
+
+--- Answers one HTTP request (the httpd handler).
+function Sandbox:handle(req)
+  local request_id = self.state:request_id()
+  local identity, svc_name, err = auth.check(self, req)
+  local svc = SERVICES[svc_name or ""] or SERVICES.sts
+  if not identity then return failure(svc, request_id, err) end
+  local mod = self:service_module(svc_name)
+  local action, params = read_call(svc, mod, req)
+  if not action then return failure(svc, request_id, params) end
+  local fn = mod.actions[action]
+  if not fn then
+    return error_response(svc, request_id, "InvalidAction", "The action " .. action .. " is not valid for this web service.")
+  end
+  local faults = self.faults
+  local delay = faults.latency_ms and faults.latency_ms > 0 and faults.latency_ms or nil
+  if (faults.throttle or 0) > 0 and self:fault_roll() < faults.throttle then
+    local f = FAULTS[svc.protocol][1]
+    return error_response(svc, request_id, f[1], "Rate exceeded", f[2])
+  end
+  if (faults.error5xx or 0) > 0 and self:fault_roll() < faults.error5xx then
+    local f = FAULTS[svc.protocol][2]
+    return error_response(svc, request_id, f[1], "We encountered an internal error. Please try again.", f[2])
+  end
+  local ctx = {
+    sandbox = self, state = self.state, account = identity.account, arn = identity.arn,
+    user_id = identity.user_id, region = self.state:region(), request_id = request_id,
+    service = svc_name, action = action,
+  }
+  local ok, result, ferr = pcall(fn, ctx, params)
+  if not ok then
+    io.stderr:write("awsnet sandbox: ", svc_name, " ", action, ": ", tostring(result), "\n")
+    return error_response(svc, request_id, "InternalFailure", "The sandbox failed on this request.", 500)
+  end
+  if self.state_path then self.state:save(self.state_path) end
+  -- a reset after the action ran: the client cannot tell whether its call took effect
+  if (faults.reset or 0) > 0 and self:fault_roll() < faults.reset then return { reset = true } end
+  local response
+  if result == nil then response = failure(svc, request_id, ferr)
+  else response = render(svc, action, result, request_id) end
+  response.delay_ms = delay
+  return response
+end
+
+--- Serves requests that arrive within `timeout_ms`; returns how many were answered.
+function Sandbox:step(timeout_ms)
+  return self.server:step(timeout_ms or 0, self.handler)
+end
+
+--- Serves for `seconds` (fractions allowed); returns how many requests were answered.
+function Sandbox:serve_for(seconds)
+  local clock = core.httpd.monotonic
+  local deadline = clock() + seconds
+  local served = 0
+  repeat
+    local left_ms = math.floor((deadline - clock()) * 1000)
+    served = served + self:step(math.max(0, math.min(left_ms, 50)))
+  until clock() >= deadline
+  return served
+end
+
+--- Serves until `until_fn()` returns true (checked between steps).
+function Sandbox:serve_until(until_fn, step_ms)
+  repeat self:step(step_ms or 50) until until_fn()
+end
+
+--- Forgets every resource and session (accounts stay).
+function Sandbox:reset()
+  self.state = state_mod.new(self.opts)
+  if self.state_path then self.state:save(self.state_path) end
+end
+
+function Sandbox:stop()
+  if self.server then self.server:close(); self.server = nil end
+  for _, mod in pairs(self.modules) do
+    if mod.shutdown then mod.shutdown(self) end
+  end
+end
+Sandbox.__close = Sandbox.stop
+Sandbox.__gc = Sandbox.stop
+
+--- Starts a sandbox in this Lua process (serve it with step/serve_for); nil, err on failure.
+function sandbox.start(opts)
+  opts = opts or {}
+  assert(type(opts) == "table", "sandbox.start: opts must be a table")
+  local state_path, st
+  if opts.state_dir then
+    os.execute("mkdir -p '" .. opts.state_dir:gsub("'", "'\\''") .. "'")
+    state_path = opts.state_dir .. "/sandbox-state.json"
+    local err
+    st, err = state_mod.load(state_path, opts)
+    if err then return nil, err end
+  end
+  st = st or state_mod.new(opts)
+  local server, msg, code = core.httpd.listen { host = "127.0.0.1", port = opts.port or 4566,
+    max_body_bytes = 64 * 1024 * 1024 }
+  if not server then return errors.fail(code == "in_use" and "in_use" or "listen", msg) end
+  local self = setmetatable({
+    opts = opts, state = st, state_path = state_path, server = server, port = server:port(),
+    faults = opts.faults or {}, fault_rng = ((opts.seed or 1) * 40503) % 4294967296 + 7,
+    modules = {}, max_skew_s = opts.max_skew_s or 900,
+  }, Sandbox)
+  self.endpoint = "http://127.0.0.1:" .. self.port
+  -- a bug in the sandbox answers 500 and leaves the server running
+  self.handler = function(req)
+    local ok, response = pcall(self.handle, self, req)
+    if ok then return response end
+    io.stderr:write("awsnet sandbox: ", tostring(response), "\n")
+    return { status = 500, headers = { ["Content-Type"] = "text/plain" }, body = "sandbox failure" }
+  end
+  return self
+end
+
+-- The `awsnet` command of this checkout (bin/awsnet next to lua/), else the installed one.
+local function awsnet_command()
+  local here = package.searchpath("awsnet.sandbox", package.path)
+  local root = here and here:match("^(.-)/?lua/awsnet/sandbox%.lua$")
+  if root then
+    if root == "" then root = "." end
+    if root:sub(1, 1) ~= "/" then root = (os.getenv("PWD") or ".") .. "/" .. root end
+    local bin = root .. "/bin/awsnet"
+    if io.open(bin, "r") then return { "lua5.4", bin } end
+  end
+  return { "awsnet" }
+end
+
+--- Runs a sandbox in its own process (`awsnet sandbox`), for clients that block, such as the AWS
+-- CLI. opts as for start plus `log` (file for its output); port 0 or nil picks a free port.
+-- Returns {endpoint, port, pid, stop()} once it listens, or nil, err.
+function sandbox.spawn(opts)
+  opts = opts or {}
+  local process = require "awsnet.svc.process"
+  local dir = process.tempdir("awsnet-sandbox")
+  local log = opts.log or (dir .. "/sandbox.log")
+  for attempt = 1, 5 do
+    local port = (opts.port and opts.port ~= 0) and opts.port or process.free_port()
+    local argv = awsnet_command()
+    for _, a in ipairs({ "sandbox", "--port", tostring(port), "--seed", tostring(opts.seed or 1) }) do argv[#argv + 1] = a end
+    if opts.accounts then argv[#argv + 1] = "--accounts"; argv[#argv + 1] = table.concat(opts.accounts, ",") end
+    if opts.state_dir then argv[#argv + 1] = "--state-dir"; argv[#argv + 1] = opts.state_dir end
+    if opts.transition_s then argv[#argv + 1] = "--transition"; argv[#argv + 1] = tostring(opts.transition_s) end
+    if opts.faults then
+      local parts = {}
+      for k, v in pairs(opts.faults) do parts[#parts + 1] = k .. "=" .. v end
+      argv[#argv + 1] = "--faults"; argv[#argv + 1] = table.concat(parts, ",")
+    end
+    os.remove(log)
+    local proc = process.spawn(argv, { log = log, cleanup_dir = dir })
+    local up = process.wait_until(function()
+      local text = process.read_file(log) or ""
+      return not proc.alive() or text:find("listening on", 1, true) ~= nil
+    end, 30, "the sandbox to listen")
+    if up and proc.alive() then
+      local handle = { port = port, endpoint = "http://127.0.0.1:" .. port, pid = proc.pid, proc = proc, log = log }
+      function handle.stop()
+        proc.stop()
+        os.execute("rm -rf " .. process.quote(dir))
+      end
+      return handle
+    end
+    proc.stop()
+    local text = process.read_file(log) or ""
+    if attempt == 5 or (opts.port and opts.port ~= 0) or not text:find("in_use", 1, true) then
+      os.execute("rm -rf " .. process.quote(dir))
+      return errors.fail("start", "the sandbox did not start: " .. text:sub(-1000))
+    end
+  end
+end
+
+return sandbox

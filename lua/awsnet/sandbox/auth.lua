@@ -1,0 +1,105 @@
+--- Who is calling: SigV4 verification of a sandbox request.
+-- The signature is recomputed with awsnet.sigv4 from exactly the client's SignedHeaders, X-Amz-Date
+-- and payload hash, with the secret the sandbox knows for the access key.
+local errors = require "awsnet.errors"
+
+local auth = {}
+
+-- The codes AWS answers with, per protocol family: {code, HTTP status}.
+local AUTH_ERRORS = {
+  ec2 = { unknown_key = { "AuthFailure", 401 }, bad_signature = { "AuthFailure", 401 },
+          skew = { "SignatureDoesNotMatch", 403 }, missing = { "AuthFailure", 401 } },
+  query = { unknown_key = { "InvalidClientTokenId", 403 }, bad_signature = { "SignatureDoesNotMatch", 403 },
+            skew = { "RequestTimeTooSkewed", 403 }, missing = { "MissingAuthenticationToken", 403 } },
+  json = { unknown_key = { "UnrecognizedClientException", 403 }, bad_signature = { "InvalidSignatureException", 403 },
+           skew = { "InvalidSignatureException", 403 }, missing = { "MissingAuthenticationTokenException", 403 } },
+}
+
+local function auth_error(service, kind, message)
+  local family = service == "ec2" and "ec2" or (service == "ram" or service == "lambda") and "json" or "query"
+  local e = AUTH_ERRORS[family][kind]
+  return errors.new(e[1], message, { status = e[2] })
+end
+
+--- Parses `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`.
+function auth.parse_authorization(value)
+  if type(value) ~= "string" then return nil end
+  local algorithm, rest = value:match("^(%S+)%s+(.*)$")
+  if algorithm ~= "AWS4-HMAC-SHA256" then return nil end
+  local fields = {}
+  for k, v in rest:gmatch("(%w+)=([^,%s]*)") do fields[k] = v end
+  local key, date, region, service = (fields.Credential or ""):match("^([^/]+)/(%d+)/([^/]+)/([^/]+)/aws4_request$")
+  if not key or not fields.SignedHeaders or not fields.Signature then return nil end
+  local signed = {}
+  for h in fields.SignedHeaders:gmatch("[^;]+") do signed[#signed + 1] = h end
+  return { access_key_id = key, date = date, region = region, service = service,
+           signed_headers = signed, signature = fields.Signature }
+end
+
+local function epoch_of(amz_date)
+  local y, mo, d, h, mi, s = (amz_date or ""):match("^(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)(%d%d)Z$")
+  if not y then return nil end
+  local t = os.time { year = tonumber(y), month = tonumber(mo), day = tonumber(d), hour = tonumber(h),
+                      min = tonumber(mi), sec = tonumber(s), isdst = false }
+  -- os.time reads the table as local time: correct by the offset of UTC from local time
+  local now = os.time()
+  local utc_now = os.time(os.date("!*t", now))
+  return t + (now - utc_now)
+end
+
+--- The caller behind an access key: a 12-digit account id, or an AssumeRole session.
+local function identity_of(sb, key, token)
+  local st = sb.state
+  if key:match("^%d%d%d%d%d%d%d%d%d%d%d%d$") then
+    local account = st:account(key)
+    if not account then return nil end
+    return { account = key, secret = account.secret, arn = "arn:aws:iam::" .. key .. ":root",
+             user_id = key }
+  end
+  local session = st.data.sessions[key]
+  if not session or session.token ~= token or (session.expires or 0) < os.time() then return nil end
+  return { account = session.account, secret = session.secret, arn = session.arn, user_id = session.user_id }
+end
+
+--- Checks the request's signature. Returns identity {account, arn, user_id}, service name; or
+-- nil, service name, err.
+function auth.check(sb, req)
+  local a = auth.parse_authorization(req.headers.authorization)
+  if not a then
+    return nil, "sts", auth_error("sts", "missing", "Missing Authentication Token")
+  end
+  local service = a.service
+  if service ~= "ec2" and service ~= "sts" and service ~= "iam" and service ~= "rds"
+     and service ~= "ram" and service ~= "lambda" then
+    return nil, "sts", errors.new("InvalidAction", "The sandbox does not serve " .. service, { status = 400 })
+  end
+  local who = identity_of(sb, a.access_key_id, req.headers["x-amz-security-token"])
+  if not who then
+    return nil, service, auth_error(service, "unknown_key", "The security token included in the request is invalid.")
+  end
+  local amz_date = req.headers["x-amz-date"]
+  local t = epoch_of(amz_date)
+  if not t then
+    return nil, service, auth_error(service, "missing", "Missing or malformed X-Amz-Date")
+  end
+  if math.abs(os.time() - t) > sb.max_skew_s then
+    return nil, service, auth_error(service, "skew",
+      "Signature not yet current or expired: request time " .. amz_date ..
+      " differs from the server time by more than 15 minutes")
+  end
+  local sigv4 = require "awsnet.sigv4"
+  local ok, _, debug = pcall(sigv4.sign, {
+    method = req.method, url = "http://" .. (req.headers.host or "localhost") .. req.target,
+    headers = req.headers, body = req.body,
+  }, { access_key_id = a.access_key_id, secret_access_key = who.secret }, {
+    region = a.region, service = service, time = amz_date, signed_headers = a.signed_headers,
+  })
+  if not ok or type(debug) ~= "table" or debug.signature ~= a.signature then
+    return nil, service, auth_error(service, "bad_signature",
+      "The request signature we calculated does not match the signature you provided. " ..
+      "Check your AWS Secret Access Key and signing method.")
+  end
+  return who, service
+end
+
+return auth

@@ -1,0 +1,185 @@
+--- The sandbox's world: accounts, sessions and resources, with a seeded id generator, AWS-like
+-- state transitions and an optional JSON file so a sandbox survives restarts.
+local cjson = require "cjson"
+local errors = require "awsnet.errors"
+
+local state = {}
+local State = {}
+State.__index = State
+
+-- Availability zones of the region by AZ ID; each account sees them under shuffled names, like
+-- AWS's per-account mapping (the AZ ID is what is the same across accounts).
+local AZ_IDS = { "az1", "az2", "az3", "az4", "az5", "az6" }
+local AZ_LETTERS = { "a", "b", "c", "d", "e", "f" }
+local REGION_PREFIX = {
+  ["us-east-1"] = "use1", ["us-east-2"] = "use2", ["us-west-1"] = "usw1", ["us-west-2"] = "usw2",
+  ["eu-west-1"] = "euw1", ["eu-central-1"] = "euc1", ["ap-southeast-1"] = "apse1",
+}
+
+--- A fresh world. opts: accounts (array of 12-digit ids), secrets ({[account]=secret}), seed,
+-- region, transition_s (time a resource stays pending/deleting).
+function state.new(opts)
+  local self = setmetatable({
+    data = {
+      seed = opts.seed or 1, rng = (opts.seed or 1) * 2654435761 % 4294967296 + 1, clock = 0,
+      region = opts.region or "us-east-1",
+      accounts = {}, sessions = {}, res = {},
+    },
+    transition_s = opts.transition_s or 1,
+  }, State)
+  for i, id in ipairs(opts.accounts or { "111111111111", "222222222222" }) do
+    assert(type(id) == "string" and id:match("^%d%d%d%d%d%d%d%d%d%d%d%d$"), "account ids are 12 digits")
+    local rotation = (i - 1) % #AZ_IDS
+    local names = {}
+    for k = 1, #AZ_IDS do names[AZ_IDS[(k - 1 + rotation) % #AZ_IDS + 1]] = AZ_LETTERS[k] end
+    self.data.accounts[id] = { secret = (opts.secrets or {})[id] or "test", az_letter_of = names }
+  end
+  return self
+end
+
+--- Reads a saved world from `path`; nil when there is none.
+function state.load(path, opts)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local ok, data = pcall(cjson.decode, text)
+  if not ok or type(data) ~= "table" then return errors.fail("state", "unreadable sandbox state " .. path) end
+  local self = state.new(opts)
+  self.data = data
+  return self
+end
+
+--- Writes the world to `path` atomically (temp file + rename).
+function State:save(path)
+  local tmp = path .. ".tmp"
+  local f = assert(io.open(tmp, "w"))
+  f:write(cjson.encode(self.data))
+  f:close()
+  assert(os.rename(tmp, path))
+end
+
+function State:region() return self.data.region end
+
+function State:account(id) return self.data.accounts[id] end
+
+function State:accounts()
+  local ids = {}
+  for id in pairs(self.data.accounts) do ids[#ids + 1] = id end
+  table.sort(ids)
+  return ids
+end
+
+--- xorshift32 over the saved state: the same seed gives the same ids.
+function State:random32()
+  local x = self.data.rng
+  x = x ~ ((x << 13) & 0xffffffff)
+  x = x ~ (x >> 17)
+  x = x ~ ((x << 5) & 0xffffffff)
+  self.data.rng = x
+  return x
+end
+
+function State:hex(n)
+  local out = {}
+  while #out < n do
+    local v = self:random32()
+    for _ = 1, 8 do
+      if #out == n then break end
+      out[#out + 1] = string.format("%x", v & 15)
+      v = v >> 4
+    end
+  end
+  return table.concat(out)
+end
+
+--- An AWS-shaped id: prefix-<17 hex>.
+function State:new_id(prefix, digits) return prefix .. "-" .. self:hex(digits or 17) end
+
+--- A request id in the UUID shape AWS uses.
+function State:request_id()
+  local h = self:hex(32)
+  return string.format("%s-%s-4%s-a%s-%s", h:sub(1, 8), h:sub(9, 12), h:sub(14, 16), h:sub(18, 20), h:sub(21, 32))
+end
+
+--- Alphanumeric string of `n` chars (access keys, endpoint names).
+function State:token(n, alphabet)
+  alphabet = alphabet or "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+  local out = {}
+  for i = 1, n do
+    local k = self:random32() % #alphabet + 1
+    out[i] = alphabet:sub(k, k)
+  end
+  return table.concat(out)
+end
+
+--- The table of resources of `kind` (id -> object).
+function State:all(kind)
+  local t = self.data.res[kind]
+  if not t then t = {}; self.data.res[kind] = t end
+  return t
+end
+
+--- Stores `obj` (with obj.id) under `kind`, stamped with a creation order.
+function State:put(kind, obj)
+  self.data.clock = self.data.clock + 1
+  obj.seq = self.data.clock
+  self:all(kind)[obj.id] = obj
+  return obj
+end
+
+function State:get(kind, id) return id and self:all(kind)[id] end
+
+function State:remove(kind, id) self:all(kind)[id] = nil end
+
+--- Objects of `kind` for which `keep(obj)` holds, in creation order.
+function State:list(kind, keep)
+  local out = {}
+  for _, obj in pairs(self:all(kind)) do
+    if not keep or keep(obj) then out[#out + 1] = obj end
+  end
+  table.sort(out, function(a, b) return a.seq < b.seq end)
+  return out
+end
+
+--- Starts a timed state change: obj.state = now_state until `transition_s` passed, then final.
+function State:transition(obj, now_state, final_state)
+  obj.state, obj.next_state, obj.ready_at = now_state, final_state, os.time() + self.transition_s
+  if self.transition_s <= 0 then obj.ready_at = 0 end
+end
+
+--- Applies a due state change to `obj`; returns its state.
+function State:settle(obj) -- luacheck: no unused args
+  if obj.next_state and os.time() >= (obj.ready_at or 0) then
+    obj.state, obj.next_state, obj.ready_at = obj.next_state, nil, nil
+  end
+  return obj.state
+end
+
+--- AZ name of `az_id` as `account` sees it (us-east-1a ...), and back.
+function State:az_name(account, az_id)
+  local suffix = az_id:match("%-(az%d)$")
+  return self.data.region .. self.data.accounts[account].az_letter_of[suffix]
+end
+
+function State:az_id_of(account, az_name)
+  local letter = az_name:sub(#self.data.region + 1)
+  for suffix, l in pairs(self.data.accounts[account].az_letter_of) do
+    if l == letter and az_name:sub(1, #self.data.region) == self.data.region then
+      return (REGION_PREFIX[self.data.region] or "use1") .. "-" .. suffix
+    end
+  end
+end
+
+--- Every AZ of the region as `account` sees it: array of {name, id}, sorted by name.
+function State:zones(account)
+  local out = {}
+  for _, suffix in ipairs(AZ_IDS) do
+    local id = (REGION_PREFIX[self.data.region] or "use1") .. "-" .. suffix
+    out[#out + 1] = { name = self:az_name(account, id), id = id }
+  end
+  table.sort(out, function(a, b) return a.name < b.name end)
+  return out
+end
+
+return state

@@ -1,0 +1,239 @@
+--- Wire formats of the AWS protocols the sandbox speaks: query/EC2 form parameters in, EC2 XML,
+-- query XML (STS, IAM, RDS) and JSON (RAM, Lambda) out, with AWS's error shapes.
+local cjson = require "cjson"
+local errors = require "awsnet.errors"
+
+local wire = {}
+
+local function url_decode(s)
+  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+wire.url_decode = url_decode
+
+--- Decodes `a=1&b=2` into a flat map.
+function wire.parse_form(text)
+  local out = {}
+  for pair in (text or ""):gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    out[url_decode(k)] = url_decode(v)
+  end
+  return out
+end
+
+--- Splits a request target into its path and its decoded query map.
+function wire.split_target(target)
+  local path, query = target:match("^([^?]*)%??(.*)$")
+  return url_decode(path), wire.parse_form(query)
+end
+
+--- Nests flat query keys: "Filter.1.Value.2" = v becomes p.Filter[1].Value[2] = v.
+function wire.nest(flat)
+  local root = {}
+  for key, value in pairs(flat) do
+    local node, parts = root, {}
+    for part in key:gmatch("[^.]+") do parts[#parts + 1] = math.tointeger(tonumber(part)) or part end
+    for i = 1, #parts - 1 do
+      local p = parts[i]
+      if type(node[p]) ~= "table" then node[p] = {} end
+      node = node[p]
+    end
+    node[parts[#parts]] = value
+  end
+  return root
+end
+
+--- The array of a query list whatever its wire wrapping: `X.1`, `X.member.1`, `X.Name.1`.
+function wire.list(v)
+  if type(v) ~= "table" then return {} end
+  if v[1] ~= nil then return v end
+  for _, child in pairs(v) do
+    if type(child) == "table" and child[1] ~= nil then return child end
+  end
+  return {}
+end
+
+-- Lists carry their XML element name (or none: the protocol's default) in a metatable.
+local LIST = {}
+
+--- Marks `items` as a list. In XML each element is named `tag` (default: the protocol's "item"
+-- or "member") and the list itself `xml_name` (default: the field name, first letter lowered
+-- for EC2), so one table renders as AWS's XML and as the JSON the AWS CLI prints.
+function wire.array(items, tag, xml_name)
+  return setmetatable(items or {}, { [LIST] = true, tag = tag, xml_name = xml_name })
+end
+
+--- Gives some fields of `obj` other XML names: {Description = "groupDescription"}.
+function wire.xml_names(obj, names)
+  return setmetatable(obj, { xml_names = names })
+end
+
+local function is_list(t)
+  local mt = getmetatable(t)
+  return mt ~= nil and mt[LIST] == true, mt and mt.tag
+end
+
+local function xml_name_of(parent, key, value, lower_first)
+  local mt = type(value) == "table" and getmetatable(value)
+  if mt and mt.xml_name then return mt.xml_name end
+  local pmt = getmetatable(parent)
+  if pmt and pmt.xml_names and pmt.xml_names[key] then return pmt.xml_names[key] end
+  if lower_first then return (key:gsub("^%u", string.lower)) end
+  return key
+end
+
+local function xml_escape(s)
+  return (tostring(s):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;",
+    ['"'] = "&quot;", ["'"] = "&apos;" }))
+end
+wire.xml_escape = xml_escape
+
+local function scalar_text(v)
+  if type(v) == "boolean" then return v and "true" or "false" end
+  return xml_escape(v)
+end
+
+local function render_xml(out, name, value, item_tag, lower_first)
+  if type(value) ~= "table" then
+    out[#out + 1] = "<" .. name .. ">" .. scalar_text(value) .. "</" .. name .. ">"
+    return
+  end
+  out[#out + 1] = "<" .. name .. ">"
+  local list, tag = is_list(value)
+  if list then
+    for _, v in ipairs(value) do render_xml(out, tag or item_tag, v, item_tag, lower_first) end
+  else
+    local keys = {}
+    for k in pairs(value) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      render_xml(out, xml_name_of(value, k, value[k], lower_first), value[k], item_tag, lower_first)
+    end
+  end
+  out[#out + 1] = "</" .. name .. ">"
+end
+
+local function xml_members(value, item_tag, lower_first)
+  local out = {}
+  local keys = {}
+  for k in pairs(value or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    render_xml(out, xml_name_of(value, k, value[k], lower_first), value[k], item_tag, lower_first)
+  end
+  return table.concat(out)
+end
+
+local EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+
+--- An EC2 response: <ActionResponse><requestId/>members</ActionResponse>.
+function wire.ec2_response(action, members, request_id)
+  return {
+    status = 200, headers = { ["Content-Type"] = "text/xml;charset=UTF-8" },
+    body = string.format('<?xml version="1.0" encoding="UTF-8"?>\n' ..
+      '<%sResponse xmlns="%s"><requestId>%s</requestId>%s</%sResponse>',
+      action, EC2_NS, request_id, xml_members(members, "item", true), action),
+  }
+end
+
+function wire.ec2_error(status, code, message, request_id)
+  return {
+    status = status, headers = { ["Content-Type"] = "text/xml;charset=UTF-8" },
+    body = string.format('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>%s</Code>' ..
+      '<Message>%s</Message></Error></Errors><RequestID>%s</RequestID></Response>',
+      xml_escape(code), xml_escape(message), request_id),
+  }
+end
+
+--- A query-protocol response (STS, IAM, RDS) with its ResponseMetadata.
+function wire.query_response(action, result, namespace, request_id)
+  return {
+    status = 200, headers = { ["Content-Type"] = "text/xml" },
+    body = string.format('<%sResponse xmlns="%s"><%sResult>%s</%sResult><ResponseMetadata>' ..
+      '<RequestId>%s</RequestId></ResponseMetadata></%sResponse>',
+      action, namespace, action, xml_members(result, "member", false), action, request_id, action),
+  }
+end
+
+function wire.query_error(status, code, message, namespace, request_id)
+  return {
+    status = status, headers = { ["Content-Type"] = "text/xml" },
+    body = string.format('<ErrorResponse xmlns="%s"><Error><Type>%s</Type><Code>%s</Code>' ..
+      '<Message>%s</Message></Error><RequestId>%s</RequestId></ErrorResponse>',
+      namespace, status >= 500 and "Receiver" or "Sender", xml_escape(code), xml_escape(message), request_id),
+  }
+end
+
+local function json_encode(v, out)
+  local t = type(v)
+  if t == "table" then
+    if is_list(v) then
+      out[#out + 1] = "["
+      for i, item in ipairs(v) do
+        if i > 1 then out[#out + 1] = "," end
+        json_encode(item, out)
+      end
+      out[#out + 1] = "]"
+    elseif v == cjson.null then
+      out[#out + 1] = "null"
+    else
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+      table.sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        out[#out + 1] = cjson.encode(k) .. ":"
+        json_encode(v[k], out)
+      end
+      out[#out + 1] = "}"
+    end
+  else
+    out[#out + 1] = cjson.encode(v)
+  end
+end
+
+--- JSON text where tables marked with wire.array are arrays (empty ones too).
+function wire.json(v)
+  local out = {}
+  json_encode(v, out)
+  return table.concat(out)
+end
+
+function wire.json_decode(text)
+  if text == nil or text == "" then return {} end
+  local ok, v = pcall(cjson.decode, text)
+  if ok and type(v) == "table" then return v end
+  return nil
+end
+
+function wire.json_response(status, value, request_id, extra_headers)
+  local headers = { ["Content-Type"] = "application/json", ["x-amzn-RequestId"] = request_id }
+  for k, v in pairs(extra_headers or {}) do headers[k] = v end
+  return { status = status, headers = headers, body = value == nil and "" or wire.json(value) }
+end
+
+function wire.json_error(status, code, message, request_id)
+  return {
+    status = status,
+    headers = { ["Content-Type"] = "application/json", ["x-amzn-RequestId"] = request_id,
+                ["x-amzn-ErrorType"] = code },
+    body = wire.json({ message = message, Message = message, __type = code }),
+  }
+end
+
+--- nil, err with `code` unless every named parameter is present (non-empty) in `p`.
+function wire.need(p, code, ...)
+  for _, name in ipairs({ ... }) do
+    if p[name] == nil or p[name] == "" then
+      return errors.fail(code, "The request must contain the parameter " .. name, { status = 400 })
+    end
+  end
+  return true
+end
+
+--- ISO 8601 UTC time as AWS prints it.
+function wire.timestamp(epoch)
+  return os.date("!%Y-%m-%dT%H:%M:%S.000Z", epoch)
+end
+
+return wire

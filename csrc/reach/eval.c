@@ -43,16 +43,6 @@ static int hop(walk *w, int kind, int32_t comp, int32_t rule, int verdict, int c
     return 1;
 }
 
-static const route_t *lpm(const route_t *routes, const table_t *t, uint32_t ip)
-{
-    /* Sorted longest prefix first, then by rank: the first containing route wins. */
-    for (int32_t i = t->off; i < t->off + t->cnt; i++) {
-        if (cidr_contains(&routes[i].dst, ip))
-            return &routes[i];
-    }
-    return NULL;
-}
-
 static int proto_matches(int rule_proto, int proto)
 {
     return rule_proto == PROTO_ALL || rule_proto == proto;
@@ -234,7 +224,7 @@ static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_i
         return hop(w, H_TGW_RTB, tt->comp, -1, V_DROP, EV_TGW_RTB_ROUTES_ARE_UNKNOWN), -1;
     if (!tt->available)
         return hop(w, H_TGW_RTB, tt->comp, -1, V_DROP, EV_BAD_STATE), -1;
-    const route_t *tr = lpm(m->troutes.v, &m->trtbs_tab.v[in->assoc], dst_ip);
+    const route_t *tr = model_lpm(m, m->troutes.v, &m->trtbs_tab.v[in->assoc], dst_ip);
     if (!tr)
         return hop(w, H_TGW_RTB, tt->comp, -1, V_DROP, EV_TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT), -1;
     if (tr->blackhole)
@@ -275,7 +265,7 @@ static int walk_leg(walk *w, int32_t subnet, uint32_t src_ip, uint32_t dst_ip, i
         int32_t rtb = s->rtb >= 0 ? s->rtb : m->vpcs.v[s->vpc].main_rtb;
         if (rtb < 0)
             return hop(w, H_SUBNET, s->comp, -1, V_DROP, EV_NO_ROUTE_TO_DESTINATION);
-        const route_t *rt = lpm(m->routes.v, &m->rtbs.v[rtb], dst_ip);
+        const route_t *rt = model_lpm(m, m->routes.v, &m->rtbs.v[rtb], dst_ip);
         int32_t rcomp = m->rtbs.v[rtb].comp;
         if (!rt)
             return hop(w, H_RTB, rcomp, -1, V_DROP, EV_NO_ROUTE_TO_DESTINATION);

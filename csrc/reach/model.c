@@ -33,7 +33,8 @@ void model_free(model *m)
     free(m->routes.v); free(m->acls.v); free(m->acl_rules.v); free(m->sgs.v);
     free(m->sg_rules.v); free(m->enis.v); free(m->eni_sgs.v); free(m->addrs.v);
     free(m->tgws.v); free(m->atts.v); free(m->att_subnets.v); free(m->trtbs_tab.v);
-    free(m->trtbs.v); free(m->troutes.v); free(m->pcxs.v);
+    free(m->trtbs.v); free(m->troutes.v); free(m->pcxs.v); free(m->groups.v);
+    free(m->text.v); free(m->comp_text.v); free(m->rule_text.v);
     memset(m, 0, sizeof *m);
 }
 
@@ -234,16 +235,70 @@ int32_t model_add_pcx(model *m, int32_t comp, int32_t vpc_a, int32_t vpc_b, int 
     return (int32_t)(m->pcxs.n - 1);
 }
 
+/* ---- names ------------------------------------------------------------------------------ */
+
+static int64_t add_text(model *m, const char *s, size_t len)
+{
+    if (memchr(s, 0, len) != NULL || m->text.n + len + 1 > UINT32_MAX)
+        return -1;
+    size_t off = m->text.n;
+    for (size_t i = 0; i <= len; i++) {
+        char *c = PUSH(m->text);
+        if (!c)
+            return -1;
+        *c = i < len ? s[i] : '\0';
+    }
+    return (int64_t)off;
+}
+
+int32_t model_add_comp(model *m, const char *const strs[4], const size_t lens[4])
+{
+    for (int i = 0; i < 4; i++) {
+        int64_t off = add_text(m, strs[i], lens[i]);
+        uint32_t *slot;
+        if (off < 0 || !(slot = PUSH(m->comp_text)))
+            return -1;
+        *slot = (uint32_t)off;
+    }
+    return (int32_t)(m->comp_text.n / 4 - 1);
+}
+
+int32_t model_add_rule(model *m, const char *text, size_t len)
+{
+    int64_t off = add_text(m, text, len);
+    uint32_t *slot;
+    if (off < 0 || !(slot = PUSH(m->rule_text)))
+        return -1;
+    *slot = (uint32_t)off;
+    return (int32_t)(m->rule_text.n - 1);
+}
+
+const char *model_comp_str(const model *m, int32_t comp, int i)
+{
+    if (comp < 0 || (size_t)comp >= m->comp_text.n / 4 || i < 0 || i > 3)
+        return NULL;
+    return m->text.v + m->comp_text.v[(size_t)comp * 4 + (size_t)i];
+}
+
+const char *model_rule_str(const model *m, int32_t rule)
+{
+    if (rule < 0 || (size_t)rule >= m->rule_text.n)
+        return NULL;
+    return m->text.v + m->rule_text.v[rule];
+}
+
 /* ---- evaluation order ---------------------------------------------------------------- */
 
 #define CMP(a, b) (((a) > (b)) - ((a) < (b)))
 
-/* Routes: by table, then longest prefix first, then priority rank, then insertion order. */
+/* Routes: by table, then longest prefix first, then network, then priority rank, then
+ * insertion order; so the first route of a prefix is the one that wins it. */
 static int route_order(const void *pa, const void *pb)
 {
     const route_t *a = pa, *b = pb;
     int c = CMP(a->table, b->table);
     if (!c) c = CMP(b->dst.len, a->dst.len);
+    if (!c) c = CMP(a->dst.net, b->dst.net);
     if (!c) c = CMP(a->rank, b->rank);
     if (!c) c = CMP(a->rule, b->rule);
     return c;
@@ -295,6 +350,46 @@ static int subnet_key_order(const void *pa, const void *pb)
         }                                                                                  \
     } while (0)
 
+/* Splits each table's (sorted) routes into one group per prefix length. */
+static int group_routes(model *m, void *tables_any, const route_t *routes)
+{
+    VEC(table_t) *tables = tables_any;
+    for (size_t t = 0; t < tables->n; t++) {
+        table_t *tab = &tables->v[t];
+        tab->grp_off = (int32_t)m->groups.n;
+        tab->grp_cnt = 0;
+        for (int32_t i = tab->off; i < tab->off + tab->cnt; i++) {
+            uint8_t len = routes[i].dst.len;
+            if (tab->grp_cnt > 0 && m->groups.v[m->groups.n - 1].len == len) {
+                m->groups.v[m->groups.n - 1].cnt++;
+                continue;
+            }
+            lpm_group *g = PUSH(m->groups);
+            if (!g)
+                return -1;
+            *g = (lpm_group){ .len = len, .mask = cidr_mask(len), .off = i, .cnt = 1 };
+            tab->grp_cnt++;
+        }
+    }
+    return 0;
+}
+
+const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t, uint32_t ip)
+{
+    for (int32_t g = t->grp_off; g < t->grp_off + t->grp_cnt; g++) {
+        const lpm_group *grp = &m->groups.v[g];
+        uint32_t key = ip & grp->mask;
+        int32_t lo = grp->off, hi = grp->off + grp->cnt;
+        while (lo < hi) { /* leftmost route whose network is >= key */
+            int32_t mid = lo + (hi - lo) / 2;
+            if (routes[mid].dst.net < key) lo = mid + 1; else hi = mid;
+        }
+        if (lo < grp->off + grp->cnt && routes[lo].dst.net == key)
+            return &routes[lo];
+    }
+    return NULL;
+}
+
 int model_finish(model *m)
 {
     if (m->finished)
@@ -308,6 +403,9 @@ int model_finish(model *m)
     INDEX_TABLES(m->trtbs_tab, m->troutes);
     INDEX_TABLES(m->acls, m->acl_rules);
     INDEX_TABLES(m->sgs, m->sg_rules);
+    m->groups.n = 0;
+    if (group_routes(m, &m->rtbs, m->routes.v) != 0 || group_routes(m, &m->trtbs_tab, m->troutes.v) != 0)
+        return -1;
 
     size_t n = m->subnets.n;
     subnet_key *keys = malloc((n ? n : 1) * sizeof *keys);

@@ -25,7 +25,10 @@ enum { RANK_STATIC = 0, RANK_PREFIX_LIST = 1, RANK_PROPAGATED = 2, RANK_OTHER_PR
 typedef struct { int32_t comp; int32_t main_rtb; int32_t first_att; int32_t sub_off, sub_cnt;
                  uint8_t dns_support; } vpc_t;
 typedef struct { int32_t comp; int32_t vpc; cidr4 cidr; int32_t az; int32_t rtb; int32_t nacl; } subnet_t;
-typedef struct { int32_t comp; int32_t off, cnt; } table_t;      /* route table, NACL, SG, TGW RTB */
+typedef struct { int32_t comp; int32_t off, cnt; int32_t grp_off, grp_cnt; } table_t; /* route table, NACL, SG, TGW RTB */
+/* Longest-prefix match: a route table's routes sorted by length (longest first), then network,
+ * then rank; one group per length, binary-searched for the network of the address. */
+typedef struct { uint8_t len; uint32_t mask; int32_t off, cnt; } lpm_group;
 typedef struct { int32_t table; cidr4 dst; uint8_t kind; uint8_t rank; uint8_t blackhole;
                  int32_t target; int32_t rule; } route_t;
 typedef struct { int32_t table; int32_t number; int16_t proto; uint16_t lo, hi; uint8_t egress;
@@ -61,6 +64,12 @@ typedef struct model {
     VEC(table_t) trtbs_tab;       /* TGW route tables: routes in troutes */
     VEC(trtb_t) trtbs;
     VEC(route_t) troutes;         /* target = attachment index, blackhole flag */
+    VEC(lpm_group) groups;        /* prefix-length groups of rtbs and trtbs_tab */
+    /* The words hops are reported with, kept out of the Lua heap: NUL-terminated strings in
+     * one arena; a component is 4 of them (id, kind, account, name), a rule one. */
+    VEC(char) text;
+    VEC(uint32_t) comp_text;
+    VEC(uint32_t) rule_text;
     VEC(pcx_t) pcxs;
     int finished;
 } model;
@@ -88,12 +97,21 @@ int32_t model_add_att_subnet(model *m, int32_t att, int32_t subnet);
 int32_t model_add_trtb(model *m, int32_t comp, int known, int available);
 int32_t model_add_troute(model *m, int32_t trtb, cidr4 dst, int32_t att, int rank, int blackhole, int32_t rule);
 int32_t model_add_pcx(model *m, int32_t comp, int32_t vpc_a, int32_t vpc_b, int active);
+/* Names: `strs` holds `n` strings (lengths in `lens`); returns the index of the component
+ * (n = 4) or rule (n = 1), or -1. A string must not contain NUL. */
+int32_t model_add_comp(model *m, const char *const strs[4], const size_t lens[4]);
+int32_t model_add_rule(model *m, const char *text, size_t len);
+/* The i-th string of component `comp` (0..3), or NULL when out of range. */
+const char *model_comp_str(const model *m, int32_t comp, int i);
+const char *model_rule_str(const model *m, int32_t rule);
 /* Sorts and indexes; returns 0, or -1 when memory runs out. Builders fail after it. */
 int model_finish(model *m);
 
 /* Lookups on a finished model. */
 int32_t model_subnet_of(const model *m, int32_t vpc, uint32_t ip);   /* -1 if none */
 int32_t model_eni_at(const model *m, int32_t vpc, uint32_t ip);      /* -1 if none */
+/* The route a table (of `routes`, grouped by model_finish) uses for ip, or NULL. */
+const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t, uint32_t ip);
 int32_t model_subnet_anywhere(const model *m, uint32_t ip);          /* first VPC holding it */
 
 #endif

@@ -248,6 +248,54 @@ static int l_pcx(lua_State *L)
                       "peering connection");
 }
 
+/* m:component(id, kind, account, name) -> index */
+static int l_comp(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    const char *strs[4];
+    size_t lens[4];
+    for (int i = 0; i < 4; i++)
+        strs[i] = lua_isnoneornil(L, i + 2) ? (lens[i] = 0, "") : luaL_checklstring(L, i + 2, &lens[i]);
+    return push_index(L, model_add_comp(m, strs, lens), "component name");
+}
+
+static int l_rule(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    size_t len;
+    const char *text = luaL_checklstring(L, 2, &len);
+    return push_index(L, model_add_rule(m, text, len), "rule text");
+}
+
+/* m:component_info(index) -> id, kind, account, name (nil when empty) */
+static int l_comp_info(lua_State *L)
+{
+    model_ud *u = luaL_checkudata(L, 1, MODEL_MT);
+    lua_Integer i = luaL_checkinteger(L, 2);
+    if (!u->live || i < 0 || i > INT32_MAX || !model_comp_str(&u->m, (int32_t)i, 0))
+        return luaL_pushfail(L), 1;
+    for (int k = 0; k < 4; k++) {
+        const char *str = model_comp_str(&u->m, (int32_t)i, k);
+        if (*str)
+            lua_pushstring(L, str);
+        else
+            lua_pushnil(L);
+    }
+    return 4;
+}
+
+static int l_rule_text(lua_State *L)
+{
+    model_ud *u = luaL_checkudata(L, 1, MODEL_MT);
+    lua_Integer i = luaL_checkinteger(L, 2);
+    const char *str = u->live && i >= 0 && i <= INT32_MAX ? model_rule_str(&u->m, (int32_t)i) : NULL;
+    if (str)
+        lua_pushstring(L, str);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
 static int l_finish(lua_State *L)
 {
     model *m = check_model(L, 0);
@@ -296,7 +344,9 @@ static uint32_t ip_arg(lua_State *L, int arg)
 }
 
 /* m:trace(src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
- * -> ok, code, hops (packed "<BBBBHHii" records), nforward, blocked (1-based or nil), flags, dst_eni */
+ * -> ok, code, walk: a string holding a header "<i4i4i4i4" (number of forward hops, 1-based
+ * index of the blocking hop or 0, assumption flags, destination ENI or -1) and then the hops,
+ * each "<BBBBHHi4i4" (kind, verdict, direction, -, code, -, component, rule). */
 static int l_trace(lua_State *L)
 {
     model *m = check_model(L, 1);
@@ -314,15 +364,13 @@ static int l_trace(lua_State *L)
     eval_trace(m, &q, &r);
     lua_pushboolean(L, r.ok);
     lua_pushstring(L, eval_code_name(r.code));
-    lua_pushlstring(L, (const char *)r.hops, (size_t)r.n * sizeof(hop_t));
-    lua_pushinteger(L, r.nforward);
-    if (r.blocked >= 0)
-        lua_pushinteger(L, r.blocked + 1);
-    else
-        lua_pushnil(L);
-    lua_pushinteger(L, (lua_Integer)r.flags);
-    lua_pushinteger(L, r.dst_eni);
-    return 7;
+    int32_t header[4] = { r.nforward, r.blocked + 1, (int32_t)r.flags, r.dst_eni };
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, (const char *)header, sizeof header);
+    luaL_addlstring(&b, (const char *)r.hops, (size_t)r.n * sizeof(hop_t));
+    luaL_pushresult(&b);
+    return 3;
 }
 
 typedef struct { int32_t eni, subnet; uint32_t ip; uint16_t eph_lo, eph_hi; } endpoint;
@@ -572,7 +620,8 @@ static const luaL_Reg model_methods[] = {
     { "tgw_attachment", l_att }, { "attachment_subnet", l_att_subnet }, { "tgw_route_table", l_trtb },
     { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace },
     { "matrix", l_matrix }, { "who_can_reach", l_who_can_reach }, { "lookup", l_lookup },
-    { "counts", l_counts }, { "close", model_destroy }, { NULL, NULL },
+    { "counts", l_counts }, { "component", l_comp }, { "rule", l_rule }, { "component_info", l_comp_info },
+    { "rule_text", l_rule_text }, { "close", model_destroy }, { NULL, NULL },
 };
 
 static const luaL_Reg funcs[] = {

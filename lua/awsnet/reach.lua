@@ -76,7 +76,7 @@ function reach.load(source)
     assumptions[#assumptions + 1] = "some TGW route tables are only known by id (owner account not in the snapshot)"
   end
   return setmetatable({
-    _m = b.m, _b = b, comps = b.comps, rules = b.rules, skipped = b.skipped, counts = b.m:counts(),
+    _m = b.m, _b = b, skipped = b.skipped, counts = b.m:counts(),
     assumptions = assumptions,
   }, Model)
 end
@@ -172,9 +172,9 @@ function Model:trace(q)
   if q.direction ~= nil and q.direction ~= "forward" and q.direction ~= "both" then
     error("trace: direction must be \"both\" or \"forward\"", 2)
   end
-  local ctx = { model = self, src = src, dst = dst, proto = proto, port = port, eph = { eph_lo, eph_hi },
-    forward_only = forward_only,
-    src_port_given = q.src_port ~= nil }
+  -- the query's context, which becomes the result (report.result)
+  local ctx = { _model = self, _src = src, _dst = dst, _proto = proto, _port = port, _lo = eph_lo, _hi = eph_hi,
+    _fo = forward_only, _spg = q.src_port ~= nil, _dip = false, _trap = false }
   -- DNS: a name must resolve in the source's VPC, and a publicly accessible RDS name resolves
   -- to its public address from outside the DB's VPC.
   local dst_ip, dst_eni = dst.ip, -1
@@ -187,7 +187,7 @@ function Model:trace(q)
   end
   if dst.rds then
     if dst.public and src_vpc ~= dst.vpc then
-      ctx.public_trap = true
+      ctx._trap = true
       if not dst.public_ip then return report.public_unknown(ctx) end
       dst_ip = creach.ip(dst.public_ip)
     else
@@ -195,9 +195,9 @@ function Model:trace(q)
       dst_ip = creach.ip(dst.ips[1])
     end
   elseif dst.enis then
-    dst_eni, dst_ip = dst.enis[1], creach.ip(dst.ips[1])
+    dst_eni, dst_ip = dst.enis[1], dst.ip_n
   end
-  ctx.dst_ip = dst_ip
+  ctx._dip = dst_ip
   local m = self._m
   local sources = src.enis
   if not sources then
@@ -206,16 +206,19 @@ function Model:trace(q)
     if not subnet then
       return errors.fail("unknown_endpoint", "src " .. src.label .. " is in no subnet of the snapshot")
     end
-    ctx.src_subnet = subnet
-    local r = report.result(ctx, m:trace(eni, subnet, src.ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi,
+    return report.result(ctx, m:trace(eni, subnet, src.ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi,
       forward_only))
-    return r
   end
   -- A Lambda function uses a Hyperplane ENI in each configured subnet: every one must get through.
   local first
   for i, eni in ipairs(sources) do
-    local r = report.result(ctx, m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
-    if #sources > 1 then r.source = src.ips[i] end
+    local c = ctx
+    if i > 1 then
+      c = {}
+      for k, v in pairs(ctx) do if k:sub(1, 1) == "_" and k ~= "_w" and k ~= "_c" then c[k] = v end end
+    end
+    local r = report.result(c, m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
+    if #sources > 1 then r.source, r.source_index = src.ips[i], i end
     if not r.reachable then return r end
     first = first or r
   end

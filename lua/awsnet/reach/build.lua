@@ -37,8 +37,6 @@ Builder.__index = Builder
 local function new_builder(origins)
   return setmetatable({
     m = creach.new(),
-    comps = {},            -- [i+1] = {id, kind, account, region, name}
-    rules = {},            -- [i+1] = text describing a route or rule
     idx = { vpc = {}, subnet = {}, rtb = {}, acl = {}, sg = {}, eni = {}, tgw = {}, att = {}, trtb = {},
             pcx = {} },
     info = { vpc = {}, subnet = {}, eni = {}, att = {}, tgw = {} },
@@ -51,15 +49,13 @@ local function new_builder(origins)
   }, Builder)
 end
 
+-- Names and rule texts live in the C model (out of the Lua heap the GC walks).
 function Builder:comp(id, kind, where, name)
-  local c = { id = id, kind = kind, account = where.account, region = where.region, name = name }
-  self.comps[#self.comps + 1] = c
-  return #self.comps - 1
+  return self.m:component(id, kind, where.account, name)
 end
 
 function Builder:rule(text)
-  self.rules[#self.rules + 1] = text
-  return #self.rules - 1
+  return self.m:rule(text)
 end
 
 function Builder:skip(where, what, reason)
@@ -503,7 +499,8 @@ function Builder:add_eni(id, res, where, kind)
   self.idx.eni[id] = e
   self.info.eni[id] = { idx = e, ip = ip, subnet = res.SubnetId, sgs = sg_ids, type = str(res.InterfaceType),
     description = str(res.Description) or "", public_ip = pub, requester = str(res.RequesterId) }
-  self.endpoints[id] = { enis = { e }, ips = { ip }, label = id, vpc = self.info.subnet[res.SubnetId].vpc }
+  self.endpoints[id] = { enis = { e }, ips = { ip }, ip_n = creach.ip(ip), label = id,
+    vpc = self.info.subnet[res.SubnetId].vpc }
   return e
 end
 
@@ -526,7 +523,7 @@ function Builder:interfaces(data)
       end
       if iid and primary then
         local p = self.endpoints[primary]
-        self.endpoints[iid] = { enis = p.enis, ips = p.ips, label = iid, vpc = p.vpc }
+        self.endpoints[iid] = { enis = p.enis, ips = p.ips, ip_n = p.ip_n, label = iid, vpc = p.vpc }
       end
     end
   end)
@@ -762,7 +759,7 @@ function Builder:databases(data)
       idx, ip = self:synthetic_eni("rds:" .. id, sid, sg_ids, where, "ENI of rds:" .. id)
     end
     local endpoint = type(d.Endpoint) == "table" and d.Endpoint or {}
-    local rec = { enis = { idx }, ips = { ip }, label = "rds:" .. id, rds = true, vpc = vpc,
+    local rec = { enis = { idx }, ips = { ip }, ip_n = creach.ip(ip), label = "rds:" .. id, rds = true, vpc = vpc,
       public = d.PubliclyAccessible == true, public_ip = pub, address = str(endpoint.Address),
       port = math.tointeger(endpoint.Port), available = d.DBInstanceStatus == nil or d.DBInstanceStatus == "available" }
     self.endpoints["rds:" .. id] = rec
@@ -838,6 +835,9 @@ function build.compile(data, origins)
     local where = b.at or { account = "?", region = "?", key = "?" }
     return nil, b:fail(where, where.key, "unexpected content: " .. tostring(err):gsub("^.-:%d+: ", ""))
   end
+  -- what only the build needed (and what would keep the input alive)
+  for _, k in ipairs({ "seen", "rtb_res", "subnet_rtb", "subnet_acl", "default_acl", "pls", "az_ids", "at" }) do b[k] = nil end
+  for _, t in pairs(b.info.tgw) do t.res = nil end
   if b.known_items == 0 then
     b.m:close()
     return errors.fail("invalid_snapshot", "empty snapshot: no resource of a known kind", { file = "" })

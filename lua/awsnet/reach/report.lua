@@ -17,7 +17,8 @@ local report = {}
 local KINDS = { "network-interface", "security-group", "network-acl", "route-table", "transit-gateway",
   "tgw-attachment", "tgw-route-table", "peering-connection", "subnet", "vpc" }
 local VERDICTS = { "allow", "deny", "forward", "drop", "deliver" }
-local HOP_FORMAT = "<BBBBHHi4i4"
+local HEADER_FORMAT, HEADER_SIZE = "=i4i4i4i4", 16
+local HOP_FORMAT = "=BBBBHHi4i4"
 local HOP_SIZE = creach.HOP_SIZE
 local F_AZ_CROSSED, F_DST_NOT_ENI, F_SRC_NO_ENI, F_NACL_UNKNOWN = 1, 2, 4, 8
 local PROTO_NAMES = { [6] = "tcp", [17] = "udp", [1] = "icmp", [-1] = "all" }
@@ -36,66 +37,81 @@ Result.__index = function(r, key)
 end
 
 local function proto_text(ctx)
-  local p = PROTO_NAMES[ctx.proto] or ("proto " .. ctx.proto)
-  if ctx.proto == 6 or ctx.proto == 17 then p = p .. "/" .. ctx.port end
+  local p = PROTO_NAMES[ctx._proto] or ("proto " .. ctx._proto)
+  if ctx._proto == 6 or ctx._proto == 17 then p = p .. "/" .. ctx._port end
   return p
 end
 
+-- The walk's header: forward hop count, blocking hop (1-based, 0 = none), flags, dst ENI.
+local function header(r)
+  local nforward, blocked, flags = string.unpack(HEADER_FORMAT, r._w)
+  return nforward, blocked > 0 and blocked or nil, flags
+end
+
 local function decode_hops(r)
-  local ctx, comps, rules = r._c, r._c.model.comps, r._c.model.rules
+  local ctx = r._c
+  local m = ctx._model._m
+  local nforward, blocked = header(r)
   local fwd, ret = {}, {}
-  local s = r._h
-  for i = 1, #s // HOP_SIZE do
-    local kind, verdict, dir, _, _, _, comp, rule = string.unpack(HOP_FORMAT, s, (i - 1) * HOP_SIZE + 1)
-    local c = comps[comp + 1]
-    local hop = { component = c and c.id, kind = KINDS[kind], rule = rules[rule + 1], verdict = VERDICTS[verdict],
-      direction = dir == 0 and "forward" or "return", account = c and c.account, name = c and c.name }
-    if i == r._b then hop.code = r.code end
+  local s = r._w
+  for i = 1, (#s - HEADER_SIZE) // HOP_SIZE do
+    local kind, verdict, dir, _, _, _, comp, rule = string.unpack(HOP_FORMAT, s, HEADER_SIZE + (i - 1) * HOP_SIZE + 1)
+    local id, _, account, name = m:component_info(comp)
+    local hop = { component = id, kind = KINDS[kind], rule = m:rule_text(rule), verdict = VERDICTS[verdict],
+      direction = dir == 0 and "forward" or "return", account = account, name = name }
+    if i == blocked then hop.code = r.code end
     if dir == 0 then fwd[#fwd + 1] = hop else ret[#ret + 1] = hop end
-    if i == r._b then rawset(r, "blocked_at", hop) end
+    if i == blocked then rawset(r, "blocked_at", hop) end
   end
-  local fwd_ok = r._b == nil or r._b > r._nf
-  rawset(r, "forward", { ok = fwd_ok, hops = fwd })
-  rawset(r, "ret", { ok = r.reachable and not ctx.forward_only, hops = ret })
+  rawset(r, "forward", { ok = blocked == nil or blocked > nforward, hops = fwd })
+  rawset(r, "ret", { ok = r.reachable and not ctx._fo, hops = ret })
 end
 lazy.forward, lazy.ret, lazy.blocked_at = decode_hops, decode_hops, decode_hops
 
+-- What the query said, read from the context on first use.
+function lazy.src(r) rawset(r, "src", r._c._src.label) end
+function lazy.dst(r) rawset(r, "dst", r._c._dst.label) end
+function lazy.protocol(r) rawset(r, "protocol", r._c._proto) end
+function lazy.port(r) rawset(r, "port", r._c._port) end
+function lazy.dst_ip(r) rawset(r, "dst_ip", r._c._dip and creach.ipstr(r._c._dip) or false) end
+
 function lazy.assumptions(r)
-  local ctx, f = r._c, r._f or 0
+  local ctx = r._c
+  local f = r._w and select(3, header(r)) or 0
   local out = {}
-  for _, a in ipairs(ctx.model.assumptions) do out[#out + 1] = a end
+  for _, a in ipairs(ctx._model.assumptions) do out[#out + 1] = a end
   if f & F_AZ_CROSSED ~= 0 then
     out[#out + 1] = "the TGW leaves through another AZ than it entered (the egress attachment has no subnet in "
       .. "that AZ; AWS picks one where it is present)"
   end
   if f & F_DST_NOT_ENI ~= 0 then
-    out[#out + 1] = "no network interface holds " .. creach.ipstr(ctx.dst_ip)
+    out[#out + 1] = "no network interface holds " .. creach.ipstr(ctx._dip)
       .. ": delivered to its subnet, no security group evaluated there"
   end
   if f & F_SRC_NO_ENI ~= 0 then
     out[#out + 1] = "the source address has no network interface in the snapshot: no egress security group evaluated"
   end
   if f & F_NACL_UNKNOWN ~= 0 then out[#out + 1] = "a subnet without a known network ACL was treated as allow-all" end
-  if (ctx.proto == 6 or ctx.proto == 17) and not ctx.forward_only then
-    out[#out + 1] = string.format("replies checked against network ACLs for client ports %d-%d%s", ctx.eph[1],
-      ctx.eph[2], ctx.src_port_given and "" or (ctx.src.lambda and " (Lambda)" or " (Linux default)"))
+  if (ctx._proto == 6 or ctx._proto == 17) and not ctx._fo then
+    out[#out + 1] = string.format("replies checked against network ACLs for client ports %d-%d%s", ctx._lo,
+      ctx._hi, ctx._spg and "" or (ctx._src.lambda and " (Lambda)" or " (Linux default)"))
   end
-  if ctx.public_trap then
+  if ctx._trap then
     out[#out + 1] = string.format("%s is publicly accessible: from outside its VPC its name resolves to the public "
-      .. "address %s, so the transit gateway is not used", ctx.dst.label, tostring(ctx.dst.public_ip))
+      .. "address %s, so the transit gateway is not used", ctx._dst.label, tostring(ctx._dst.public_ip))
   end
-  if ctx.dst.resolved then
-    out[#out + 1] = string.format("%s resolved to %s", ctx.dst.dns_name, ctx.dst.resolved)
+  if ctx._dst.resolved then
+    out[#out + 1] = string.format("%s resolved to %s", ctx._dst.dns_name, ctx._dst.resolved)
   end
   rawset(r, "assumptions", out)
 end
 
 local function ports_text(ctx, hop)
-  if ctx.proto ~= 6 and ctx.proto ~= 17 then return PROTO_NAMES[ctx.proto] or ("proto " .. ctx.proto) end
+  if ctx._proto ~= 6 and ctx._proto ~= 17 then return PROTO_NAMES[ctx._proto] or ("proto " .. ctx._proto) end
   if hop.direction == "return" then
-    return string.format("%s %d-%d", PROTO_NAMES[ctx.proto], ctx.eph[1], ctx.eph[2])
+    return string.format("%s %d-%d", PROTO_NAMES[ctx._proto], ctx._lo, ctx._hi)
   end
-  return string.format("%s %d", PROTO_NAMES[ctx.proto], ctx.port)
+  return string.format("%s %d", PROTO_NAMES[ctx._proto], ctx._port)
 end
 
 local FIXES = {
@@ -145,14 +161,16 @@ function lazy.fix(r)
   if r.reachable then return end
   local ctx, h = r._c, r.blocked_at
   local fix
-  if ctx.public_trap then
-    fix = "set PubliclyAccessible=false on " .. ctx.dst.label .. " (or resolve it from its own VPC)"
+  if ctx._trap then
+    fix = "set PubliclyAccessible=false on " .. ctx._dst.label .. " (or resolve it from its own VPC)"
   elseif h and FIXES[r.code] then
-    local src_ip = r._src_ip and creach.ipstr(r._src_ip) or "the source"
-    local dst_ip = creach.ipstr(ctx.dst_ip)
+    local src = ctx._src
+    local src_ip = src.ip and creach.ipstr(src.ip) or (src.ips and src.ips[r.source_index or 1]) or "the source"
+    local dst_ip = creach.ipstr(ctx._dip)
     local to, from = dst_ip, src_ip
     if h.direction == "return" then to, from = src_ip, dst_ip end
-    h._outbound = h.kind == "security-group" and r._sg_outbound
+    -- the source's outbound rules are the forward path's first security-group hop
+    h._outbound = h.kind == "security-group" and r.forward.hops[2] == h
     fix = FIXES[r.code](h, to, from, ctx)
     h._outbound = nil
   elseif r._fix then
@@ -161,38 +179,31 @@ function lazy.fix(r)
   rawset(r, "fix", fix or false)
 end
 
---- Wraps the C evaluator's answer (ok, code, hops, nforward, blocked, flags, dst_eni).
-function report.result(ctx, ok, code, hops, nforward, blocked, flags, dst_eni)
-  local r = { reachable = ok, code = not ok and code or nil, _c = ctx, _h = hops, _nf = nforward, _b = blocked,
-    _f = flags, _d = dst_eni, src = ctx.src.label, dst = ctx.dst.label, dst_ip = creach.ipstr(ctx.dst_ip),
-    protocol = ctx.proto, port = ctx.port }
-  if blocked then
-    local kind = string.unpack("<B", hops, (blocked - 1) * HOP_SIZE + 1)
-    -- the first security-group hop of the forward path is the source's outbound check
-    r._sg_outbound = KINDS[kind] == "security-group" and blocked == 2
-  end
-  r._src_ip = ctx.src.ip or (ctx.src.ips and creach.ip(ctx.src.ips[1]))
-  return setmetatable(r, Result)
+--- Wraps the C evaluator's answer: ok, code, the packed walk. Everything else is read lazily.
+-- `ctx` (the query: _model, _src, _dst, _proto, _port, _lo, _hi, _fo, _spg, _dip, _trap) becomes
+-- the result itself: one table per trace.
+function report.result(ctx, ok, code, walk)
+  ctx.reachable, ctx._w, ctx._c = ok, walk, ctx
+  if not ok then ctx.code = code end
+  return setmetatable(ctx, Result)
 end
 
 -- A result decided before any packet moves (DNS): one blocking hop, no C walk.
 local function early(ctx, hop, code, fix)
   hop.code, hop.verdict, hop.direction = code, "drop", "forward"
-  local r = { reachable = false, code = code, src = ctx.src.label, dst = ctx.dst.label, _c = ctx, _fix = fix,
-    protocol = ctx.proto, port = ctx.port, forward = { ok = false, hops = { hop } }, ret = { ok = false, hops = {} },
-    blocked_at = hop }
-  return setmetatable(r, Result)
+  ctx.reachable, ctx.code, ctx._c, ctx._fix = false, code, ctx, fix
+  ctx.forward, ctx.ret, ctx.blocked_at = { ok = false, hops = { hop } }, { ok = false, hops = {} }, hop
+  return setmetatable(ctx, Result)
 end
 
 function report.dns_blocked(ctx, vpc)
   return early(ctx, { component = vpc, kind = "vpc", rule = "enableDnsSupport = false" }, "DNS_SUPPORT_DISABLED",
-    "enable enableDnsSupport on " .. vpc .. " (the function cannot resolve " .. ctx.dst.label .. ")")
+    "enable enableDnsSupport on " .. vpc .. " (the function cannot resolve " .. ctx._dst.label .. ")")
 end
 
 function report.public_unknown(ctx)
-  ctx.dst_ip = 0
-  return early(ctx, { component = ctx.dst.label, kind = "rds" }, "UNKNOWN_DESTINATION",
-    "set PubliclyAccessible=false on " .. ctx.dst.label .. ": its public address is not in the snapshot")
+  return early(ctx, { component = ctx._dst.label, kind = "rds" }, "UNKNOWN_DESTINATION",
+    "set PubliclyAccessible=false on " .. ctx._dst.label .. ": its public address is not in the snapshot")
 end
 
 --- The smallest list of CIDRs covering [first, last] (integers).
@@ -219,7 +230,7 @@ end
 function Result.__tostring(r)
   local ctx = r._c
   local lines = { string.format("%s: %s -> %s (%s) %s", r.reachable and "REACHABLE" or "NOT REACHABLE", r.src,
-    r.dst, r.dst_ip or "?", proto_text(ctx)) }
+    r.dst, r.dst_ip or "address unknown", proto_text(ctx)) }
   if r.source then lines[#lines + 1] = "source ENI address: " .. r.source end
   for _, leg in ipairs({ { "forward", r.forward }, { "return", r.ret } }) do
     if #leg[2].hops > 0 then
@@ -248,7 +259,7 @@ end
 
 --- The result as plain data (what `json` encodes).
 function Result.data(r)
-  return { reachable = r.reachable, code = r.code, src = r.src, dst = r.dst, dst_ip = r.dst_ip,
+  return { reachable = r.reachable, code = r.code, src = r.src, dst = r.dst, dst_ip = r.dst_ip or nil,
     protocol = r.protocol, port = r.port, source = r.source, fix = r.fix or nil,
     blocked_at = r.blocked_at and plain_hops({ r.blocked_at })[1] or nil,
     forward = { ok = r.forward.ok, hops = plain_hops(r.forward.hops) },

@@ -36,7 +36,7 @@ local function flatten(prefix, value, out, svc)
   if is_array(value) then
     local name = prefix:match("([^.]+)$")
     local member = svc.protocol == "ec2" and "" or ("." .. ((svc.list_members or {})[name] or "member"))
-    if #value == 0 and svc.protocol ~= "ec2" then out[#out + 1] = { prefix, "" } end
+    if #value == 0 and svc.protocol ~= "ec2" and prefix ~= "" then out[#out + 1] = { prefix, "" } end
     for i, v in ipairs(value) do flatten(prefix .. member .. "." .. i, v, out, svc) end
     return
   end

@@ -125,8 +125,11 @@ local function call(ctx, service, op, params, missing_ok)
   return nil, err
 end
 
-local GONE_STATES = { deleted = true, deleting = true, ["shutting-down"] = true, terminated = true, failed = true,
-  rejected = true, ["failed-deleting"] = true }
+-- States of a resource on its way out (not to adopt), and of one that is gone (deletion done).
+local LEAVING_STATES = { deleting = true, ["shutting-down"] = true, rejecting = true }
+local GONE_STATES = { deleted = true, terminated = true, failed = true, rejected = true }
+
+local function state_of(obj) return obj.State or obj.state or "" end
 
 --- A step for an EC2 resource that is tagged at creation (VPC, subnet, TGW, attachment, SG).
 -- spec: id, account, needs, title, describe (operation), list (result key), id_field, ids_param,
@@ -134,11 +137,13 @@ local GONE_STATES = { deleted = true, deleting = true, ["shutting-down"] = true,
 -- tags, resource_type (for TagSpecifications), delete (operation), record(obj, ctx) -> extra
 -- attributes, ready(obj) -> bool, settle(ctx, rec) -> true or nil, err (idempotent fix-ups).
 local function ec2_step(spec)
-  local function describe(ctx, params)
+  -- the first listed resource that is not gone (nor, unless `leaving_too`, on its way out)
+  local function describe(ctx, params, leaving_too)
     local res, err = call(ctx, "ec2", spec.describe, params, true)
     if not res then return nil, err end
     for _, obj in ipairs(res[spec.list] or {}) do
-      if not GONE_STATES[obj.State or obj.state or ""] then return obj end
+      local state = state_of(obj)
+      if not GONE_STATES[state] and (leaving_too or not LEAVING_STATES[state]) then return obj end
     end
     return nil
   end
@@ -187,7 +192,7 @@ local function ec2_step(spec)
   if spec.wait_gone ~= false then
     function step.wait_deleted(ctx, rec)
       return ctx:poll(spec.title .. " " .. rec.id .. " deleted", function()
-        local obj, err = describe(ctx, { [spec.ids_param] = { rec.id } })
+        local obj, err = describe(ctx, { [spec.ids_param] = { rec.id } }, true)
         if err then return nil, err end
         return obj == nil
       end)

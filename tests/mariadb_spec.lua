@@ -259,6 +259,27 @@ describe("awsnet.mariadb", function()
       off:close()
     end)
 
+    it("signs in with an IAM auth token, over verified TLS", function()
+      -- The server cannot check a SigV4 token, so the user's password is the very token awsnet
+      -- must produce for this host, port, user, region, credentials and time.
+      local sigv4 = require "awsnet.sigv4"
+      local creds = { access_key_id = "AKIDEXAMPLE", secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        session_token = "session-token-for-the-test" }
+      local at = "20261129T080000Z"
+      local token = assert(sigv4.rds_auth_token{ host = srv.host, port = srv.port, user = "iam_user",
+        region = "ap-northeast-1", credentials = creds, time = at })
+      assert.matches("^127%.0%.0%.1:%d+/%?Action=connect&DBUser=iam_user&", token)
+      assert(srv:sql(string.format("CREATE USER 'iam_user'@'%%' IDENTIFIED BY '%s'", token)))
+      local conn = assert(mariadb.connect{ host = srv.host, port = srv.port, user = "iam_user", tls = "required",
+        ca = srv.ca, iam = { region = "ap-northeast-1", credentials = creds, time = at } })
+      assert.equals("iam_user", assert(conn:query("SELECT CURRENT_USER() AS u"))[1].u:match("^[^@]+"))
+      conn:close()
+      local _, err = mariadb.connect{ host = srv.host, port = srv.port, user = "iam_user", tls = "required",
+        ca = srv.ca, iam = { region = "us-east-1", credentials = creds, time = at } }
+      assert.equals("auth", err.code)
+      assert.is_nil(tostring(err):find("X-Amz-Signature", 1, true))
+    end)
+
     it("refuses IAM authentication without verified TLS, before connecting", function()
       local listener = assert(socket.bind("127.0.0.1", 0))
       local _, port = listener:getsockname()

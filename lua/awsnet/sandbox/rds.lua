@@ -1,0 +1,288 @@
+--- RDS in the sandbox: DB subnet groups and DB instances (mysql, mariadb). Each instance gets an
+-- ENI in one of its subnets, an endpoint name served by the sandbox's dnsmasq, and a real MariaDB
+-- server on loopback with the master user and password given.
+local errors = require "awsnet.errors"
+local wire = require "awsnet.sandbox.wire"
+local ec2 = require "awsnet.sandbox.ec2"
+
+local rds = { actions = {} }
+local A = rds.actions
+local array = wire.array
+
+local function fail(code, message, status) return errors.fail(code, message, { status = status or 400 }) end
+
+local function need(p, ...) return wire.need(p, "InvalidParameterValue", ...) end
+
+------------------------------------------------------------------------------------------------
+-- Subnet groups
+
+local function group_key(account, name) return account .. ":" .. name:lower() end
+
+local function render_group(g, ctx)
+  local subnets = {}
+  for i, sid in ipairs(g.subnets) do
+    local s = ctx.state:get("subnet", sid)
+    subnets[i] = { SubnetIdentifier = sid, SubnetStatus = "Active",
+                   SubnetAvailabilityZone = { Name = s and ctx.state:az_name(g.owner, s.az_id) } }
+  end
+  return {
+    DBSubnetGroupName = g.name, DBSubnetGroupDescription = g.description, VpcId = g.vpc, SubnetGroupStatus = "Complete",
+    Subnets = array(subnets, "Subnet"), DBSubnetGroupArn = "arn:aws:rds:" .. ctx.region .. ":" .. g.owner .. ":subgrp:" .. g.name,
+  }
+end
+
+local function find_group(ctx, name)
+  local g = name and ctx.state:get("db_subnet_group", group_key(ctx.account, name))
+  if not g then return fail("DBSubnetGroupNotFoundFault", "DBSubnetGroup " .. tostring(name) .. " not found.", 404) end
+  return g
+end
+
+function A.CreateDBSubnetGroup(ctx, p)
+  local ok, err = need(p, "DBSubnetGroupName", "DBSubnetGroupDescription")
+  if not ok then return nil, err end
+  if ctx.state:get("db_subnet_group", group_key(ctx.account, p.DBSubnetGroupName)) then
+    return fail("DBSubnetGroupAlreadyExists", "The DB subnet group '" .. p.DBSubnetGroupName .. "' already exists.")
+  end
+  local ids = wire.list(p.SubnetIds)
+  if #ids == 0 then return fail("InvalidParameterValue", "The request must contain the parameter SubnetIds") end
+  local vpc, zones, nzones = nil, {}, 0
+  for _, sid in ipairs(ids) do
+    local s, serr = ec2.lookup(ctx, "subnet", sid, "InvalidSubnet")
+    if not s then return nil, serr end
+    if vpc and s.vpc ~= vpc then return fail("InvalidSubnet", "Subnets must all be in the same VPC") end
+    vpc = s.vpc
+    if not zones[s.az_id] then zones[s.az_id] = true; nzones = nzones + 1 end
+  end
+  if nzones < 2 then
+    return fail("DBSubnetGroupDoesNotCoverEnoughAZs",
+      "The DB subnet group doesn't meet Availability Zone (AZ) coverage requirement. Current AZ coverage: " ..
+      next(zones) .. ". Add subnets to cover at least 2 AZs.")
+  end
+  local g = ctx.state:put("db_subnet_group", {
+    id = group_key(ctx.account, p.DBSubnetGroupName), owner = ctx.account, name = p.DBSubnetGroupName:lower(),
+    description = p.DBSubnetGroupDescription, vpc = vpc, subnets = ids,
+  })
+  return { DBSubnetGroup = render_group(g, ctx) }
+end
+
+function A.DescribeDBSubnetGroups(ctx, p)
+  local groups
+  if p.DBSubnetGroupName then
+    local g, err = find_group(ctx, p.DBSubnetGroupName)
+    if not g then return nil, err end
+    groups = { g }
+  else
+    groups = ctx.state:list("db_subnet_group", function(g) return g.owner == ctx.account end)
+  end
+  local out = {}
+  for i, g in ipairs(groups) do out[i] = render_group(g, ctx) end
+  return { DBSubnetGroups = array(out, "DBSubnetGroup") }
+end
+
+function A.DeleteDBSubnetGroup(ctx, p)
+  local g, err = find_group(ctx, p.DBSubnetGroupName)
+  if not g then return nil, err end
+  for _, inst in ipairs(ctx.state:list("db_instance", function(i) return i.owner == ctx.account end)) do
+    if inst.subnet_group == g.id then
+      return fail("InvalidDBSubnetGroupStateFault", "Cannot delete the subnet group '" .. g.name ..
+        "' because at least one database instance: " .. inst.name .. " is still using it.")
+    end
+  end
+  ctx.state:remove("db_subnet_group", g.id)
+  return {}
+end
+
+------------------------------------------------------------------------------------------------
+-- Endpoint DNS: a dnsmasq the sandbox starts on first use, answering for *.rds.amazonaws.com
+
+--- The address `name` resolves to for a client in `from_vpc` (nil: outside any VPC), or nil.
+-- Publicly accessible instances resolve to their public address outside their own VPC.
+function rds.resolve(state, name, from_vpc)
+  for _, inst in ipairs(state:list("db_instance")) do
+    if inst.address == name and inst.eni then
+      local eni = state:get("eni", inst.eni)
+      if not eni then return nil end
+      if inst.public and from_vpc ~= inst.vpc then return eni.public_ip, inst end
+      return eni.ip, inst
+    end
+  end
+end
+
+local function dns_records(sb)
+  local records = {}
+  for _, inst in ipairs(sb.state:list("db_instance")) do
+    local address = inst.address and rds.resolve(sb.state, inst.address, nil)
+    if address then records[#records + 1] = { type = "A", name = inst.address, address = address, ttl = 5 } end
+  end
+  return records
+end
+
+--- Brings the sandbox's dnsmasq in line with the instances (started on first use).
+function rds.sync_dns(sb)
+  local records = dns_records(sb)
+  if not sb.dns then
+    if #records == 0 then return true end
+    local dnsmasq = require "awsnet.svc.dnsmasq"
+    local server, err = dnsmasq.start { domains = { "rds.amazonaws.com" }, records = records }
+    if not server then return nil, err end
+    sb.dns = server
+    return true
+  end
+  return sb.dns:set_records(records)
+end
+
+------------------------------------------------------------------------------------------------
+-- Instances
+
+local ENGINES = { mysql = "8.0.35", mariadb = "10.11.6" }
+
+local function render_instance(inst, ctx)
+  local sgs = {}
+  for i, g in ipairs(inst.groups) do sgs[i] = { VpcSecurityGroupId = g, Status = "active" } end
+  local g = ctx.state:get("db_subnet_group", inst.subnet_group)
+  local status = ctx.state:settle(inst)
+  return {
+    DBInstanceIdentifier = inst.name, DBInstanceClass = inst.class, Engine = inst.engine, EngineVersion = inst.engine_version,
+    DBInstanceStatus = status, MasterUsername = inst.master_user, DBName = inst.db_name, AllocatedStorage = inst.storage,
+    Endpoint = status ~= "creating" and { Address = inst.address, Port = inst.port, HostedZoneId = "Z2R2ITUGPM61AM" } or nil,
+    VpcSecurityGroups = array(sgs, "VpcSecurityGroupMembership"), DBSubnetGroup = g and render_group(g, ctx),
+    PubliclyAccessible = inst.public, AvailabilityZone = inst.az, MultiAZ = false, StorageEncrypted = false,
+    DBInstanceArn = "arn:aws:rds:" .. ctx.region .. ":" .. inst.owner .. ":db:" .. inst.name, DbiResourceId = inst.resource_id,
+    IAMDatabaseAuthenticationEnabled = false, DeletionProtection = false, InstanceCreateTime = wire.timestamp(inst.created),
+  }
+end
+
+local function find_instance(ctx, name)
+  local inst = name and ctx.state:get("db_instance", ctx.account .. ":" .. name:lower())
+  if not inst or inst.state == "deleted" then
+    return fail("DBInstanceNotFound", "DBInstance " .. tostring(name) .. " not found.", 404)
+  end
+  return inst
+end
+
+-- The account's endpoint label: like AWS, one random label per account and region.
+local function account_label(ctx)
+  local acct = ctx.state:account(ctx.account)
+  if not acct.rds_label then acct.rds_label = ctx.state:token(12, "abcdefghijklmnopqrstuvwxyz0123456789") end
+  return acct.rds_label
+end
+
+--- Starts the MariaDB server behind `inst` when it is not running (first use, or after a restart).
+function rds.backing(sb, inst)
+  sb.databases = sb.databases or {}
+  local srv = sb.databases[inst.id]
+  if srv then return srv end
+  local mariadb_server = require "awsnet.svc.mariadb_server"
+  local err
+  srv, err = mariadb_server.start { database = inst.db_name or "mysql_app", user = inst.master_user,
+                                    password = inst.master_password, tls = true }
+  if not srv then return nil, err end
+  -- the RDS master user may create databases and users, not only use one
+  srv:sql(string.format("GRANT ALL ON *.* TO '%s'@'%%' WITH GRANT OPTION; FLUSH PRIVILEGES;",
+    inst.master_user:gsub("'", "''")))
+  sb.databases[inst.id] = srv
+  return srv
+end
+
+function A.CreateDBInstance(ctx, p)
+  local ok, err = need(p, "DBInstanceIdentifier", "DBInstanceClass", "Engine")
+  if not ok then return nil, err end
+  local name = p.DBInstanceIdentifier:lower()
+  if not name:match("^%a[%w%-]*$") or #name > 63 or name:find("%-%-") or name:find("%-$") then
+    return fail("InvalidParameterValue", "The parameter DBInstanceIdentifier is not a valid identifier.")
+  end
+  if not ENGINES[p.Engine] then return fail("InvalidParameterValue", "Invalid DB engine: " .. p.Engine) end
+  if not p.MasterUsername or not p.MasterUserPassword then
+    return fail("InvalidParameterValue", "The parameter MasterUsername and MasterUserPassword must be provided.")
+  end
+  if #p.MasterUserPassword < 8 or p.MasterUserPassword:find("[/\"@ ]") then
+    return fail("InvalidParameterValue", "The parameter MasterUserPassword is not a valid password. " ..
+      "Only printable ASCII characters besides '/', '@', '\"', ' ' may be used.")
+  end
+  local existing = ctx.state:get("db_instance", ctx.account .. ":" .. name)
+  if existing and ctx.state:settle(existing) ~= "deleted" then
+    return fail("DBInstanceAlreadyExists", "DB instance already exists")
+  end
+  local group
+  group, err = find_group(ctx, p.DBSubnetGroupName or "default")
+  if not group then return nil, err end
+  local groups = wire.list(p.VpcSecurityGroupIds)
+  for _, gid in ipairs(groups) do
+    local sg, serr = ec2.lookup(ctx, "sg", gid, "InvalidGroup.NotFound")
+    if not sg then return nil, serr end
+    if sg.vpc ~= group.vpc then
+      return fail("InvalidVPCNetworkStateFault", "The DB instance and EC2 security group are in different VPCs.")
+    end
+  end
+  if #groups == 0 then groups = { ctx.state:get("vpc", group.vpc).default_sg } end
+  local subnet = ctx.state:get("subnet", group.subnets[1])
+  local public = p.PubliclyAccessible == "true"
+  local eni
+  eni, err = ec2.create_eni(ctx, subnet, { groups = groups, interface_type = "interface", requester_managed = true,
+    requester_id = "amazon-rds", description = "RDSNetworkInterface",
+    public_ip = public and string.format("54.%d.%d.%d", ctx.state:random32() % 200 + 20, ctx.state:random32() % 256,
+      ctx.state:random32() % 254 + 1) or nil })
+  if not eni then return nil, err end
+  local inst = ctx.state:put("db_instance", {
+    id = ctx.account .. ":" .. name, owner = ctx.account, name = name, class = p.DBInstanceClass, engine = p.Engine,
+    engine_version = p.EngineVersion or ENGINES[p.Engine], master_user = p.MasterUsername,
+    master_password = p.MasterUserPassword, db_name = p.DBName, storage = math.tointeger(tonumber(p.AllocatedStorage or 20)),
+    subnet_group = group.id, groups = groups, public = public, vpc = group.vpc, eni = eni.id,
+    az = ctx.state:az_name(ctx.account, subnet.az_id), port = math.tointeger(tonumber(p.Port or 3306)),
+    address = string.format("%s.%s.%s.rds.amazonaws.com", name, account_label(ctx), ctx.region),
+    resource_id = "db-" .. ctx.state:token(26), created = os.time(),
+  })
+  ctx.state:transition(inst, "creating", "available")
+  local srv
+  srv, err = rds.backing(ctx.sandbox, inst)
+  if srv then err = select(2, rds.sync_dns(ctx.sandbox)) end
+  if not srv or err then
+    ec2.delete_eni(ctx, eni.id)
+    ctx.state:remove("db_instance", inst.id)
+    return fail("InternalFailure", "the sandbox could not start the database: " .. tostring(err), 500)
+  end
+  local out = render_instance(inst, ctx)
+  out.DBInstanceStatus, out.Endpoint = "creating", nil
+  return { DBInstance = out }
+end
+
+function A.DescribeDBInstances(ctx, p)
+  local list
+  if p.DBInstanceIdentifier then
+    local inst, err = find_instance(ctx, p.DBInstanceIdentifier)
+    if not inst then return nil, err end
+    list = { inst }
+  else
+    list = ctx.state:list("db_instance", function(i) return i.owner == ctx.account and i.state ~= "deleted" end)
+  end
+  local out = {}
+  for i, inst in ipairs(list) do out[i] = render_instance(inst, ctx) end
+  return { DBInstances = array(out, "DBInstance") }
+end
+
+function A.DeleteDBInstance(ctx, p)
+  local inst, err = find_instance(ctx, p.DBInstanceIdentifier)
+  if not inst then return nil, err end
+  if p.SkipFinalSnapshot ~= "true" and not p.FinalDBSnapshotIdentifier then
+    return fail("InvalidParameterCombination",
+      "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
+  end
+  if inst.state == "deleting" then return fail("InvalidDBInstanceState", "Instance " .. inst.name .. " is already being deleted.") end
+  local out = render_instance(inst, ctx)
+  ctx.state:transition(inst, "deleting", "deleted")
+  out.DBInstanceStatus = "deleting"
+  ec2.delete_eni(ctx, inst.eni)
+  inst.eni = nil
+  local srv = ctx.sandbox.databases and ctx.sandbox.databases[inst.id]
+  if srv then srv:stop(); ctx.sandbox.databases[inst.id] = nil end
+  rds.sync_dns(ctx.sandbox)
+  return { DBInstance = out }
+end
+
+--- Stops the sandbox's databases and DNS server.
+function rds.shutdown(sb)
+  for id, srv in pairs(sb.databases or {}) do srv:stop(); sb.databases[id] = nil end
+  if sb.dns then sb.dns:stop(); sb.dns = nil end
+end
+
+return rds

@@ -327,6 +327,9 @@ function Runbook:apply_step(state, step, out)
   if step.wait then
     local ok, werr = protected(step.wait, ctx, rec)
     if not ok then return nil, werr end
+    -- waiting may have learnt more of the record (an endpoint once the database is up)
+    ok, werr = self:save(state, step, rec)
+    if not ok then return nil, werr end
   end
   return action, rec
 end

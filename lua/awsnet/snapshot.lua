@@ -89,10 +89,18 @@ end
 
 -- Runs {client, op, params, key} calls at once (every page of each); returns per call the items
 -- under `key` of all its pages (EC2 answers in the CLI's names), or nil, err naming the call.
-local function fetch(aws, calls, account_of)
+-- Codes of an endpoint that does not offer an operation at all (a sandbox may not): the
+-- snapshot then has no such data, and says so in `skipped`.
+local UNSUPPORTED = { InvalidAction = true, UnknownOperationException = true, UnsupportedOperation = true }
+
+local function fetch(aws, calls, account_of, skipped)
   local pages, errs = aws.pages_many(calls)
   local out = {}
   for i, c in ipairs(calls) do
+    if errs[i] and UNSUPPORTED[errs[i].code] and skipped then
+      skipped[#skipped + 1] = string.format("%s %s:%s: %s", account_of[i].id, c[1].service, c[2], errs[i].code)
+      pages[i], errs[i] = {}, nil
+    end
     if errs[i] then
       local err = errs[i]
       err.op = string.format("snapshot of account %s: %s:%s", account_of[i].id or "?", c[1].service, c[2])
@@ -146,7 +154,8 @@ end
 --- Takes a snapshot of every account in opts.accounts ({client = fn(service), id = optional
 -- account id}); opts.out is the snapshot folder, opts.region the region, opts.aws the aws module
 -- (default awsnet.aws; its pages_many runs the calls concurrently). Returns {dir, accounts =
--- {{id, region, path, counts}}} or nil, err (naming the account and the call).
+-- {{id, region, path, counts}}, skipped = {calls the endpoint does not offer}} or nil, err
+-- (naming the account and the call).
 function snapshot.take(opts)
   assert(type(opts) == "table" and type(opts.out) == "string" and type(opts.accounts) == "table",
     "snapshot.take{out=, region=, accounts=} expected")
@@ -171,8 +180,9 @@ function snapshot.take(opts)
       account_of[#calls] = a
     end
   end
+  local skipped = {}
   local items
-  items, err = fetch(aws, calls, account_of)
+  items, err = fetch(aws, calls, account_of, skipped)
   if not items then return nil, err end
   local data = {}
   for i, c in ipairs(calls) do
@@ -188,14 +198,14 @@ function snapshot.take(opts)
       account_of[#calls] = a
     end
   end
-  items, err = fetch(aws, calls, account_of)
+  items, err = fetch(aws, calls, account_of, skipped)
   if not items then return nil, err end
   for i, c in ipairs(calls) do
     local list = data[account_of[i]][c[5]]
     list[#list + 1] = c[6](items[i])
   end
   -- 4: the files
-  local out = { dir = opts.out, accounts = {} }
+  local out = { dir = opts.out, accounts = {}, skipped = skipped }
   for _, a in ipairs(opts.accounts) do
     local path = string.format("%s/aws_configs/accounts/%s/%s", opts.out, a.id, region)
     local ok

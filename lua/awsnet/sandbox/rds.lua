@@ -82,7 +82,8 @@ end
 function A.DeleteDBSubnetGroup(ctx, p)
   local g, err = find_group(ctx, p.DBSubnetGroupName)
   if not g then return nil, err end
-  for _, inst in ipairs(ctx.state:list("db_instance", function(i) return i.owner == ctx.account end)) do
+  local function in_use(i) return i.owner == ctx.account and ctx.state:settle(i) ~= "deleted" end
+  for _, inst in ipairs(ctx.state:list("db_instance", in_use)) do
     if inst.subnet_group == g.id then
       return fail("InvalidDBSubnetGroupStateFault", "Cannot delete the subnet group '" .. g.name ..
         "' because at least one database instance: " .. inst.name .. " is still using it.")
@@ -267,7 +268,9 @@ function A.DeleteDBInstance(ctx, p)
     return fail("InvalidParameterCombination",
       "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
   end
-  if inst.state == "deleting" then return fail("InvalidDBInstanceState", "Instance " .. inst.name .. " is already being deleted.") end
+  if inst.state == "deleting" then
+    return fail("InvalidDBInstanceState", "Instance " .. inst.name .. " is already being deleted.")
+  end
   local out = render_instance(inst, ctx)
   ctx.state:transition(inst, "deleting", "deleted")
   out.DBInstanceStatus = "deleting"

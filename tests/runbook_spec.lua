@@ -31,6 +31,7 @@ local function resource_step(cloud, id, account, needs, hooks)
     calls = { "cloud:Create" .. id },
     find = function(_, known)
       cloud.calls[#cloud.calls + 1] = "find " .. id
+      if cloud.unreachable then error("the process is dying") end
       for rid, r in pairs(cloud.resources) do
         if (known and rid == known.id) or (not known and r.tag == id) then
           return { id = rid, state = r.state }
@@ -85,6 +86,9 @@ describe("runbook engine", function()
       on_event = function(e) events[#events + 1] = e end,
     }
   end
+
+  -- A crash right after the cloud made the resource: nothing the process does afterwards works.
+  local function crash() cloud.unreachable = true; error("killed") end
 
   local function chain(hooks)
     return {
@@ -156,10 +160,11 @@ describe("runbook engine", function()
 
   it("saves each id as soon as it exists, and adopts by tag after a crash before the save", function()
     -- the process dies right after the cloud made `net` (before the engine could save its id)
-    local rb = make(chain({ net = { after_create = function() error("killed") end } }))
+    local rb = make(chain({ net = { after_create = crash } }))
     local s, err = rb:apply()
     assert.is_nil(s)
     assert.equals("net", err.step)
+    cloud.unreachable = false
     local st = read_json(state_file)
     assert.matches("^vpc%-", st.resources.vpc.id)
     assert.is_true(st.resources.net.pending)
@@ -176,6 +181,33 @@ describe("runbook engine", function()
     local s = assert(make(chain()):apply())
     assert.equals(1, s.created)
     assert.equals("db", s.steps[3].step)
+  end)
+
+  it("adopts what a create made when its answer was lost and the retry failed", function()
+    local steps = chain()
+    local create = steps[3].create
+    steps[3].create = function(ctx)
+      create(ctx)
+      return nil, { code = "InvalidSubnet.Conflict", message = "the retry collides with the first try" }
+    end
+    local s = assert(make(steps):apply())
+    assert.equals("adopt", s.steps[2].action)
+    assert.equals(3, count(cloud.resources))
+  end)
+
+  it("deletes duplicates a retried create left, and counts a delete whose answer was lost", function()
+    assert(make(chain()):apply())
+    -- a second vpc with the same tags (a create retried after its answer was lost)
+    cloud.resources["vpc-dup"] = { tag = "vpc", state = "available" }
+    local steps = chain()
+    local delete = steps[3].delete
+    steps[3].delete = function(ctx, rec)
+      delete(ctx, rec)
+      return nil, { code = "IncorrectState", message = "already deleted" }
+    end
+    local s = assert(make(steps):destroy())
+    assert.equals(4, s.deleted)
+    assert.equals(0, count(cloud.resources))
   end)
 
   it("names the step, the account and the AWS code in an error", function()
@@ -196,7 +228,9 @@ describe("runbook engine", function()
     cloud.calls = {}
     local s = assert(make(chain()):destroy())
     assert.equals(3, s.deleted)
-    assert.same({ "delete db", "delete net", "delete vpc" }, cloud.calls)
+    local deletes = {}
+    for _, c in ipairs(cloud.calls) do if c:match("^delete") then deletes[#deletes + 1] = c end end
+    assert.same({ "delete db", "delete net", "delete vpc" }, deletes)
     assert.equals(0, count(cloud.resources))
     assert.is_nil(io.open(state_file))
     local again = assert(make(chain()):destroy())
@@ -216,7 +250,8 @@ describe("runbook engine", function()
   end)
 
   it("destroys what a crash left pending, found by its tag", function()
-    assert.is_nil(make(chain({ net = { after_create = function() error("killed") end } })):apply())
+    assert.is_nil(make(chain({ net = { after_create = crash } })):apply())
+    cloud.unreachable = false
     assert.equals(2, #assert(make(chain()):leftovers()))
     assert(make(chain()):destroy())
     assert.equals(0, count(cloud.resources))

@@ -319,7 +319,13 @@ function Runbook:apply_step(state, step, out)
     local ok, serr = self:save(state, step, { pending = true })
     if not ok then return nil, serr end
     rec, err = protected(step.create, ctx)
-    if not rec then return nil, err end
+    if not rec then
+      -- a create whose answer was lost and that was retried fails as a duplicate: the first
+      -- one is there, with its tags
+      rec = step.find and protected(step.find, ctx, nil)
+      if not rec then return nil, err end
+      action = "adopt"
+    end
     ok, serr = self:save(state, step, rec)
     if not ok then return nil, serr end
   end
@@ -387,8 +393,22 @@ function Runbook:leftovers()
   return found
 end
 
+-- Deletes one resource of `step` and waits until it is gone. A delete that fails although the
+-- resource is gone or going (its first answer was lost and it was retried) counts as done.
+function Runbook:delete_one(step, ctx, rec)
+  self:emit{ event = "step", step = step.id, account = step.account, title = step.title, action = "delete", id = rec.id }
+  local ok, err = protected(step.delete, ctx, rec)
+  if not ok and not runbook.is_gone(err) then
+    local still = step.find and protected(step.find, ctx, rec)
+    if still then return nil, err end
+  end
+  if step.wait_deleted then return protected(step.wait_deleted, ctx, rec) end
+  return true
+end
+
 --- Deletes every owned resource the state file lists, in reverse dependency order, waiting for
--- each deletion; resources already gone count as deleted. Safe to re-run.
+-- each deletion; resources already gone count as deleted. A tagged step is then looked up again
+-- by its tags, so that a duplicate a retried create left behind goes too. Safe to re-run.
 -- Returns {deleted, steps = {...}} or nil, err.
 function Runbook:destroy()
   local state, err = self:state()
@@ -400,31 +420,36 @@ function Runbook:destroy()
   for i = #self.steps, 1, -1 do
     local step = self.steps[i]
     local rec = state.resources[step.id]
-    if rec then
-      local t0 = runbook.clock()
+    if rec and step.delete then
       local ctx = self:context(step, out)
-      if rec.pending and step.find then
+      local seen = {}
+      if rec.pending or rec.external then rec = nil end
+      if rec == nil and step.find and state.resources[step.id].pending then
         -- created or not before a crash: the tags tell
-        local found, ferr = protected(step.find, ctx, nil)
+        local ferr
+        rec, ferr = protected(step.find, ctx, nil)
         if ferr then return nil, self:step_error(step, ferr) end
-        rec = found
       end
-      if rec and not rec.external and rec.id and step.delete then
-        self:emit{ event = "step", step = step.id, account = step.account, title = step.title,
-          action = "delete", id = rec.id }
-        local ok, derr = protected(step.delete, ctx, rec)
-        if not ok and not runbook.is_gone(derr) then return nil, self:step_error(step, derr) end
-        if step.wait_deleted then
-          ok, derr = protected(step.wait_deleted, ctx, rec)
-          if not ok then return nil, self:step_error(step, derr) end
-        end
-        summary.deleted = summary.deleted + 1
+      while rec and rec.id and not rec.external and not seen[rec.id] do
+        seen[rec.id] = true
+        local t0 = runbook.clock()
+        local ok, derr = self:delete_one(step, ctx, rec)
+        if not ok then return nil, self:step_error(step, derr) end
         local seconds = runbook.clock() - t0
-        summary.steps[#summary.steps + 1] = { step = step.id, account = step.account, action = "delete",
+        summary.deleted = summary.deleted + 1
+        summary.steps[#summary.steps + 1] = { step = step.id, account = step.account, action = "delete", id = rec.id,
+          seconds = seconds }
+        self:emit{ event = "done", step = step.id, account = step.account, title = step.title, action = "delete",
           id = rec.id, seconds = seconds }
-        self:emit{ event = "done", step = step.id, account = step.account, title = step.title,
-          action = "delete", id = rec.id, seconds = seconds }
+        rec = nil
+        if step.find and step.tagged ~= false then
+          local ferr
+          rec, ferr = protected(step.find, ctx, nil)
+          if ferr then return nil, self:step_error(step, ferr) end
+        end
       end
+    end
+    if state.resources[step.id] then
       local ok, serr = self:save(state, step, nil)
       if not ok then return nil, serr end
     end

@@ -5,6 +5,7 @@
 --   local sb = assert(sandboxed.start{faults = {throttle = 0.1}, seed = 7})
 --   local cfg = sb:config{name = "demo"}      -- a user config for scenario.config
 --   ... sb:stop()                             -- also done by a watchdog if this process dies
+local cjson = require "cjson"
 local process = require "awsnet.svc.process"
 
 local sandboxed = {}
@@ -55,6 +56,37 @@ function Handle:config(overrides)
   }
   for k, v in pairs(overrides or {}) do cfg[k] = v end
   return cfg
+end
+
+local ENDED = { deleted = true, terminated = true, rejected = true, failed = true, DELETED = true }
+
+-- True while a saved sandbox object is a live resource (a RAM invitation lives with its share).
+local function live(world, obj, now)
+  local state = obj.state
+  if obj.next_state and now >= (obj.ready_at or 0) then state = obj.next_state end
+  if ENDED[state] or ENDED[obj.status] then return false end
+  if obj.share then
+    local share = (world.res.ram_share or {})[obj.share]
+    return share ~= nil and live(world, share, now)
+  end
+  return true
+end
+
+--- What the sandbox holds right now: a set of "kind id" strings for every resource that is not
+-- deleted (read from the world the sandbox saves after each request).
+function Handle:resources()
+  local text = process.read_file(self.dir .. "/world/sandbox-state.json")
+  local held = {}
+  if not text then return held end
+  local world = cjson.decode(text)
+  world.res = world.res or {}
+  local now = os.time()
+  for kind, objects in pairs(world.res) do
+    for id, obj in pairs(objects) do
+      if live(world, obj, now) then held[kind .. " " .. tostring(id)] = true end
+    end
+  end
+  return held
 end
 
 function Handle:stop()

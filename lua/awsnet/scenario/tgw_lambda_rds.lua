@@ -27,6 +27,7 @@ scenario.DEFAULTS = {
   state_file = "awsnet-tgw-demo.state.json",
   timeout = 1800,          -- seconds for any one wait (RDS takes ~10 minutes on AWS)
   poll_interval = 10,
+  max_attempts = 10,       -- per API call: throttling and 5xx are retried with backoff (SDK default: 3)
   progress_every = 15,
   accounts = { A = {}, B = {} },
   network = {
@@ -346,15 +347,16 @@ local function security_group_step(acct, other, direction, what)
       local sg = (res.SecurityGroups or {})[1] or {}
       local perms = ingress and sg.IpPermissions or sg.IpPermissionsEgress
       local port, cidr = ctx.config.database.port, ctx.config.network[other].cidr
+      -- a retried call whose first answer was lost finds its work done: that is success too
       if not has_rule(perms, port, cidr) then
         local ok, aerr = call(ctx, "ec2", ingress and "AuthorizeSecurityGroupIngress" or "AuthorizeSecurityGroupEgress",
           { GroupId = rec.id, IpPermissions = perm(ctx) })
-        if not ok then return nil, aerr end
+        if not ok and aerr.code ~= "InvalidPermission.Duplicate" then return nil, aerr end
       end
       if not ingress and has_allow_all(perms) then
-        local ok, rerr = call(ctx, "ec2", "RevokeSecurityGroupEgress", { GroupId = rec.id, IpPermissions = {
-          { IpProtocol = "-1", IpRanges = { { CidrIp = "0.0.0.0/0" } } } } })
-        if not ok then return nil, rerr end
+        local _, rerr = call(ctx, "ec2", "RevokeSecurityGroupEgress", { GroupId = rec.id, IpPermissions = {
+          { IpProtocol = "-1", IpRanges = { { CidrIp = "0.0.0.0/0" } } } } }, true)
+        if rerr then return nil, rerr end
       end
       return true
     end,
@@ -702,7 +704,7 @@ function scenario.client_factory(cfg, aws)
         cache[account .. "/role"] = creds
       end
       cache[key] = assert(aws.client(service, { region = cfg.region, profile = a.profile, credentials = creds,
-        endpoint = a.endpoint or (a.source and cfg.accounts[a.source].endpoint) }))
+        endpoint = a.endpoint or (a.source and cfg.accounts[a.source].endpoint), max_attempts = cfg.max_attempts }))
     end
     return cache[key]
   end

@@ -37,6 +37,9 @@ function sandboxed.start(opts)
     return nil, err
   end
   local self = setmetatable({ dir = dir, sandbox = sb, endpoint = sb.endpoint, log = sb.log }, Handle)
+  -- the sandbox says where its DNS server for the database endpoints listens
+  local host, port = (process.read_file(sb.log) or ""):match("DNS for %S+ on ([%d.]+):(%d+)")
+  if host then self.dns = { server = host, port = math.tointeger(tonumber(port)) } end
   self.password_file = dir .. "/db-password"
   process.write_file(self.password_file, "pw-" .. math.random(10000000, 99999999) .. "\n", "600")
   return self
@@ -53,6 +56,8 @@ function Handle:config(overrides)
     },
     database = { password_file = self.password_file, password_env = false },
     sandbox = { endpoint = self.endpoint },
+    resolver = self.dns and { server = self.dns.server, port = self.dns.port,
+      label = string.format("the sandbox's resolver %s:%d", self.dns.server, self.dns.port) },
   }
   for k, v in pairs(overrides or {}) do cfg[k] = v end
   return cfg

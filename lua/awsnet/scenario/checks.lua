@@ -60,12 +60,17 @@ end
 
 local function clock() return runbook.clock() end
 
-local function timed(list, name, fn)
+-- Runs one check, records it in `list` and reports it through `on_event` as soon as it is done.
+local function timed(list, name, fn, on_event)
   local t0 = clock()
-  local ok, detail, extra = fn()
+  local ok, detail = fn()
   local c = { name = name, ok = ok and true or false, detail = detail, seconds = clock() - t0 }
   list[#list + 1] = c
-  return c, extra
+  if on_event then
+    on_event{ event = "check", name = c.name, ok = c.ok, detail = c.detail, seconds = c.seconds,
+      message = string.format("%s  %s: %s", c.ok and "pass" or "FAIL", c.name, tostring(c.detail)) }
+  end
+  return c
 end
 
 local function outputs_or_fail(rb)
@@ -162,11 +167,12 @@ function checks.verify(cfg, rb, opts)
   if not out then return nil, err end
   local say = opts.stdout and function(...) opts.stdout:write(...) end or function() end
   local list, started = {}, clock()
+  local function check(name, fn) return timed(list, name, fn, opts.on_event) end
   local dir = (opts.out_dir or ".")
 
   -- (1) snapshot and trace
   local data, result
-  local c = timed(list, "snapshot both accounts", function()
+  local c = check("snapshot both accounts", function()
     local snap, serr = take_snapshot(cfg, rb, dir .. "/snapshot", opts.aws)
     if not snap then return false, tostring(serr) end
     data = checks.read_snapshot(snap.dir)
@@ -177,7 +183,7 @@ function checks.verify(cfg, rb, opts)
     return true, table.concat(parts, "; ")
   end)
   if c.ok then
-    timed(list, "trace Lambda -> database tcp/" .. cfg.database.port, function()
+    check("trace Lambda -> database tcp/" .. cfg.database.port, function()
       local model, lerr = require("awsnet.reach").load(data)
       if not model then return false, tostring(lerr) end
       result, lerr = trace(model, out, cfg)
@@ -190,7 +196,7 @@ function checks.verify(cfg, rb, opts)
 
   -- (2) DNS
   local addresses
-  timed(list, "resolve " .. tostring(out.db.endpoint), function()
+  check("resolve " .. tostring(out.db.endpoint), function()
     if cfg.sandbox and not cfg.resolver then
       -- never ask the system's resolver about a sandbox name
       return false, "the sandbox did not say where its DNS server is"
@@ -211,7 +217,7 @@ function checks.verify(cfg, rb, opts)
   end)
 
   -- (3) the article's write, through the Lambda
-  timed(list, "invoke " .. out.lambda.id .. " (CREATE TABLE users, INSERT)", function()
+  check("invoke " .. out.lambda.id .. " (CREATE TABLE users, INSERT)", function()
     local body, ierr = invoke(rb, out.lambda.id, { action = "write" })
     if not body then return false, tostring(ierr) end
     return body.statusCode == 200, tostring(body.body)
@@ -219,7 +225,7 @@ function checks.verify(cfg, rb, opts)
 
   -- (4) read back, through the Lambda and directly
   local readback
-  timed(list, "read back through the Lambda", function()
+  check("read back through the Lambda", function()
     local body, ierr = invoke(rb, out.lambda.id, { action = "verify" })
     if not body then return false, tostring(ierr) end
     readback = body
@@ -229,7 +235,7 @@ function checks.verify(cfg, rb, opts)
     return ok, string.format("tables: %s; users columns: %s; %d rows", table.concat(body.tables or {}, ","),
       table.concat(cols, ","), #(body.rows or {}))
   end)
-  timed(list, "read back directly (awsnet.mariadb)", function()
+  check("read back directly (awsnet.mariadb)", function()
     if cfg.sandbox and not opts.direct then
       return true, "skipped: the sandbox's database is reached through its Lambda only"
     end
@@ -255,13 +261,7 @@ function checks.verify(cfg, rb, opts)
   end)
 
   local ok = true
-  for _, chk in ipairs(list) do
-    ok = ok and chk.ok
-    if opts.on_event then
-      opts.on_event{ event = "check", name = chk.name, ok = chk.ok, detail = chk.detail, seconds = chk.seconds,
-        message = string.format("%s  %s: %s", chk.ok and "pass" or "FAIL", chk.name, tostring(chk.detail)) }
-    end
-  end
+  for _, chk in ipairs(list) do ok = ok and chk.ok end
   local paths, rerr = report.write(dir, { title = "verify: Lambda in A -> RDS in B through the shared TGW",
     topology = topology(cfg, out), trace = result, checks = list,
     timings = { { phase = "verify", seconds = clock() - started } } }, { merge = opts.merge })

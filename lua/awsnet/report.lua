@@ -86,7 +86,7 @@ function report.markdown(data)
       for _, s in ipairs(a.subnets or {}) do subnets[#subnets + 1] = string.format("%s (%s)", s.id, s.cidr) end
       out[#out + 1] = string.format("- account %s %s: VPC %s (%s), subnets %s%s", a.name, a.id or "",
         a.vpc and a.vpc.id or "?", a.vpc and a.vpc.cidr or "?", table.concat(subnets, ", "),
-        a.workload and (", " .. (a.workload.label or a.workload.id)) or "")
+        a.workload and (", " .. md_escape(a.workload.label or a.workload.id)) or "")
     end
     if topo.tgw then
       out[#out + 1] = string.format("- transit gateway %s in account %s, route table %s", topo.tgw.id,

@@ -15,6 +15,8 @@ local runbook = require "awsnet.runbook"
 
 local checks = {}
 
+local TITLE = "Lambda in account A -> RDS MySQL in account B through a shared Transit Gateway"
+
 ---------------------------------------------------------------------------------------------
 -- Snapshot files as tables (for reading facts and for mutated copies)
 
@@ -262,7 +264,7 @@ function checks.verify(cfg, rb, opts)
 
   local ok = true
   for _, chk in ipairs(list) do ok = ok and chk.ok end
-  local paths, rerr = report.write(dir, { title = "verify: Lambda in A -> RDS in B through the shared TGW",
+  local paths, rerr = report.write(dir, { title = TITLE,
     topology = topology(cfg, out), trace = result, checks = list,
     timings = { { phase = "verify", seconds = clock() - started } } }, { merge = opts.merge })
   if not paths then return nil, rerr end
@@ -392,7 +394,7 @@ function checks.prove(cfg, rb, opts)
         (": " .. tostring(r.code) .. " at " .. tostring(row.blocked_at))) }
     end
   end
-  local paths, rerr = report.write(dir, { title = "prove: what makes Lambda in A reach RDS in B",
+  local paths, rerr = report.write(dir, { title = TITLE,
     topology = topology(cfg, out), trace = first, prove = cases,
     timings = { { phase = "prove", seconds = clock() - started } } }, { merge = opts.merge })
   if not paths then return nil, rerr end

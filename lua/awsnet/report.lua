@@ -223,7 +223,7 @@ local function plain_trace(tr)
     local hops = {}
     for i, h in ipairs(l.hops or {}) do
       hops[i] = { component = component_id(h.component), kind = h.kind, rule = h.rule and rule_text(h.rule) or nil,
-        verdict = h.verdict }
+        verdict = h.verdict, account = h.account }
     end
     return { ok = l.ok, hops = hops }
   end

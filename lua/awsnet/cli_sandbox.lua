@@ -61,8 +61,15 @@ function cli_sandbox.run(args)
     io.stderr:write("awsnet sandbox: ", tostring(err), "\n")
     return 1
   end
+  local dns
+  dns, err = sb:dns_server()
+  if not dns then
+    io.stderr:write("awsnet sandbox: no DNS server: ", tostring(err), "\n")
+    sb:stop()
+    return 1
+  end
   io.stdout:write("awsnet sandbox listening on ", sb.endpoint, " (accounts ",
-    table.concat(sb.state:accounts(), ", "), ")\n")
+    table.concat(sb.state:accounts(), ", "), "); DNS for *.rds.amazonaws.com on ", dns.host, ":", dns.port, "\n")
   io.stdout:flush()
   while true do sb:step(1000) end
 end

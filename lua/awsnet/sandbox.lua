@@ -11,7 +11,9 @@
 -- SigV4 signature is checked. The service comes from the signature's credential scope.
 -- opts: port (default 4566; 0 = any), accounts, secrets, region, seed, state_dir (saved world,
 -- survives restarts), transition_s (pending -> available time, default 1), faults = {throttle=,
--- error5xx=, reset=, latency_ms=} (rates in 0..1), max_skew_s (default 900).
+-- error5xx=, reset=, latency_ms=} (rates in 0..1), max_skew_s (default 900), log (function of a
+-- line: where the sandbox reports what clients do not see, such as its backing servers; default
+-- stderr).
 local core = require "awsnet.core"
 local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
@@ -80,7 +82,8 @@ local function read_call(svc, mod, req)
     if not action then
       return errors.fail("UnknownOperationException", "Unknown operation " .. req.method .. " " .. path, { status = 404 })
     end
-    local body = wire.json_decode(req.body)
+    -- an invocation's body is the event, not parameters
+    local body = action == "Invoke" and {} or wire.json_decode(req.body)
     if not body then return errors.fail("SerializationException", "The request body is not valid JSON") end
     for k, v in pairs(query) do if body[k] == nil then body[k] = v end end
     for k, v in pairs(path_params or {}) do body[k] = v end
@@ -129,9 +132,12 @@ function Sandbox:handle(req)
     user_id = identity.user_id, region = self.state:region(), request_id = request_id,
     service = svc_name, action = action,
   }
+  for _, m in pairs(self.modules) do
+    if m.tick then m.tick(ctx) end
+  end
   local ok, result, ferr = pcall(fn, ctx, params)
   if not ok then
-    io.stderr:write("awsnet sandbox: ", svc_name, " ", action, ": ", tostring(result), "\n")
+    self:log("%s %s: %s", svc_name, action, tostring(result))
     return error_response(svc, request_id, "InternalFailure", "The sandbox failed on this request.", 500)
   end
   if self.state_path then self.state:save(self.state_path) end
@@ -142,6 +148,43 @@ function Sandbox:handle(req)
   else response = render(svc, action, result, request_id) end
   response.delay_ms = delay
   return response
+end
+
+--- The sandbox's world as the describe-* table awsnet.reach.load takes (per account and region).
+function Sandbox:snapshot()
+  local st = self.state
+  return require("awsnet.sandbox.snapshot").build(st, function(account, ctx)
+    ctx.sandbox = self
+    local extra = { DBInstances = {}, Functions = {} }
+    local rds, lambda = self:service_module("rds"), self:service_module("lambda")
+    for _, inst in ipairs(st:list("db_instance", function(i) return i.owner == account and st:settle(i) ~= "deleted" end)) do
+      extra.DBInstances[#extra.DBInstances + 1] = rds.render(inst, ctx)
+    end
+    for _, fn in ipairs(st:list("lambda_fn", function(f) return f.owner == account end)) do
+      extra.Functions[#extra.Functions + 1] = lambda.render(fn, ctx)
+    end
+    return extra
+  end)
+end
+
+--- A reach model of the sandbox's network right now; nil, err when it cannot be built.
+function Sandbox:model()
+  return require("awsnet.reach").load(self:snapshot())
+end
+
+--- The sandbox's DNS server {host, port}, started on first use; nil, err if it cannot start.
+function Sandbox:dns_server()
+  if not self.dns then
+    local ok, err = self:service_module("rds").sync_dns(self, true)
+    if not ok then return nil, err end
+  end
+  return { host = self.dns.host, port = self.dns.port }
+end
+
+--- Writes a line to the sandbox's log (opts.log, a function of a line; default stderr).
+function Sandbox:log(fmt, ...)
+  local line = "awsnet sandbox: " .. string.format(fmt, ...)
+  if self.opts.log then self.opts.log(line) else io.stderr:write(line, "\n") end
 end
 
 --- Serves requests that arrive within `timeout_ms`; returns how many were answered.
@@ -206,9 +249,13 @@ function sandbox.start(opts)
   -- a bug in the sandbox answers 500 and leaves the server running
   self.handler = function(req)
     local ok, response = pcall(self.handle, self, req)
-    if ok then return response end
-    io.stderr:write("awsnet sandbox: ", tostring(response), "\n")
-    return { status = 500, headers = { ["Content-Type"] = "text/plain" }, body = "sandbox failure" }
+    if not ok then
+      self:log("%s", tostring(response))
+      response = { status = 500, headers = { ["Content-Type"] = "text/plain" }, body = "sandbox failure" }
+    end
+    -- clients correct their clock from it, as they do against AWS
+    if response.headers then response.headers.Date = os.date("!%a, %d %b %Y %H:%M:%S GMT") end
+    return response
   end
   return self
 end
@@ -228,7 +275,7 @@ end
 
 --- Runs a sandbox in its own process (`awsnet sandbox`), for clients that block, such as the AWS
 -- CLI. opts as for start plus `log` (file for its output); port 0 or nil picks a free port.
--- Returns {endpoint, port, pid, stop()} once it listens, or nil, err.
+-- Returns {endpoint, port, dns = {host, port}, pid, stop()} once it listens, or nil, err.
 function sandbox.spawn(opts)
   opts = opts or {}
   local process = require "awsnet.svc.process"
@@ -253,7 +300,9 @@ function sandbox.spawn(opts)
       return not proc.alive() or text:find("listening on", 1, true) ~= nil
     end, 30, "the sandbox to listen")
     if up and proc.alive() then
-      local handle = { port = port, endpoint = "http://127.0.0.1:" .. port, pid = proc.pid, proc = proc, log = log }
+      local text = process.read_file(log) or ""
+      local handle = { port = port, endpoint = "http://127.0.0.1:" .. port, pid = proc.pid, proc = proc, log = log,
+        dns = { host = text:match("DNS for %S+ on ([%d.]+):%d+"), port = tonumber(text:match("DNS for %S+ on [%d.]+:(%d+)")) } }
       function handle.stop()
         proc.stop()
         os.execute("rm -rf " .. process.quote(dir))

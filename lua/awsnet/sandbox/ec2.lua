@@ -1367,7 +1367,7 @@ function ec2.tgw_routes(ctx, rt)
   return out
 end
 
-local function render_tgw_route(ctx, r)
+function R.tgw_route(r, ctx)
   local out = { DestinationCidrBlock = r.cidr, Type = r.type, State = r.state }
   if r.attachment then
     local att = ctx.state:get("tgw_attachment", r.attachment)
@@ -1399,8 +1399,8 @@ function A.CreateTransitGatewayRoute(ctx, p)
   end
   local route = { cidr = dest, blackhole = blackhole, attachment = att and att.id }
   rt.routes[#rt.routes + 1] = route
-  return { Route = render_tgw_route(ctx, { cidr = dest, type = "static", state = blackhole and "blackhole" or "active",
-                                           attachment = route.attachment }) }
+  return { Route = R.tgw_route({ cidr = dest, type = "static", state = blackhole and "blackhole" or "active",
+                                 attachment = route.attachment }, ctx) }
 end
 
 function A.DeleteTransitGatewayRoute(ctx, p)
@@ -1410,7 +1410,7 @@ function A.DeleteTransitGatewayRoute(ctx, p)
   for i, r in ipairs(rt.routes) do
     if r.cidr == dest then
       table.remove(rt.routes, i)
-      return { Route = render_tgw_route(ctx, { cidr = dest, type = "static", state = "deleted", attachment = r.attachment }) }
+      return { Route = R.tgw_route({ cidr = dest, type = "static", state = "deleted", attachment = r.attachment }, ctx) }
     end
   end
   return not_found("InvalidRoute.NotFound", p.DestinationCidrBlock)
@@ -1431,7 +1431,7 @@ function A.SearchTransitGatewayRoutes(ctx, p)
     for _, f in ipairs(filters) do
       if f.Name == "route-search.subnet-of-match" then longest = list_param(f, "Value", "Values")[1] end
     end
-    if pass and (not longest or cidr.contains(r.cidr, longest)) then out[#out + 1] = render_tgw_route(ctx, r) end
+    if pass and (not longest or cidr.contains(r.cidr, longest)) then out[#out + 1] = R.tgw_route(r, ctx) end
   end
   return { Routes = array(out, "item", "routeSet"), AdditionalRoutesAvailable = false }
 end

@@ -110,9 +110,9 @@ function iam.trusts(role, caller)
     for _, a in ipairs(actions) do
       if a == "sts:AssumeRole" or a == "sts:*" or a == "*" then allows = true end
     end
+    if st.Effect == "Allow" and allows and st.Principal == "*" then return true end
     if st.Effect == "Allow" and allows and type(st.Principal) == "table" then
       local wanted = caller.service and st.Principal.Service or st.Principal.AWS
-      if st.Principal == "*" then return true end
       for _, who in ipairs(type(wanted) == "table" and wanted or { wanted }) do
         if caller.service and who == caller.service then return true end
         if not caller.service and (who == "*" or who == caller.account or who == caller.arn

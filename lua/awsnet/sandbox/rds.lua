@@ -118,18 +118,26 @@ local function dns_records(sb)
   return records
 end
 
---- Brings the sandbox's dnsmasq in line with the instances (started on first use).
-function rds.sync_dns(sb)
+--- Brings the sandbox's dnsmasq in line with the instances; starts it on first use (or when
+-- `start` is true).
+function rds.sync_dns(sb, start)
   local records = dns_records(sb)
   if not sb.dns then
-    if #records == 0 then return true end
+    if #records == 0 and not start then return true end
     local dnsmasq = require "awsnet.svc.dnsmasq"
     local server, err = dnsmasq.start { domains = { "rds.amazonaws.com" }, records = records }
     if not server then return nil, err end
     sb.dns = server
     return true
   end
-  return sb.dns:set_records(records)
+  local ok, err = sb.dns:set_records(records)
+  if not ok then return nil, err end
+  -- dnsmasq restarts to re-read its records: answer requests only once it answers again
+  local dns = require "awsnet.dns"
+  return require("awsnet.svc.process").wait_until(function()
+    local _, derr = dns.resolve("probe.rds.amazonaws.com", { server = sb.dns.host, port = sb.dns.port, timeout = 0.2 })
+    return not derr or derr.code ~= "unreachable"
+  end, 10, "the sandbox's dnsmasq")
 end
 
 ------------------------------------------------------------------------------------------------
@@ -182,6 +190,8 @@ function rds.backing(sb, inst)
   srv:sql(string.format("GRANT ALL ON *.* TO '%s'@'%%' WITH GRANT OPTION; FLUSH PRIVILEGES;",
     inst.master_user:gsub("'", "''")))
   sb.databases[inst.id] = srv
+  -- where the data lives, for whoever checks it from outside (the log has no password)
+  sb:log("RDS %s (%s) is backed by MariaDB on %s:%d", inst.name, inst.owner, srv.host, srv.port)
   return srv
 end
 
@@ -281,6 +291,8 @@ function A.DeleteDBInstance(ctx, p)
   rds.sync_dns(ctx.sandbox)
   return { DBInstance = out }
 end
+
+rds.render = render_instance
 
 --- Stops the sandbox's databases and DNS server.
 function rds.shutdown(sb)

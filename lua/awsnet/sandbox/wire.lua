@@ -32,12 +32,14 @@ function wire.nest(flat)
   for key, value in pairs(flat) do
     local node, parts = root, {}
     for part in key:gmatch("[^.]+") do parts[#parts + 1] = math.tointeger(tonumber(part)) or part end
+    if #parts == 0 then goto next_key end   -- "=" alone: nothing to set
     for i = 1, #parts - 1 do
       local p = parts[i]
       if type(node[p]) ~= "table" then node[p] = {} end
       node = node[p]
     end
     node[parts[#parts]] = value
+    ::next_key::
   end
   return root
 end
@@ -163,10 +165,20 @@ function wire.query_error(status, code, message, namespace, request_id)
   }
 end
 
+-- A table is a JSON array when marked, or when its keys are exactly 1..n (decoded JSON arrays).
+local function json_array(t)
+  if is_list(t) then return true end
+  local n = #t
+  if n == 0 then return false end
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  return count == n
+end
+
 local function json_encode(v, out)
   local t = type(v)
   if t == "table" then
-    if is_list(v) then
+    if json_array(v) then
       out[#out + 1] = "["
       for i, item in ipairs(v) do
         if i > 1 then out[#out + 1] = "," end
@@ -229,6 +241,44 @@ function wire.need(p, code, ...)
     end
   end
   return true
+end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+function wire.base64_encode(data)
+  local out = {}
+  for i = 1, #data, 3 do
+    local a, b, c = data:byte(i, i + 2)
+    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
+    local chars = {}
+    for k = 1, 4 do
+      local idx = (n >> (6 * (4 - k))) & 63
+      chars[k] = B64:sub(idx + 1, idx + 1)
+    end
+    if not b then chars[3], chars[4] = "=", "=" elseif not c then chars[4] = "=" end
+    out[#out + 1] = table.concat(chars)
+  end
+  return table.concat(out)
+end
+
+--- Decodes base64 text; nil when it is not valid base64.
+function wire.base64_decode(text)
+  if type(text) ~= "string" then return nil end
+  text = text:gsub("%s", "")
+  if #text % 4 ~= 0 or text:find("[^%w%+/=]") or text:find("=[^=]") then return nil end
+  local out = {}
+  for i = 1, #text, 4 do
+    local n, pad = 0, 0
+    for k = 0, 3 do
+      local ch = text:sub(i + k, i + k)
+      local v = 0
+      if ch == "=" then pad = pad + 1 else v = B64:find(ch, 1, true) - 1 end
+      n = (n << 6) | v
+    end
+    local bytes = string.char((n >> 16) & 255, (n >> 8) & 255, n & 255)
+    out[#out + 1] = bytes:sub(1, 3 - pad)
+  end
+  return table.concat(out)
 end
 
 --- ISO 8601 UTC time as AWS prints it.

@@ -1,0 +1,457 @@
+--- Lambda in the sandbox: functions with Python runtimes that really run. A function with a
+-- VpcConfig gets `lambda` ENIs, one per subnet and security-group set, shared between functions
+-- like AWS's Hyperplane ENIs and released a while after the last function using them is gone.
+-- Invoke runs the handler with /usr/bin/python3 through lambda_bootstrap.py, which acts as the
+-- function's network: names resolve as the sandbox's DNS rules say, and a connection reaches a
+-- database's backing server only when awsnet.reach traces the path from the function's ENI as
+-- reachable; otherwise it is dropped and the connect waits until the socket's timeout.
+local errors = require "awsnet.errors"
+local wire = require "awsnet.sandbox.wire"
+local ec2 = require "awsnet.sandbox.ec2"
+local iam = require "awsnet.sandbox.iam"
+local process = require "awsnet.svc.process"
+
+local lambda = { actions = {} }
+local A = lambda.actions
+local array = wire.array
+local q = process.quote
+
+local API = "/2015-03-31/functions"
+
+local function fail(code, message, status) return errors.fail(code, message, { status = status or 400 }) end
+
+local function invalid(message) return fail("InvalidParameterValueException", message) end
+
+--- REST-JSON routes: action and the function name from the path.
+function lambda.route(method, path)
+  if path == API or path == API .. "/" then
+    if method == "POST" then return "CreateFunction" end
+    if method == "GET" then return "ListFunctions" end
+    return nil
+  end
+  local name, rest = path:match("^" .. API:gsub("%-", "%%-") .. "/([^/]+)(.*)$")
+  if not name then return nil end
+  local action = ({
+    ["GET "] = "GetFunction", ["DELETE "] = "DeleteFunction",
+    ["GET /configuration"] = "GetFunctionConfiguration", ["PUT /configuration"] = "UpdateFunctionConfiguration",
+    ["POST /invocations"] = "Invoke",
+  })[method .. " " .. rest]
+  return action, { FunctionName = name }
+end
+
+local RUNTIMES = { ["python3.8"] = true, ["python3.9"] = true, ["python3.10"] = true, ["python3.11"] = true,
+                   ["python3.12"] = true, ["python3.13"] = true }
+
+-- A name, a partial ARN or a full ARN -> the plain name.
+local function function_name(given)
+  if type(given) ~= "string" then return nil end
+  return given:match("^arn:aws:lambda:[^:]+:%d+:function:([^:]+)") or given:match("^%d+:function:([^:]+)") or given
+end
+
+local function find_function(ctx, given)
+  local name = function_name(given)
+  local fn = name and ctx.state:get("lambda_fn", ctx.account .. ":" .. name)
+  if not fn then
+    return fail("ResourceNotFoundException", "Function not found: arn:aws:lambda:" .. ctx.region .. ":" .. ctx.account ..
+      ":function:" .. tostring(name), 404)
+  end
+  return fn
+end
+
+------------------------------------------------------------------------------------------------
+-- Files: code and invocation scratch space
+
+local function files_dir(sb)
+  if not sb.lambda_dir then
+    if sb.opts.state_dir then
+      sb.lambda_dir = sb.opts.state_dir .. "/lambda"
+      os.execute("mkdir -p " .. q(sb.lambda_dir))
+    else
+      sb.lambda_dir = process.tempdir("awsnet-sandbox-lambda")
+    end
+  end
+  return sb.lambda_dir
+end
+
+-- Unpacks a base64 zip into a fresh folder; returns the folder, size and CodeSha256, or nil, err.
+local function store_code(ctx, fn_id, zip_base64)
+  local zip = wire.base64_decode(zip_base64)
+  if not zip or #zip < 22 or zip:sub(1, 2) ~= "PK" then
+    return invalid("Could not unzip uploaded file. Please check your file.")
+  end
+  local sha_hex = require("awsnet.core").sigv4.sha256_hex(zip)
+  local dir = files_dir(ctx.sandbox) .. "/" .. fn_id:gsub("[^%w%-_]", "_") .. "-" .. sha_hex:sub(1, 12)
+  os.execute("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir))
+  process.write_file(dir .. ".zip", zip)
+  local ok = process.run(string.format("env -u LD_PRELOAD /usr/bin/python3 -m zipfile -e %s %s", q(dir .. ".zip"), q(dir)))
+  os.remove(dir .. ".zip")
+  if not ok then return invalid("Could not unzip uploaded file. Please check your file.") end
+  local raw = sha_hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+  return dir, #zip, wire.base64_encode(raw)
+end
+
+------------------------------------------------------------------------------------------------
+-- VPC ENIs (Hyperplane-like: one per subnet and security-group set)
+
+local function sg_key(groups)
+  local sorted = {}
+  for i, g in ipairs(groups) do sorted[i] = g end
+  table.sort(sorted)
+  return table.concat(sorted, ",")
+end
+
+local function vpc_config(ctx, p)
+  local vc = p.VpcConfig
+  if type(vc) ~= "table" or #(vc.SubnetIds or {}) == 0 then return nil end
+  local subnets, groups, vpc = {}, {}, nil
+  for _, sid in ipairs(vc.SubnetIds) do
+    local s, err = ec2.lookup(ctx, "subnet", sid, "InvalidSubnetID.NotFound")
+    if not s then return invalid("Error occurred while DescribeSubnets. EC2 Error Code: InvalidSubnetID.NotFound. " ..
+      "EC2 Error Message: " .. err.message) end
+    if vpc and s.vpc ~= vpc then return invalid("All subnets must be in the same VPC") end
+    vpc = s.vpc
+    subnets[#subnets + 1] = s.id
+  end
+  if #(vc.SecurityGroupIds or {}) == 0 then return invalid("SecurityGroupIds are required with SubnetIds") end
+  for _, gid in ipairs(vc.SecurityGroupIds) do
+    local sg, err = ec2.lookup(ctx, "sg", gid, "InvalidGroup.NotFound")
+    if not sg then return invalid("Error occurred while DescribeSecurityGroups. EC2 Error Code: InvalidGroup.NotFound. " ..
+      "EC2 Error Message: " .. err.message) end
+    if sg.vpc ~= vpc then return invalid("Security groups must be in the function's VPC") end
+    groups[#groups + 1] = gid
+  end
+  return { subnets = subnets, groups = groups, vpc = vpc }
+end
+
+-- The shared lambda ENI for (subnet, groups), created when missing.
+local function ensure_eni(ctx, fn, subnet_id, groups)
+  local key = subnet_id .. "|" .. sg_key(groups)
+  local shared = ctx.state:list("eni", function(e) return e.lambda_key == key end)[1]
+  if shared then
+    shared.release_at, shared.status = nil, "in-use"
+    return shared
+  end
+  local eni, err = ec2.create_eni(ctx, ctx.state:get("subnet", subnet_id), { groups = groups, interface_type = "lambda",
+    requester_managed = true, requester_id = "AROAZ4SANDBOXLAMBDA:" .. fn.name,
+    description = "AWS Lambda VPC ENI-" .. fn.name })
+  if not eni then return nil, err end
+  eni.lambda_key = key
+  return eni
+end
+
+local function attach_enis(ctx, fn)
+  fn.enis = {}
+  if not fn.vpc then return true end
+  for _, sid in ipairs(fn.vpc.subnets) do
+    local eni, err = ensure_eni(ctx, fn, sid, fn.vpc.groups)
+    if not eni then return nil, err end
+    fn.enis[#fn.enis + 1] = eni.id
+  end
+  return true
+end
+
+-- ENIs no function uses any more are released after the transition time, as AWS does it later.
+local function schedule_release(ctx)
+  local used = {}
+  for _, fn in ipairs(ctx.state:list("lambda_fn")) do
+    for _, id in ipairs(fn.enis or {}) do used[id] = true end
+  end
+  for _, eni in ipairs(ctx.state:list("eni", function(e) return e.lambda_key ~= nil end)) do
+    if not used[eni.id] and not eni.release_at then
+      eni.release_at = os.time() + math.max(ctx.state.transition_s, 0)
+      eni.status = "available"
+    end
+  end
+end
+
+--- Releases lambda ENIs whose time has come (called before every request).
+function lambda.tick(ctx)
+  for _, eni in ipairs(ctx.state:list("eni", function(e) return e.release_at ~= nil end)) do
+    if os.time() >= eni.release_at then ec2.delete_eni(ctx, eni.id) end
+  end
+end
+
+------------------------------------------------------------------------------------------------
+-- Configuration
+
+local function render(fn, ctx)
+  local state = ctx.state:settle(fn)
+  local env = {}
+  for k, v in pairs(fn.env or {}) do env[k] = v end
+  return {
+    FunctionName = fn.name, FunctionArn = fn.arn, Runtime = fn.runtime, Role = fn.role, Handler = fn.handler,
+    CodeSize = fn.code_size, CodeSha256 = fn.code_sha, Description = fn.description or "", Timeout = fn.timeout,
+    MemorySize = fn.memory, LastModified = fn.last_modified, Version = "$LATEST", PackageType = "Zip",
+    Architectures = array({ "x86_64" }), Environment = next(env) and { Variables = env } or nil,
+    VpcConfig = fn.vpc and { SubnetIds = array(fn.vpc.subnets), SecurityGroupIds = array(fn.vpc.groups), VpcId = fn.vpc.vpc }
+      or nil,
+    State = state, StateReasonCode = state == "Pending" and "Creating" or nil,
+    StateReason = state == "Pending" and "The function is being created." or nil,
+    LastUpdateStatus = "Successful", EphemeralStorage = { Size = 512 },
+  }
+end
+
+local function check_role(ctx, role_arn)
+  local role = iam.role_by_arn(ctx.state, role_arn)
+  if not role or not iam.trusts(role, { service = "lambda.amazonaws.com" }) then
+    return invalid("The role defined for the function cannot be assumed by Lambda.")
+  end
+  return role
+end
+
+local function apply_settings(ctx, fn, p)
+  if p.Runtime ~= nil then
+    if not RUNTIMES[p.Runtime] then
+      return invalid("Value " .. tostring(p.Runtime) .. " at 'runtime' failed to satisfy constraint: the sandbox runs " ..
+        "Python runtimes only")
+    end
+    fn.runtime = p.Runtime
+  end
+  if p.Role ~= nil then
+    local role, err = check_role(ctx, p.Role)
+    if not role then return nil, err end
+    fn.role = p.Role
+  end
+  if p.Handler ~= nil then fn.handler = p.Handler end
+  if p.Description ~= nil then fn.description = p.Description end
+  if p.Timeout ~= nil then
+    local t = math.tointeger(tonumber(p.Timeout))
+    if not t or t < 1 or t > 900 then return invalid("Timeout must be between 1 and 900 seconds") end
+    fn.timeout = t
+  end
+  if p.MemorySize ~= nil then
+    local m = math.tointeger(tonumber(p.MemorySize))
+    if not m or m < 128 or m > 10240 then return invalid("MemorySize must be between 128 and 10240 MB") end
+    fn.memory = m
+  end
+  if p.Environment ~= nil then fn.env = type(p.Environment.Variables) == "table" and p.Environment.Variables or {} end
+  if p.VpcConfig ~= nil then
+    local vc, err = vpc_config(ctx, p)
+    if vc == nil and err then return nil, err end
+    fn.vpc = vc
+    local ok
+    ok, err = attach_enis(ctx, fn)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+function A.CreateFunction(ctx, p)
+  for _, name in ipairs({ "FunctionName", "Role", "Runtime", "Handler" }) do
+    if type(p[name]) ~= "string" or p[name] == "" then return invalid("The parameter " .. name .. " is required.") end
+  end
+  if not p.FunctionName:match("^[%w%-_]+$") or #p.FunctionName > 64 then
+    return invalid("1 validation error detected: Value '" .. p.FunctionName .. "' at 'functionName' failed to satisfy constraint")
+  end
+  local id = ctx.account .. ":" .. p.FunctionName
+  if ctx.state:get("lambda_fn", id) then
+    return fail("ResourceConflictException", "Function already exist: " .. p.FunctionName, 409)
+  end
+  if type(p.Code) ~= "table" or type(p.Code.ZipFile) ~= "string" then
+    return invalid("The sandbox takes code as Code.ZipFile only")
+  end
+  local fn = {
+    id = id, owner = ctx.account, name = p.FunctionName, timeout = 3, memory = 128, env = {},
+    arn = string.format("arn:aws:lambda:%s:%s:function:%s", ctx.region, ctx.account, p.FunctionName),
+    last_modified = os.date("!%Y-%m-%dT%H:%M:%S.000+0000"),
+  }
+  local ok, err = apply_settings(ctx, fn, p)
+  if not ok then schedule_release(ctx); return nil, err end
+  local dir, size, sha = store_code(ctx, id, p.Code.ZipFile)
+  if not dir then fn.enis = {}; schedule_release(ctx); return nil, size end
+  fn.code_dir, fn.code_size, fn.code_sha = dir, size, sha
+  ctx.state:put("lambda_fn", fn)
+  ctx.state:transition(fn, "Pending", "Active")
+  local out = render(fn, ctx)
+  out.State, out.StateReasonCode, out.StateReason = "Pending", "Creating", "The function is being created."
+  return { _response = wire.json_response(201, out, ctx.request_id) }
+end
+
+function A.GetFunction(ctx, p)
+  local fn, err = find_function(ctx, p.FunctionName)
+  if not fn then return nil, err end
+  return { Configuration = render(fn, ctx), Code = { RepositoryType = "S3",
+    Location = "http://127.0.0.1/sandbox/lambda/" .. fn.name .. ".zip" }, Tags = {} }
+end
+
+function A.GetFunctionConfiguration(ctx, p)
+  local fn, err = find_function(ctx, p.FunctionName)
+  if not fn then return nil, err end
+  return render(fn, ctx)
+end
+
+function A.ListFunctions(ctx)
+  local out = {}
+  for _, fn in ipairs(ctx.state:list("lambda_fn", function(f) return f.owner == ctx.account end)) do
+    out[#out + 1] = render(fn, ctx)
+  end
+  return { Functions = array(out) }
+end
+
+function A.UpdateFunctionConfiguration(ctx, p)
+  local fn, err = find_function(ctx, p.FunctionName)
+  if not fn then return nil, err end
+  if ctx.state:settle(fn) == "Pending" then
+    return fail("ResourceConflictException", "The operation cannot be performed at this time. " ..
+      "The function is currently in the following state: Pending", 409)
+  end
+  local ok
+  ok, err = apply_settings(ctx, fn, { Role = p.Role, Handler = p.Handler, Description = p.Description, Timeout = p.Timeout,
+    MemorySize = p.MemorySize, Environment = p.Environment, VpcConfig = p.VpcConfig, Runtime = p.Runtime })
+  schedule_release(ctx)
+  if not ok then return nil, err end
+  fn.last_modified = os.date("!%Y-%m-%dT%H:%M:%S.000+0000")
+  return render(fn, ctx)
+end
+
+function A.DeleteFunction(ctx, p)
+  local fn, err = find_function(ctx, p.FunctionName)
+  if not fn then return nil, err end
+  ctx.state:remove("lambda_fn", fn.id)
+  schedule_release(ctx)
+  if fn.code_dir then os.execute("rm -rf " .. q(fn.code_dir)) end
+  return { _response = wire.json_response(204, nil, ctx.request_id) }
+end
+
+------------------------------------------------------------------------------------------------
+-- Invoke
+
+-- What the function's network looks like: DNS answers and, per database address:port, the
+-- loopback address of its backing server when the path is open (nil when it is dropped).
+local function network_for(ctx, fn)
+  local rds = require "awsnet.sandbox.rds"
+  local sb = ctx.sandbox
+  local names, routes = {}, {}
+  local vpc = fn.vpc and ctx.state:get("vpc", fn.vpc.vpc)
+  local dns = not vpc or vpc.dns_support
+  local model
+  for _, inst in ipairs(ctx.state:list("db_instance", function(i) return ctx.state:settle(i) == "available" end)) do
+    local address = rds.resolve(ctx.state, inst.address, fn.vpc and fn.vpc.vpc)
+    if address then
+      names[inst.address] = address
+      local eni = ctx.state:get("eni", inst.eni)
+      local targets = { eni.ip }
+      if eni.public_ip then targets[#targets + 1] = eni.public_ip end
+      for _, ip in ipairs(targets) do
+        local key = ip .. ":" .. inst.port
+        routes[key] = false
+        if fn.vpc and #fn.enis > 0 then
+          local result, err
+          if not model then model, err = sb:model() end
+          if model then result, err = model:trace { src = fn.enis[1], dst = eni.ip, protocol = "tcp", port = inst.port } end
+          if result and result.reachable and ip == eni.ip then
+            local srv = rds.backing(sb, inst)
+            if srv then routes[key] = "127.0.0.1:" .. srv.port end
+          elseif ip == eni.ip then
+            -- AWS says nothing about a drop; the sandbox's log says where the path ends
+            sb:log("lambda %s -> %s:%d dropped: %s", fn.name, ip, inst.port, result and tostring(result.code) or tostring(err))
+          end
+        end
+      end
+    end
+  end
+  return names, dns, routes
+end
+
+local function role_credentials(ctx, fn)
+  local role = iam.role_by_arn(ctx.state, fn.role)
+  if not role then return {} end
+  local st = ctx.state
+  local key = "ASIA" .. st:token(16)
+  local session = { account = role.account, secret = st:token(40), token = "IQoJb3JpZ2luX2VjE" .. st:token(80),
+    expires = os.time() + 3600, user_id = role.role_id .. ":" .. fn.name,
+    arn = string.format("arn:aws:sts::%s:assumed-role/%s/%s", role.account, role.name, fn.name) }
+  st.data.sessions[key] = session
+  return { AWS_ACCESS_KEY_ID = key, AWS_SECRET_ACCESS_KEY = session.secret, AWS_SESSION_TOKEN = session.token }
+end
+
+local function bootstrap_path()
+  return assert(package.searchpath("awsnet.sandbox.lambda_bootstrap", (package.path:gsub("%.lua", ".py"))),
+    "lambda_bootstrap.py not found next to the sandbox modules")
+end
+
+-- Runs the handler; returns {payload, function_error, log}.
+local function run(ctx, fn, event)
+  local cjson = require "cjson"
+  local names, dns, routes = network_for(ctx, fn)
+  local work = process.tempdir("awsnet-lambda-run")
+  local request_id = ctx.request_id
+  local spec = {
+    code_dir = fn.code_dir, handler = fn.handler, event = event, timeout = fn.timeout, function_name = fn.name,
+    function_arn = fn.arn, memory = fn.memory, request_id = request_id, result_path = work .. "/result.json",
+    names = names, dns = dns, routes = routes,
+  }
+  process.write_file(work .. "/spec.json", cjson.encode(spec))
+  local env = {
+    "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=" .. work, "TZ=:UTC", "PYTHONDONTWRITEBYTECODE=1",
+    "AWS_REGION=" .. ctx.region, "AWS_DEFAULT_REGION=" .. ctx.region, "AWS_LAMBDA_FUNCTION_NAME=" .. fn.name,
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" .. fn.memory, "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+    "AWS_LAMBDA_FUNCTION_TIMEOUT=" .. fn.timeout, "LAMBDA_TASK_ROOT=" .. fn.code_dir,
+    "AWS_EXECUTION_ENV=AWS_Lambda_" .. fn.runtime,
+  }
+  for k, v in pairs(role_credentials(ctx, fn)) do env[#env + 1] = k .. "=" .. v end
+  for k, v in pairs(fn.env or {}) do env[#env + 1] = k .. "=" .. tostring(v) end
+  local quoted = {}
+  for i, e in ipairs(env) do quoted[i] = q(e) end
+  local started = require("awsnet.core").httpd.monotonic()
+  os.execute(string.format("timeout -s KILL %d env -i %s /usr/bin/python3 %s %s >%s 2>&1", fn.timeout + 5,
+    table.concat(quoted, " "), q(bootstrap_path()), q(work .. "/spec.json"), q(work .. "/log")))
+  local duration = (require("awsnet.core").httpd.monotonic() - started) * 1000
+  local output = process.read_file(work .. "/log") or ""
+  local result = wire.json_decode(process.read_file(work .. "/result.json") or "") or { timeout = true }
+  os.execute("rm -rf " .. q(work))
+  local log = { "START RequestId: " .. request_id .. " Version: $LATEST\n", output }
+  local payload, function_error
+  if result.ok then
+    payload = result.ok
+  elseif result.error then
+    payload, function_error = wire.json(result.error), "Unhandled"
+    log[#log + 1] = string.format("[ERROR] %s: %s\n", tostring(result.error.errorType), tostring(result.error.errorMessage))
+  else
+    payload = wire.json({ errorMessage = string.format("%s %s Task timed out after %.2f seconds",
+      os.date("!%Y-%m-%dT%H:%M:%SZ"), request_id, fn.timeout), errorType = "Sandbox.Timedout" })
+    function_error = "Unhandled"
+    log[#log + 1] = string.format("%s %s Task timed out after %.2f seconds\n", os.date("!%Y-%m-%dT%H:%M:%SZ"),
+      request_id, fn.timeout)
+  end
+  log[#log + 1] = "END RequestId: " .. request_id .. "\n"
+  log[#log + 1] = string.format("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\n",
+    request_id, duration, math.ceil(duration), fn.memory)
+  return { payload = payload, function_error = function_error, log = table.concat(log) }
+end
+
+function A.Invoke(ctx, p)
+  local fn, err = find_function(ctx, p.FunctionName)
+  if not fn then return nil, err end
+  local state = ctx.state:settle(fn)
+  if state ~= "Active" then
+    return fail("ResourceConflictException", "The operation cannot be performed at this time. " ..
+      "The function is currently in the following state: " .. state, 409)
+  end
+  local headers = p._headers or {}
+  local kind = headers["x-amz-invocation-type"] or "RequestResponse"
+  if kind == "DryRun" then return { _response = wire.json_response(204, nil, ctx.request_id) } end
+  local event = p._raw_body or ""
+  if event ~= "" and not wire.json_decode(event) then
+    return fail("InvalidRequestContentException", "Could not parse request body into json", 400)
+  end
+  local out = run(ctx, fn, event)
+  if kind == "Event" then return { _response = wire.json_response(202, nil, ctx.request_id) } end
+  local response_headers = { ["X-Amz-Executed-Version"] = "$LATEST", ["X-Amz-Function-Error"] = out.function_error }
+  if headers["x-amz-log-type"] == "Tail" then
+    response_headers["X-Amz-Log-Result"] = wire.base64_encode(out.log:sub(-4096))
+  end
+  local response = wire.json_response(200, nil, ctx.request_id, response_headers)
+  response.body = out.payload
+  return { _response = response }
+end
+
+lambda.render = render
+
+--- Removes the sandbox's scratch folder for code (not the state_dir's).
+function lambda.shutdown(sb)
+  if sb.lambda_dir and not sb.opts.state_dir then os.execute("rm -rf " .. q(sb.lambda_dir)) end
+  sb.lambda_dir = nil
+end
+
+return lambda

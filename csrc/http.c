@@ -5,7 +5,6 @@
  * header callbacks only append to C buffers; Lua is never entered from inside libcurl. */
 #include <curl/curl.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,7 +287,7 @@ static void push_headers(lua_State *L, const buffer *head)
         if (colon && colon > p && !(line_end - p >= 5 && memcmp(p, "HTTP/", 5) == 0)) {
             luaL_Buffer name;
             luaL_buffinit(L, &name);
-            for (const char *c = p; c < colon; c++) luaL_addchar(&name, (char)tolower((unsigned char)*c));
+            for (const char *c = p; c < colon; c++) luaL_addchar(&name, (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c)); /* ASCII, not locale */
             luaL_pushresult(&name);
             const char *v = colon + 1, *ve = line_end;
             while (v < ve && (*v == ' ' || *v == '\t')) v++;

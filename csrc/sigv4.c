@@ -1,9 +1,9 @@
 /* sigv4: canonical request, string to sign and signature (AWS Signature Version 4).
  *
  * Everything a signature needs is computed here in one pass over the request so that signing
- * from Lua costs a few microseconds; the Lua layer (awsnet.sigv4) only checks arguments and
- * wraps errors. Scratch memory lives in one Lua userdata per call (an arena), so an error raised
- * half-way leaks nothing. */
+ * from Lua costs a few microseconds; the Lua layer (awsnet.sigv4) documents the contract and
+ * wraps errors. Scratch memory for a call (an arena) is on the C stack, or in a Lua userdata for a
+ * large request, so an error raised half-way leaks nothing. */
 
 /* The low-level SHA-256 calls avoid EVP's per-call provider lookup, which costs more than the
  * hashing of a short canonical request; they are deprecated, not removed, in OpenSSL 3. */
@@ -11,7 +11,6 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include "sigv4.h"
 
 #define KEY_CACHE_SLOTS 16
+#define KEY_ID_MAX (256 + 1 + 8 + 1 + 64 + 1 + 64) /* the caller bounds each part */
 #define ALGORITHM "AWS4-HMAC-SHA256"
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define REDACTED "[redacted]"
@@ -31,7 +31,22 @@ typedef struct {
     size_t n;
 } span;
 
+static char *append(char *out, span s)
+{
+    memcpy(out, s.p, s.n);
+    return out + s.n;
+}
+
 /* ---- SHA-256 and HMAC ------------------------------------------------------------------- */
+
+/* SHA256() would go through EVP's provider lookup (a lock and name compares) on every call. */
+static void sha256(const void *data, size_t n, unsigned char out[SHA256_DIGEST_LENGTH])
+{
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, data, n);
+    SHA256_Final(out, &c);
+}
 
 /* An HMAC key ready for use: the hash states after absorbing key^ipad and key^opad. */
 typedef struct {
@@ -43,7 +58,7 @@ static void hmac_key_init(hmac_key *k, const void *key, size_t len)
     unsigned char block[SHA256_CBLOCK], ipad[SHA256_CBLOCK], opad[SHA256_CBLOCK];
     memset(block, 0, sizeof block);
     if (len > SHA256_CBLOCK)
-        SHA256(key, len, block);
+        sha256(key, len, block);
     else
         memcpy(block, key, len);
     for (size_t i = 0; i < SHA256_CBLOCK; i++) {
@@ -92,14 +107,15 @@ static void to_hex(const unsigned char *in, size_t n, char *out)
 static void sha256_hex(const void *data, size_t n, char out[65])
 {
     unsigned char d[SHA256_DIGEST_LENGTH];
-    SHA256(data, n, d);
+    sha256(data, n, d);
     to_hex(d, sizeof d, out);
 }
 
 /* ---- signing-key cache (per Lua state, in an upvalue) ------------------------------------ */
 
 typedef struct {
-    unsigned char id[SHA256_DIGEST_LENGTH]; /* hash of secret, date, region, service */
+    char id[KEY_ID_MAX]; /* secret, date, region, service, NUL-separated */
+    size_t id_n;
     hmac_key key;
     int used;
 } key_slot;
@@ -113,20 +129,23 @@ typedef struct {
 static const hmac_key *signing_key(key_cache *cache, span secret, const char *date, span region,
                                    span service)
 {
-    unsigned char id[SHA256_DIGEST_LENGTH];
-    SHA256_CTX c;
-    SHA256_Init(&c);
-    SHA256_Update(&c, secret.p, secret.n);
-    SHA256_Update(&c, "", 1);
-    SHA256_Update(&c, date, 8);
-    SHA256_Update(&c, "", 1);
-    SHA256_Update(&c, region.p, region.n);
-    SHA256_Update(&c, "", 1);
-    SHA256_Update(&c, service.p, service.n);
-    SHA256_Final(id, &c);
-    for (unsigned i = 0; i < KEY_CACHE_SLOTS; i++)
-        if (cache->slot[i].used && memcmp(cache->slot[i].id, id, sizeof id) == 0)
-            return &cache->slot[i].key;
+    /* The cache is keyed by the inputs themselves: comparing them is cheaper than hashing. */
+    char id[KEY_ID_MAX];
+    char *p = append(id, secret);
+    *p++ = '\0';
+    p = append(p, (span){ date, 8 });
+    *p++ = '\0';
+    p = append(p, region);
+    *p++ = '\0';
+    p = append(p, service);
+    size_t id_n = (size_t)(p - id);
+    for (unsigned i = 0; i < KEY_CACHE_SLOTS; i++) {
+        key_slot *slot = &cache->slot[(cache->next - 1 - i) % KEY_CACHE_SLOTS]; /* newest first */
+        if (slot->used && slot->id_n == id_n && memcmp(slot->id, id, id_n) == 0) {
+            OPENSSL_cleanse(id, id_n);
+            return &slot->key;
+        }
+    }
 
     /* kDate = HMAC("AWS4" + secret, date); the caller bounds the secret to 256 bytes. */
     unsigned char k[SHA256_DIGEST_LENGTH];
@@ -140,7 +159,9 @@ static const hmac_key *signing_key(key_cache *cache, span secret, const char *da
     hmac_raw(k, sizeof k, "aws4_request", 12, k);
 
     key_slot *s = &cache->slot[cache->next++ % KEY_CACHE_SLOTS];
-    memcpy(s->id, id, sizeof id);
+    memcpy(s->id, id, id_n);
+    s->id_n = id_n;
+    OPENSSL_cleanse(id, id_n);
     hmac_key_init(&s->key, k, sizeof k);
     s->used = 1;
     OPENSSL_cleanse(k, sizeof k);
@@ -164,10 +185,17 @@ typedef struct {
     size_t used, size;
 } arena;
 
-static void arena_init(lua_State *L, arena *a, size_t size)
+/* Uses `stack` (of `stack_size` bytes) when the arena fits, else a userdata; pushes one value
+ * either way (nil or the userdata) so the caller's stack layout does not depend on the size. */
+static void arena_init(lua_State *L, arena *a, size_t size, char *stack, size_t stack_size)
 {
     a->L = L;
-    a->base = lua_newuserdatauv(L, size, 0);
+    if (size <= stack_size) {
+        a->base = stack;
+        lua_pushnil(L);
+    } else {
+        a->base = lua_newuserdatauv(L, size, 0);
+    }
     a->used = 0;
     a->size = size;
 }
@@ -183,9 +211,15 @@ static void *arena_alloc(arena *a, size_t n)
 
 /* ---- URI encoding ------------------------------------------------------------------------- */
 
+/* ASCII only: <ctype.h> follows the process locale, and SigV4 does not. */
+static int ascii_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static int ascii_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static char ascii_lower(unsigned char c) { return (char)(c >= 'A' && c <= 'Z' ? c + 32 : c); }
+static char ascii_upper(unsigned char c) { return (char)(c >= 'a' && c <= 'z' ? c - 32 : c); }
+
 static int unreserved(unsigned char c)
 {
-    return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
+    return ascii_alpha(c) || ascii_digit(c) || c == '-' || c == '_' || c == '.' || c == '~';
 }
 
 static int hexval(unsigned char c)
@@ -270,7 +304,7 @@ static int parse_url(span url, url_parts *u)
         if (p[0] == ':' && p[1] == '/' && p[2] == '/') { sep = p; break; }
     if (!sep || sep == s) return 0;
     for (const char *p = s; p < sep; p++)
-        if (!isalpha((unsigned char)*p)) return 0;
+        if (!ascii_alpha((unsigned char)*p)) return 0;
     u->scheme = (span){ s, (size_t)(sep - s) };
     const char *a = sep + 3, *ae = a;
     while (ae < end && *ae != '/' && *ae != '?' && *ae != '#') ae++;
@@ -293,7 +327,7 @@ static int parse_url(span url, url_parts *u)
         long port = 0;
         if (he + 1 == ae) return 0;
         for (const char *p = he + 1; p < ae; p++) {
-            if (!isdigit((unsigned char)*p)) return 0;
+            if (!ascii_digit((unsigned char)*p)) return 0;
             port = port * 10 + (*p - '0');
             if (port > 65535) return 0;
         }
@@ -314,12 +348,14 @@ static int parse_url(span url, url_parts *u)
     return 1;
 }
 
-static int span_ieq(span a, const char *lit)
+/* Case-insensitive equality with a lower-case literal; the literal's length is known. */
+#define span_ieq(a, lit) span_ieq_n((a), (lit), sizeof(lit) - 1)
+
+static int span_ieq_n(span a, const char *lit, size_t n)
 {
-    size_t n = strlen(lit);
     if (a.n != n) return 0;
     for (size_t i = 0; i < n; i++)
-        if (tolower((unsigned char)a.p[i]) != lit[i]) return 0;
+        if (ascii_lower((unsigned char)a.p[i]) != lit[i]) return 0;
     return 1;
 }
 
@@ -332,9 +368,9 @@ static int span_cmp(span a, span b)
 
 typedef struct {
     span lname;  /* lower-case name */
-    span name;   /* as given, for the headers to send */
     span value;
     int seq;     /* arrival order, so repeated headers keep their order after sorting */
+    int key;     /* for a header the signer adds: its name's enum field */
     int signed_;
 } header;
 
@@ -363,75 +399,118 @@ static int unsigned_by_default(span lname)
            span_ieq(lname, "user-agent") || span_ieq(lname, "x-amzn-trace-id");
 }
 
-/* Appends `v` with leading/trailing whitespace removed and inner runs (including obs-fold
- * line breaks) collapsed to one space: SigV4's Trimall. */
-static void add_trimall(luaL_Buffer *b, span v)
-{
-    int pending_space = 0, started = 0;
-    for (size_t i = 0; i < v.n; i++) {
-        char c = v.p[i];
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
-            pending_space = started;
-            continue;
-        }
-        if (pending_space) luaL_addchar(b, ' ');
-        pending_space = 0;
-        started = 1;
-        luaL_addchar(b, c);
-    }
-}
-
 /* ---- reading the Lua arguments -------------------------------------------------------------- */
 
-/* Field `k` of the table at `idx` as a span; absent -> {NULL, 0}; anything but a string raises.
+/* The fields read from req, creds and opts, and the keys of the results. Their names are kept
+ * as Lua strings in upvalues 2..FIELD_COUNT+1 of sign/presign: using a Lua string as key skips
+ * lua_getfield's interning of a C string, which over a call's two dozen keys costs about as much
+ * as the hashing. */
+enum field {
+    F_METHOD, F_URL, F_BODY, F_HEADERS, F_ACCESS_KEY_ID, F_SECRET_ACCESS_KEY, F_SESSION_TOKEN, F_REGION,
+    F_SERVICE, F_PAYLOAD_HASH, F_NORMALIZE_PATH, F_DOUBLE_ENCODE, F_OMIT_SESSION_TOKEN, F_EXPIRES,
+    F_CONTENT_SHA256_HEADER, F_UNSIGNED_PAYLOAD, F_SIGNED_HEADERS, F_TIME,
+    /* and the names of what is returned */
+    K_HOST, K_X_AMZ_DATE, K_X_AMZ_SECURITY_TOKEN, K_X_AMZ_CONTENT_SHA256, K_AUTHORIZATION, K_CANONICAL_REQUEST,
+    K_STRING_TO_SIGN, K_SIGNATURE, FIELD_COUNT
+};
+
+static const char *const FIELD_NAMES[FIELD_COUNT] = {
+    "method", "url", "body", "headers", "access_key_id", "secret_access_key", "session_token", "region",
+    "service", "payload_hash", "normalize_path", "double_encode", "omit_session_token", "expires",
+    "content_sha256_header", "unsigned_payload", "signed_headers", "time",
+    "Host", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256", "Authorization", "canonical_request",
+    "string_to_sign", "signature",
+};
+
+/* t[name] = value on top of the stack, for a name kept in the upvalues; pops the value. */
+static void set_field(lua_State *L, int t, enum field f)
+{
+    t = lua_absindex(L, t);
+    lua_pushvalue(L, lua_upvalueindex(2 + (int)f));
+    lua_insert(L, -2);
+    lua_rawset(L, t);
+}
+
+static int get_field(lua_State *L, int idx, enum field f)
+{
+    lua_pushvalue(L, lua_upvalueindex(2 + (int)f));
+    return lua_gettable(L, idx);
+}
+
+/* Field `f` of the table at `idx` as a span; absent -> {NULL, 0}; anything but a string raises.
  * The string stays alive because the table that holds it stays on the stack. */
-static span field_string(lua_State *L, int idx, const char *k, const char *what)
+static span field_string(lua_State *L, int idx, enum field f, const char *what)
 {
     span s = { NULL, 0 };
-    int t = lua_getfield(L, idx, k);
+    int t = get_field(L, idx, f);
     if (t == LUA_TSTRING) s.p = lua_tolstring(L, -1, &s.n);
-    else if (t != LUA_TNIL) luaL_error(L, "%s.%s must be a string", what, k);
+    else if (t != LUA_TNIL) luaL_error(L, "%s.%s must be a string", what, FIELD_NAMES[f]);
     lua_pop(L, 1);
     return s;
 }
 
-static int field_flag(lua_State *L, int idx, const char *k, int dflt)
+/* The string value on top of the stack (held by its table, which stays on the stack). */
+static span value_string(lua_State *L, enum field f, const char *what)
 {
-    int v = dflt;
-    if (lua_getfield(L, idx, k) != LUA_TNIL) v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
+    span s = { NULL, 0 };
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s.%s must be a string", what, FIELD_NAMES[f]);
+    s.p = lua_tolstring(L, -1, &s.n);
+    return s;
 }
 
-/* The signing time as "YYYYMMDDTHHMMSSZ" from opts.time (epoch seconds or that string). */
-static void signing_time(lua_State *L, int opts, char out[17])
+static void put_digits(char *out, long long v, int n)
 {
-    int t = lua_getfield(L, opts, "time");
-    if (t == LUA_TNIL) {
-        time_t now = time(NULL);
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
-    } else if (t == LUA_TNUMBER) {
-        time_t when = (time_t)lua_tointeger(L, -1);
-        struct tm tm;
-        if (!lua_isinteger(L, -1) || !gmtime_r(&when, &tm) || tm.tm_year + 1900 > 9999 ||
-            tm.tm_year + 1900 < 1000)
-            luaL_error(L, "opts.time must be whole epoch seconds");
-        strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+    for (int i = n - 1; i >= 0; i--, v /= 10) out[i] = (char)('0' + v % 10);
+}
+
+/* Epoch seconds -> "YYYYMMDDTHHMMSSZ" by calendar arithmetic (Howard Hinnant's civil_from_days):
+ * no time-zone machinery, which takes a lock on every call. 0 when outside years 1000-9999. */
+static int format_amzdate(long long t, char out[17])
+{
+    long long days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+    long long secs = t - days * 86400;
+    long long z = days + 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    long long d = doy - (153 * mp + 2) / 5 + 1;
+    long long m = mp < 10 ? mp + 3 : mp - 9;
+    long long y = yoe + era * 400 + (m <= 2);
+    if (y < 1000 || y > 9999) return 0;
+    put_digits(out, y, 4);
+    put_digits(out + 4, m, 2);
+    put_digits(out + 6, d, 2);
+    out[8] = 'T';
+    put_digits(out + 9, secs / 3600, 2);
+    put_digits(out + 11, secs / 60 % 60, 2);
+    put_digits(out + 13, secs % 60, 2);
+    out[15] = 'Z';
+    out[16] = '\0';
+    return 1;
+}
+
+/* The signing time as "YYYYMMDDTHHMMSSZ" from the opts.time value on top of the stack (epoch
+ * seconds or that string). */
+static void signing_time(lua_State *L, char out[17])
+{
+    int t = lua_type(L, -1);
+    if (t == LUA_TNUMBER) {
+        if (!lua_isinteger(L, -1) || !format_amzdate((long long)lua_tointeger(L, -1), out))
+            luaL_error(L, "opts.time must be whole epoch seconds (years 1000 to 9999)");
     } else if (t == LUA_TSTRING) {
         size_t n;
         const char *s = lua_tolstring(L, -1, &n);
         int ok = n == 16 && s[8] == 'T' && s[15] == 'Z';
         for (size_t i = 0; ok && i < 15; i++)
-            if (i != 8 && !isdigit((unsigned char)s[i])) ok = 0;
+            if (i != 8 && !ascii_digit((unsigned char)s[i])) ok = 0;
         if (!ok) luaL_error(L, "opts.time must be epoch seconds or \"YYYYMMDDTHHMMSSZ\"");
         memcpy(out, s, 16);
         out[16] = '\0';
     } else {
         luaL_error(L, "opts.time must be epoch seconds or \"YYYYMMDDTHHMMSSZ\"");
     }
-    lua_pop(L, 1);
 }
 
 /* Calls fn(ctx, name, value) for each header of req.headers (string or array of strings). */
@@ -482,13 +561,18 @@ static int is_replaced(const replaced *r, span name)
 typedef struct {
     int presign, headers_idx;
     span method, url, body, akid, secret, token, region, service, payload;
-    int normalize, double_encode, omit_token;
+    int normalize, double_encode, omit_token, unsigned_payload, has_signed_headers;
     replaced rep;
     char amzdate[17], expires[24], body_hash[65];
     url_parts u;
     arena a;
     header *hs, *sorted;
     size_t nh, own_from; /* hs[own_from..nh) are the headers the signer adds */
+    size_t header_count, header_name_bytes, header_value_bytes;
+    span cr;           /* the canonical request, in the arena */
+    size_t cr_capacity;
+    size_t token_at;   /* where the signed session token sits in it (0: not there) */
+    span carried_payload;
     span host, signed_list, credential, token_in_query;
     char scope[8 + 1 + 64 + 1 + 64 + 1 + 12 + 1];
     size_t scope_n;
@@ -496,23 +580,21 @@ typedef struct {
     size_t nq;
 } signing;
 
-typedef struct {
-    size_t count, name_bytes;
-} header_count;
-
+/* First pass over req.headers: how many, how long their names, and the payload hash the
+ * request carries in x-amz-content-sha256 (as botocore, the signer signs that one). */
 static void count_header(void *ctx, span name, span value)
 {
-    header_count *c = ctx;
-    (void)value;
-    c->count++;
-    c->name_bytes += name.n;
+    signing *s = ctx;
+    s->header_count++;
+    s->header_name_bytes += name.n;
+    s->header_value_bytes += value.n;
+    if (!s->carried_payload.p && span_ieq(name, "x-amz-content-sha256")) s->carried_payload = value;
 }
 
-static void add_header(signing *s, span lname, span name, span value)
+static void add_header(signing *s, span lname, span value)
 {
     header *h = &s->hs[s->nh];
     h->lname = lname;
-    h->name = name;
     h->value = value;
     h->seq = (int)s->nh;
     h->signed_ = 0;
@@ -527,19 +609,21 @@ static void fill_header(void *ctx, span name, span value)
     while (start < end && (name.p[start] == ' ' || name.p[start] == '\t')) start++;
     while (end > start && (name.p[end - 1] == ' ' || name.p[end - 1] == '\t')) end--;
     char *l = arena_alloc(&s->a, end - start);
-    for (size_t i = start; i < end; i++) l[i - start] = (char)tolower((unsigned char)name.p[i]);
-    add_header(s, (span){ l, end - start }, name, value);
+    for (size_t i = start; i < end; i++) l[i - start] = ascii_lower((unsigned char)name.p[i]);
+    add_header(s, (span){ l, end - start }, value);
 }
 
-static void add_own_header(signing *s, const char *lname, const char *name, span value)
+/* A header the signer sets; `name` is its spelling in the headers returned. */
+static void add_own_header(signing *s, const char *lname, enum field name, span value)
 {
-    add_header(s, (span){ lname, strlen(lname) }, (span){ name, strlen(name) }, value);
+    add_header(s, (span){ lname, strlen(lname) }, value);
+    s->hs[s->nh - 1].key = name;
 }
 
 static int has_header(const signing *s, const char *lname)
 {
     for (size_t i = 0; i < s->nh; i++)
-        if (span_ieq(s->hs[i].lname, lname)) return 1;
+        if (span_ieq_n(s->hs[i].lname, lname, strlen(lname))) return 1;
     return 0;
 }
 
@@ -588,6 +672,54 @@ static int fail(lua_State *L, const char *code, const char *message)
 
 /* ---- the signer, step by step ----------------------------------------------------------------- */
 
+/* Reads opts (index 3) in one pass over its keys: most of its fields are usually absent, and
+ * visiting the two or three present is cheaper than looking up all eleven. Unknown keys are
+ * ignored. */
+static void read_opts(lua_State *L, signing *s)
+{
+    lua_Integer expires = 3600;
+    int have_time = 0;
+    s->normalize = s->double_encode = 1;
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+        int f = FIELD_COUNT;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            for (int i = F_REGION; i <= F_TIME; i++)
+                if (lua_rawequal(L, -2, lua_upvalueindex(2 + i))) {
+                    f = i;
+                    break;
+                }
+        switch (f) {
+        case F_REGION: s->region = value_string(L, F_REGION, "opts"); break;
+        case F_SERVICE: s->service = value_string(L, F_SERVICE, "opts"); break;
+        case F_PAYLOAD_HASH: s->payload = value_string(L, F_PAYLOAD_HASH, "opts"); break;
+        case F_NORMALIZE_PATH: s->normalize = lua_toboolean(L, -1); break;
+        case F_DOUBLE_ENCODE: s->double_encode = lua_toboolean(L, -1); break;
+        case F_OMIT_SESSION_TOKEN: s->omit_token = lua_toboolean(L, -1); break;
+        case F_CONTENT_SHA256_HEADER: s->rep.content_sha256 = lua_toboolean(L, -1); break;
+        case F_UNSIGNED_PAYLOAD: s->unsigned_payload = lua_toboolean(L, -1); break;
+        case F_SIGNED_HEADERS:
+            if (lua_type(L, -1) != LUA_TTABLE) luaL_error(L, "opts.signed_headers must be an array of names");
+            s->has_signed_headers = 1;
+            break;
+        case F_TIME:
+            signing_time(L, s->amzdate);
+            have_time = 1;
+            break;
+        case F_EXPIRES: {
+            int isint;
+            expires = lua_tointegerx(L, -1, &isint);
+            if (!isint || expires < 1) luaL_error(L, "opts.expires must be a positive integer");
+            break;
+        }
+        default: break;
+        }
+        lua_pop(L, 1);
+    }
+    if (!have_time) format_amzdate((long long)time(NULL), s->amzdate);
+    if (s->presign) snprintf(s->expires, sizeof s->expires, "%lld", (long long)expires);
+}
+
 /* Reads req (1), creds (2), opts (3); leaves req.headers (or nil) at index 4. Returns an error code
  * (message in *why) for inputs the world handed us, raises for misuse. */
 static const char *read_arguments(lua_State *L, signing *s, const char **why)
@@ -596,41 +728,25 @@ static const char *read_arguments(lua_State *L, signing *s, const char **why)
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_settop(L, 3);
-    s->method = field_string(L, 1, "method", "req");
-    s->url = field_string(L, 1, "url", "req");
-    s->body = field_string(L, 1, "body", "req");
-    int ht = lua_getfield(L, 1, "headers");
+    s->method = field_string(L, 1, F_METHOD, "req");
+    s->url = field_string(L, 1, F_URL, "req");
+    s->body = field_string(L, 1, F_BODY, "req");
+    int ht = get_field(L, 1, F_HEADERS);
     if (ht == LUA_TTABLE) s->headers_idx = 4;
     else if (ht != LUA_TNIL) luaL_error(L, "req.headers must be a table");
-    s->akid = field_string(L, 2, "access_key_id", "creds");
-    s->secret = field_string(L, 2, "secret_access_key", "creds");
-    s->token = field_string(L, 2, "session_token", "creds");
-    s->region = field_string(L, 3, "region", "opts");
-    s->service = field_string(L, 3, "service", "opts");
-    s->payload = field_string(L, 3, "payload_hash", "opts");
-    s->normalize = field_flag(L, 3, "normalize_path", 1);
-    s->double_encode = field_flag(L, 3, "double_encode", 1);
-    s->omit_token = field_flag(L, 3, "omit_session_token", 0);
-    if (s->presign) {
-        lua_Integer expires = 3600;
-        if (lua_getfield(L, 3, "expires") != LUA_TNIL) {
-            int isint;
-            expires = lua_tointegerx(L, -1, &isint);
-            if (!isint || expires < 1) luaL_error(L, "opts.expires must be a positive integer");
-        }
-        lua_pop(L, 1);
-        snprintf(s->expires, sizeof s->expires, "%lld", (long long)expires);
-    }
+    s->akid = field_string(L, 2, F_ACCESS_KEY_ID, "creds");
+    s->secret = field_string(L, 2, F_SECRET_ACCESS_KEY, "creds");
+    s->token = field_string(L, 2, F_SESSION_TOKEN, "creds");
+    read_opts(L, s);
     if (!s->region.p || !s->service.p) luaL_error(L, "opts.region and opts.service are required");
     if (s->region.n > 64 || s->service.n > 64) luaL_error(L, "opts.region or opts.service too long");
     if (!s->url.p) luaL_error(L, "req.url is required");
     if (!s->method.p) s->method = (span){ "GET", 3 };
     if (s->token.p && s->token.n == 0) s->token.p = NULL;
-    signing_time(L, 3, s->amzdate);
     s->rep.date = !s->presign;
     s->rep.token = s->token.p && !s->omit_token && !s->presign;
-    s->rep.content_sha256 = !s->presign && field_flag(L, 3, "content_sha256_header", 0);
-    if (!s->payload.p && field_flag(L, 3, "unsigned_payload", 0)) s->payload = (span){ "UNSIGNED-PAYLOAD", 16 };
+    if (s->presign) s->rep.content_sha256 = 0;
+    if (!s->payload.p && s->unsigned_payload) s->payload = (span){ "UNSIGNED-PAYLOAD", 16 };
 
     if (!s->akid.p || !s->secret.p || s->akid.n == 0 || s->secret.n == 0) {
         *why = "no access key id or secret access key to sign with";
@@ -649,71 +765,65 @@ static const char *read_arguments(lua_State *L, signing *s, const char **why)
 
 /* The payload hash: explicit, else the one a request to sign carries in x-amz-content-sha256
  * (as botocore does), else UNSIGNED-PAYLOAD when asked, else the body's SHA-256. */
-static void payload_hash(lua_State *L, signing *s)
+static void payload_hash(signing *s)
 {
-    if (!s->payload.p && !s->rep.content_sha256 && s->headers_idx) {
-        lua_pushnil(L);
-        while (lua_next(L, s->headers_idx)) {
-            if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
-                span k;
-                k.p = lua_tolstring(L, -2, &k.n);
-                if (span_ieq(k, "x-amz-content-sha256")) {
-                    s->payload.p = lua_tolstring(L, -1, &s->payload.n); /* held by req.headers */
-                    lua_pop(L, 2);
-                    break;
-                }
-            }
-            lua_pop(L, 1);
-        }
-    }
+    if (!s->payload.p && !s->rep.content_sha256) s->payload = s->carried_payload;
     if (s->payload.p) return;
     if (s->body.p && s->body.n) sha256_hex(s->body.p, s->body.n, s->body_hash);
     else memcpy(s->body_hash, EMPTY_SHA256, 65);
     s->payload = (span){ s->body_hash, 64 };
 }
 
-/* Pushes the scratch arena, sized from the inputs: every later allocation fits in it. */
-static void make_arena(lua_State *L, signing *s)
+/* Pushes the scratch arena (on `stack` when it fits), sized from the inputs: every later
+ * allocation fits in it. Counts the headers on the way. */
+static void make_arena(lua_State *L, signing *s, char *stack, size_t stack_size)
 {
-    header_count hc = { 0, 0 };
-    each_header(L, s->headers_idx, count_header, &hc);
-    size_t max_headers = hc.count + 4, qpairs = 7;
+    each_header(L, s->headers_idx, count_header, s);
+    size_t max_headers = s->header_count + 4, qpairs = 7;
     for (size_t i = 0; i < s->u.query.n; i++) qpairs += s->u.query.p[i] == '&';
-    size_t names = hc.name_bytes + 80; /* the request's names plus the four the signer adds */
+    size_t names = s->header_name_bytes + 80; /* the request's names plus the four the signer adds */
     size_t credential = s->akid.n + 1 + sizeof s->scope;
     size_t path = s->u.path.n + 1;
     size_t blocks = 2 * max_headers + 2 * qpairs + 16; /* allocations, each padded to ARENA_ALIGN */
-    size_t size = 2 * max_headers * sizeof(header) + qpairs * sizeof(qparam) + hc.name_bytes +
+    size_t size = 2 * max_headers * sizeof(header) + qpairs * sizeof(qparam) + s->header_name_bytes +
                   s->u.host.n + 8 + names /* signed list */ + 2 * 3 * names /* encoded twice */ +
                   3 * s->u.query.n + 3 * (16 + 16 + sizeof s->expires) + 2 * 3 * credential +
                   3 * (s->token.p ? s->token.n : 0) + path + 3 * path + blocks * ARENA_ALIGN;
-    arena_init(L, &s->a, size);
+    size_t payload = 64 + s->payload.n + s->carried_payload.n;
+    size_t canonical = s->method.n + 1 + 3 * path + 1 /* method, URI */
+                       + 3 * s->u.query.n + 2 * qpairs + 3 * (credential + names + (s->token.p ? s->token.n : 0) + 64)
+                       + s->header_name_bytes + s->header_value_bytes + 2 * max_headers /* headers */
+                       + 80 + s->u.host.n + 8 + 16 + (s->token.p ? s->token.n : 0) + payload /* own headers */
+                       + 1 + names + 1 + payload;
+    size_t authorization = 64 + s->akid.n + sizeof s->scope + names + 64;
+    size += canonical + authorization + 2 * ARENA_ALIGN;
+    s->cr_capacity = canonical;
+    arena_init(L, &s->a, size, stack, stack_size);
 }
 
 /* The request's headers, then Host and the ones the signer sets; then which are signed:
  * exactly the names in opts.signed_headers, or all but the never-signed ones. */
 static const char *collect_headers(lua_State *L, signing *s)
 {
-    header_count hc = { 0, 0 };
-    each_header(L, s->headers_idx, count_header, &hc);
-    s->hs = arena_alloc(&s->a, (hc.count + 4) * sizeof(header));
+    s->hs = arena_alloc(&s->a, (s->header_count + 4) * sizeof(header));
     each_header(L, s->headers_idx, fill_header, s);
     s->own_from = s->nh;
 
     url_parts *u = &s->u;
     char *host = arena_alloc(&s->a, u->host.n + 8);
     size_t hostn = 0;
-    for (size_t i = 0; i < u->host.n; i++) host[hostn++] = (char)tolower((unsigned char)u->host.p[i]);
+    for (size_t i = 0; i < u->host.n; i++) host[hostn++] = ascii_lower((unsigned char)u->host.p[i]);
     int default_port = (span_ieq(u->scheme, "http") && u->port == 80) ||
                        (span_ieq(u->scheme, "https") && u->port == 443);
     if (u->port >= 0 && !default_port) hostn += (size_t)snprintf(host + hostn, 7, ":%ld", u->port);
     s->host = (span){ host, hostn };
-    if (!has_header(s, "host")) add_own_header(s, "host", "Host", s->host);
-    if (s->rep.date) add_own_header(s, "x-amz-date", "X-Amz-Date", (span){ s->amzdate, 16 });
-    if (s->rep.token) add_own_header(s, "x-amz-security-token", "X-Amz-Security-Token", s->token);
-    if (s->rep.content_sha256) add_own_header(s, "x-amz-content-sha256", "X-Amz-Content-Sha256", s->payload);
+    if (!has_header(s, "host")) add_own_header(s, "host", K_HOST, s->host);
+    if (s->rep.date) add_own_header(s, "x-amz-date", K_X_AMZ_DATE, (span){ s->amzdate, 16 });
+    if (s->rep.token) add_own_header(s, "x-amz-security-token", K_X_AMZ_SECURITY_TOKEN, s->token);
+    if (s->rep.content_sha256) add_own_header(s, "x-amz-content-sha256", K_X_AMZ_CONTENT_SHA256, s->payload);
 
-    if (lua_getfield(L, 3, "signed_headers") == LUA_TTABLE) {
+    if (s->has_signed_headers) {
+        get_field(L, 3, F_SIGNED_HEADERS); /* a table: read_opts checked */
         lua_Integer n = luaL_len(L, -1);
         for (lua_Integer i = 1; i <= n; i++) {
             if (lua_geti(L, -1, i) != LUA_TSTRING) luaL_error(L, "opts.signed_headers must hold strings");
@@ -723,23 +833,21 @@ static const char *collect_headers(lua_State *L, signing *s)
             for (size_t j = 0; j < s->nh; j++)
                 if (s->hs[j].lname.n == want.n) {
                     size_t k = 0;
-                    while (k < want.n && s->hs[j].lname.p[k] == tolower((unsigned char)want.p[k])) k++;
+                    while (k < want.n && s->hs[j].lname.p[k] == ascii_lower((unsigned char)want.p[k])) k++;
                     if (k == want.n) s->hs[j].signed_ = found = 1;
                 }
             if (!found) return lua_pushfstring(L, "signed header '%s' is not in the request", want.p);
             lua_pop(L, 1);
         }
-    } else if (lua_type(L, -1) != LUA_TNIL) {
-        luaL_error(L, "opts.signed_headers must be an array of names");
+        lua_pop(L, 1);
     } else {
         for (size_t j = 0; j < s->nh; j++) s->hs[j].signed_ = !unsigned_by_default(s->hs[j].lname);
     }
-    lua_pop(L, 1);
 
     s->sorted = arena_alloc(&s->a, s->nh * sizeof(header));
     memcpy(s->sorted, s->hs, s->nh * sizeof(header));
     qsort(s->sorted, s->nh, sizeof(header), header_cmp);
-    char *list = arena_alloc(&s->a, hc.name_bytes + 80);
+    char *list = arena_alloc(&s->a, s->header_name_bytes + 80);
     size_t n = 0;
     const header *prev = NULL;
     for (size_t j = 0; j < s->nh; j++) {
@@ -757,8 +865,16 @@ static const char *collect_headers(lua_State *L, signing *s)
 /* The query's pairs, plus the X-Amz-* parameters of a presigned URL, sorted. */
 static void collect_query(signing *s)
 {
-    s->scope_n = (size_t)snprintf(s->scope, sizeof s->scope, "%.8s/%.*s/%.*s/aws4_request", s->amzdate,
-                                  (int)s->region.n, s->region.p, (int)s->service.n, s->service.p);
+    /* date/region/service/aws4_request; region and service are at most 64 bytes (checked) */
+    char *p = s->scope;
+    p = append(p, (span){ s->amzdate, 8 });
+    *p++ = '/';
+    p = append(p, s->region);
+    *p++ = '/';
+    p = append(p, s->service);
+    p = append(p, (span){ "/aws4_request", 13 });
+    s->scope_n = (size_t)(p - s->scope);
+    *p = '\0';
     size_t qpairs = 7;
     for (size_t i = 0; i < s->u.query.n; i++) qpairs += s->u.query.p[i] == '&';
     s->qs = arena_alloc(&s->a, qpairs * sizeof(qparam));
@@ -797,41 +913,62 @@ static span canonical_uri(signing *s)
     return (span){ out, uri_encode(path, out, !s->double_encode, 1) };
 }
 
-static void push_canonical_request(lua_State *L, signing *s)
+/* Writes `v` with leading/trailing whitespace removed and inner runs (including obs-fold line
+ * breaks) collapsed to one space: SigV4's Trimall. */
+static char *put_trimall(char *out, span v)
+{
+    int pending_space = 0, started = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        char c = v.p[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
+            pending_space = started;
+            continue;
+        }
+        if (pending_space) *out++ = ' ';
+        pending_space = 0;
+        started = 1;
+        *out++ = c;
+    }
+    return out;
+}
+
+/* Builds the canonical request in the arena (s->cr), noting where a signed token lands. */
+static void build_canonical_request(signing *s)
 {
     span uri = canonical_uri(s);
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (size_t i = 0; i < s->method.n; i++) luaL_addchar(&b, (char)toupper((unsigned char)s->method.p[i]));
-    luaL_addchar(&b, '\n');
-    luaL_addlstring(&b, uri.p, uri.n);
-    luaL_addchar(&b, '\n');
+    char *start = arena_alloc(&s->a, s->cr_capacity), *p = start;
+    for (size_t i = 0; i < s->method.n; i++) *p++ = ascii_upper((unsigned char)s->method.p[i]);
+    *p++ = '\n';
+    p = append(p, uri);
+    *p++ = '\n';
     for (size_t i = 0; i < s->nq; i++) {
-        if (i) luaL_addchar(&b, '&');
-        luaL_addlstring(&b, s->qs[i].key.p, s->qs[i].key.n);
-        luaL_addchar(&b, '=');
-        luaL_addlstring(&b, s->qs[i].value.p, s->qs[i].value.n);
+        if (i) *p++ = '&';
+        p = append(p, s->qs[i].key);
+        *p++ = '=';
+        if (s->qs[i].value.p == s->token_in_query.p && s->token_in_query.p) s->token_at = (size_t)(p - start);
+        p = append(p, s->qs[i].value);
     }
-    luaL_addchar(&b, '\n');
+    *p++ = '\n';
     const header *prev = NULL;
     for (size_t j = 0; j < s->nh; j++) {
         const header *h = &s->sorted[j];
         if (!h->signed_) continue;
         if (prev && span_cmp(prev->lname, h->lname) == 0) {
-            luaL_addchar(&b, ','); /* a repeated header: values joined in arrival order */
+            *p++ = ','; /* a repeated header: values joined in arrival order */
         } else {
-            luaL_addlstring(&b, h->lname.p, h->lname.n);
-            luaL_addchar(&b, ':');
+            p = append(p, h->lname);
+            *p++ = ':';
         }
-        add_trimall(&b, h->value);
-        if (j + 1 == s->nh || span_cmp(s->sorted[j + 1].lname, h->lname) != 0) luaL_addchar(&b, '\n');
+        if (h->value.p == s->token.p && s->rep.token) s->token_at = (size_t)(p - start);
+        p = put_trimall(p, h->value);
+        if (j + 1 == s->nh || span_cmp(s->sorted[j + 1].lname, h->lname) != 0) *p++ = '\n';
         prev = h;
     }
-    luaL_addchar(&b, '\n');
-    luaL_addlstring(&b, s->signed_list.p, s->signed_list.n);
-    luaL_addchar(&b, '\n');
-    luaL_addlstring(&b, s->payload.p, s->payload.n);
-    luaL_pushresult(&b);
+    *p++ = '\n';
+    p = append(p, s->signed_list);
+    *p++ = '\n';
+    p = append(p, s->payload);
+    s->cr = (span){ start, (size_t)(p - start) };
 }
 
 static void push_presigned_url(lua_State *L, signing *s, const char *signature)
@@ -883,43 +1020,48 @@ static void push_headers(lua_State *L, signing *s, const char *signature)
     }
     for (size_t j = s->own_from; j < s->nh; j++) {
         lua_pushlstring(L, s->hs[j].value.p, s->hs[j].value.n);
-        lua_setfield(L, out, s->hs[j].name.p);
+        set_field(L, out, s->hs[j].key);
     }
     if (s->token.p && s->omit_token) { /* added after signing, not signed */
         lua_pushlstring(L, s->token.p, s->token.n);
-        lua_setfield(L, out, "X-Amz-Security-Token");
+        set_field(L, out, K_X_AMZ_SECURITY_TOKEN);
     }
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, ALGORITHM " Credential=");
-    luaL_addlstring(&b, s->akid.p, s->akid.n);
-    luaL_addchar(&b, '/');
-    luaL_addlstring(&b, s->scope, s->scope_n);
-    luaL_addstring(&b, ", SignedHeaders=");
-    luaL_addlstring(&b, s->signed_list.p, s->signed_list.n);
-    luaL_addstring(&b, ", Signature=");
-    luaL_addstring(&b, signature);
-    luaL_pushresult(&b);
-    lua_setfield(L, out, "Authorization");
+    static const char credential[] = ALGORITHM " Credential=", headers[] = ", SignedHeaders=",
+                      sig[] = ", Signature=";
+    char *auth = arena_alloc(&s->a, sizeof credential + s->akid.n + 1 + s->scope_n + sizeof headers +
+                                        s->signed_list.n + sizeof sig + 64);
+    char *p = append(auth, (span){ credential, sizeof credential - 1 });
+    p = append(p, s->akid);
+    *p++ = '/';
+    p = append(p, (span){ s->scope, s->scope_n });
+    p = append(p, (span){ headers, sizeof headers - 1 });
+    p = append(p, s->signed_list);
+    p = append(p, (span){ sig, sizeof sig - 1 });
+    p = append(p, (span){ signature, 64 });
+    lua_pushlstring(L, auth, (size_t)(p - auth));
+    set_field(L, out, K_AUTHORIZATION);
 }
 
 /* {canonical_request, string_to_sign, signature}; a signed session token is redacted. */
-static void push_debug(lua_State *L, signing *s, int cr, const char *sts, size_t stsn, const char *signature)
+static void push_debug(lua_State *L, signing *s, const char *sts, size_t stsn, const char *signature)
 {
     lua_createtable(L, 0, 3);
-    span tok = s->presign ? s->token_in_query : s->token;
-    if (s->token.p && !s->omit_token && tok.n >= 4) {
-        lua_pushlstring(L, tok.p, tok.n);
-        luaL_gsub(L, lua_tostring(L, cr), lua_tostring(L, -1), REDACTED);
-        lua_remove(L, -2);
+    if (s->token_at) {
+        span tok = s->presign ? s->token_in_query : s->token; /* tokens have no inner spaces */
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addlstring(&b, s->cr.p, s->token_at);
+        luaL_addstring(&b, REDACTED);
+        luaL_addlstring(&b, s->cr.p + s->token_at + tok.n, s->cr.n - s->token_at - tok.n);
+        luaL_pushresult(&b);
     } else {
-        lua_pushvalue(L, cr);
+        lua_pushlstring(L, s->cr.p, s->cr.n);
     }
-    lua_setfield(L, -2, "canonical_request");
+    set_field(L, -2, K_CANONICAL_REQUEST);
     lua_pushlstring(L, sts, stsn);
-    lua_setfield(L, -2, "string_to_sign");
+    set_field(L, -2, K_STRING_TO_SIGN);
     lua_pushstring(L, signature);
-    lua_setfield(L, -2, "signature");
+    set_field(L, -2, K_SIGNATURE);
 }
 
 static int sign_request(lua_State *L, int presign)
@@ -929,19 +1071,24 @@ static int sign_request(lua_State *L, int presign)
     s.presign = presign;
     const char *why = NULL, *code = read_arguments(L, &s, &why);
     if (code) return fail(L, code, why);
-    payload_hash(L, &s);
-    make_arena(L, &s); /* 5 */
+    char scratch[8192];
+    make_arena(L, &s, scratch, sizeof scratch); /* 5 */
+    payload_hash(&s);
     const char *bad = collect_headers(L, &s);
     if (bad) return fail(L, "invalid_request", bad);
     collect_query(&s);
-    push_canonical_request(L, &s); /* 6 */
+    build_canonical_request(&s);
 
-    size_t crn;
-    const char *cr = lua_tolstring(L, 6, &crn);
     char crhash[65];
-    sha256_hex(cr, crn, crhash);
+    sha256_hex(s.cr.p, s.cr.n, crhash);
     char sts[sizeof ALGORITHM + 17 + sizeof s.scope + 65 + 8];
-    int stsn = snprintf(sts, sizeof sts, ALGORITHM "\n%s\n%s\n%s", s.amzdate, s.scope, crhash);
+    char *p = append(sts, (span){ ALGORITHM "\n", sizeof ALGORITHM });
+    p = append(p, (span){ s.amzdate, 16 });
+    *p++ = '\n';
+    p = append(p, (span){ s.scope, s.scope_n });
+    *p++ = '\n';
+    p = append(p, (span){ crhash, 64 });
+    int stsn = (int)(p - sts);
     const hmac_key *key = signing_key(lua_touserdata(L, lua_upvalueindex(1)), s.secret, s.amzdate,
                                       s.region, s.service);
     unsigned char sig[SHA256_DIGEST_LENGTH];
@@ -951,7 +1098,7 @@ static int sign_request(lua_State *L, int presign)
 
     if (presign) push_presigned_url(L, &s, signature);
     else push_headers(L, &s, signature);
-    push_debug(L, &s, 6, sts, (size_t)stsn, signature);
+    push_debug(L, &s, sts, (size_t)stsn, signature);
     return 2;
 }
 
@@ -999,6 +1146,7 @@ void sigv4_open(lua_State *L)
     lua_pushcfunction(L, key_cache_gc);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
-    luaL_setfuncs(L, with_cache, 1);
+    for (int f = 0; f < FIELD_COUNT; f++) lua_pushstring(L, FIELD_NAMES[f]);
+    luaL_setfuncs(L, with_cache, 1 + FIELD_COUNT);
     lua_pop(L, 1);
 }

@@ -28,14 +28,7 @@ local function assume_role_response(expiration, key_id)
 </AssumeRoleResponse>]] }
 end
 
-local function form(body)
-  local out = {}
-  for pair in body:gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    out[k] = v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
-  end
-  return out
-end
+local form = stub.form
 
 describe("credentials", function()
   local dir, srv, env
@@ -184,7 +177,9 @@ describe("credentials", function()
     assert.equals("ctok", c.session_token)
     assert.equals("container", c.source)
     e.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE = nil
-    assert(credentials.resolve({ env = e }))
+    local own_client = require("awsnet.http").new()
+    assert(credentials.resolve({ env = e, http = own_client }))
+    own_client:close()
     e.AWS_CONTAINER_AUTHORIZATION_TOKEN = "wrong"
     local _, err = credentials.resolve({ env = e })
     assert.equals("container", err.code)
@@ -193,7 +188,12 @@ describe("credentials", function()
     e.AWS_CONTAINER_CREDENTIALS_FULL_URI = "http://192.0.2.10/creds"
     local _, refused = credentials.resolve({ env = e })
     assert.equals("container", refused.code)
+    assert.matches("must be https", refused.message)
     assert.equals(3, #srv:requests())
+    -- IPv6 loopback is allowed (nothing listens there: the request itself fails)
+    e.AWS_CONTAINER_CREDENTIALS_FULL_URI = "http://[::1]:" .. process.free_port() .. "/creds"
+    local _, v6 = credentials.resolve({ env = e })
+    assert.matches("endpoint", v6.message)
   end)
 
   it("gets EC2 instance metadata credentials with an IMDSv2 token first", function()

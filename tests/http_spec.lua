@@ -138,5 +138,19 @@ describe("http", function()
       local insecure = assert(http.request({ url = "https://127.0.0.1:" .. port .. "/", verify = false }))
       assert.equals(200, insecure.status)
     end)
+
+    it("gives an AWS client the CA bundle named by AWS_CA_BUNDLE", function()
+      local aws = require "awsnet.aws"
+      local function call(env)
+        local c = aws.client("lambda", { region = "us-east-1", endpoint = "https://127.0.0.1:" .. port, env = env,
+          max_attempts = 1, timeout = 5, credentials = { access_key_id = "AKIDTLS", secret_access_key = "secret" } })
+        return c:call("GetFunction", { FunctionName = "writer" }) -- a GET, which s_server -www answers
+      end
+      local _, untrusted = call({})
+      assert.equals("tls", untrusted.code)
+      -- s_server answers with its status page: the TLS session worked, the body is no AWS answer
+      local _, trusted = call({ AWS_CA_BUNDLE = ca.ca })
+      assert.equals("invalid_response", trusted.code)
+    end)
   end)
 end)

@@ -22,7 +22,7 @@
 -- else https://<service>.<region>.amazonaws.com, IAM's global endpoint, amazonaws.com.cn in
 -- China), env (a table replacing the process environment), max_attempts (else AWS_MAX_ATTEMPTS,
 -- the profile's max_attempts, 3), retry_mode ("standard", "adaptive" — treated as standard — or
--- "legacy", default 5 attempts), timeout, connect_timeout, ca_file, verify, http (an
+-- "legacy", default 5 attempts), timeout, connect_timeout, ca_file (else AWS_CA_BUNDLE), verify, http (an
 -- awsnet.http client), and for tests clock (epoch seconds), sleep(seconds), random() -> [0, 1).
 --
 -- Retries follow the SDKs' standard mode: throttling codes, transient codes, HTTP 500/502/503/504
@@ -117,8 +117,9 @@ function aws.client(service, opts)
     provider = provider, retry_mode = mode,
     max_attempts = math.tointeger(opts.max_attempts or tonumber(getenv("AWS_MAX_ATTEMPTS") or "")
       or tonumber(settings.max_attempts or "")) or (mode == "legacy" and 5 or 3),
-    http = opts.http or nil, clock = opts.clock or os.time, sleep = opts.sleep or core.http.sleep,
+    http = opts.http, clock = opts.clock or os.time, sleep = opts.sleep or core.http.sleep,
     random = opts.random or math.random, clock_offset = 0, quota = QUOTA,
+    ca_file = opts.ca_file or getenv("AWS_CA_BUNDLE"),
   }, Client)
 end
 
@@ -142,7 +143,7 @@ function Client:_request(op, params)
   if not signed then return nil, sign_err end
   req.headers = signed
   req.timeout, req.connect_timeout = self.opts.timeout, self.opts.connect_timeout
-  req.ca_file, req.verify = self.opts.ca_file, self.opts.verify
+  req.ca_file, req.verify = self.ca_file, self.opts.verify
   return req
 end
 

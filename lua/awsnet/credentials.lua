@@ -33,6 +33,7 @@
 -- STS error codes of AssumeRole.
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
+local read_file = require("awsnet.svc.process").read_file
 local time = require "awsnet.aws.time"
 
 local credentials = {}
@@ -79,14 +80,6 @@ function credentials.getenv(opts)
 end
 
 -- ---- shared config and credentials files ---------------------------------------------------
-
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
 
 --- INI text -> {section -> {key -> value}}. Indented lines belong to a nested block
 -- ("s3 =\n  max_concurrent_requests = 10") and are skipped; comments start with # or ;.
@@ -160,14 +153,19 @@ local function from_env(getenv)
   if id and secret then return make(id, secret, getenv("AWS_SESSION_TOKEN"), nil, "environment") end
 end
 
-local function from_json(doc, token_field, source)
-  local ok, t = pcall(cjson.decode, doc)
-  if not ok or type(t) ~= "table" or type(t.AccessKeyId) ~= "string" or type(t.SecretAccessKey) ~= "string" then
+-- Credentials from a decoded JSON document (container, IMDS, credential_process), or nil.
+local function from_document(t, token_field, source)
+  if type(t) ~= "table" or type(t.AccessKeyId) ~= "string" or type(t.SecretAccessKey) ~= "string" then
     return nil
   end
   local token = t[token_field]
   local expiration = t.Expiration ~= nil and time.parse_iso8601(t.Expiration) or nil
   return make(t.AccessKeyId, t.SecretAccessKey, type(token) == "string" and token or nil, expiration, source)
+end
+
+local function from_json(text, token_field, source)
+  local ok, t = pcall(cjson.decode, text)
+  return ok and from_document(t, token_field, source) or nil
 end
 
 local function from_process(command)
@@ -182,14 +180,14 @@ local function from_process(command)
   if not doc_ok or type(doc) ~= "table" or doc.Version ~= 1 then
     return fail("credential_process", "credential_process output is not JSON with Version 1")
   end
-  local creds = from_json(out, "SessionToken", "credential_process")
+  local creds = from_document(doc, "SessionToken", "credential_process")
   if not creds then return fail("credential_process", "credential_process output lacks AccessKeyId/SecretAccessKey") end
   return creds
 end
 
 local function http_get(opts, req)
-  local http = opts.http or require("awsnet.http")
-  return http.request(req)
+  if opts.http then return opts.http:request(req) end
+  return require("awsnet.http").request(req)
 end
 
 local function loopback_or_agent(host)
@@ -202,7 +200,8 @@ local function from_container(opts, getenv)
   local relative, full = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"), getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI")
   if not relative and not full then return nil end
   local url = relative and (ECS_HOST .. relative) or full
-  local scheme, host = url:match("^(%a+)://([^/:]+)")
+  local scheme, host = url:match("^(%a+)://(%b[])")
+  if not scheme then scheme, host = url:match("^(%a+)://([^/:?#]+)") end
   if not scheme or not (scheme:lower() == "https" or (scheme:lower() == "http" and loopback_or_agent(host))) then
     return fail("container", "container credentials URL must be https or http to a loopback/agent address")
   end

@@ -34,6 +34,16 @@ function Server:stop()
   os.execute("rm -rf " .. process.quote(self.dir))
 end
 
+--- The parameters of a form-encoded (query protocol) request body.
+function stub.form(body)
+  local out = {}
+  for pair in body:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    out[k] = v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  end
+  return out
+end
+
 function stub.start()
   local dir = process.tempdir("awsnet-stub")
   local port = process.free_port()

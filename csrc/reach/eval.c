@@ -53,12 +53,21 @@ static int has_ports(int proto)
     return proto == 6 || proto == 17;
 }
 
+/* The entries of a NACL or SG that apply in one direction: [*first, *end). */
+static void direction_range(const table_t *t, int egress, int32_t *first, int32_t *end)
+{
+    *first = egress ? t->egress : t->off;
+    *end = egress ? t->off + t->cnt : t->egress;
+}
+
 static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress, uint32_t ip, int proto,
                                    uint16_t port)
 {
-    for (int32_t i = t->off; i < t->off + t->cnt; i++) {
+    int32_t first, end;
+    direction_range(t, egress, &first, &end);
+    for (int32_t i = first; i < end; i++) {
         const acl_rule_t *a = &m->acl_rules.v[i];
-        if (a->egress != egress || !proto_matches(a->proto, proto) || !cidr_contains(&a->cidr, ip))
+        if (!proto_matches(a->proto, proto) || !cidr_contains(&a->cidr, ip))
             continue;
         if (has_ports(proto) && a->proto != PROTO_ALL && (port < a->lo || port > a->hi))
             continue;
@@ -86,10 +95,10 @@ static int acl_allows(const model *m, const table_t *t, int egress, uint32_t ip,
         if (!has_ports(proto))
             break;
         uint32_t next = (uint32_t)hi + 1;
-        for (int32_t i = t->off; i < t->off + t->cnt; i++) {
+        int32_t first_rule, end;
+        direction_range(t, egress, &first_rule, &end);
+        for (int32_t i = first_rule; i < end; i++) {
             const acl_rule_t *b = &m->acl_rules.v[i];
-            if (b->egress != egress)
-                continue;
             if (b->lo > p && b->lo < next) next = b->lo;
             if ((uint32_t)b->hi + 1 > p && (uint32_t)b->hi + 1 < next) next = (uint32_t)b->hi + 1;
         }
@@ -133,9 +142,11 @@ static const sg_rule_t *sg_admits(const model *m, int32_t eni, int egress, uint3
     const eni_t *e = &m->enis.v[eni];
     for (int32_t g = 0; g < e->sg_cnt; g++) {
         const table_t *t = &m->sgs.v[m->eni_sgs.v[e->sg_off + g]];
-        for (int32_t i = t->off; i < t->off + t->cnt; i++) {
+        int32_t first, end;
+        direction_range(t, egress, &first, &end);
+        for (int32_t i = first; i < end; i++) {
             const sg_rule_t *s = &m->sg_rules.v[i];
-            if (s->egress != egress || !proto_matches(s->proto, proto))
+            if (!proto_matches(s->proto, proto))
                 continue;
             if (has_ports(proto) && s->proto != PROTO_ALL && (port < s->lo || port > s->hi))
                 continue;
@@ -170,6 +181,7 @@ static int check_sg(walk *w, int32_t eni, int egress, uint32_t peer_ip, int32_t 
 typedef struct {
     int32_t dst_subnet;
     int32_t in_att, out_att;  /* TGW attachments crossed, -1 if none */
+    int32_t in_sub, out_sub;  /* and the subnets (AZs) the TGW used there */
     int via_pcx;
 } leg_info;
 
@@ -246,6 +258,8 @@ static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_i
     }
     li->in_att = ai;
     li->out_att = tr->target;
+    li->in_sub = in_sub;
+    li->out_sub = out_sub;
     if (!hop(w, H_TGW_ATT, out->comp, -1, V_FORWARD, EV_OK))
         return -1;
     return out_sub;
@@ -306,12 +320,15 @@ static int walk_leg(walk *w, int32_t subnet, uint32_t src_ip, uint32_t dst_ip, i
 
 /* Outbound rules never match a group across a TGW (tgw-vpc-attachments.html).
  * Security-group references hold within a VPC and across peering; across a TGW only with
- * referencing enabled on the TGW and on both attachments. */
+ * referencing enabled on the TGW and on both attachments, outside the one unsupported AZ. */
 static int refs_survive(const model *m, const leg_info *li)
 {
     if (li->in_att < 0)
         return 1;
     const att_t *in = &m->atts.v[li->in_att], *out = &m->atts.v[li->out_att];
+    int32_t bad_az = m->no_sgref_az;
+    if (bad_az && (m->subnets.v[li->in_sub].az == bad_az || m->subnets.v[li->out_sub].az == bad_az))
+        return 0; /* not supported for attachments in use1-az3 */
     return m->tgws.v[in->tgw].sgref && in->sgref && out->sgref;
 }
 

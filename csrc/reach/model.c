@@ -33,7 +33,7 @@ void model_free(model *m)
     free(m->routes.v); free(m->acls.v); free(m->acl_rules.v); free(m->sgs.v);
     free(m->sg_rules.v); free(m->enis.v); free(m->eni_sgs.v); free(m->addrs.v);
     free(m->tgws.v); free(m->atts.v); free(m->att_subnets.v); free(m->trtbs_tab.v);
-    free(m->trtbs.v); free(m->troutes.v); free(m->pcxs.v); free(m->groups.v);
+    free(m->trtbs.v); free(m->troutes.v); free(m->pcxs.v); free(m->groups.v); free(m->lpm_slots.v);
     free(m->text.v); free(m->comp_text.v); free(m->rule_text.v);
     memset(m, 0, sizeof *m);
 }
@@ -291,6 +291,13 @@ const char *model_rule_str(const model *m, int32_t rule)
 
 #define CMP(a, b) (((a) > (b)) - ((a) < (b)))
 
+/* qsort that accepts an empty (NULL) vector. */
+static void sort(void *v, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(v, n, size, cmp);
+}
+
 /* Routes: by table, then longest prefix first, then network, then priority rank, then
  * insertion order; so the first route of a prefix is the one that wins it. */
 static int route_order(const void *pa, const void *pb)
@@ -350,6 +357,44 @@ static int subnet_key_order(const void *pa, const void *pb)
         }                                                                                  \
     } while (0)
 
+#define LPM_HASH_MIN 16  /* groups at least this large get a hash */
+
+/* Networks differ in their high bits and end in zeros: mix every bit into the low ones. */
+static uint32_t net_hash(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    return h ^ (h >> 16);
+}
+
+/* Fills the hash of group `g`: the first (winning) route of each network. */
+static int hash_group(model *m, lpm_group *g, const route_t *routes)
+{
+    uint32_t size = 1;
+    while (size < (uint32_t)g->cnt * 2)
+        size <<= 1;
+    g->hash_off = (int32_t)m->lpm_slots.n;
+    g->hash_mask = size - 1;
+    for (uint32_t i = 0; i < size; i++) {
+        int32_t *slot = PUSH(m->lpm_slots);
+        if (!slot)
+            return -1;
+        *slot = -1;
+    }
+    int32_t *slots = m->lpm_slots.v + g->hash_off;
+    for (int32_t i = g->off; i < g->off + g->cnt; i++) {
+        if (i > g->off && routes[i - 1].dst.net == routes[i].dst.net)
+            continue; /* same network, lower priority */
+        uint32_t h = net_hash(routes[i].dst.net) & g->hash_mask;
+        while (slots[h] >= 0)
+            h = (h + 1) & g->hash_mask;
+        slots[h] = i;
+    }
+    return 0;
+}
+
 /* Splits each table's (sorted) routes into one group per prefix length. */
 static int group_routes(model *m, void *tables_any, const route_t *routes)
 {
@@ -367,8 +412,12 @@ static int group_routes(model *m, void *tables_any, const route_t *routes)
             lpm_group *g = PUSH(m->groups);
             if (!g)
                 return -1;
-            *g = (lpm_group){ .len = len, .mask = cidr_mask(len), .off = i, .cnt = 1 };
+            *g = (lpm_group){ .len = len, .mask = cidr_mask(len), .off = i, .cnt = 1, .hash_off = -1 };
             tab->grp_cnt++;
+        }
+        for (int32_t k = tab->grp_off; k < tab->grp_off + tab->grp_cnt; k++) {
+            if (m->groups.v[k].cnt >= LPM_HASH_MIN && hash_group(m, &m->groups.v[k], routes) != 0)
+                return -1;
         }
     }
     return 0;
@@ -379,6 +428,14 @@ const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t
     for (int32_t g = t->grp_off; g < t->grp_off + t->grp_cnt; g++) {
         const lpm_group *grp = &m->groups.v[g];
         uint32_t key = ip & grp->mask;
+        if (grp->hash_off >= 0) {
+            const int32_t *slots = m->lpm_slots.v + grp->hash_off;
+            for (uint32_t h = net_hash(key) & grp->hash_mask; slots[h] >= 0; h = (h + 1) & grp->hash_mask) {
+                if (routes[slots[h]].dst.net == key)
+                    return &routes[slots[h]];
+            }
+            continue;
+        }
         int32_t lo = grp->off, hi = grp->off + grp->cnt;
         while (lo < hi) { /* leftmost route whose network is >= key */
             int32_t mid = lo + (hi - lo) / 2;
@@ -390,20 +447,34 @@ const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t
     return NULL;
 }
 
+/* Sets each table's `egress`: the first outbound entry (entries are sorted inbound first). */
+#define SPLIT_DIRECTIONS(tables, items)                                                    \
+    do {                                                                                   \
+        for (size_t t_ = 0; t_ < (tables).n; t_++) {                                       \
+            table_t *tab_ = &(tables).v[t_];                                               \
+            tab_->egress = tab_->off;                                                      \
+            while (tab_->egress < tab_->off + tab_->cnt && !(items).v[tab_->egress].egress) \
+                tab_->egress++;                                                            \
+        }                                                                                  \
+    } while (0)
+
 int model_finish(model *m)
 {
     if (m->finished)
         return 0;
-    qsort(m->routes.v, m->routes.n, sizeof *m->routes.v, route_order);
-    qsort(m->troutes.v, m->troutes.n, sizeof *m->troutes.v, route_order);
-    qsort(m->acl_rules.v, m->acl_rules.n, sizeof *m->acl_rules.v, acl_order);
-    qsort(m->sg_rules.v, m->sg_rules.n, sizeof *m->sg_rules.v, sg_order);
-    qsort(m->addrs.v, m->addrs.n, sizeof *m->addrs.v, addr_order);
+    sort(m->routes.v, m->routes.n, sizeof *m->routes.v, route_order);
+    sort(m->troutes.v, m->troutes.n, sizeof *m->troutes.v, route_order);
+    sort(m->acl_rules.v, m->acl_rules.n, sizeof *m->acl_rules.v, acl_order);
+    sort(m->sg_rules.v, m->sg_rules.n, sizeof *m->sg_rules.v, sg_order);
+    sort(m->addrs.v, m->addrs.n, sizeof *m->addrs.v, addr_order);
     INDEX_TABLES(m->rtbs, m->routes);
     INDEX_TABLES(m->trtbs_tab, m->troutes);
     INDEX_TABLES(m->acls, m->acl_rules);
     INDEX_TABLES(m->sgs, m->sg_rules);
+    SPLIT_DIRECTIONS(m->acls, m->acl_rules);
+    SPLIT_DIRECTIONS(m->sgs, m->sg_rules);
     m->groups.n = 0;
+    m->lpm_slots.n = 0;
     if (group_routes(m, &m->rtbs, m->routes.v) != 0 || group_routes(m, &m->trtbs_tab, m->troutes.v) != 0)
         return -1;
 
@@ -417,7 +488,7 @@ int model_finish(model *m)
     }
     for (size_t i = 0; i < n; i++)
         keys[i] = (subnet_key){ m->subnets.v[i].vpc, m->subnets.v[i].cidr.net, (int32_t)i };
-    qsort(keys, n, sizeof *keys, subnet_key_order);
+    sort(keys, n, sizeof *keys, subnet_key_order);
     for (size_t i = 0; i < m->vpcs.n; i++)
         m->vpcs.v[i].sub_off = m->vpcs.v[i].sub_cnt = 0;
     for (size_t i = n; i-- > 0;) {

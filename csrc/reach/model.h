@@ -25,10 +25,14 @@ enum { RANK_STATIC = 0, RANK_PREFIX_LIST = 1, RANK_PROPAGATED = 2, RANK_OTHER_PR
 typedef struct { int32_t comp; int32_t main_rtb; int32_t first_att; int32_t sub_off, sub_cnt;
                  uint8_t dns_support; } vpc_t;
 typedef struct { int32_t comp; int32_t vpc; cidr4 cidr; int32_t az; int32_t rtb; int32_t nacl; } subnet_t;
-typedef struct { int32_t comp; int32_t off, cnt; int32_t grp_off, grp_cnt; } table_t; /* route table, NACL, SG, TGW RTB */
+/* A route table, NACL, SG or TGW route table: its entries are [off, off + cnt); for NACLs and
+ * SGs the inbound ones come first and the outbound ones start at `egress`. */
+typedef struct { int32_t comp; int32_t off, cnt; int32_t egress; int32_t grp_off, grp_cnt; } table_t;
 /* Longest-prefix match: a route table's routes sorted by length (longest first), then network,
- * then rank; one group per length, binary-searched for the network of the address. */
-typedef struct { uint8_t len; uint32_t mask; int32_t off, cnt; } lpm_group;
+ * then rank; one group per length, looked up by the network of the address: large groups in an
+ * open-addressing hash of their first route per network (one or two cache lines instead of a
+ * binary search's dozen), small ones by binary search. */
+typedef struct { uint8_t len; uint32_t mask; int32_t off, cnt; int32_t hash_off; uint32_t hash_mask; } lpm_group;
 typedef struct { int32_t table; cidr4 dst; uint8_t kind; uint8_t rank; uint8_t blackhole;
                  int32_t target; int32_t rule; } route_t;
 typedef struct { int32_t table; int32_t number; int16_t proto; uint16_t lo, hi; uint8_t egress;
@@ -65,12 +69,14 @@ typedef struct model {
     VEC(trtb_t) trtbs;
     VEC(route_t) troutes;         /* target = attachment index, blackhole flag */
     VEC(lpm_group) groups;        /* prefix-length groups of rtbs and trtbs_tab */
+    VEC(int32_t) lpm_slots;       /* the groups' hash slots: route index or -1 */
     /* The words hops are reported with, kept out of the Lua heap: NUL-terminated strings in
      * one arena; a component is 4 of them (id, kind, account, name), a rule one. */
     VEC(char) text;
     VEC(uint32_t) comp_text;
     VEC(uint32_t) rule_text;
     VEC(pcx_t) pcxs;
+    int32_t no_sgref_az;          /* AZ code where TGW security-group referencing is unsupported, 0 = none */
     int finished;
 } model;
 

@@ -296,6 +296,16 @@ static int l_rule_text(lua_State *L)
     return 1;
 }
 
+/* m:no_sgref_az(az_code): TGW security-group referencing does not work there. */
+static int l_no_sgref_az(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    lua_Integer az = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, az > 0 && az <= INT32_MAX, 2, "AZ code out of range");
+    m->no_sgref_az = (int32_t)az;
+    return 0;
+}
+
 static int l_finish(lua_State *L)
 {
     model *m = check_model(L, 0);
@@ -343,8 +353,8 @@ static uint32_t ip_arg(lua_State *L, int arg)
     return (uint32_t)v;
 }
 
-/* m:trace(src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
- * -> ok, code, walk: a string holding a header "<i4i4i4i4" (number of forward hops, 1-based
+/* m:trace(src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only,
+ *         want_walk) -> ok, code [, walk]: with want_walk, a string holding a header "<i4i4i4i4" (number of forward hops, 1-based
  * index of the blocking hop or 0, assumption flags, destination ENI or -1) and then the hops,
  * each "<BBBBHHi4i4" (kind, verdict, direction, -, code, -, component, rule). */
 static int l_trace(lua_State *L)
@@ -364,6 +374,8 @@ static int l_trace(lua_State *L)
     eval_trace(m, &q, &r);
     lua_pushboolean(L, r.ok);
     lua_pushstring(L, eval_code_name(r.code));
+    if (!lua_toboolean(L, 12))
+        return 2;
     int32_t header[4] = { r.nforward, r.blocked + 1, (int32_t)r.flags, r.dst_eni };
     luaL_Buffer b;
     luaL_buffinit(L, &b);
@@ -486,7 +498,8 @@ static int collect_points(const model *m, points *p)
         err |= add_point(p, m->addrs.v[i].ip) | add_point(p, (uint64_t)m->addrs.v[i].ip + 1);
     if (err)
         return -1;
-    qsort(p->v, p->n, sizeof *p->v, u64_order);
+    if (p->n > 1)
+        qsort(p->v, p->n, sizeof *p->v, u64_order);
     size_t k = 0;
     for (size_t i = 0; i < p->n; i++) {
         if (k == 0 || p->v[k - 1] != p->v[i])
@@ -621,7 +634,7 @@ static const luaL_Reg model_methods[] = {
     { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace },
     { "matrix", l_matrix }, { "who_can_reach", l_who_can_reach }, { "lookup", l_lookup },
     { "counts", l_counts }, { "component", l_comp }, { "rule", l_rule }, { "component_info", l_comp_info },
-    { "rule_text", l_rule_text }, { "close", model_destroy }, { NULL, NULL },
+    { "rule_text", l_rule_text }, { "no_sgref_az", l_no_sgref_az }, { "close", model_destroy }, { NULL, NULL },
 };
 
 static const luaL_Reg funcs[] = {

@@ -66,7 +66,10 @@ function reach.load(source)
   end
   local b, err = build.compile(data, origins)
   if not b then return nil, err end
-  for _, s in ipairs(skipped or {}) do table.insert(b.skipped, 1, s) end
+  if skipped and #skipped > 0 then
+    table.move(b.skipped, 1, #b.skipped, #skipped + 1, skipped)
+    b.skipped = skipped
+  end
   local assumptions = {}
   for _, a in ipairs(b.assumed or {}) do assumptions[#assumptions + 1] = a end
   if b.az_assumed then
@@ -129,7 +132,7 @@ end
 
 local function protocol_arg(p)
   if p == nil then return 6 end
-  local n = type(p) == "number" and math.tointeger(p) or PROTOCOLS[tostring(p):lower()]
+  local n = type(p) == "number" and math.tointeger(p) or PROTOCOLS[p] or PROTOCOLS[tostring(p):lower()]
   if not n or n < -1 or n > 255 then error("trace: bad protocol " .. tostring(p), 3) end
   return n
 end
@@ -174,7 +177,8 @@ function Model:trace(q)
   end
   -- the query's context, which becomes the result (report.result)
   local ctx = { _model = self, _src = src, _dst = dst, _proto = proto, _port = port, _lo = eph_lo, _hi = eph_hi,
-    _fo = forward_only, _spg = q.src_port ~= nil, _dip = false, _trap = false }
+    _fo = forward_only, _spg = q.src_port ~= nil, _dip = false, _trap = false, _se = -1, _ss = -1, _si = false,
+    _de = -1 }
   -- DNS: a name must resolve in the source's VPC, and a publicly accessible RDS name resolves
   -- to its public address from outside the DB's VPC.
   local dst_ip, dst_eni = dst.ip, -1
@@ -186,13 +190,13 @@ function Model:trace(q)
     end
   end
   if dst.rds then
+    if not dst.available then return report.db_unavailable(ctx) end
     if dst.public and src_vpc ~= dst.vpc then
       ctx._trap = true
       if not dst.public_ip then return report.public_unknown(ctx) end
       dst_ip = creach.ip(dst.public_ip)
     else
-      dst_eni = dst.enis[1]
-      dst_ip = creach.ip(dst.ips[1])
+      dst_eni, dst_ip = dst.enis[1], dst.ip_n
     end
   elseif dst.enis then
     dst_eni, dst_ip = dst.enis[1], dst.ip_n
@@ -206,6 +210,7 @@ function Model:trace(q)
     if not subnet then
       return errors.fail("unknown_endpoint", "src " .. src.label .. " is in no subnet of the snapshot")
     end
+    ctx._se, ctx._ss, ctx._si, ctx._de = eni or -1, subnet, src.ip, dst_eni
     return report.result(ctx, m:trace(eni, subnet, src.ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi,
       forward_only))
   end
@@ -215,8 +220,9 @@ function Model:trace(q)
     local c = ctx
     if i > 1 then
       c = {}
-      for k, v in pairs(ctx) do if k:sub(1, 1) == "_" and k ~= "_w" and k ~= "_c" then c[k] = v end end
+      for k, v in pairs(ctx) do if k:sub(1, 1) == "_" then c[k] = v end end
     end
+    c._se, c._de = eni, dst_eni
     local r = report.result(c, m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
     if #sources > 1 then r.source, r.source_index = src.ips[i], i end
     if not r.reachable then return r end
@@ -241,7 +247,7 @@ function Model:matrix(q)
       local ep, err = self:endpoint(name, role)
       if not ep then return nil, err end
       local eni = ep.enis and ep.enis[1] or -1
-      local ip = ep.enis and creach.ip(ep.ips[1]) or ep.ip
+      local ip = ep.ip_n or ep.ip
       local subnet = eni >= 0 and -1 or self._m:lookup("any_subnet", ip)
       if not subnet then return errors.fail("unknown_endpoint", role .. " " .. name .. " is in no subnet") end
       flat[#flat + 1], flat[#flat + 2], flat[#flat + 3] = eni, subnet, ip
@@ -265,15 +271,17 @@ end
 -- `ranges`: every source address, in every subnet of the model, whose packets the routes, NACLs and
 -- the destination's security groups let through both ways (exact: computed on the address
 -- intervals where some rule changes, not sampled); a source ENI's own egress rules are then
--- applied in `enis`: the ids of the ENIs that get through with their own security groups.
+-- applied in `enis`: the ids of the ENIs that get through with their own security groups. Replies
+-- are checked for client ports 1024-65535 (any client: Lambda's range, the widest).
 function Model:who_can_reach(q)
   if type(q) ~= "table" then error("who_can_reach: table argument expected", 2) end
   local proto = protocol_arg(q.protocol)
   local port = port_arg(q.port, proto)
   local dst, err = self:endpoint(q.dst, "dst", q.resolver)
   if not dst then return nil, err end
+  if dst.lambda then return errors.fail("invalid_endpoint", "nothing can open a connection to a Lambda function") end
   local dst_eni = dst.enis and dst.enis[1] or -1
-  local dst_ip = dst.enis and creach.ip(dst.ips[1]) or dst.ip
+  local dst_ip = dst.ip_n or dst.ip
   local eph = EPHEMERAL.lambda
   local runs = self._m:who_can_reach(dst_eni, dst_ip, proto, port, eph[1], eph[2])
   local out = { ranges = {}, enis = {} }

@@ -88,18 +88,19 @@ end
 function Builder:each(data, key, fn)
   for _, account in ipairs(sorted_keys(data.accounts)) do
     local regions = data.accounts[account]
-    if type(regions) ~= "table" then error({ STOP, self:fail({ account = account, region = "?", key = key },
-      account, "account entry must be a table of regions") }) end
+    if type(regions) ~= "table" then
+      self:raise({ account = account, region = "?", key = key }, account, "account entry must be a table of regions")
+    end
     for _, region in ipairs(sorted_keys(regions)) do
       local res = regions[region]
       local items = type(res) == "table" and res[key]
       if items ~= nil and items ~= false then
         local where = { account = account, region = region, key = key }
         if type(items) ~= "table" or (next(items) ~= nil and items[1] == nil) then
-          error({ STOP, self:fail(where, key, "expected a JSON array") })
+          self:raise(where, key, "expected a JSON array")
         end
         for _, item in ipairs(items) do
-          if type(item) ~= "table" then error({ STOP, self:fail(where, key, "expected an object in the array") }) end
+          if type(item) ~= "table" then self:raise(where, key, "expected an object in the array") end
           self.at = where
           fn(item, where)
         end
@@ -133,6 +134,12 @@ function Builder:claim(kind, id, where)
   end
   seen[key] = where
   return true
+end
+
+-- The resource's id when this is the first time it is seen (see claim), else nil.
+function Builder:first_sight(res, field, kind, where)
+  local id = self:need_id(res, field, where)
+  return self:claim(kind, id, where) and id or nil
 end
 
 function Builder:cidr_ok(cidr, where, resource)
@@ -215,8 +222,8 @@ end
 function Builder:tgw_route_tables(data)
   self.trtb_info = {}
   self:each(data, "TransitGatewayRouteTables", function(t, where)
-    local id = self:need_id(t, "TransitGatewayRouteTableId", where)
-    if not self:claim("trtb", id, where) then return end
+    local id = self:first_sight(t, "TransitGatewayRouteTableId", "trtb", where)
+    if not id then return end
     self.trtb_info[id] = { where = where }
     self.idx.trtb[id] = self.m:tgw_route_table(self:comp(id, "tgw-route-table", where, tag_name(t)), true,
       t.State == nil or t.State == "available")
@@ -243,8 +250,8 @@ function Builder:vpcs(data)
     if type(a.EnableDnsHostnames) == "table" then dns[id].hostnames = a.EnableDnsHostnames.Value end
   end)
   self:each(data, "Vpcs", function(v, where)
-    local id = self:need_id(v, "VpcId", where)
-    if not self:claim("vpc", id, where) then return end
+    local id = self:first_sight(v, "VpcId", "vpc", where)
+    if not id then return end
     local cidrs = {}
     for _, a in ipairs(list(v.CidrBlockAssociationSet)) do
       local st = type(a.CidrBlockState) == "table" and a.CidrBlockState.State or "associated"
@@ -264,8 +271,8 @@ end
 function Builder:route_tables(data)
   self.subnet_rtb, self.rtb_res = {}, {}
   self:each(data, "RouteTables", function(t, where)
-    local id = self:need_id(t, "RouteTableId", where)
-    if not self:claim("rtb", id, where) then return end
+    local id = self:first_sight(t, "RouteTableId", "rtb", where)
+    if not id then return end
     local vpc = self.idx.vpc[str(t.VpcId) or ""]
     if not vpc then self:raise(where, id, "unknown VPC " .. tostring(t.VpcId)) end
     local r = self.m:route_table(self:comp(id, "route-table", where, tag_name(t)))
@@ -292,8 +299,8 @@ end
 function Builder:network_acls(data)
   self.subnet_acl, self.default_acl = {}, {}
   self:each(data, "NetworkAcls", function(n, where)
-    local id = self:need_id(n, "NetworkAclId", where)
-    if not self:claim("acl", id, where) then return end
+    local id = self:first_sight(n, "NetworkAclId", "acl", where)
+    if not id then return end
     local a = self.m:network_acl(self:comp(id, "network-acl", where, tag_name(n)))
     self.idx.acl[id] = a
     if n.IsDefault == true and str(n.VpcId) then self.default_acl[n.VpcId] = a end
@@ -314,7 +321,7 @@ function Builder:network_acls(data)
         local text = string.format("%s rule %s: %s %s %s %s", egress and "outbound" or "inbound",
           number == 32767 and "*" or tostring(number), allow and "allow" or "deny",
           proto == -1 and "all" or (proto == 6 and "tcp" or proto == 17 and "udp" or "proto " .. proto)
-            .. ((proto == 6 or proto == 17) and (" " .. lo .. "-" .. hi) or ""),
+            .. ((proto == 6 or proto == 17) and (" " .. (lo == hi and lo or (lo .. "-" .. hi))) or ""),
           egress and "to" or "from", cidr)
         local ok, err = self.m:acl_rule(a, egress, number, proto, lo, hi, cidr, allow, self:rule(text))
         if not ok then self:raise(where, id, err) end
@@ -326,8 +333,8 @@ end
 function Builder:security_groups(data)
   local groups = {}
   self:each(data, "SecurityGroups", function(g, where)
-    local id = self:need_id(g, "GroupId", where)
-    if not self:claim("sg", id, where) then return end
+    local id = self:first_sight(g, "GroupId", "sg", where)
+    if not id then return end
     self.idx.sg[id] = self.m:security_group(self:comp(id, "security-group", where, str(g.GroupName)))
     groups[#groups + 1] = { res = g, where = where, id = id }
   end)
@@ -381,15 +388,15 @@ function Builder:sg_rules(g, perms, egress)
   end
 end
 
-local function vpc_id_of(self, cidr_owner_vpc)
-  return self.idx.vpc[str(cidr_owner_vpc) or ""]
+local function vpc_index(self, vpc_id)
+  return self.idx.vpc[str(vpc_id) or ""]
 end
 
 function Builder:subnets(data)
   self:each(data, "Subnets", function(s, where)
-    local id = self:need_id(s, "SubnetId", where)
-    if not self:claim("subnet", id, where) then return end
-    local vpc = vpc_id_of(self, s.VpcId)
+    local id = self:first_sight(s, "SubnetId", "subnet", where)
+    if not id then return end
+    local vpc = vpc_index(self, s.VpcId)
     if not vpc then self:raise(where, id, "unknown VPC " .. tostring(s.VpcId)) end
     local cidr = self:cidr_ok(s.CidrBlock, where, id)
     local az, az_id = self:az_code(s, where)
@@ -407,10 +414,10 @@ end
 
 function Builder:peerings(data)
   self:each(data, "VpcPeeringConnections", function(p, where)
-    local id = self:need_id(p, "VpcPeeringConnectionId", where)
-    if not self:claim("pcx", id, where) then return end
-    local a = vpc_id_of(self, type(p.RequesterVpcInfo) == "table" and p.RequesterVpcInfo.VpcId)
-    local b = vpc_id_of(self, type(p.AccepterVpcInfo) == "table" and p.AccepterVpcInfo.VpcId)
+    local id = self:first_sight(p, "VpcPeeringConnectionId", "pcx", where)
+    if not id then return end
+    local a = vpc_index(self, type(p.RequesterVpcInfo) == "table" and p.RequesterVpcInfo.VpcId)
+    local b = vpc_index(self, type(p.AccepterVpcInfo) == "table" and p.AccepterVpcInfo.VpcId)
     if not a or not b then
       self:skip(where, id, "peering with a VPC outside the snapshot")
       return
@@ -552,6 +559,7 @@ function Builder:attachments(data)
       a.assoc = t.Association.TransitGatewayRouteTableId
     end
     a.res = a.res or t
+    a.created = a.created or str(t.CreationTime)
   end)
   self:each(data, "TransitGatewayVpcAttachments", function(t, where)
     local a = merge(self:need_id(t, "TransitGatewayAttachmentId", where), where)
@@ -590,7 +598,7 @@ function Builder:attachments(data)
       local idx = self.m:tgw_attachment(self:comp(a.id, "tgw-attachment", a.where, tag_name(a.res)), tgw, vpc,
         available, a.sgref ~= false, assoc)
       self.idx.att[a.id] = idx
-      self.info.att[a.id] = { vpc = a.vpc, type = a.type, idx = idx }
+      self.info.att[a.id] = { vpc = a.vpc, type = a.type, idx = idx, created = a.created }
       if vpc ~= -1 then
         for _, s in ipairs(a.subnets or {}) do
           local sidx = self.idx.subnet[s]
@@ -607,6 +615,32 @@ function Builder:attachments(data)
   end
 end
 
+-- CIDRs already installed in one TGW route table, to find overlaps in a few lookups:
+-- `exact[key(net, len)]` for each installed CIDR and `inside[key(prefix, l)]` for each of its
+-- shorter prefixes (key = net * 64 + len); `lens` lists the installed lengths.
+local function prefix(net, len) return len == 0 and 0 or net & ((0xffffffff << (32 - len)) & 0xffffffff) end
+
+local function new_cidr_set() return { exact = {}, inside = {}, lens = {} } end
+
+-- The installed CIDR sharing an address with `cidr`, or nil.
+local function overlapping(set, cidr)
+  local net, len = creach.cidr(cidr)
+  for l in pairs(set.lens) do
+    if l <= len then
+      local hit = set.exact[prefix(net, l) * 64 + l]
+      if hit then return hit end
+    end
+  end
+  return set.inside[net * 64 + len] or set.exact[net * 64 + len]
+end
+
+local function install(set, cidr)
+  local net, len = creach.cidr(cidr)
+  set.exact[net * 64 + len] = cidr
+  set.lens[len] = true
+  for l = 0, len - 1 do set.inside[prefix(net, l) * 64 + l] = cidr end
+end
+
 function Builder:tgw_routes(data)
   local propagated_tables = {}
   -- Propagations (Batfish's wrapper of get-transit-gateway-route-table-propagations):
@@ -619,19 +653,35 @@ function Builder:tgw_routes(data)
       return
     end
     propagated_tables[tid] = true
+    local enabled = {}
     for _, p in ipairs(list(w.TransitGatewayRouteTablePropagations)) do
       local aid = str(p.TransitGatewayAttachmentId) or ""
+      if p.State == "enabled" and self.info.att[aid] then enabled[#enabled + 1] = aid end
+    end
+    -- A VPC whose CIDR overlaps one already propagated into the table is not propagated
+    -- (tgw-vpc-attachments.html): the earlier attachment keeps the route.
+    table.sort(enabled, function(x, y)
+      local cx, cy = self.info.att[x].created or "", self.info.att[y].created or ""
+      if cx ~= cy then return cx < cy end
+      return x < y
+    end)
+    local installed = new_cidr_set()
+    for _, aid in ipairs(enabled) do
       local att = self.info.att[aid]
-      if p.State == "enabled" and att then
-        local vinfo = att.type == "vpc" and self.info.vpc[att.vpc or ""]
-        if vinfo then
-          for _, c in ipairs(vinfo.cidrs) do
+      local vinfo = att.type == "vpc" and self.info.vpc[att.vpc or ""]
+      if vinfo then
+        for _, c in ipairs(vinfo.cidrs) do
+          local clash = overlapping(installed, c)
+          if clash then
+            self:skip(where, aid, string.format("%s not propagated into %s: overlaps %s", c, tid, clash))
+          else
+            install(installed, c)
             self.m:tgw_route(t, c, att.idx, RANK_PROPAGATED, false,
               self:rule(string.format("%s -> %s (propagated from %s)", c, aid, att.vpc)))
           end
-        else
-          self:skip(where, aid, "propagation from a non-VPC attachment or unknown VPC: its routes are unknown")
         end
+      else
+        self:skip(where, aid, "propagation from a non-VPC attachment or unknown VPC: its routes are unknown")
       end
     end
   end)
@@ -718,6 +768,7 @@ function Builder:functions(data)
             "Hyperplane ENI of lambda:" .. name)
         end
         ep.enis[#ep.enis + 1], ep.ips[#ep.ips + 1] = idx, ip
+        ep.ip_n = ep.ip_n or creach.ip(ip)
       end
     end
     if #ep.enis > 0 then self.endpoints["lambda:" .. name] = ep end
@@ -818,6 +869,8 @@ function build.compile(data, origins)
     b:network_acls(data)
     b:security_groups(data)
     b:subnets(data)
+    -- security-group referencing across a TGW is not supported for attachments in use1-az3
+    if b.az_codes["use1-az3"] then b.m:no_sgref_az(b.az_codes["use1-az3"]) end
     b:peerings(data)
     b:routes()
     b:interfaces(data)

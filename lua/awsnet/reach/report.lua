@@ -42,18 +42,30 @@ local function proto_text(ctx)
   return p
 end
 
+-- The walk, hop by hop: the evaluator is deterministic and the model immutable, so a trace
+-- keeps only its verdict and walks again (once) when a script asks for the hops.
+local function walk(r)
+  local w = r._w
+  if not w then
+    local _
+    _, _, w = r._model._m:trace(r._se, r._ss, r._si or nil, r._de, r._dip, r._proto, r._port, r._lo, r._hi, r._fo, true)
+    rawset(r, "_w", w)
+  end
+  return w
+end
+
 -- The walk's header: forward hop count, blocking hop (1-based, 0 = none), flags, dst ENI.
 local function header(r)
-  local nforward, blocked, flags = string.unpack(HEADER_FORMAT, r._w)
+  local nforward, blocked, flags = string.unpack(HEADER_FORMAT, walk(r))
   return nforward, blocked > 0 and blocked or nil, flags
 end
 
 local function decode_hops(r)
-  local ctx = r._c
+  local ctx = r
   local m = ctx._model._m
   local nforward, blocked = header(r)
   local fwd, ret = {}, {}
-  local s = r._w
+  local s = walk(r)
   for i = 1, (#s - HEADER_SIZE) // HOP_SIZE do
     local kind, verdict, dir, _, _, _, comp, rule = string.unpack(HOP_FORMAT, s, HEADER_SIZE + (i - 1) * HOP_SIZE + 1)
     local id, _, account, name = m:component_info(comp)
@@ -69,15 +81,16 @@ end
 lazy.forward, lazy.ret, lazy.blocked_at = decode_hops, decode_hops, decode_hops
 
 -- What the query said, read from the context on first use.
-function lazy.src(r) rawset(r, "src", r._c._src.label) end
-function lazy.dst(r) rawset(r, "dst", r._c._dst.label) end
-function lazy.protocol(r) rawset(r, "protocol", r._c._proto) end
-function lazy.port(r) rawset(r, "port", r._c._port) end
-function lazy.dst_ip(r) rawset(r, "dst_ip", r._c._dip and creach.ipstr(r._c._dip) or false) end
+function lazy.src(r) rawset(r, "src", r._src.label) end
+function lazy.dst(r) rawset(r, "dst", r._dst.label) end
+function lazy.protocol(r) rawset(r, "protocol", r._proto) end
+function lazy.port(r) rawset(r, "port", r._port) end
+function lazy.dst_ip(r) rawset(r, "dst_ip", r._dip and creach.ipstr(r._dip) or false) end
 
 function lazy.assumptions(r)
-  local ctx = r._c
-  local f = r._w and select(3, header(r)) or 0
+  local ctx = r
+  local walked = r._se >= 0 or r._ss >= 0 -- results decided before any walk (DNS) have neither
+  local f = walked and select(3, header(r)) or 0
   local out = {}
   for _, a in ipairs(ctx._model.assumptions) do out[#out + 1] = a end
   if f & F_AZ_CROSSED ~= 0 then
@@ -98,7 +111,8 @@ function lazy.assumptions(r)
   end
   if ctx._trap then
     out[#out + 1] = string.format("%s is publicly accessible: from outside its VPC its name resolves to the public "
-      .. "address %s, so the transit gateway is not used", ctx._dst.label, tostring(ctx._dst.public_ip))
+      .. "address %s, so the transit gateway is not used (unverified: whether the TGW's DnsSupport would "
+      .. "answer the private address instead)", ctx._dst.label, tostring(ctx._dst.public_ip))
   end
   if ctx._dst.resolved then
     out[#out + 1] = string.format("%s resolved to %s", ctx._dst.dns_name, ctx._dst.resolved)
@@ -159,7 +173,7 @@ local FIXES = {
 
 function lazy.fix(r)
   if r.reachable then return end
-  local ctx, h = r._c, r.blocked_at
+  local ctx, h = r, r.blocked_at
   local fix
   if ctx._trap then
     fix = "set PubliclyAccessible=false on " .. ctx._dst.label .. " (or resolve it from its own VPC)"
@@ -180,10 +194,10 @@ function lazy.fix(r)
 end
 
 --- Wraps the C evaluator's answer: ok, code, the packed walk. Everything else is read lazily.
--- `ctx` (the query: _model, _src, _dst, _proto, _port, _lo, _hi, _fo, _spg, _dip, _trap) becomes
--- the result itself: one table per trace.
-function report.result(ctx, ok, code, walk)
-  ctx.reachable, ctx._w, ctx._c = ok, walk, ctx
+-- `ctx` (the query: _model, _src, _dst, _proto, _port, _lo, _hi, _fo, _spg, _dip, _trap, and the
+-- evaluator's arguments _se, _ss, _si, _de) becomes the result itself: one table per trace.
+function report.result(ctx, ok, code)
+  ctx.reachable = ok
   if not ok then ctx.code = code end
   return setmetatable(ctx, Result)
 end
@@ -191,7 +205,7 @@ end
 -- A result decided before any packet moves (DNS): one blocking hop, no C walk.
 local function early(ctx, hop, code, fix)
   hop.code, hop.verdict, hop.direction = code, "drop", "forward"
-  ctx.reachable, ctx.code, ctx._c, ctx._fix = false, code, ctx, fix
+  ctx.reachable, ctx.code, ctx._fix = false, code, fix
   ctx.forward, ctx.ret, ctx.blocked_at = { ok = false, hops = { hop } }, { ok = false, hops = {} }, hop
   return setmetatable(ctx, Result)
 end
@@ -199,6 +213,11 @@ end
 function report.dns_blocked(ctx, vpc)
   return early(ctx, { component = vpc, kind = "vpc", rule = "enableDnsSupport = false" }, "DNS_SUPPORT_DISABLED",
     "enable enableDnsSupport on " .. vpc .. " (the function cannot resolve " .. ctx._dst.label .. ")")
+end
+
+function report.db_unavailable(ctx)
+  return early(ctx, { component = ctx._dst.label, kind = "rds", rule = "DBInstanceStatus is not available" },
+    "BAD_STATE", "wait until " .. ctx._dst.label .. " is available (or start it)")
 end
 
 function report.public_unknown(ctx)
@@ -228,7 +247,7 @@ local function hop_line(i, h)
 end
 
 function Result.__tostring(r)
-  local ctx = r._c
+  local ctx = r
   local lines = { string.format("%s: %s -> %s (%s) %s", r.reachable and "REACHABLE" or "NOT REACHABLE", r.src,
     r.dst, r.dst_ip or "address unknown", proto_text(ctx)) }
   if r.source then lines[#lines + 1] = "source ENI address: " .. r.source end

@@ -9,7 +9,7 @@
  *      rr = {name, type, class, ttl, data}: data is an address string (A, AAAA), a domain name
  *      (CNAME, PTR, NS), an array of character-strings (TXT), or the raw rdata bytes otherwise.
  *   -> nil, status, message   when no answer was accepted: status is c-ares's name for it
- *      ("ETIMEOUT", "ECONNREFUSED", "ESERVFAIL", "EREFUSED", "EBADRESP", "EBADNAME", ...).
+ *      ("ETIMEOUT", "ECONNREFUSED", "EBADRESP", "EBADNAME", ...).
  * Policy (record types by name, CNAME chains, error codes) lives in lua/awsnet/dns.lua. */
 #ifndef AWSNET_DNS_H
 #define AWSNET_DNS_H

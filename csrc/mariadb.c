@@ -2,8 +2,8 @@
 #include "mariadb.h"
 #include "core.h"
 
-#include <limits.h>
 #include <errmsg.h>
+#include <limits.h>
 #include <mysql.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 
 #define CONN_MT "awsnet.mariadb.conn"
 #define STMT_MT "awsnet.mariadb.stmt"
+#define RES_MT "awsnet.mariadb.res"
 #define NULL_UPVALUE lua_upvalueindex(1)
 /* First buffer for a string column; a longer value is fetched again into a grown buffer. */
 #define STRING_BUFFER_START 256
@@ -348,6 +349,20 @@ static int conn_info(lua_State *L)
     return 1;
 }
 
+/* Pushes one text-protocol value typed like the binary protocol's: integers that fit and floats
+ * as numbers, the rest (DECIMAL, dates, a BIGINT UNSIGNED beyond 2^63-1) as strings. */
+static void push_text_value(lua_State *L, const MYSQL_FIELD *f, const char *text, unsigned long len)
+{
+    int integer = is_integer_type(f->type);
+    /* the value is NUL-terminated in the row buffer */
+    if ((integer || is_float_type(f->type)) && lua_stringtonumber(L, text) != 0) {
+        if (!integer || lua_isinteger(L, -1))
+            return;
+        lua_pop(L, 1);
+    }
+    lua_pushlstring(L, text, len);
+}
+
 /* Pushes the text-protocol rows of `res`, typed like the binary ones. */
 static void push_text_rows(lua_State *L, MYSQL_RES *res, int as_array)
 {
@@ -362,15 +377,8 @@ static void push_text_rows(lua_State *L, MYSQL_RES *res, int as_array)
         for (unsigned i = 0; i < n; i++) {
             if (row[i] == NULL)
                 lua_pushvalue(L, NULL_UPVALUE);
-            else {
-                lua_pushlstring(L, row[i], lengths[i]);
-                if ((is_integer_type(fields[i].type) && !(fields[i].flags & UNSIGNED_FLAG)) ||
-                    is_float_type(fields[i].type) ||
-                    (is_integer_type(fields[i].type) && lengths[i] < 19)) {
-                    if (lua_stringtonumber(L, row[i]) != 0) /* row[i] is NUL-terminated */
-                        lua_remove(L, -2);
-                }
-            }
+            else
+                push_text_value(L, &fields[i], row[i], lengths[i]);
             set_in_row(L, &fields[i], i, as_array);
         }
         lua_rawseti(L, -2, ++count);
@@ -403,7 +411,7 @@ static int conn_run(lua_State *L)
     /* Lua may raise (out of memory) while building the rows: keep `res` in a to-be-freed slot. */
     MYSQL_RES **slot = lua_newuserdatauv(L, sizeof *slot, 0);
     *slot = res;
-    luaL_setmetatable(L, "awsnet.mariadb.res");
+    luaL_setmetatable(L, RES_MT);
     lua_createtable(L, 0, 2);
     push_fields(L, mysql_fetch_fields(res), mysql_num_fields(res));
     lua_setfield(L, -2, "columns");
@@ -416,7 +424,7 @@ static int conn_run(lua_State *L)
 
 static int res_gc(lua_State *L)
 {
-    MYSQL_RES **slot = luaL_checkudata(L, 1, "awsnet.mariadb.res");
+    MYSQL_RES **slot = luaL_checkudata(L, 1, RES_MT);
     if (*slot) {
         mysql_free_result(*slot);
         *slot = NULL;
@@ -780,6 +788,17 @@ static int stmt_execute_many(lua_State *L)
     return 2;
 }
 
+/* A handle metatable whose methods share the NULL sentinel on top of the stack as upvalue. */
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods)
+{
+    luaL_newmetatable(L, name);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, methods, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
 void mariadb_open(lua_State *L)
 {
     static const luaL_Reg conn_methods[] = {
@@ -801,21 +820,10 @@ void mariadb_open(lua_State *L)
     lua_setfield(L, -2, "__name");
     lua_setmetatable(L, -2);
 
-    luaL_newmetatable(L, CONN_MT);
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, conn_methods, 1);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    new_class(L, CONN_MT, conn_methods);
+    new_class(L, STMT_MT, stmt_methods);
 
-    luaL_newmetatable(L, STMT_MT);
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, stmt_methods, 1);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-
-    luaL_newmetatable(L, "awsnet.mariadb.res");
+    luaL_newmetatable(L, RES_MT);
     lua_pushcfunction(L, res_gc);
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);

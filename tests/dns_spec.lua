@@ -3,6 +3,7 @@
 local services = require "helpers.services"
 local dns = require "awsnet.dns"
 local process = services.process
+local socket = require "socket"
 
 local RDS = "mydb.c9akciq32.ap-northeast-1.rds.amazonaws.com"
 local HOST = "ip-10-1-128-5.ap-northeast-1.compute.internal"
@@ -133,6 +134,15 @@ describe("awsnet.dns", function()
     end)
   end)
 
+  it("asks a resolver on IPv6 loopback", function()
+    local d = services.dnsmasq({ host = "::1", domains = { "v6.test" },
+      records = { { type = "A", name = "db.v6.test", address = "10.1.128.5" } } })
+    local r = assert(dns.resolve("db.v6.test", { server = "::1", port = d.port }))
+    assert.same({ "10.1.128.5" }, r.addresses)
+    assert.equals("[::1]:" .. d.port, r.server)
+    assert.same(r.addresses, assert(dns.resolve("db.v6.test", { server = "[::1]:" .. d.port })).addresses)
+  end)
+
   describe("with a resolver that misbehaves", function()
     it("says servfail, with the rcode", function()
       local _, err = dns.resolve("db.example.test", { server = responder("servfail"), tries = 1 })
@@ -145,13 +155,18 @@ describe("awsnet.dns", function()
       assert.equals("malformed", err.code)
     end)
 
-    it("times out on a server that never answers, within timeout x tries", function()
-      local socket = require "socket"
+    -- A bound UDP socket nobody reads: questions to it are never answered.
+    local function silent_server()
       local silent = assert(socket.udp())
       assert(silent:setsockname("127.0.0.1", 0))
       local _, port = silent:getsockname()
+      return silent, "127.0.0.1:" .. port
+    end
+
+    it("times out on a server that never answers, within timeout x tries", function()
+      local silent, address = silent_server()
       local started = socket.gettime()
-      local _, err = dns.resolve("db.example.test", { server = "127.0.0.1:" .. port, timeout = 0.2, tries = 2 })
+      local _, err = dns.resolve("db.example.test", { server = address, timeout = 0.2, tries = 2 })
       local elapsed = socket.gettime() - started
       silent:close()
       assert.equals("timeout", err.code)
@@ -160,12 +175,9 @@ describe("awsnet.dns", function()
     end)
 
     it("keeps the answer of a server that answered over one that was silent", function()
-      local socket = require "socket"
-      local silent = assert(socket.udp())
-      assert(silent:setsockname("127.0.0.1", 0))
-      local _, port = silent:getsockname()
+      local silent, address = silent_server()
       local _, err = dns.resolve("db.example.test",
-        { server = { responder("servfail"), "127.0.0.1:" .. port }, timeout = 0.2, tries = 1 })
+        { server = { responder("servfail"), address }, timeout = 0.2, tries = 1 })
       silent:close()
       assert.equals("servfail", err.code)
       assert.same({ "servfail", "timeout" }, { err.attempts[1].code, err.attempts[2].code })

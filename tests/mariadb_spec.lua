@@ -106,6 +106,15 @@ describe("awsnet.mariadb", function()
       assert.is_nil(it())
     end)
 
+    it("runs statements the prepared protocol refuses over the text protocol, typed alike", function()
+      assert(db:execute("PREPARE twice FROM 'SELECT ? * 2 AS n, CAST(? AS DECIMAL(4,1)) AS d, NULL AS z'"))
+      assert(db:execute("SET @v = 21"))
+      local rows, columns = assert(db:query("EXECUTE twice USING @v, @v"))
+      assert.same({ { n = 42, d = "21.0", z = mariadb.null } }, rows)
+      assert.equals("n", columns[1].name)
+      assert.same({ { 42, "21.0", mariadb.null } }, assert(db:query({ sql = "EXECUTE twice USING @v, @v", rows = "array" })))
+    end)
+
     it("caches statements per connection", function()
       local function prepares()
         return assert(db:query("SHOW SESSION STATUS LIKE 'Com_stmt_prepare'"))[1].Value
@@ -133,6 +142,15 @@ describe("awsnet.mariadb", function()
       assert.same({ name = "user-10\0テスト", n = 10, f = 2.5 }, r10)
       assert.same({ name = mariadb.null, n = mariadb.null, f = mariadb.null },
         assert(db:query("SELECT name, n, f FROM many WHERE id = ?", res.insert_id + 2))[1])
+    end)
+
+    it("executes row by row where array binding is not available", function()
+      assert(db:execute("CREATE TABLE rowwise (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50))"))
+      local res = assert(db:insert_many("INSERT INTO rowwise (name) VALUES (?)", { { "x" }, { mariadb.null }, { "z" } },
+        { array_binding = false }))
+      assert.same({ affected_rows = 3, insert_id = 1 }, res)
+      assert.same({ { 1, "x" }, { 2, mariadb.null }, { 3, "z" } },
+        assert(db:query({ sql = "SELECT id, name FROM rowwise ORDER BY id", rows = "array" })))
     end)
 
     it("rolls the whole batch back when one row fails", function()
@@ -299,6 +317,16 @@ describe("awsnet.mariadb", function()
   end)
 
   describe("handles", function()
+    it("keeps no password in the session object or its text", function()
+      local conn = assert(connect_to(srv))
+      for k, v in pairs(conn) do
+        assert.is_false(type(v) == "string" and v:find(srv.password, 1, true) ~= nil, k)
+        assert.is_false(type(v) == "table" and v[1] == srv.password, k)
+      end
+      assert.is_nil(tostring(conn):find(srv.password, 1, true))
+      conn:close()
+    end)
+
     it("closes idempotently and then says closed", function()
       local conn = assert(connect_to(srv))
       conn:close()

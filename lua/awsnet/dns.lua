@@ -24,13 +24,12 @@ for name, number in pairs(TYPES) do TYPE_NAMES[number] = name end
 
 local RCODES = { [0] = "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED" }
 
--- c-ares statuses for questions that got no usable answer.
+-- c-ares statuses for questions that got no usable answer (an answer, whatever its rcode, is
+-- interpreted here instead).
 local STATUS_CODES = {
-  ETIMEOUT = "timeout", ECONNREFUSED = "unreachable", ESERVFAIL = "servfail",
-  EREFUSED = "refused", EBADRESP = "malformed", EBADNAME = "badname", EBADQUERY = "badname",
-  ENOTFOUND = "nxdomain", ENODATA = "nodata",
+  ETIMEOUT = "timeout", ECONNREFUSED = "unreachable", EBADRESP = "malformed", EBADNAME = "badname",
+  EBADQUERY = "badname",
 }
-local STATUS_RCODES = { ESERVFAIL = "SERVFAIL", EREFUSED = "REFUSED", EFORMERR = "FORMERR", ENOTIMP = "NOTIMP" }
 
 local function core() return require("awsnet.core").dns end
 
@@ -152,8 +151,7 @@ end
 local function server_entry(s, port)
   if type(s) ~= "string" or s == "" then error("bad option 'server' (address string expected)", 3) end
   if s:match("^%[.+%]:%d+$") or s:match("^[^:]+:%d+$") then return s end
-  if parse_ipv6(s) then return "[" .. s .. "]:" .. port end
-  if s:match("^%[.+%]$") then return s .. ":" .. port end
+  if parse_ipv6(s) then s = "[" .. s .. "]" end
   return s .. ":" .. port
 end
 
@@ -236,7 +234,7 @@ end
 -- An error for a question that got no usable answer from `server`.
 local function transport_error(name, qtype, server, status, detail)
   return errors.new(STATUS_CODES[status] or "dns", string.format("%s %s: %s", name, TYPE_NAMES[qtype], detail),
-    { rcode = STATUS_RCODES[status], status = status, name = name, type = TYPE_NAMES[qtype], server = server })
+    { status = status, name = name, type = TYPE_NAMES[qtype], server = server })
 end
 
 -- Answers that say something about the resolver rather than the name: try the next server.
@@ -259,10 +257,10 @@ function dns.resolve(name, opts)
   for i = 1, servers and #servers or 1 do
     local entry = servers and server_entry(servers[i], math.tointeger(opts.port) or 53)
     -- c-ares doubles the per-try timeout each round; the deadline keeps the promise of
-    -- `timeout` x `tries` per server.
+    -- `timeout` x `tries` per server (the system's list holds at most 3, resolv.conf's MAXNS).
     local msg, status, detail = core().query(qname, qtype, {
       servers = entry, timeout_ms = timeout_ms, tries = tries, tcp = opts.tcp,
-      deadline_ms = math.min(timeout_ms * tries + 100, 3600000),
+      deadline_ms = math.min(timeout_ms * tries * (entry and 1 or 3) + 100, 3600000),
     })
     local result, err
     if msg then

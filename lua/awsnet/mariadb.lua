@@ -64,9 +64,10 @@ local function closed_error(op)
   return errors.fail("closed", "the connection is closed", { op = op })
 end
 
--- Builds the error value from the core's (nil, errno, sqlstate, message, seconds).
-local function fail(self, op, errno, sqlstate, message, seconds)
-  message = errors.redact(message, self._secrets)
+-- Builds the error value from the core's (nil, errno, sqlstate, message, seconds). The session
+-- keeps no secret after connecting, so only connect's own `secrets` can be redacted (and are).
+local function fail(self, op, errno, sqlstate, message, seconds, secrets)
+  message = errors.redact(message, secrets)
   local limit = op == "connect" and self._connect_timeout or self._io_timeout
   return errors.fail(classify(op, errno, sqlstate, message, seconds, limit), message,
     { errno = errno, sqlstate = sqlstate, op = op })
@@ -110,7 +111,7 @@ function mariadb.connect(opts)
   local write_timeout = whole_seconds(opts.write_timeout, "write_timeout")
   local self = setmetatable({
     _stmts = {}, _nstmts = 0, _cache_size = opts.statement_cache or 64,
-    _array = opts.rows == "array", _secrets = { opts.password, password }, _in_tx = false,
+    _array = opts.rows == "array", _in_tx = false,
     _connect_timeout = whole_seconds(opts.connect_timeout or 10, "connect_timeout"),
     _io_timeout = read_timeout and write_timeout and math.min(read_timeout, write_timeout)
       or read_timeout or write_timeout,
@@ -121,7 +122,7 @@ function mariadb.connect(opts)
     connect_timeout = self._connect_timeout, read_timeout = read_timeout, write_timeout = write_timeout,
     tls = tls, ca = opts.ca, verify = verify, cleartext = cleartext,
   }
-  if not conn then return fail(self, "connect", errno, sqlstate, message, took) end
+  if not conn then return fail(self, "connect", errno, sqlstate, message, took, { opts.password, password }) end
   self._conn = conn
   return self
 end
@@ -153,13 +154,14 @@ end
 
 local ER_UNSUPPORTED_PS = 1295
 
--- Executes `sql` with the parameters; returns the statement (its result pending) or a text result.
-function Db:_run(op, sql, ...)
+-- Executes `sql` with the parameters; returns the statement (its result pending) or a text result
+-- (rows as arrays when `as_array`).
+function Db:_run(op, as_array, sql, ...)
   if not self._conn then return closed_error(op) end
   local stmt, err = self:_statement(sql)
   if not stmt then
     if err.errno == ER_UNSUPPORTED_PS and select("#", ...) == 0 then
-      local res, errno, sqlstate, message, seconds = self._conn:run(sql, self._array)
+      local res, errno, sqlstate, message, seconds = self._conn:run(sql, as_array)
       if not res then return fail(self, op, errno, sqlstate, message, seconds) end
       return nil, nil, res
     end
@@ -173,7 +175,7 @@ end
 --- Runs a statement with bound parameters -> {affected_rows, insert_id}.
 function Db:execute(sql, ...)
   check_sql(sql, "execute")
-  local stmt, res, text = self:_run("execute", sql, ...)
+  local stmt, res, text = self:_run("execute", false, sql, ...)
   if text then return { affected_rows = text.affected_rows or 0, insert_id = text.insert_id or 0 } end
   if not stmt then return nil, res end
   return { affected_rows = res.affected_rows, insert_id = res.insert_id }
@@ -195,7 +197,7 @@ function Db:query(q, ...)
   local sql, shape = query_args(q, "query")
   local as_array = shape == "array" or (shape == nil and self._array)
   if not self._conn then return closed_error("query") end
-  local stmt, res, text = self:_run("query", sql, ...)
+  local stmt, res, text = self:_run("query", as_array, sql, ...)
   if text then
     if not text.rows then return {}, {} end
     return text.rows, text.columns
@@ -218,7 +220,7 @@ end
 function Db:rows(q, ...)
   local sql, shape = query_args(q, "rows")
   local as_array = shape == "array" or (shape == nil and self._array)
-  local stmt, res, text = self:_run("rows", sql, ...)
+  local stmt, res, text = self:_run("rows", as_array, sql, ...)
   if text then
     local i = 0
     local list = text.rows or {}
@@ -288,18 +290,20 @@ local BULK_CHUNK_ROWS = 20000
 
 --- Executes one prepared statement for every row of `rows` (arrays of parameters) in one
 -- transaction, with MariaDB's array binding when the server has it (one execution per row
--- otherwise) -> {affected_rows, insert_id (of the first row)}.
+-- otherwise, as with MySQL) -> {affected_rows, insert_id (of the first row)}.
+-- opts: chunk (rows per array-bound execution), array_binding = false (one execution per row).
 function Db:insert_many(sql, rows, opts)
   check_sql(sql, "insert_many")
   if type(rows) ~= "table" then error("bad argument #2 to 'insert_many' (array of rows expected)", 2) end
   if not self._conn then return closed_error("insert_many") end
   local chunk = (opts and opts.chunk) or BULK_CHUNK_ROWS
+  local array_binding = not (opts and opts.array_binding == false)
   local own_tx = not self._in_tx
   local function work()
     local stmt, err = self:_statement(sql)
     if not stmt then return nil, err end
     local total, first_id = 0, nil
-    if #rows > 0 and stmt:bulk_supported() then
+    if #rows > 0 and array_binding and stmt:bulk_supported() then
       for first = 1, #rows, chunk do
         local last = math.min(first + chunk - 1, #rows)
         local affected, insert_id, sqlstate, message, seconds = stmt:execute_many(rows, first, last)

@@ -11,7 +11,6 @@
 --   title    what it does, in words                      needs    ids of steps it depends on
 --   enabled  function(config) -> false to skip the step (e.g. RAM when both accounts are one)
 --   calls    API calls create makes ("ec2:CreateTransitGateway"), for the plan
---   delete_calls  API calls delete makes, for the destroy plan
 --   find(ctx, known)  -> record or nil [, err]: looks the resource up, by `known.id` when the
 --                     state has it, else by the tags create puts on it (read-only calls only)
 --   create(ctx)       -> record or nil, err

@@ -156,7 +156,6 @@ local function ec2_step(spec)
   local step = {
     id = spec.id, account = spec.account, needs = spec.needs, title = spec.title, enabled = spec.enabled,
     calls = { "ec2:" .. spec.create },
-    delete_calls = { "ec2:" .. spec.delete },
   }
   for _, c in ipairs(spec.extra_calls or {}) do step.calls[#step.calls + 1] = c end
   function step.find(ctx, known)
@@ -281,7 +280,7 @@ local function route_step(acct, other, attach_step)
   return {
     id = "route_" .. acct:lower(), account = acct, needs = { vpc, "tgw", attach_step },
     title = string.format("route in %s to %s via the TGW", acct, other), tagged = false,
-    calls = { "ec2:CreateRoute" }, delete_calls = { "ec2:DeleteRoute" },
+    calls = { "ec2:CreateRoute" },
     find = function(ctx) return find_route(ctx) end,
     create = function(ctx)
       local found, err, rtb = find_route(ctx)
@@ -414,7 +413,7 @@ local function ram_steps()
   local share = {
     id = "ram_share", account = "A", needs = { "tgw" }, title = "RAM share of the TGW with B",
     enabled = function(cfg) return not cfg.same_account end,
-    calls = { "ram:CreateResourceShare" }, delete_calls = { "ram:DeleteResourceShare" },
+    calls = { "ram:CreateResourceShare" },
     find = function(ctx)
       local s, err = find_share(ctx, "SELF")
       if not s then return nil, err end
@@ -469,7 +468,7 @@ end
 local function db_steps()
   local subnet_group = {
     id = "db_subnet_group", account = "B", needs = { "subnet_b", "subnet2_b" }, title = "RDS subnet group in B",
-    calls = { "rds:CreateDBSubnetGroup" }, delete_calls = { "rds:DeleteDBSubnetGroup" },
+    calls = { "rds:CreateDBSubnetGroup" },
     find = function(ctx)
       local res, err = call(ctx, "rds", "DescribeDBSubnetGroups", { DBSubnetGroupName = ctx.config.name }, true)
       local g = res and (res.DBSubnetGroups or {})[1]
@@ -489,11 +488,13 @@ local function db_steps()
       return true
     end,
   }
-  local function describe_db(ctx, id)
+  -- the instance, or nil when there is none or it is going (`going_too`: also while deleting)
+  local function describe_db(ctx, id, going_too)
     local res, err = call(ctx, "rds", "DescribeDBInstances", { DBInstanceIdentifier = id }, true)
     if not res then return nil, err end
     local db = (res.DBInstances or {})[1]
-    if db and db.DBInstanceStatus == "deleting" then return nil end
+    local status = db and db.DBInstanceStatus
+    if status == "deleted" or (status == "deleting" and not going_too) then return nil end
     return db
   end
   local function record(db)
@@ -504,7 +505,7 @@ local function db_steps()
   local instance = {
     id = "db", account = "B", needs = { "db_subnet_group", "sg_database" },
     title = "RDS MySQL instance in B (not publicly accessible)",
-    calls = { "rds:CreateDBInstance" }, delete_calls = { "rds:DeleteDBInstance" },
+    calls = { "rds:CreateDBInstance" },
     find = function(ctx)
       local db, err = describe_db(ctx, ctx.config.name)
       if not db then return nil, err end
@@ -544,9 +545,9 @@ local function db_steps()
     end,
     wait_deleted = function(ctx, rec)
       return ctx:poll("RDS instance " .. rec.id .. " deleted", function()
-        local res, err = call(ctx, "rds", "DescribeDBInstances", { DBInstanceIdentifier = rec.id }, true)
+        local db, err = describe_db(ctx, rec.id, true)
         if err then return nil, err end
-        return res == nil or #(res.DBInstances or {}) == 0
+        return db == nil
       end)
     end,
   }
@@ -560,7 +561,7 @@ local VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAcce
 local function lambda_steps()
   local role = {
     id = "iam_role", account = "A", title = "IAM role for the Lambda (VPC access)",
-    calls = { "iam:CreateRole", "iam:AttachRolePolicy" }, delete_calls = { "iam:DetachRolePolicy", "iam:DeleteRole" },
+    calls = { "iam:CreateRole", "iam:AttachRolePolicy" },
     find = function(ctx)
       local res, err = call(ctx, "iam", "GetRole", { RoleName = ctx.config.name .. "-lambda" }, true)
       if not res then return nil, err end
@@ -593,7 +594,7 @@ local function lambda_steps()
   local fn = {
     id = "lambda", account = "A", needs = { "iam_role", "subnet_a", "sg_lambda", "db", "route_a", "route_b" },
     title = "Lambda in A's VPC with RDS_* settings",
-    calls = { "lambda:CreateFunction" }, delete_calls = { "lambda:DeleteFunction" },
+    calls = { "lambda:CreateFunction" },
     find = function(ctx)
       local res, err = call(ctx, "lambda", "GetFunction", { FunctionName = fn_name(ctx) }, true)
       if not res then return nil, err end

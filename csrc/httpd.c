@@ -454,6 +454,10 @@ static int serve_request(lua_State *L, conn *c, const head *h, size_t total,
     return 1;
 }
 
+/* The most a connection buffers: a whole request of the largest allowed size, plus room for
+ * chunk framing and a pipelined request's start. */
+static size_t buffer_limit(const httpd *s) { return s->max_header + s->max_body + 65536; }
+
 /* Answers every complete request waiting in the buffer, one at a time. */
 static int serve_buffered(lua_State *L, httpd *s, conn *c, int handler, int errslot)
 {
@@ -463,6 +467,7 @@ static int serve_buffered(lua_State *L, httpd *s, conn *c, int handler, int errs
         size_t total = 0;
         int r = parse_head(c->in, c->in_len, s->max_header, &h);
         if (r == COMPLETE) r = request_complete(c, &h, s->max_body, &total);
+        if (r == NEED_MORE && c->in_len >= buffer_limit(s)) r = TOO_LARGE_BODY;   /* framing overhead */
         if (r == NEED_MORE) {
             if (h.head_len && h.expect_continue && !c->continue_sent && h.minor == 1) {
                 lua_pushliteral(L, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -479,9 +484,32 @@ static int serve_buffered(lua_State *L, httpd *s, conn *c, int handler, int errs
     return served;
 }
 
+#ifdef AWSNET_FUZZ
+/* For tests/fuzz/httpd_parser.c: parses `buf` as what a connection received, and builds the
+ * request table as step() would; returns the parser's verdict. */
+int httpd_fuzz_request(lua_State *L, const char *buf, size_t len);
+int httpd_fuzz_request(lua_State *L, const char *buf, size_t len)
+{
+    conn c;
+    memset(&c, 0, sizeof c);
+    c.fd = -1;
+    c.in = (char *)buf;
+    c.in_len = len;
+    head h;
+    size_t total = 0;
+    int r = parse_head(buf, len, 4096, &h);
+    if (r == COMPLETE) r = request_complete(&c, &h, 65536, &total);
+    if (r == COMPLETE) {
+        push_request(L, &c, &h, total);
+        lua_pop(L, 1);
+    }
+    return r;
+}
+#endif
+
 static void conn_read(httpd *s, conn *c)
 {
-    size_t limit = s->max_header + s->max_body + 65536;
+    size_t limit = buffer_limit(s);
     for (;;) {
         if (c->in_cap - c->in_len < READ_CHUNK) {
             size_t cap = c->in_cap ? c->in_cap * 2 : READ_CHUNK * 2;

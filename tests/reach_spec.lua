@@ -313,10 +313,18 @@ describe("reach single faults", function()
     assert.equals("ENI_SG_RULES_MISMATCH", r.code)
   end)
 
+  it("says when it takes enableDnsSupport as AWS's default", function()
+    local r = trace_with(function(_, a) a.VpcAttributes = nil end)
+    assert.is_true(r.reachable)
+    assert.matches("enableDnsSupport of vpc-0a00000000000000a is not in the snapshot", table.concat(r.assumptions, "\n"),
+      1, true)
+  end)
+
   it("a database that is not available is BAD_STATE", function()
     local r = trace_with(function(_, _, b) b.DBInstances[1].DBInstanceStatus = "stopped" end)
     assert.equals("BAD_STATE", r.code)
     assert.equals("rds:orders", r.blocked_at.component)
+    assert.matches("wait until rds:orders is available", r.fix, 1, true) -- found by the fuzzer
   end)
 
   it("security-group referencing does not cross the TGW through use1-az3", function()

@@ -167,6 +167,13 @@ describe("sandbox driven by awsnet.aws", function()
       database = "app", tls = "off" })
     assert.same({ { id = 1, name = "alice" } }, (conn:query("SELECT id, name FROM users")))
 
+    -- without DNS support in A's VPC the endpoint name does not resolve
+    call(A, "ec2", "ModifyVpcAttribute", { VpcId = vpc_a, EnableDnsSupport = { Value = false } })
+    out = call(A, "lambda", "Invoke", { FunctionName = "writer", Payload = '{"name": "dave"}' })
+    assert.equals("Unhandled", out.FunctionError)
+    assert.matches("Name or service not known", cjson.decode(out.Payload).errorMessage)
+    call(A, "ec2", "ModifyVpcAttribute", { VpcId = vpc_a, EnableDnsSupport = { Value = true } })
+
     -- without A's route to B the SYN is dropped: the handler's connect times out
     call(A, "ec2", "DeleteRoute", { RouteTableId = rtb_a, DestinationCidrBlock = "10.1.0.0/16" })
     out = call(A, "lambda", "Invoke", { FunctionName = "writer", Payload = '{"name": "bob"}' })

@@ -1,5 +1,7 @@
--- Fidelity: the real AWS CLI (Debian's awscli, /usr/bin/aws) drives the sandbox, run as its own
--- process, through the article's cross-account flow and through AWS's error cases.
+-- Fidelity: the real AWS CLI (Debian's awscli) drives the sandbox, run as its own process,
+-- through the article's cross-account flow, every implemented operation and AWS's error cases.
+-- The CLI runs warm (tests/helpers/sandbox_awscli.py runs awscli.clidriver, the code /usr/bin/aws
+-- runs, once per command in one Python process); one test runs the /usr/bin/aws program itself.
 local cjson = require "cjson"
 local sandbox = require "awsnet.sandbox"
 local process = require "awsnet.svc.process"
@@ -8,30 +10,37 @@ local q = process.quote
 local A, B = "111111111111", "222222222222"
 
 describe("sandbox with the AWS CLI", function()
-  local sb, home
+  local sb, home, cli_proc, requests, answers
 
   setup(function()
     sb = assert(sandbox.spawn { port = 0, transition_s = 0, seed = 7 })
     home = process.tempdir("awsnet-awscli")
+    assert(process.run("mkfifo " .. q(home .. "/in") .. " " .. q(home .. "/out")))
+    cli_proc = process.spawn({ "/usr/bin/python3", "tests/helpers/sandbox_awscli.py", home .. "/in", home .. "/out" },
+      { log = home .. "/driver.log" })
+    requests = assert(io.open(home .. "/in", "w"))
+    answers = assert(io.open(home .. "/out", "r"))
   end)
   teardown(function()
+    if requests then requests:close() end
+    if answers then answers:close() end
+    if cli_proc then cli_proc.stop() end
     if sb then sb.stop() end
     if home then os.execute("rm -rf " .. q(home)) end
   end)
 
   -- Runs `aws <args>` as `account`; returns the decoded JSON output, or nil, stderr text.
   local function aws(account, args, secret)
-    local cmd = string.format(
-      "env -u LD_PRELOAD -u AWS_PROFILE HOME=%s AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null " ..
-      "AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=us-east-1 AWS_PAGER= " ..
-      "AWS_MAX_ATTEMPTS=1 /usr/bin/aws --endpoint-url %s --output json %s 2>%s/err; echo \"rc=$?\"",
-      q(home), q(account), q(secret or "test"), sb.endpoint, args, q(home))
-    local out = assert(process.run(cmd))
-    local rc = tonumber(out:match("rc=(%d+)%s*$"))
-    local body = out:gsub("rc=%d+%s*$", "")
-    if rc ~= 0 then return nil, process.read_file(home .. "/err") or "" end
-    if body:match("^%s*$") then return {} end
-    return cjson.decode(body)
+    requests:write(cjson.encode({ args = "--endpoint-url " .. sb.endpoint .. " --output json " .. args, env = {
+      HOME = home, AWS_CONFIG_FILE = "/dev/null", AWS_SHARED_CREDENTIALS_FILE = "/dev/null", AWS_ACCESS_KEY_ID = account,
+      AWS_SECRET_ACCESS_KEY = secret or "test", AWS_DEFAULT_REGION = "us-east-1", AWS_PAGER = "", AWS_MAX_ATTEMPTS = "1",
+    } }), "\n")
+    requests:flush()
+    local line = assert(answers:read("l"), "the AWS CLI driver died")
+    local answer = cjson.decode(line)
+    if answer.rc ~= 0 then return nil, answer.err end
+    if answer.out:match("^%s*$") then return {} end
+    return cjson.decode(answer.out)
   end
 
   local function must(account, args)
@@ -189,5 +198,225 @@ describe("sandbox with the AWS CLI", function()
     fails_with("AccessDenied", B, "sts assume-role --role-arn arn:aws:iam::" .. A .. ":role/none --role-session-name xy")
     must(B, "iam detach-role-policy --role-name deployer --policy-arn arn:aws:iam::aws:policy/AmazonEC2FullAccess")
     must(B, "iam delete-role --role-name deployer")
+  end)
+
+  it("drives the VPC building blocks: attributes, route tables, security groups, network ACLs, tags", function()
+    local vpc = must(A, "ec2 create-vpc --cidr-block 10.20.0.0/16 --tag-specifications " ..
+      q("ResourceType=vpc,Tags=[{Key=Name,Value=blocks}]")).Vpc.VpcId
+    assert.equals(vpc, must(A, "ec2 describe-vpcs --filters Name=tag:Name,Values=blocks").Vpcs[1].VpcId)
+    assert.is_true(must(A, "ec2 describe-vpc-attribute --vpc-id " .. vpc .. " --attribute enableDnsSupport")
+      .EnableDnsSupport.Value)
+    must(A, "ec2 modify-vpc-attribute --vpc-id " .. vpc .. " --enable-dns-hostnames")
+    assert.is_true(must(A, "ec2 describe-vpc-attribute --vpc-id " .. vpc .. " --attribute enableDnsHostnames")
+      .EnableDnsHostnames.Value)
+    local subnet = must(A, "ec2 create-subnet --vpc-id " .. vpc .. " --cidr-block 10.20.1.0/24").Subnet.SubnetId
+    fails_with("InvalidSubnet.Conflict", A, "ec2 create-subnet --vpc-id " .. vpc .. " --cidr-block 10.20.1.128/25")
+
+    -- route tables: associate, replace and delete routes, disassociate, delete
+    local rtb = must(A, "ec2 create-route-table --vpc-id " .. vpc).RouteTable.RouteTableId
+    local assoc = must(A, "ec2 associate-route-table --route-table-id " .. rtb .. " --subnet-id " .. subnet).AssociationId
+    assert.matches("^rtbassoc%-%x+$", assoc)
+    assert.equals(rtb, must(A, "ec2 describe-route-tables --filters Name=association.subnet-id,Values=" .. subnet)
+      .RouteTables[1].RouteTableId)
+    fails_with("DependencyViolation", A, "ec2 delete-route-table --route-table-id " .. rtb)
+    fails_with("InvalidTransitGatewayID.NotFound", A, "ec2 create-route --route-table-id " .. rtb ..
+      " --destination-cidr-block 10.99.0.0/16 --transit-gateway-id tgw-0123456789abcdef0")
+    fails_with("InvalidRoute.NotFound", A, "ec2 delete-route --route-table-id " .. rtb ..
+      " --destination-cidr-block 10.99.0.0/16")
+    must(A, "ec2 disassociate-route-table --association-id " .. assoc)
+    must(A, "ec2 delete-route-table --route-table-id " .. rtb)
+
+    -- security groups: the default egress rule, ingress and egress changes, deletion
+    local sg = must(A, "ec2 create-security-group --group-name app --description app --vpc-id " .. vpc).GroupId
+    local described = must(A, "ec2 describe-security-groups --group-ids " .. sg).SecurityGroups[1]
+    assert.equals("app", described.Description)
+    assert.same({ { IpProtocol = "-1", IpRanges = { { CidrIp = "0.0.0.0/0" } }, Ipv6Ranges = {}, PrefixListIds = {},
+                    UserIdGroupPairs = {} } }, described.IpPermissionsEgress)
+    fails_with("InvalidGroup.Duplicate", A, "ec2 create-security-group --group-name app --description x --vpc-id " .. vpc)
+    must(A, "ec2 authorize-security-group-ingress --group-id " .. sg .. " --protocol tcp --port 443 --cidr 10.0.0.0/8")
+    fails_with("InvalidPermission.Duplicate", A, "ec2 authorize-security-group-ingress --group-id " .. sg ..
+      " --protocol tcp --port 443 --cidr 10.0.0.0/8")
+    must(A, "ec2 revoke-security-group-ingress --group-id " .. sg .. " --protocol tcp --port 443 --cidr 10.0.0.0/8")
+    fails_with("InvalidPermission.NotFound", A, "ec2 revoke-security-group-ingress --group-id " .. sg ..
+      " --protocol tcp --port 443 --cidr 10.0.0.0/8")
+    must(A, "ec2 revoke-security-group-egress --group-id " .. sg ..
+      " --ip-permissions IpProtocol=-1,IpRanges=[{CidrIp=0.0.0.0/0}]")
+    must(A, "ec2 authorize-security-group-egress --group-id " .. sg ..
+      " --ip-permissions IpProtocol=tcp,FromPort=3306,ToPort=3306,IpRanges=[{CidrIp=10.1.0.0/16}]")
+    local egress = must(A, "ec2 describe-security-groups --filters Name=group-name,Values=app").SecurityGroups[1]
+      .IpPermissionsEgress
+    assert.same({ 3306, "10.1.0.0/16" }, { egress[1].FromPort, egress[1].IpRanges[1].CidrIp })
+    local default_sg = must(A, "ec2 describe-security-groups --filters Name=vpc-id,Values=" .. vpc ..
+      " Name=group-name,Values=default").SecurityGroups[1].GroupId
+    fails_with("CannotDelete", A, "ec2 delete-security-group --group-id " .. default_sg)
+    must(A, "ec2 delete-security-group --group-id " .. sg)
+
+    -- network ACLs: entries, the association with a subnet, the default ACL staying
+    local acl = must(A, "ec2 create-network-acl --vpc-id " .. vpc).NetworkAcl.NetworkAclId
+    must(A, "ec2 create-network-acl-entry --network-acl-id " .. acl .. " --ingress --rule-number 100 --protocol tcp " ..
+      "--port-range From=3306,To=3306 --cidr-block 10.0.0.0/16 --rule-action allow")
+    fails_with("NetworkAclEntryAlreadyExists", A, "ec2 create-network-acl-entry --network-acl-id " .. acl ..
+      " --ingress --rule-number 100 --protocol tcp --port-range From=1,To=2 --cidr-block 10.0.0.0/16 --rule-action deny")
+    must(A, "ec2 replace-network-acl-entry --network-acl-id " .. acl .. " --ingress --rule-number 100 --protocol -1 " ..
+      "--cidr-block 10.0.0.0/16 --rule-action deny")
+    local default_acl = must(A, "ec2 describe-network-acls --filters Name=vpc-id,Values=" .. vpc ..
+      " Name=default,Values=true").NetworkAcls[1]
+    local acl_assoc
+    for _, a in ipairs(default_acl.Associations) do if a.SubnetId == subnet then acl_assoc = a.NetworkAclAssociationId end end
+    local new_assoc = must(A, "ec2 replace-network-acl-association --association-id " .. acl_assoc ..
+      " --network-acl-id " .. acl).NewAssociationId
+    fails_with("DependencyViolation", A, "ec2 delete-network-acl --network-acl-id " .. acl)
+    local entries = must(A, "ec2 describe-network-acls --network-acl-ids " .. acl).NetworkAcls[1].Entries
+    assert.same({ "deny", "-1", 100 }, { entries[1].RuleAction, entries[1].Protocol, entries[1].RuleNumber })
+    must(A, "ec2 replace-network-acl-association --association-id " .. new_assoc ..
+      " --network-acl-id " .. default_acl.NetworkAclId)
+    must(A, "ec2 delete-network-acl-entry --network-acl-id " .. acl .. " --ingress --rule-number 100")
+    must(A, "ec2 delete-network-acl --network-acl-id " .. acl)
+
+    -- tags, zones, prefix lists, interfaces
+    must(A, "ec2 create-tags --resources " .. subnet .. " --tags Key=tier,Value=app")
+    assert.equals(subnet, must(A, "ec2 describe-subnets --filters Name=tag:tier,Values=app").Subnets[1].SubnetId)
+    must(A, "ec2 delete-tags --resources " .. subnet .. " --tags Key=tier")
+    assert.same({}, must(A, "ec2 describe-subnets --filters Name=tag:tier,Values=app").Subnets)
+    local zones = must(A, "ec2 describe-availability-zones").AvailabilityZones
+    assert.equals(6, #zones)
+    assert.equals("available", zones[1].State)
+    assert.equals("com.amazonaws.us-east-1.s3", must(A, "ec2 describe-managed-prefix-lists --filters " ..
+      "Name=prefix-list-name,Values=com.amazonaws.us-east-1.s3").PrefixLists[1].PrefixListName)
+    assert.same({}, must(A, "ec2 describe-network-interfaces --filters Name=subnet-id,Values=" .. subnet).NetworkInterfaces)
+    must(A, "ec2 delete-subnet --subnet-id " .. subnet)
+    must(A, "ec2 delete-vpc --vpc-id " .. vpc)
+    fails_with("InvalidVpcID.NotFound", A, "ec2 describe-vpcs --vpc-ids " .. vpc)
+  end)
+
+  it("drives Transit Gateway route tables, static and blackhole routes, rejection and deletion", function()
+    local tgw = must(A, "ec2 create-transit-gateway --options " ..
+      "DefaultRouteTableAssociation=disable,DefaultRouteTablePropagation=disable").TransitGateway.TransitGatewayId
+    local vpc = must(A, "ec2 create-vpc --cidr-block 10.30.0.0/16").Vpc.VpcId
+    local subnet = must(A, "ec2 create-subnet --vpc-id " .. vpc .. " --cidr-block 10.30.0.0/28").Subnet.SubnetId
+    local att = must(A, "ec2 create-transit-gateway-vpc-attachment --transit-gateway-id " .. tgw .. " --vpc-id " .. vpc ..
+      " --subnet-ids " .. subnet).TransitGatewayVpcAttachment.TransitGatewayAttachmentId
+    local rt = must(A, "ec2 create-transit-gateway-route-table --transit-gateway-id " .. tgw)
+      .TransitGatewayRouteTable.TransitGatewayRouteTableId
+    assert.matches("^tgw%-rtb%-%x+$", rt)
+    must(A, "ec2 associate-transit-gateway-route-table --transit-gateway-route-table-id " .. rt ..
+      " --transit-gateway-attachment-id " .. att)
+    must(A, "ec2 enable-transit-gateway-route-table-propagation --transit-gateway-route-table-id " .. rt ..
+      " --transit-gateway-attachment-id " .. att)
+    must(A, "ec2 create-transit-gateway-route --transit-gateway-route-table-id " .. rt ..
+      " --destination-cidr-block 10.31.0.0/16 --transit-gateway-attachment-id " .. att)
+    must(A, "ec2 create-transit-gateway-route --transit-gateway-route-table-id " .. rt ..
+      " --destination-cidr-block 10.32.0.0/16 --blackhole")
+    local routes = must(A, "ec2 search-transit-gateway-routes --transit-gateway-route-table-id " .. rt ..
+      " --filters Name=type,Values=static,propagated").Routes
+    local summary = {}
+    for _, r in ipairs(routes) do summary[#summary + 1] = r.DestinationCidrBlock .. " " .. r.Type .. " " .. r.State end
+    assert.same({ "10.30.0.0/16 propagated active", "10.31.0.0/16 static active", "10.32.0.0/16 static blackhole" }, summary)
+    assert.equals(att, must(A, "ec2 get-transit-gateway-route-table-associations --transit-gateway-route-table-id " .. rt)
+      .Associations[1].TransitGatewayAttachmentId)
+    assert.equals(att, must(A, "ec2 get-transit-gateway-route-table-propagations --transit-gateway-route-table-id " .. rt)
+      .TransitGatewayRouteTablePropagations[1].TransitGatewayAttachmentId)
+    fails_with("IncorrectState", A, "ec2 delete-transit-gateway-route-table --transit-gateway-route-table-id " .. rt)
+    must(A, "ec2 delete-transit-gateway-route --transit-gateway-route-table-id " .. rt ..
+      " --destination-cidr-block 10.32.0.0/16")
+    must(A, "ec2 disable-transit-gateway-route-table-propagation --transit-gateway-route-table-id " .. rt ..
+      " --transit-gateway-attachment-id " .. att)
+    must(A, "ec2 disassociate-transit-gateway-route-table --transit-gateway-route-table-id " .. rt ..
+      " --transit-gateway-attachment-id " .. att)
+    must(A, "ec2 delete-transit-gateway-route-table --transit-gateway-route-table-id " .. rt)
+
+    -- B's attachment to a shared TGW that does not auto-accept, rejected by A
+    local arn = must(A, "ec2 describe-transit-gateways --transit-gateway-ids " .. tgw).TransitGateways[1].TransitGatewayArn
+    local share = must(A, "ram create-resource-share --name reject-me").resourceShare.resourceShareArn
+    must(A, "ram associate-resource-share --resource-share-arn " .. share .. " --resource-arns " .. arn ..
+      " --principals " .. B)
+    local assocs = must(A, "ram get-resource-share-associations --association-type PRINCIPAL --resource-share-arns " .. share)
+    assert.same({ B }, { assocs.resourceShareAssociations[1].associatedEntity })
+    local inv
+    for _, i in ipairs(must(B, "ram get-resource-share-invitations").resourceShareInvitations) do
+      if i.resourceShareArn == share then inv = i.resourceShareInvitationArn end
+    end
+    must(B, "ram accept-resource-share-invitation --resource-share-invitation-arn " .. inv)
+    local vpc_b = must(B, "ec2 create-vpc --cidr-block 10.40.0.0/16").Vpc.VpcId
+    local subnet_b = must(B, "ec2 create-subnet --vpc-id " .. vpc_b .. " --cidr-block 10.40.0.0/28").Subnet.SubnetId
+    local att_b = must(B, "ec2 create-transit-gateway-vpc-attachment --transit-gateway-id " .. tgw .. " --vpc-id " .. vpc_b ..
+      " --subnet-ids " .. subnet_b).TransitGatewayVpcAttachment.TransitGatewayAttachmentId
+    assert.equals("rejecting", must(A, "ec2 reject-transit-gateway-vpc-attachment --transit-gateway-attachment-id " .. att_b)
+      .TransitGatewayVpcAttachment.State)
+    must(A, "ram disassociate-resource-share --resource-share-arn " .. share .. " --principals " .. B)
+    assert.same({}, must(B, "ram get-resource-shares --resource-owner OTHER-ACCOUNTS --resource-share-arns " .. share)
+      .resourceShares)
+
+    fails_with("IncorrectState", A, "ec2 delete-transit-gateway --transit-gateway-id " .. tgw)
+    must(A, "ec2 delete-transit-gateway-vpc-attachment --transit-gateway-attachment-id " .. att)
+    assert.equals("deleting", must(A, "ec2 delete-transit-gateway --transit-gateway-id " .. tgw).TransitGateway.State)
+  end)
+
+  it("drives RDS and Lambda", function()
+    local vpc = must(B, "ec2 create-vpc --cidr-block 10.50.0.0/16").Vpc.VpcId
+    local subnets = {}
+    for i, zone in ipairs({ "use1-az1", "use1-az2" }) do
+      subnets[i] = must(B, "ec2 create-subnet --vpc-id " .. vpc .. " --cidr-block 10.50." .. i ..
+        ".0/28 --availability-zone-id " .. zone).Subnet.SubnetId
+    end
+    fails_with("DBSubnetGroupDoesNotCoverEnoughAZs", B, "rds create-db-subnet-group --db-subnet-group-name one " ..
+      "--db-subnet-group-description one --subnet-ids " .. subnets[1])
+    local group = must(B, "rds create-db-subnet-group --db-subnet-group-name cli-db --db-subnet-group-description db " ..
+      "--subnet-ids " .. table.concat(subnets, " ")).DBSubnetGroup
+    assert.equals(vpc, group.VpcId)
+    assert.equals(2, #must(B, "rds describe-db-subnet-groups --db-subnet-group-name cli-db").DBSubnetGroups[1].Subnets)
+    local created = must(B, "rds create-db-instance --db-instance-identifier cli-db --db-instance-class db.t3.micro " ..
+      "--engine mariadb --master-username admin --master-user-password cli-password-1 --allocated-storage 20 " ..
+      "--db-subnet-group-name cli-db --publicly-accessible").DBInstance
+    assert.equals("creating", created.DBInstanceStatus)
+    fails_with("DBInstanceAlreadyExists", B, "rds create-db-instance --db-instance-identifier cli-db --db-instance-class " ..
+      "db.t3.micro --engine mariadb --master-username admin --master-user-password cli-password-1 --allocated-storage 20 " ..
+      "--db-subnet-group-name cli-db")
+    must(B, "rds wait db-instance-available --db-instance-identifier cli-db")
+    local inst = must(B, "rds describe-db-instances --db-instance-identifier cli-db").DBInstances[1]
+    assert.is_true(inst.PubliclyAccessible)
+    assert.equals(3306, inst.Endpoint.Port)
+    fails_with("InvalidDBSubnetGroupStateFault", B, "rds delete-db-subnet-group --db-subnet-group-name cli-db")
+    fails_with("InvalidParameterCombination", B, "rds delete-db-instance --db-instance-identifier cli-db")
+    assert.equals("deleting", must(B, "rds delete-db-instance --db-instance-identifier cli-db --skip-final-snapshot")
+      .DBInstance.DBInstanceStatus)
+    fails_with("DBInstanceNotFound", B, "rds describe-db-instances --db-instance-identifier cli-db")
+    must(B, "rds delete-db-subnet-group --db-subnet-group-name cli-db")
+
+    -- a function outside any VPC: create, read, change, invoke, delete
+    local dir = process.tempdir("awsnet-cli-fn")
+    process.write_file(dir .. "/main.py", "def run(event, context):\n    print('event', event)\n" ..
+      "    if event.get('fail'):\n        raise ValueError('asked to fail')\n" ..
+      "    return {'echo': event, 'name': context.function_name}\n")
+    assert(process.run("cd " .. q(dir) .. " && env -u LD_PRELOAD /usr/bin/python3 -m zipfile -c fn.zip main.py"))
+    local trust = cjson.encode({ Version = "2012-10-17", Statement = { { Effect = "Allow",
+      Principal = { Service = "lambda.amazonaws.com" }, Action = "sts:AssumeRole" } } })
+    local role = must(A, "iam create-role --role-name echo-fn --assume-role-policy-document " .. q(trust)).Role.Arn
+    fails_with("InvalidParameterValueException", A, "lambda create-function --function-name echo --runtime python3.11 " ..
+      "--role arn:aws:iam::" .. A .. ":role/missing --handler main.run --zip-file fileb://" .. dir .. "/fn.zip")
+    local fn = must(A, "lambda create-function --function-name echo --runtime python3.11 --role " .. role ..
+      " --handler main.run --zip-file fileb://" .. dir .. "/fn.zip --environment Variables={MODE=test}")
+    assert.equals("arn:aws:lambda:us-east-1:" .. A .. ":function:echo", fn.FunctionArn)
+    must(A, "lambda wait function-active --function-name echo")
+    assert.equals("Active", must(A, "lambda get-function --function-name echo").Configuration.State)
+    assert.equals(3, must(A, "lambda get-function-configuration --function-name echo").Timeout)
+    assert.equals(9, must(A, "lambda update-function-configuration --function-name echo --timeout 9").Timeout)
+    assert.equals("echo", must(A, "lambda list-functions").Functions[1].FunctionName)
+    local result = must(A, "lambda invoke --function-name echo --cli-binary-format raw-in-base64-out " ..
+      "--payload " .. q('{"n": 1}') .. " --log-type Tail " .. dir .. "/out.json")
+    assert.equals(200, result.StatusCode)
+    assert.is_nil(result.FunctionError)
+    assert.same({ echo = { n = 1 }, name = "echo" }, cjson.decode(process.read_file(dir .. "/out.json")))
+    local log = assert(process.run("printf %s " .. q(result.LogResult) .. " | base64 -d"))
+    assert.matches("START RequestId: ", log)
+    assert.matches("event {'n': 1}", log, 1, true)
+    result = must(A, "lambda invoke --function-name echo --cli-binary-format raw-in-base64-out " ..
+      "--payload " .. q('{"fail": true}') .. " " .. dir .. "/out.json")
+    assert.equals("Unhandled", result.FunctionError)
+    assert.same({ "ValueError", "asked to fail" }, { cjson.decode(process.read_file(dir .. "/out.json")).errorType,
+      cjson.decode(process.read_file(dir .. "/out.json")).errorMessage })
+    must(A, "lambda delete-function --function-name echo")
+    fails_with("ResourceNotFoundException", A, "lambda get-function --function-name echo")
+    os.execute("rm -rf " .. q(dir))
   end)
 end)

@@ -101,6 +101,30 @@ describe("core.httpd", function()
     end
   end)
 
+  it("refuses a chunked body whose framing alone outgrows the buffer", function()
+    local s = assert(core.httpd.listen { port = 0, max_body_bytes = 65536, max_header_bytes = 512 })
+    local c = assert(socket.tcp())
+    c:settimeout(2)
+    assert(c:connect("127.0.0.1", s:port()))
+    local chunk = "1;" .. string.rep("x", 900) .. "\r\na\r\n"
+    assert(c:send("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"))
+    c:settimeout(0)
+    local sent, out = 0, ""
+    for _ = 1, 400 do
+      if sent < 200 then
+        local ok = c:send(chunk)
+        if ok then sent = sent + 1 end
+      end
+      s:step(5, echo)
+      local data, err, partial = c:receive(65536)
+      out = out .. (data or partial or "")
+      if out:find("\r\n\r\n", 1, true) or err == "closed" then break end
+    end
+    assert.matches("^HTTP/1.1 413 ", out)
+    c:close()
+    s:close()
+  end)
+
   it("holds a reply back for delay_ms and aborts a connection on reset", function()
     local t0 = socket.gettime()
     assert.matches("late$", (exchange(srv, client, "GET /late HTTP/1.1\r\n\r\n")))

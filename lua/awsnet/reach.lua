@@ -86,7 +86,8 @@ end
 
 -- ---- endpoints -----------------------------------------------------------------------------
 
--- What a src or dst names: an endpoint record {enis, ips, label, ...} or a plain address.
+-- What a src or dst names: an endpoint record (ENI, instance, RDS: {eni, ip_n, ip_s, label, vpc,
+-- ...}; a Lambda function also {enis, ips}, one per subnet) or a plain address {ip, label}.
 function Model:endpoint(name, role, resolver)
   if type(name) ~= "string" or name == "" then error("trace: " .. role .. " must be a non-empty string", 3) end
   local ep = self._b.endpoints[name]
@@ -123,7 +124,7 @@ end
 -- The VPC id a source lives in (for the DNS rules).
 function Model:source_vpc(ep)
   local b = self._b
-  if ep.enis then return ep.vpc end
+  if ep.eni then return ep.vpc end
   local subnet = self._m:lookup("any_subnet", ep.ip)
   return subnet and b.info.subnet[b.subnet_ids[subnet]].vpc
 end
@@ -188,6 +189,7 @@ function Model:trace(q)
     if vinfo and not vinfo.dns_support then
       return report.dns_blocked(ctx, src_vpc)
     end
+    if vinfo and not vinfo.dns_known then ctx._dns_default = src_vpc end
   end
   if dst.rds then
     if not dst.available then return report.db_unavailable(ctx) end
@@ -196,39 +198,41 @@ function Model:trace(q)
       if not dst.public_ip then return report.public_unknown(ctx) end
       dst_ip = creach.ip(dst.public_ip)
     else
-      dst_eni, dst_ip = dst.enis[1], dst.ip_n
+      dst_eni, dst_ip = dst.eni, dst.ip_n
     end
-  elseif dst.enis then
-    dst_eni, dst_ip = dst.enis[1], dst.ip_n
+  elseif dst.eni then
+    dst_eni, dst_ip = dst.eni, dst.ip_n
   end
   ctx._dip = dst_ip
   local m = self._m
-  local sources = src.enis
-  if not sources then
-    local subnet = m:lookup("any_subnet", src.ip)
-    local eni = subnet and m:lookup("eni", self._b.subnet_vpc[subnet], src.ip)
-    if not subnet then
-      return errors.fail("unknown_endpoint", "src " .. src.label .. " is in no subnet of the snapshot")
+  if src.lambda then
+    -- A Lambda function uses a Hyperplane ENI in each configured subnet: every one must get through.
+    local first
+    for i, eni in ipairs(src.enis) do
+      local c = ctx
+      if i > 1 then
+        c = {}
+        for k, v in pairs(ctx) do if k:sub(1, 1) == "_" then c[k] = v end end
+      end
+      c._se, c._de = eni, dst_eni
+      local r = report.result(c, m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
+      if #src.enis > 1 then r.source, r.source_index = src.ips[i], i end
+      if not r.reachable then return r end
+      first = first or r
     end
-    ctx._se, ctx._ss, ctx._si, ctx._de = eni or -1, subnet, src.ip, dst_eni
-    return report.result(ctx, m:trace(eni, subnet, src.ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi,
-      forward_only))
+    return first
   end
-  -- A Lambda function uses a Hyperplane ENI in each configured subnet: every one must get through.
-  local first
-  for i, eni in ipairs(sources) do
-    local c = ctx
-    if i > 1 then
-      c = {}
-      for k, v in pairs(ctx) do if k:sub(1, 1) == "_" then c[k] = v end end
-    end
-    c._se, c._de = eni, dst_eni
-    local r = report.result(c, m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
-    if #sources > 1 then r.source, r.source_index = src.ips[i], i end
-    if not r.reachable then return r end
-    first = first or r
+  if src.eni then
+    ctx._se, ctx._de = src.eni, dst_eni
+    return report.result(ctx, m:trace(src.eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
   end
-  return first
+  local subnet = m:lookup("any_subnet", src.ip)
+  if not subnet then
+    return errors.fail("unknown_endpoint", "src " .. src.label .. " is in no subnet of the snapshot")
+  end
+  local eni = m:lookup("eni", self._b.subnet_vpc[subnet], src.ip)
+  ctx._se, ctx._ss, ctx._si, ctx._de = eni or -1, subnet, src.ip, dst_eni
+  return report.result(ctx, m:trace(eni, subnet, src.ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
 end
 
 --- model:matrix{sources = {...}, destinations = {...}, protocol=, port=} -> result with
@@ -246,7 +250,7 @@ function Model:matrix(q)
     for _, name in ipairs(names) do
       local ep, err = self:endpoint(name, role)
       if not ep then return nil, err end
-      local eni = ep.enis and ep.enis[1] or -1
+      local eni = ep.eni or -1
       local ip = ep.ip_n or ep.ip
       local subnet = eni >= 0 and -1 or self._m:lookup("any_subnet", ip)
       if not subnet then return errors.fail("unknown_endpoint", role .. " " .. name .. " is in no subnet") end
@@ -280,7 +284,7 @@ function Model:who_can_reach(q)
   local dst, err = self:endpoint(q.dst, "dst", q.resolver)
   if not dst then return nil, err end
   if dst.lambda then return errors.fail("invalid_endpoint", "nothing can open a connection to a Lambda function") end
-  local dst_eni = dst.enis and dst.enis[1] or -1
+  local dst_eni = dst.eni or -1
   local dst_ip = dst.ip_n or dst.ip
   local eph = EPHEMERAL.lambda
   local runs = self._m:who_can_reach(dst_eni, dst_ip, proto, port, eph[1], eph[2])

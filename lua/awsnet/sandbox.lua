@@ -66,12 +66,8 @@ end
 
 -- A deterministic stream for faults, separate from the ids so faults do not change ids.
 function Sandbox:fault_roll()
-  local x = self.fault_rng
-  x = x ~ ((x << 13) & 0xffffffff)
-  x = x ~ (x >> 17)
-  x = x ~ ((x << 5) & 0xffffffff)
-  self.fault_rng = x
-  return (x % 1000000) / 1000000
+  self.fault_rng = state_mod.xorshift32(self.fault_rng)
+  return (self.fault_rng % 1000000) / 1000000
 end
 
 -- Reads the action and its parameters from the request, per protocol.
@@ -117,16 +113,8 @@ function Sandbox:handle(req)
   if not fn then
     return error_response(svc, request_id, "InvalidAction", "The action " .. action .. " is not valid for this web service.")
   end
-  local faults = self.faults
-  local delay = faults.latency_ms and faults.latency_ms > 0 and faults.latency_ms or nil
-  if (faults.throttle or 0) > 0 and self:fault_roll() < faults.throttle then
-    local f = FAULTS[svc.protocol][1]
-    return error_response(svc, request_id, f[1], "Rate exceeded", f[2])
-  end
-  if (faults.error5xx or 0) > 0 and self:fault_roll() < faults.error5xx then
-    local f = FAULTS[svc.protocol][2]
-    return error_response(svc, request_id, f[1], "We encountered an internal error. Please try again.", f[2])
-  end
+  local response = self:injected_fault(svc, request_id)
+  if response then return response end
   local ctx = {
     sandbox = self, state = self.state, account = identity.account, arn = identity.arn,
     user_id = identity.user_id, region = self.state:region(), request_id = request_id,
@@ -142,11 +130,24 @@ function Sandbox:handle(req)
   end
   if self.state_path then self.state:save(self.state_path) end
   -- a reset after the action ran: the client cannot tell whether its call took effect
-  if (faults.reset or 0) > 0 and self:fault_roll() < faults.reset then return { reset = true } end
-  local response
+  if (self.faults.reset or 0) > 0 and self:fault_roll() < self.faults.reset then return { reset = true } end
   if result == nil then response = failure(svc, request_id, ferr)
   else response = render(svc, action, result, request_id) end
-  response.delay_ms = delay
+  response.delay_ms = self.faults.latency_ms
+  return response
+end
+
+-- A throttle or a server error in place of the answer, at the configured rates (nil: none).
+function Sandbox:injected_fault(svc, request_id)
+  local faults, response = self.faults, nil
+  if (faults.throttle or 0) > 0 and self:fault_roll() < faults.throttle then
+    local f = FAULTS[svc.protocol][1]
+    response = error_response(svc, request_id, f[1], "Rate exceeded", f[2])
+  elseif (faults.error5xx or 0) > 0 and self:fault_roll() < faults.error5xx then
+    local f = FAULTS[svc.protocol][2]
+    response = error_response(svc, request_id, f[1], "We encountered an internal error. Please try again.", f[2])
+  end
+  if response then response.delay_ms = faults.latency_ms end
   return response
 end
 
@@ -209,9 +210,11 @@ function Sandbox:serve_until(until_fn, step_ms)
   repeat self:step(step_ms or 50) until until_fn()
 end
 
---- Forgets every resource and session (accounts stay).
+--- Forgets every resource and session (accounts stay) and stops the databases behind them.
 function Sandbox:reset()
+  for id, srv in pairs(self.databases or {}) do srv:stop(); self.databases[id] = nil end
   self.state = state_mod.new(self.opts)
+  if self.dns then self:service_module("rds").sync_dns(self) end
   if self.state_path then self.state:save(self.state_path) end
 end
 
@@ -230,7 +233,9 @@ function sandbox.start(opts)
   assert(type(opts) == "table", "sandbox.start: opts must be a table")
   local state_path, st
   if opts.state_dir then
-    os.execute("mkdir -p '" .. opts.state_dir:gsub("'", "'\\''") .. "'")
+    -- the saved world holds secrets (session keys, master passwords): the folder is the owner's only
+    local q = require("awsnet.svc.process").quote
+    os.execute("mkdir -p " .. q(opts.state_dir) .. " && chmod 700 " .. q(opts.state_dir))
     state_path = opts.state_dir .. "/sandbox-state.json"
     local err
     st, err = state_mod.load(state_path, opts)
@@ -294,7 +299,9 @@ function sandbox.spawn(opts)
       argv[#argv + 1] = "--faults"; argv[#argv + 1] = table.concat(parts, ",")
     end
     os.remove(log)
-    local proc = process.spawn(argv, { log = log, cleanup_dir = dir })
+    -- under `make check` the sandbox process runs the sanitised core too, so it needs the runtimes
+    local env = os.getenv("AWSNET_SANITIZED") and { LD_PRELOAD = os.getenv("LD_PRELOAD") or "" } or nil
+    local proc = process.spawn(argv, { log = log, cleanup_dir = dir, env = env })
     local up = process.wait_until(function()
       local text = process.read_file(log) or ""
       return not proc.alive() or text:find("listening on", 1, true) ~= nil

@@ -220,11 +220,9 @@ function Builder:transit_gateways(data)
 end
 
 function Builder:tgw_route_tables(data)
-  self.trtb_info = {}
   self:each(data, "TransitGatewayRouteTables", function(t, where)
     local id = self:first_sight(t, "TransitGatewayRouteTableId", "trtb", where)
     if not id then return end
-    self.trtb_info[id] = { where = where }
     self.idx.trtb[id] = self.m:tgw_route_table(self:comp(id, "tgw-route-table", where, tag_name(t)), true,
       t.State == nil or t.State == "available")
   end)
@@ -506,7 +504,7 @@ function Builder:add_eni(id, res, where, kind)
   self.idx.eni[id] = e
   self.info.eni[id] = { idx = e, ip = ip, subnet = res.SubnetId, sgs = sg_ids, type = str(res.InterfaceType),
     description = str(res.Description) or "", public_ip = pub, requester = str(res.RequesterId) }
-  self.endpoints[id] = { enis = { e }, ips = { ip }, ip_n = creach.ip(ip), label = id,
+  self.endpoints[id] = { eni = e, ip_n = creach.ip(ip), ip_s = ip, label = id,
     vpc = self.info.subnet[res.SubnetId].vpc }
   return e
 end
@@ -530,7 +528,7 @@ function Builder:interfaces(data)
       end
       if iid and primary then
         local p = self.endpoints[primary]
-        self.endpoints[iid] = { enis = p.enis, ips = p.ips, ip_n = p.ip_n, label = iid, vpc = p.vpc }
+        self.endpoints[iid] = { eni = p.eni, ip_n = p.ip_n, ip_s = p.ip_s, label = iid, vpc = p.vpc }
       end
     end
   end)
@@ -768,7 +766,7 @@ function Builder:functions(data)
             "Hyperplane ENI of lambda:" .. name)
         end
         ep.enis[#ep.enis + 1], ep.ips[#ep.ips + 1] = idx, ip
-        ep.ip_n = ep.ip_n or creach.ip(ip)
+        ep.eni, ep.ip_n, ep.ip_s = ep.eni or idx, ep.ip_n or creach.ip(ip), ep.ip_s or ip
       end
     end
     if #ep.enis > 0 then self.endpoints["lambda:" .. name] = ep end
@@ -810,7 +808,7 @@ function Builder:databases(data)
       idx, ip = self:synthetic_eni("rds:" .. id, sid, sg_ids, where, "ENI of rds:" .. id)
     end
     local endpoint = type(d.Endpoint) == "table" and d.Endpoint or {}
-    local rec = { enis = { idx }, ips = { ip }, ip_n = creach.ip(ip), label = "rds:" .. id, rds = true, vpc = vpc,
+    local rec = { eni = idx, ip_n = creach.ip(ip), ip_s = ip, label = "rds:" .. id, rds = true, vpc = vpc,
       public = d.PubliclyAccessible == true, public_ip = pub, address = str(endpoint.Address),
       port = math.tointeger(endpoint.Port), available = d.DBInstanceStatus == nil or d.DBInstanceStatus == "available" }
     self.endpoints["rds:" .. id] = rec

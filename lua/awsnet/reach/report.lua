@@ -1,7 +1,8 @@
 --- Trace results: hops in words, the blocking hop, a suggested fix, text and JSON forms.
--- A result is built from the packed hop records the C evaluator returns; the hop tables are
--- made only when `forward`, `ret`, `blocked_at`, `assumptions` or `fix` is first read, so a
--- script that only asks `reachable` pays for nothing else.
+-- A trace keeps its query and the verdict; the hops (packed records from the C evaluator, walked
+-- again on first use) and their tables are made only when `forward`, `ret`, `blocked_at`,
+-- `assumptions` or `fix` is first read, so a script that only asks `reachable` pays for nothing
+-- else. The model must stay open until then.
 --
 -- result = { reachable = bool, code = explanation code (nil when reachable),
 --            blocked_at = hop | nil, forward = {ok, hops}, ret = {ok, hops},
@@ -114,6 +115,9 @@ function lazy.assumptions(r)
       .. "address %s, so the transit gateway is not used (unverified: whether the TGW's DnsSupport would "
       .. "answer the private address instead)", ctx._dst.label, tostring(ctx._dst.public_ip))
   end
+  if ctx._dns_default then
+    out[#out + 1] = "enableDnsSupport of " .. ctx._dns_default .. " is not in the snapshot: taken as true (AWS's default)"
+  end
   if ctx._dst.resolved then
     out[#out + 1] = string.format("%s resolved to %s", ctx._dst.dns_name, ctx._dst.resolved)
   end
@@ -171,29 +175,30 @@ local FIXES = {
   NO_PATH = function() return "the reply does not come back the way it left: check both sides' routes" end,
 }
 
-function lazy.fix(r)
-  if r.reachable then return end
-  local ctx, h = r, r.blocked_at
-  local fix
-  if ctx._trap then
-    fix = "set PubliclyAccessible=false on " .. ctx._dst.label .. " (or resolve it from its own VPC)"
-  elseif h and FIXES[r.code] then
-    local src = ctx._src
-    local src_ip = src.ip and creach.ipstr(src.ip) or (src.ips and src.ips[r.source_index or 1]) or "the source"
-    local dst_ip = creach.ipstr(ctx._dip)
-    local to, from = dst_ip, src_ip
-    if h.direction == "return" then to, from = src_ip, dst_ip end
-    -- the source's outbound rules are the forward path's first security-group hop
-    h._outbound = h.kind == "security-group" and r.forward.hops[2] == h
-    fix = FIXES[r.code](h, to, from, ctx)
-    h._outbound = nil
-  elseif r._fix then
-    fix = r._fix
+local function fix_for(r)
+  if r.reachable then return nil end
+  if r._fix then return r._fix end -- results decided before any walk carry their own
+  if r._trap then
+    return "set PubliclyAccessible=false on " .. r._dst.label .. " (or resolve it from its own VPC)"
   end
-  rawset(r, "fix", fix or false)
+  local h = r.blocked_at
+  if not (h and FIXES[r.code]) then return nil end
+  local src = r._src
+  local src_ip = src.ip and creach.ipstr(src.ip) or (src.ips and src.ips[r.source_index or 1]) or src.ip_s
+  local dst_ip = creach.ipstr(r._dip)
+  local to, from = dst_ip, src_ip
+  if h.direction == "return" then to, from = src_ip, dst_ip end
+  -- the source's outbound rules are the forward path's first security-group hop
+  h._outbound = h.kind == "security-group" and r.forward.hops[2] == h
+  local fix = FIXES[r.code](h, to, from, r)
+  h._outbound = nil
+  return fix
 end
 
---- Wraps the C evaluator's answer: ok, code, the packed walk. Everything else is read lazily.
+function lazy.fix(r)
+  rawset(r, "fix", fix_for(r) or false)
+end
+
 -- `ctx` (the query: _model, _src, _dst, _proto, _port, _lo, _hi, _fo, _spg, _dip, _trap, and the
 -- evaluator's arguments _se, _ss, _si, _de) becomes the result itself: one table per trace.
 function report.result(ctx, ok, code)

@@ -76,11 +76,11 @@ local function visible(ctx, kind, obj)
   return obj.owner == ctx.account
 end
 
--- Resources that move between states, and their kind -> gone when "deleted".
+-- Applies a due state change. A deleted Transit Gateway stays listed as "deleted" for an hour,
+-- as on AWS, and is then forgotten.
 local function settle(ctx, kind, obj)
   local st = ctx.state:settle(obj)
-  if st == "deleted" and (kind == "tgw" or kind == "vpc" or kind == "tgw_rt") and obj.deleted_at
-     and os.time() - obj.deleted_at > 3600 then
+  if st == "deleted" and kind == "tgw" and os.time() - (obj.deleted_at or 0) > 3600 then
     ctx.state:remove(kind, obj.id)
   end
   return st
@@ -103,7 +103,7 @@ local function as_started(rendered, state)
 end
 
 ------------------------------------------------------------------------------------------------
--- Describe: ids, filters, paging
+-- Describe: ids and filters (every answer is one page)
 
 local function tag_filter_match(tags, name, values)
   local key = name:match("^tag:(.+)$")
@@ -120,18 +120,25 @@ local function glob_match(pattern, value)
   return tostring(value):match(lua_pattern) ~= nil
 end
 
---- True when `obj` passes every filter; `fields(obj)` maps filter names to a value or values.
+-- True when `obj` passes every filter. `fields(obj)` maps each supported filter name to a value, a
+-- list of values, false (no value) or a function(filter value) -> bool. Unsupported name: nil, name.
 local function filters_pass(filters, obj, fields)
   local f = fields(obj)
   for _, flt in ipairs(filters) do
-    local name, values = flt.Name, list_param(flt, "Value", "Values")
-    if name:match("^tag") then
+    local name, values = flt.Name or "", list_param(flt, "Value", "Values")
+    local have = f[name]
+    if name:match("^tag:") or name == "tag-key" or name == "tag-value" then
       if not tag_filter_match(obj.tags or {}, name, values) then return false end
-    elseif f[name] ~= nil then
-      local have = type(f[name]) == "table" and f[name] or { f[name] }
+    elseif have == nil then
+      return nil, name
+    else
       local hit = false
-      for _, hv in ipairs(have) do
-        for _, v in ipairs(values) do if glob_match(v, hv) then hit = true end end
+      for _, v in ipairs(values) do
+        if type(have) == "function" then
+          hit = hit or have(v)
+        else
+          for _, hv in ipairs(type(have) == "table" and have or { have }) do hit = hit or glob_match(v, hv) end
+        end
       end
       if not hit then return false end
     end
@@ -139,31 +146,50 @@ local function filters_pass(filters, obj, fields)
   return true
 end
 
+--- The objects that pass the filters, or nil, err for a filter the sandbox does not know (rather
+-- than an answer that silently ignores it).
+local function apply_filters(filters, objs, fields)
+  local out = {}
+  for _, obj in ipairs(objs) do
+    local pass, unknown = filters_pass(filters, obj, fields)
+    if pass == nil then return fail("InvalidParameterValue", "The filter '" .. unknown .. "' is invalid") end
+    if pass then out[#out + 1] = obj end
+  end
+  return out
+end
+
 --- The visible objects of `kind`, narrowed by the ids given (unknown id: `code`) and filters.
 local function describe(ctx, kind, p, ids, code, fields)
-  local filters = list_param(p, "Filter", "Filters")
-  local out = {}
+  local found = {}
   if #ids > 0 then
     for _, id in ipairs(ids) do
       local obj, err = lookup(ctx, kind, id, code)
       if not obj then return nil, err end
-      if filters_pass(filters, obj, fields) then out[#out + 1] = obj end
+      found[#found + 1] = obj
     end
-    return out
-  end
-  for _, obj in ipairs(ctx.state:list(kind, function(o) return visible(ctx, kind, o) end)) do
-    local st = settle(ctx, kind, obj)
-    if st ~= "deleted" or kind == "tgw_attachment" or kind == "tgw" then
-      if filters_pass(filters, obj, fields) then out[#out + 1] = obj end
+  else
+    for _, obj in ipairs(ctx.state:list(kind, function(o) return visible(ctx, kind, o) end)) do
+      local st = settle(ctx, kind, obj)
+      if st ~= "deleted" or kind == "tgw_attachment" or kind == "tgw" then found[#found + 1] = obj end
     end
   end
-  return out
+  return apply_filters(list_param(p, "Filter", "Filters"), found, fields)
 end
 
 local function render_all(objs, render_fn, ctx, tag, xml_name)
   local out = {}
   for i, o in ipairs(objs) do out[i] = render_fn(o, ctx) end
   return array(out, tag or "item", xml_name)
+end
+
+--- A Describe* action: the visible objects of `kind` narrowed by the id list parameter (under its
+-- wire names `id_params`) and filters, rendered under `key` (XML list name `xml_name`).
+local function describer(kind, id_params, code, fields, render, key, xml_name)
+  return function(ctx, p)
+    local objs, err = describe(ctx, kind, p, list_param(p, table.unpack(id_params)), code, fields)
+    if not objs then return nil, err end
+    return { [key] = render_all(objs, render, ctx, "item", xml_name) }
+  end
 end
 
 ------------------------------------------------------------------------------------------------
@@ -289,11 +315,7 @@ function A.CreateVpc(ctx, p)
   return { Vpc = as_started(R.vpc(vpc, ctx), "pending") }
 end
 
-function A.DescribeVpcs(ctx, p)
-  local vpcs, err = describe(ctx, "vpc", p, list_param(p, "VpcId", "VpcIds"), "InvalidVpcID.NotFound", vpc_fields)
-  if not vpcs then return nil, err end
-  return { Vpcs = render_all(vpcs, R.vpc, ctx, "item", "vpcSet") }
-end
+A.DescribeVpcs = describer("vpc", { "VpcId", "VpcIds" }, "InvalidVpcID.NotFound", vpc_fields, R.vpc, "Vpcs", "vpcSet")
 
 local function vpc_dependents(ctx, vpc)
   local function in_vpc(o) return o.vpc == vpc.id end
@@ -371,14 +393,14 @@ local function subnet_rtb(ctx, subnet)
 end
 
 function R.subnet(s, ctx)
-  local base, size = cidr.range(s.cidr)
+  local _, size = cidr.range(s.cidr)
   local used = #ctx.state:list("eni", function(e) return e.subnet == s.id end)
   return {
     SubnetId = s.id, VpcId = s.vpc, OwnerId = s.owner, CidrBlock = s.cidr, State = settle(ctx, "subnet", s),
     AvailabilityZone = ctx.state:az_name(s.owner, s.az_id), AvailabilityZoneId = s.az_id,
     AvailableIpAddressCount = size - 5 - used, DefaultForAz = false, MapPublicIpOnLaunch = false,
     SubnetArn = string.format("arn:aws:ec2:%s:%s:subnet/%s", ctx.region, s.owner, s.id),
-    Tags = render_tags(s.tags), _base = nil and base,
+    Tags = render_tags(s.tags),
   }
 end
 
@@ -426,12 +448,8 @@ function A.CreateSubnet(ctx, p)
   return { Subnet = as_started(R.subnet(subnet, ctx), "pending") }
 end
 
-function A.DescribeSubnets(ctx, p)
-  local subnets, err = describe(ctx, "subnet", p, list_param(p, "SubnetId", "SubnetIds"), "InvalidSubnetID.NotFound",
-    subnet_fields)
-  if not subnets then return nil, err end
-  return { Subnets = render_all(subnets, R.subnet, ctx, "item", "subnetSet") }
-end
+A.DescribeSubnets = describer("subnet", { "SubnetId", "SubnetIds" }, "InvalidSubnetID.NotFound", subnet_fields, R.subnet,
+  "Subnets", "subnetSet")
 
 function A.DeleteSubnet(ctx, p)
   local subnet, err = lookup(ctx, "subnet", p.SubnetId, "InvalidSubnetID.NotFound")
@@ -504,12 +522,8 @@ function A.CreateRouteTable(ctx, p)
   return { RouteTable = R.rtb(new_route_table(ctx, vpc, false, spec_tags(p, "route-table")), ctx) }
 end
 
-function A.DescribeRouteTables(ctx, p)
-  local rts, err = describe(ctx, "rtb", p, list_param(p, "RouteTableId", "RouteTableIds"), "InvalidRouteTableID.NotFound",
-    rtb_fields)
-  if not rts then return nil, err end
-  return { RouteTables = render_all(rts, R.rtb, ctx, "item", "routeTableSet") }
-end
+A.DescribeRouteTables = describer("rtb", { "RouteTableId", "RouteTableIds" }, "InvalidRouteTableID.NotFound", rtb_fields,
+  R.rtb, "RouteTables", "routeTableSet")
 
 function A.DeleteRouteTable(ctx, p)
   local rt, err = lookup(ctx, "rtb", p.RouteTableId, "InvalidRouteTableID.NotFound")
@@ -854,12 +868,8 @@ function A.CreateNetworkAcl(ctx, p)
   return { NetworkAcl = R.acl(new_network_acl(ctx, vpc, false, spec_tags(p, "network-acl"))) }
 end
 
-function A.DescribeNetworkAcls(ctx, p)
-  local acls, err = describe(ctx, "acl", p, list_param(p, "NetworkAclId", "NetworkAclIds"), "InvalidNetworkAclID.NotFound",
-    acl_fields)
-  if not acls then return nil, err end
-  return { NetworkAcls = render_all(acls, R.acl, ctx, "item", "networkAclSet") }
-end
+A.DescribeNetworkAcls = describer("acl", { "NetworkAclId", "NetworkAclIds" }, "InvalidNetworkAclID.NotFound", acl_fields,
+  R.acl, "NetworkAcls", "networkAclSet")
 
 function A.DeleteNetworkAcl(ctx, p)
   local acl, err = lookup(ctx, "acl", p.NetworkAclId, "InvalidNetworkAclID.NotFound")
@@ -942,16 +952,12 @@ end
 local function eni_fields(e)
   return { ["network-interface-id"] = e.id, ["subnet-id"] = e.subnet, ["vpc-id"] = e.vpc, ["interface-type"] = e.interface_type,
            ["description"] = e.description, ["group-id"] = e.groups, ["private-ip-address"] = e.ip,
-           ["addresses.private-ip-address"] = e.ip, ["requester-id"] = e.requester_id, ["owner-id"] = e.owner,
+           ["addresses.private-ip-address"] = e.ip, ["requester-id"] = e.requester_id or false, ["owner-id"] = e.owner,
            ["status"] = e.status }
 end
 
-function A.DescribeNetworkInterfaces(ctx, p)
-  local enis, err = describe(ctx, "eni", p, list_param(p, "NetworkInterfaceId", "NetworkInterfaceIds"),
-    "InvalidNetworkInterfaceID.NotFound", eni_fields)
-  if not enis then return nil, err end
-  return { NetworkInterfaces = render_all(enis, R.eni, ctx, "item", "networkInterfaceSet") }
-end
+A.DescribeNetworkInterfaces = describer("eni", { "NetworkInterfaceId", "NetworkInterfaceIds" },
+  "InvalidNetworkInterfaceID.NotFound", eni_fields, R.eni, "NetworkInterfaces", "networkInterfaceSet")
 
 function A.DescribeAvailabilityZones(ctx, p)
   local names, ids, out = list_param(p, "ZoneName", "ZoneNames"), list_param(p, "ZoneId", "ZoneIds"), {}
@@ -962,14 +968,16 @@ function A.DescribeAvailabilityZones(ctx, p)
   end
   for _, z in ipairs(ctx.state:zones(ctx.account)) do
     if wanted(names, z.name) and wanted(ids, z.id) then
-      local zone = { ZoneName = z.name, ZoneId = z.id, State = "available", RegionName = ctx.region,
-                     ZoneType = "availability-zone", OptInStatus = "opt-in-not-required", GroupName = ctx.region,
-                     NetworkBorderGroup = ctx.region, Messages = array({}, "item", "messageSet") }
-      if filters_pass(list_param(p, "Filter", "Filters"), zone, function(o)
-        return { ["zone-name"] = o.ZoneName, ["zone-id"] = o.ZoneId, ["state"] = o.State, ["region-name"] = o.RegionName }
-      end) then out[#out + 1] = wire.xml_names(zone, { State = "zoneState" }) end
+      out[#out + 1] = wire.xml_names({ ZoneName = z.name, ZoneId = z.id, State = "available", RegionName = ctx.region,
+        ZoneType = "availability-zone", OptInStatus = "opt-in-not-required", GroupName = ctx.region,
+        NetworkBorderGroup = ctx.region, Messages = array({}, "item", "messageSet") }, { State = "zoneState" })
     end
   end
+  local err
+  out, err = apply_filters(list_param(p, "Filter", "Filters"), out, function(o)
+    return { ["zone-name"] = o.ZoneName, ["zone-id"] = o.ZoneId, ["state"] = o.State, ["region-name"] = o.RegionName }
+  end)
+  if not out then return nil, err end
   return { AvailabilityZones = array(out, "item", "availabilityZoneInfo") }
 end
 
@@ -993,10 +1001,13 @@ function A.DescribeManagedPrefixLists(ctx, p)
   for _, pl in ipairs(managed_prefix_lists(ctx)) do
     local want = #ids == 0
     for _, id in ipairs(ids) do if id == pl.PrefixListId then want = true end end
-    if want and filters_pass(list_param(p, "Filter", "Filters"), pl, function(o)
-      return { ["prefix-list-id"] = o.PrefixListId, ["prefix-list-name"] = o.PrefixListName, ["owner-id"] = o.OwnerId }
-    end) then out[#out + 1] = pl end
+    if want then out[#out + 1] = pl end
   end
+  local err
+  out, err = apply_filters(list_param(p, "Filter", "Filters"), out, function(o)
+    return { ["prefix-list-id"] = o.PrefixListId, ["prefix-list-name"] = o.PrefixListName, ["owner-id"] = o.OwnerId }
+  end)
+  if not out then return nil, err end
   return { PrefixLists = array(out, "item", "prefixListSet") }
 end
 
@@ -1059,11 +1070,8 @@ function A.CreateTransitGateway(ctx, p)
   return { TransitGateway = as_started(R.tgw(tgw, ctx), "pending") }
 end
 
-function A.DescribeTransitGateways(ctx, p)
-  local tgws, err = describe(ctx, "tgw", p, list_param(p, "TransitGatewayIds"), "InvalidTransitGatewayID.NotFound", tgw_fields)
-  if not tgws then return nil, err end
-  return { TransitGateways = render_all(tgws, R.tgw, ctx, "item", "transitGatewaySet") }
-end
+A.DescribeTransitGateways = describer("tgw", { "TransitGatewayIds" }, "InvalidTransitGatewayID.NotFound", tgw_fields, R.tgw,
+  "TransitGateways", "transitGatewaySet")
 
 local function live_attachment(ctx, att)
   local s = ctx.state:settle(att)
@@ -1178,12 +1186,9 @@ function A.CreateTransitGatewayVpcAttachment(ctx, p)
   return { TransitGatewayVpcAttachment = as_started(R.tgw_attachment(att, ctx), initial) }
 end
 
-function A.DescribeTransitGatewayVpcAttachments(ctx, p)
-  local atts, err = describe(ctx, "tgw_attachment", p, list_param(p, "TransitGatewayAttachmentIds"),
-    "InvalidTransitGatewayAttachmentID.NotFound", attachment_fields)
-  if not atts then return nil, err end
-  return { TransitGatewayVpcAttachments = render_all(atts, R.tgw_attachment, ctx, "item", "transitGatewayVpcAttachments") }
-end
+A.DescribeTransitGatewayVpcAttachments = describer("tgw_attachment", { "TransitGatewayAttachmentIds" },
+  "InvalidTransitGatewayAttachmentID.NotFound", attachment_fields, R.tgw_attachment, "TransitGatewayVpcAttachments",
+  "transitGatewayVpcAttachments")
 
 function A.DescribeTransitGatewayAttachments(ctx, p)
   local atts, err = describe(ctx, "tgw_attachment", p, list_param(p, "TransitGatewayAttachmentIds"),
@@ -1421,18 +1426,17 @@ function A.SearchTransitGatewayRoutes(ctx, p)
   if not rt then return nil, err end
   local filters = list_param(p, "Filter", "Filters")
   if #filters == 0 then return fail("MissingParameter", "The request must contain the parameter Filters") end
+  local routes
+  routes, err = apply_filters(filters, ec2.tgw_routes(ctx, rt), function(o)
+    return { type = o.type, state = o.state, ["route-search.exact-match"] = o.cidr,
+      ["route-search.subnet-of-match"] = function(v) return cidr.contains(v, o.cidr) end,
+      ["route-search.supernet-of-match"] = function(v) return cidr.contains(o.cidr, v) end,
+      ["attachment.transit-gateway-attachment-id"] = o.attachment or false,
+      ["attachment.resource-type"] = o.attachment and "vpc" or false }
+  end)
+  if not routes then return nil, err end
   local out = {}
-  for _, r in ipairs(ec2.tgw_routes(ctx, rt)) do
-    local pass = filters_pass(filters, r, function(o)
-      return { type = o.type, state = o.state, ["route-search.exact-match"] = o.cidr,
-               ["transit-gateway-attachment-id"] = o.attachment, ["attachment.transit-gateway-attachment-id"] = o.attachment }
-    end)
-    local longest = nil
-    for _, f in ipairs(filters) do
-      if f.Name == "route-search.subnet-of-match" then longest = list_param(f, "Value", "Values")[1] end
-    end
-    if pass and (not longest or cidr.contains(r.cidr, longest)) then out[#out + 1] = R.tgw_route(r, ctx) end
-  end
+  for i, r in ipairs(routes) do out[i] = R.tgw_route(r, ctx) end
   return { Routes = array(out, "item", "routeSet"), AdditionalRoutesAvailable = false }
 end
 
@@ -1502,9 +1506,6 @@ end
 
 function A.CreateTags(ctx, p) return change_tags(ctx, p, true) end
 function A.DeleteTags(ctx, p) return change_tags(ctx, p, false) end
-
---- The VPC object `id` (for other sandbox services), or nil.
-function ec2.vpc(state, id) return state:get("vpc", id) end
 
 --- Looks up a visible object for another service (RDS, Lambda): kind, id, not-found code.
 ec2.lookup = lookup

@@ -82,9 +82,8 @@ end
 function A.DeleteDBSubnetGroup(ctx, p)
   local g, err = find_group(ctx, p.DBSubnetGroupName)
   if not g then return nil, err end
-  local function in_use(i) return i.owner == ctx.account and ctx.state:settle(i) ~= "deleted" end
-  for _, inst in ipairs(ctx.state:list("db_instance", in_use)) do
-    if inst.subnet_group == g.id then
+  for _, inst in ipairs(ctx.state:list("db_instance", function(i) return i.owner == ctx.account end)) do
+    if inst.subnet_group == g.id and ctx.state:settle(inst) ~= "deleted" then
       return fail("InvalidDBSubnetGroupStateFault", "Cannot delete the subnet group '" .. g.name ..
         "' because at least one database instance: " .. inst.name .. " is still using it.")
     end
@@ -163,7 +162,7 @@ end
 
 local function find_instance(ctx, name)
   local inst = name and ctx.state:get("db_instance", ctx.account .. ":" .. name:lower())
-  if not inst or inst.state == "deleted" then
+  if not inst or ctx.state:settle(inst) == "deleted" then
     return fail("DBInstanceNotFound", "DBInstance " .. tostring(name) .. " not found.", 404)
   end
   return inst
@@ -264,7 +263,7 @@ function A.DescribeDBInstances(ctx, p)
     if not inst then return nil, err end
     list = { inst }
   else
-    list = ctx.state:list("db_instance", function(i) return i.owner == ctx.account and i.state ~= "deleted" end)
+    list = ctx.state:list("db_instance", function(i) return i.owner == ctx.account and ctx.state:settle(i) ~= "deleted" end)
   end
   local out = {}
   for i, inst in ipairs(list) do out[i] = render_instance(inst, ctx) end

@@ -70,14 +70,17 @@ function State:accounts()
   return ids
 end
 
---- xorshift32 over the saved state: the same seed gives the same ids.
-function State:random32()
-  local x = self.data.rng
+--- One step of xorshift32: a small deterministic generator whose whole state is one number.
+function state.xorshift32(x)
   x = x ~ ((x << 13) & 0xffffffff)
   x = x ~ (x >> 17)
-  x = x ~ ((x << 5) & 0xffffffff)
-  self.data.rng = x
-  return x
+  return x ~ ((x << 5) & 0xffffffff)
+end
+
+--- The next number of the saved generator: the same seed gives the same ids.
+function State:random32()
+  self.data.rng = state.xorshift32(self.data.rng)
+  return self.data.rng
 end
 
 function State:hex(n)

@@ -91,6 +91,8 @@ wire.xml_escape = xml_escape
 
 local function scalar_text(v)
   if type(v) == "boolean" then return v and "true" or "false" end
+  -- numbers read back from a saved state are floats: 3306.0 goes out as 3306
+  if math.type(v) == "float" and v == math.floor(v) then return string.format("%d", v) end
   return xml_escape(v)
 end
 
@@ -245,21 +247,8 @@ end
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
-function wire.base64_encode(data)
-  local out = {}
-  for i = 1, #data, 3 do
-    local a, b, c = data:byte(i, i + 2)
-    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
-    local chars = {}
-    for k = 1, 4 do
-      local idx = (n >> (6 * (4 - k))) & 63
-      chars[k] = B64:sub(idx + 1, idx + 1)
-    end
-    if not b then chars[3], chars[4] = "=", "=" elseif not c then chars[4] = "=" end
-    out[#out + 1] = table.concat(chars)
-  end
-  return table.concat(out)
-end
+--- Base64 text of `data` (the client side's encoder: one definition of the alphabet's use).
+function wire.base64_encode(data) return require("awsnet.aws.restjson").base64(data) end
 
 --- Decodes base64 text; nil when it is not valid base64.
 function wire.base64_decode(text)

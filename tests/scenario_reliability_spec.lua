@@ -56,8 +56,10 @@ describe("scenario reliability #reliability", function()
       local cfg_file = sb.dir .. "/config.json"
       process.write_file(cfg_file, cjson.encode(sb:config{ name = "kill-" .. run }))
       local log = sb.dir .. "/apply.log"
+      -- under `make check` the child loads the sanitised core too, so it needs the runtime preloaded
+      local env = os.getenv("AWSNET_SANITIZED") and { LD_PRELOAD = os.getenv("LD_PRELOAD") or "" } or nil
       local child = process.spawn(sandboxed.awsnet_command({ "scenario", "apply", "--config", cfg_file, "--json" }),
-        { log = log })
+        { log = log, env = env })
       local function done_steps()
         local _, n = (process.read_file(log) or ""):gsub('"event":"done"', "")
         return n

@@ -61,16 +61,14 @@ end
 
 --- Starts `argv` in the background in its own session; stdout/stderr go to `log`.
 -- `cleanup_dir` (optional) is removed by the watchdog when this Lua process dies.
--- The started program does not inherit LD_PRELOAD (sanitiser runtimes are for our core only),
--- unless it is lua5.4, which loads our core (the sandbox, a runbook killed in a test).
+-- The started program does not inherit LD_PRELOAD (sanitiser runtimes are for our core only).
 -- Returns a handle {pid, stop(), alive()}.
 function process.spawn(argv, opts)
   opts = opts or {}
   local env = ""
   for k, v in pairs(opts.env or {}) do env = env .. q(k .. "=" .. v) .. " " end
-  local unset = argv[1] == "lua5.4" and "" or "-u LD_PRELOAD"
-  local cmd = string.format("env %s %s setsid %s </dev/null >>%s 2>&1 & echo $!",
-    unset, env, process.command(argv), q(opts.log or "/dev/null"))
+  local cmd = string.format("env -u LD_PRELOAD %s setsid %s </dev/null >>%s 2>&1 & echo $!",
+    env, process.command(argv), q(opts.log or "/dev/null"))
   local out = assert(process.run(cmd))
   local pid = assert(math.tointeger(tonumber(out:match("%d+"))), "no pid from " .. cmd)
   -- The watchdog: when this Lua process is gone, kill the service's session and remove its folder.

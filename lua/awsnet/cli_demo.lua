@@ -16,12 +16,13 @@ end
 function demo.play(sb, opts)
   local stdout = opts.stdout or io.stdout
   local cfg = sb:config{ name = opts.name or "awsnet-demo" }
+  local before = sb:resources()
   local phases, all_ok = {}, true
   local function phase(name, command, check)
     if not opts.json then banner(stdout, name) end
     local t0 = runbook.clock()
     local status, result = cli_scenario.execute(command, cfg, { stdout = stdout, json = opts.json, out_dir = opts.out_dir,
-      direct = sb.direct, merge_report = command == "prove" })
+      merge_report = command == "prove" })
     local ok, detail = status == 0, nil
     if ok and check then ok, detail = check(result) end
     phases[#phases + 1] = { phase = name, seconds = runbook.clock() - t0, ok = ok, detail = detail }
@@ -37,15 +38,13 @@ function demo.play(sb, opts)
     and phase("prove", "prove")
   -- destroy runs whatever happened before, so that the sandbox is left empty
   phase("destroy", "destroy")
-  local t0 = runbook.clock()
-  local scenario = require "awsnet.scenario.tgw_lambda_rds"
-  local rb, err = scenario.runbook(assert(scenario.config(cfg)))
-  local left
-  if rb then left, err = rb:leftovers() end
-  local clean = left ~= nil and #left == 0
-  phases[#phases + 1] = { phase = "nothing left behind", seconds = runbook.clock() - t0, ok = clean,
-    detail = left and (#left .. " resources left") or tostring(err) }
-  return all_ok and clean, phases
+  -- what the sandbox holds now that it did not hold before the plan
+  local left = {}
+  for r in pairs(sb:resources()) do if not before[r] then left[#left + 1] = r end end
+  table.sort(left)
+  phases[#phases + 1] = { phase = "nothing left behind", seconds = 0, ok = #left == 0,
+    detail = #left == 0 and "the sandbox holds what it held before" or (#left .. " left: " .. table.concat(left, ", ")) }
+  return all_ok and #left == 0, phases
 end
 
 function demo.run(argv)

@@ -58,6 +58,8 @@ function cli_scenario.load_config(path)
   return cfg
 end
 
+local COMMANDS = { plan = true, apply = true, verify = true, prove = true, destroy = true }
+
 local DONE_WORDS = { create = "created", adopt = "adopted", keep = "unchanged", delete = "deleted" }
 
 --- A progress printer: text lines on `out`, or JSON lines when `json`.
@@ -120,6 +122,10 @@ function cli_scenario.execute(command, user_config, opts)
     end
     return 1, err
   end
+  if not COMMANDS[command] then
+    io.stderr:write(USAGE)
+    return 2
+  end
   local cfg, err = scenario.config(user_config)
   if not cfg then return fail(err) end
   local printer = cli_scenario.printer(stdout, opts.json)
@@ -145,13 +151,10 @@ function cli_scenario.execute(command, user_config, opts)
     if result and not opts.json then
       stdout:write(string.format("destroyed: %d resources deleted (%.1f s)\n", result.deleted, result.seconds))
     end
-  elseif command == "verify" or command == "prove" then
+  else -- verify, prove
     local checks = require "awsnet.scenario.checks"
     result, err = checks[command](cfg, rb, { on_event = printer, out_dir = opts.out_dir or ".", direct = opts.direct,
       stdout = not opts.json and stdout or nil, aws = opts.aws, merge = opts.merge_report })
-  else
-    io.stderr:write(USAGE)
-    return 2
   end
   if not result then return fail(err) end
   if opts.json then

@@ -55,6 +55,14 @@ describe("scenario against the sandbox", function()
     assert.matches("<svg", assert(process.read_file(v.report.svg)))
   end)
 
+  it("traces from the command line on the snapshot verify took (exit status = reachable)", function()
+    local cli = require "awsnet.cli"
+    local open = cli.run({ "trace", dir .. "/snapshot", "--src", "lambda:net-writer", "--dst", "rds:net", "--port", "3306" })
+    local closed = cli.run({ "trace", dir .. "/snapshot", "--src", "lambda:net-writer", "--dst", "rds:net", "--port", "22" })
+    assert.equals(0, open)
+    assert.equals(1, closed)
+  end)
+
   it("proves what each piece does", function()
     local p = assert(checks.prove(cfg, rb, { out_dir = dir, snapshot_dir = dir .. "/snapshot", merge = true }))
     assert.is_true(p.ok)

@@ -4,7 +4,7 @@ local cli_scenario = require "awsnet.cli_scenario"
 
 local cli_snapshot = {}
 
-local USAGE = "usage: awsnet snapshot --profile P[,P2...] --out DIR [--region R] [--endpoint URL]\n"
+local USAGE = "usage: awsnet snapshot [--profile P[,P2...]] --out DIR [--region R] [--endpoint URL]\n"
 
 function cli_snapshot.run(argv)
   local opts = cli_scenario.parse(argv, { help = true })
@@ -15,8 +15,13 @@ function cli_snapshot.run(argv)
   local aws = require "awsnet.aws"
   local snapshot = require "awsnet.snapshot"
   local region = opts.region or os.getenv("AWS_REGION") or os.getenv("AWS_DEFAULT_REGION") or "us-east-1"
+  -- one account per profile; with none, the credential chain decides (environment, AWS_PROFILE, ...)
+  local profiles = {}
+  for p in (opts.profile or ""):gmatch("[^,]+") do profiles[#profiles + 1] = p end
+  if #profiles == 0 then profiles[1] = false end
   local accounts = {}
-  for profile in (opts.profile or os.getenv("AWS_PROFILE") or "default"):gmatch("[^,]+") do
+  for _, profile in ipairs(profiles) do
+    profile = profile or nil
     local clients = {}
     accounts[#accounts + 1] = { client = function(service)
       if not clients[service] then

@@ -15,6 +15,9 @@ local config = {
     -- B = { role_arn = "arn:aws:iam::222222222222:role/awsnet", source = "A" },  -- AssumeRole from A
     -- B = { same_as = "A" },                                                     -- one account, no RAM
   },
+  -- To use an existing VPC and subnets instead of creating them, name them (they are used as they
+  -- are and never deleted; `cidr` must then be the VPC's): vpc_id =, subnet_id =, tgw_subnet_id =
+  -- (and in B subnet2_id =).
   network = {
     A = { cidr = "10.0.0.0/16", subnet = "10.0.128.0/28", tgw_subnet = "10.0.129.0/28", az = "a" },
     B = { cidr = "10.1.0.0/16", subnet = "10.1.128.0/28", subnet2 = "10.1.128.16/28", tgw_subnet = "10.1.129.0/28",

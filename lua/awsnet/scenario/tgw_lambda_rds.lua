@@ -136,7 +136,8 @@ local function state_of(obj) return obj.State or obj.state or "" end
 -- spec: id, account, needs, title, describe (operation), list (result key), id_field, ids_param,
 -- create (operation), result (result key of create), params(ctx) -> create parameters without
 -- tags, resource_type (for TagSpecifications), delete (operation), record(obj, ctx) -> extra
--- attributes, ready(obj) -> bool, settle(ctx, rec) -> true or nil, err (idempotent fix-ups).
+-- attributes, ready(obj) -> bool, settle(ctx, rec) -> true or nil, err (idempotent fix-ups),
+-- given(ctx) -> id of an existing resource the config names instead (used, never changed).
 local function ec2_step(spec)
   -- the first listed resource that is not gone (nor, unless `leaving_too`, on its way out)
   local function describe(ctx, params, leaving_too)
@@ -159,6 +160,15 @@ local function ec2_step(spec)
   }
   for _, c in ipairs(spec.extra_calls or {}) do step.calls[#step.calls + 1] = c end
   function step.find(ctx, known)
+    -- a resource the config names (an existing VPC or subnet) is used as it is, never deleted
+    local given = spec.given and spec.given(ctx)
+    if given then
+      local obj, err = describe(ctx, { [spec.ids_param] = { given } })
+      if not obj then return nil, err or errors.new("NotFound", spec.title .. " " .. given .. " does not exist") end
+      local rec = to_record(obj, ctx)
+      rec.external = true
+      return rec
+    end
     local params = known and { [spec.ids_param] = { known.id } } or { Filter = tag_filters(ctx.config, spec.id) }
     local obj, err = describe(ctx, params)
     if not obj then return nil, err end
@@ -181,7 +191,7 @@ local function ec2_step(spec)
       end)
       if not ok then return nil, err end
     end
-    if spec.settle then return spec.settle(ctx, rec) end
+    if spec.settle and not rec.external then return spec.settle(ctx, rec) end
     return true
   end
   function step.delete(ctx, rec)
@@ -213,6 +223,7 @@ local function vpc_steps(acct)
   local s = {}
   s[#s + 1] = ec2_step{
     id = "vpc_" .. acct:lower(), account = acct, title = "VPC in " .. acct,
+    given = function(ctx) return net_key(ctx).vpc_id end,
     describe = "DescribeVpcs", list = "Vpcs", id_field = "VpcId", ids_param = "VpcId",
     create = "CreateVpc", result = "Vpc", resource_type = "vpc", delete = "DeleteVpc",
     extra_calls = { "ec2:ModifyVpcAttribute" },
@@ -240,6 +251,7 @@ local function vpc_steps(acct)
     s[#s + 1] = ec2_step{
       id = key .. "_" .. acct:lower(), account = acct, needs = { "vpc_" .. acct:lower() },
       title = what .. " in " .. acct,
+      given = function(ctx) return net_key(ctx)[key .. "_id"] end,
       describe = "DescribeSubnets", list = "Subnets", id_field = "SubnetId", ids_param = "SubnetId",
       create = "CreateSubnet", result = "Subnet", resource_type = "subnet", delete = "DeleteSubnet",
       params = function(ctx)

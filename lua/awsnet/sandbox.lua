@@ -4,14 +4,19 @@
 --   local sb = assert(sandbox.start{port=0, accounts={"111111111111", "222222222222"}})
 --   sb.endpoint                  -- "http://127.0.0.1:<port>"
 --   sb:serve_for(0.5)            -- answers requests for half a second (or sb:step(timeout_ms))
---   sb:stop()
+--   sb:snapshot(), sb:model()    -- its network as describe-* data, and as an awsnet.reach model
+--   sb:dns_server()              -- {host, port} of the dnsmasq answering for RDS endpoint names
+--   sb:reset()                   -- forgets every resource; sb:stop() ends it all
+--   local proc = assert(sandbox.spawn{port=0})  -- the same in its own process (`awsnet sandbox`),
+--                                               -- for clients that block: proc.endpoint, proc.stop()
 --
 -- Credentials: an access key id of 12 digits is that account, with the secret "test" (or
 -- opts.secrets[account]); keys returned by STS AssumeRole act as the role's account. Every request's
 -- SigV4 signature is checked. The service comes from the signature's credential scope.
 -- opts: port (default 4566; 0 = any), accounts, secrets, region, seed, state_dir (saved world,
 -- survives restarts), transition_s (pending -> available time, default 1), faults = {throttle=,
--- error5xx=, reset=, latency_ms=} (rates in 0..1), max_skew_s (default 900), log (function of a
+-- error5xx=, reset=, latency_ms=} (rates in 0..1, drawn from the seed; a reset comes after the
+-- action ran, so the client cannot tell whether it took effect), max_skew_s (default 900), log (function of a
 -- line: where the sandbox reports what clients do not see, such as its backing servers; default
 -- stderr).
 local core = require "awsnet.core"
@@ -118,7 +123,6 @@ function Sandbox:handle(req)
   local ctx = {
     sandbox = self, state = self.state, account = identity.account, arn = identity.arn,
     user_id = identity.user_id, region = self.state:region(), request_id = request_id,
-    service = svc_name, action = action,
   }
   for _, m in pairs(self.modules) do
     if m.tick then m.tick(ctx) end
@@ -203,11 +207,6 @@ function Sandbox:serve_for(seconds)
     served = served + self:step(math.max(0, math.min(left_ms, 50)))
   until clock() >= deadline
   return served
-end
-
---- Serves until `until_fn()` returns true (checked between steps).
-function Sandbox:serve_until(until_fn, step_ms)
-  repeat self:step(step_ms or 50) until until_fn()
 end
 
 --- Forgets every resource and session (accounts stay) and stops the databases behind them.

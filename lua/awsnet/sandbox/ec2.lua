@@ -1215,23 +1215,24 @@ local function owner_attachment(ctx, id)
   return att
 end
 
-function A.AcceptTransitGatewayVpcAttachment(ctx, p)
+-- The TGW owner's answer to an attachment waiting in pendingAcceptance.
+local function answer_attachment(ctx, p, accept)
   local att, err = owner_attachment(ctx, p.TransitGatewayAttachmentId)
   if not att then return nil, err end
   if att.state ~= "pendingAcceptance" then return fail("IncorrectState", att.id .. " is in invalid state " .. att.state) end
-  ctx.state:transition(att, "pending", "available")
-  apply_defaults(ctx, att)
-  return { TransitGatewayVpcAttachment = as_started(R.tgw_attachment(att, ctx), "pending") }
+  if accept then
+    ctx.state:transition(att, "pending", "available")
+    apply_defaults(ctx, att)
+  else
+    ctx.state:transition(att, "rejecting", "rejected")
+    release_attachment(ctx, att)
+  end
+  local started = att.state
+  return { TransitGatewayVpcAttachment = as_started(R.tgw_attachment(att, ctx), started) }
 end
 
-function A.RejectTransitGatewayVpcAttachment(ctx, p)
-  local att, err = owner_attachment(ctx, p.TransitGatewayAttachmentId)
-  if not att then return nil, err end
-  if att.state ~= "pendingAcceptance" then return fail("IncorrectState", att.id .. " is in invalid state " .. att.state) end
-  ctx.state:transition(att, "rejecting", "rejected")
-  release_attachment(ctx, att)
-  return { TransitGatewayVpcAttachment = as_started(R.tgw_attachment(att, ctx), "rejecting") }
-end
+function A.AcceptTransitGatewayVpcAttachment(ctx, p) return answer_attachment(ctx, p, true) end
+function A.RejectTransitGatewayVpcAttachment(ctx, p) return answer_attachment(ctx, p, false) end
 
 function A.DeleteTransitGatewayVpcAttachment(ctx, p)
   local att, err = lookup(ctx, "tgw_attachment", p.TransitGatewayAttachmentId, "InvalidTransitGatewayAttachmentID.NotFound")

@@ -75,6 +75,11 @@ bench: deps build
 demo: deps build
 	$(LUA) bin/awsnet demo
 
+# The reliability specs of the scenario, many more runs than `make test` does (20 seeds under
+# faults, 10 SIGKILLs at random steps; AWSNET_SOAK_RUNS=N to change).
+soak: deps build
+	AWSNET_SOAK_RUNS=$${AWSNET_SOAK_RUNS:-20} $(BUSTED) tests/scenario_reliability_spec.lua
+
 fuzz:
 	@sh tools/fuzz.sh
 

@@ -20,6 +20,9 @@ local commands = {}
 local COMMAND_MODULES = {
   demo = "awsnet.cli_demo",
   sandbox = "awsnet.cli_sandbox",
+  scenario = "awsnet.cli_scenario",
+  snapshot = "awsnet.cli_snapshot",
+  trace = "awsnet.cli_trace",
 }
 
 function commands.version()

@@ -1,51 +1,88 @@
---- `awsnet demo`: the article's scenario, played in the local sandbox.
--- Until the sandbox and the runbook exist, it prints the plan and what of it is built.
+--- `awsnet demo [--out DIR] [--json]`: the article's scenario, played in the local sandbox.
+-- Starts the sandbox (two accounts, RDS on MariaDB, DNS, Lambda running the Python handler),
+-- runs plan -> apply -> apply again -> verify -> prove -> destroy, checks that nothing is left,
+-- prints the timings, stops everything. Exit status 0 only when every phase did what it should.
+local cli_scenario = require "awsnet.cli_scenario"
+local runbook = require "awsnet.runbook"
+
 local demo = {}
 
-local PARTS = {
-  { "awsnet.sigv4", "signed AWS calls (SigV4)" },
-  { "awsnet.aws", "AWS clients: ec2, sts, iam, rds, ram, lambda" },
-  { "awsnet.reach", "reachability evaluator (routes, TGW, SGs, NACLs)" },
-  { "awsnet.dns", "DNS checks against a chosen resolver" },
-  { "awsnet.mariadb", "MariaDB/MySQL session" },
-  { "awsnet.sandbox", "local two-account AWS sandbox" },
-  { "awsnet.scenario.tgw_lambda_rds", "the article's runbook" },
-}
-
-local STEPS = {
-  "start the sandbox (accounts 111111111111 and 222222222222) with its MariaDB and DNS",
-  "plan: list the API calls per account",
-  "apply: TGW in A (auto-accept), attach A's VPC, share via RAM, B accepts and attaches,",
-  "       routes both ways, RDS in B (SG tcp/3306 from 10.0.0.0/16), Lambda in A",
-  "verify: trace Lambda -> RDS hop by hop, resolve the endpoint, invoke, read back",
-  "prove: remove DNS support / a route / an SG rule in a model copy and show what blocks",
-  "destroy: remove everything the state file lists",
-}
-
-local function available(mod)
-  local path = package.searchpath(mod, package.path)
-  return path ~= nil
+local function banner(out, text)
+  out:write("\n== ", text, " ", string.rep("=", math.max(0, 74 - #text)), "\n")
 end
 
-function demo.run()
-  print("awsnet demo: Lambda in account A -> RDS MySQL in account B through a shared Transit Gateway")
-  print()
-  local n = 0
-  for _, s in ipairs(STEPS) do
-    if s:match("^%s") then print("     " .. s) else n = n + 1; print(string.format("  %d. %s", n, s)) end
+--- Plays the scenario against a started sandbox handle (awsnet.scenario.sandboxed); returns
+-- ok, phases ({{phase, seconds, ok, detail}}). opts: out_dir, stdout, json.
+function demo.play(sb, opts)
+  local stdout = opts.stdout or io.stdout
+  local cfg = sb:config{ name = opts.name or "awsnet-demo" }
+  local before = sb:resources()
+  local phases, all_ok = {}, true
+  local function phase(name, command, check)
+    if not opts.json then banner(stdout, name) end
+    local t0 = runbook.clock()
+    local status, result = cli_scenario.execute(command, cfg, { stdout = stdout, json = opts.json, out_dir = opts.out_dir,
+      merge_report = command == "prove" })
+    local ok, detail = status == 0, nil
+    if ok and check then ok, detail = check(result) end
+    phases[#phases + 1] = { phase = name, seconds = runbook.clock() - t0, ok = ok, detail = detail }
+    all_ok = all_ok and ok
+    return ok
   end
-  print()
-  local missing = 0
-  for _, p in ipairs(PARTS) do
-    local ok = available(p[1])
-    if not ok then missing = missing + 1 end
-    print(string.format("  [%s] %-34s %s", ok and "x" or " ", p[1], p[2]))
+  local _ = phase("plan", "plan")
+    and phase("apply", "apply", function(r) return r.changed, r.created .. " resources created" end)
+    and phase("apply again (must change nothing)", "apply", function(r)
+      return not r.changed, r.changed and "apply changed something the second time" or "nothing changed"
+    end)
+    and phase("verify", "verify")
+    and phase("prove", "prove")
+  -- destroy runs whatever happened before, so that the sandbox is left empty
+  phase("destroy", "destroy")
+  -- what the sandbox holds now that it did not hold before the plan
+  local left = {}
+  for r in pairs(sb:resources()) do if not before[r] then left[#left + 1] = r end end
+  table.sort(left)
+  phases[#phases + 1] = { phase = "nothing left behind", seconds = 0, ok = #left == 0,
+    detail = #left == 0 and "the sandbox holds what it held before" or (#left .. " left: " .. table.concat(left, ", ")) }
+  return all_ok and #left == 0, phases
+end
+
+function demo.run(argv)
+  local opts = cli_scenario.parse(argv or {}, { json = true, help = true })
+  if not opts or opts.help then
+    io.write("usage: awsnet demo [--out DIR] [--json]\n")
+    return opts and 0 or 2
   end
-  print()
-  if missing > 0 then
-    print(string.format("%d of %d parts are not built yet; the demo will play once they are.", missing, #PARTS))
+  local stdout = io.stdout
+  local started = runbook.clock()
+  if not opts.json then
+    stdout:write("awsnet demo: Lambda in account A -> RDS MySQL in account B through a shared Transit Gateway\n")
   end
-  return 0
+  local sb, err = require("awsnet.scenario.sandboxed").start()
+  if not sb then
+    io.stderr:write("awsnet demo: ", tostring(err), "\n")
+    return 1
+  end
+  if not opts.json then stdout:write("sandbox: ", sb.endpoint, " (accounts 111111111111 and 222222222222)\n") end
+  local ok, result, phases = pcall(demo.play, sb, { stdout = stdout, json = opts.json, out_dir = opts.out or "." })
+  sb:stop()
+  if not ok then
+    io.stderr:write("awsnet demo: ", tostring(result), "\n")
+    return 1
+  end
+  if opts.json then
+    stdout:write(require("cjson").encode({ event = "demo", ok = result, phases = phases,
+      seconds = runbook.clock() - started }), "\n")
+  else
+    banner(stdout, "summary")
+    for _, p in ipairs(phases) do
+      stdout:write(string.format("  %-36s %-4s %6.2f s  %s\n", p.phase, p.ok and "ok" or "FAIL", p.seconds, p.detail or ""))
+    end
+    stdout:write(string.format("  %-36s %-4s %6.2f s\n", "total (sandbox started and stopped)", result and "ok" or "FAIL",
+      runbook.clock() - started))
+    stdout:write(string.format("report: %s/report.md, picture: %s/topology.svg\n", opts.out or ".", opts.out or "."))
+  end
+  return result and 0 or 1
 end
 
 return demo

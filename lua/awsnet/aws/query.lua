@@ -103,9 +103,27 @@ end
 
 local function list_names(svc)
   if svc.protocol == "ec2" then return { item = true } end
-  local names = { member = true }
-  for _, n in ipairs(svc.response_lists or {}) do names[n] = true end
-  return names
+  return { member = true }
+end
+
+-- A service that names list elements after their member (RDS: <DBInstances><DBInstance>) has
+-- fields of the same names elsewhere (a DBInstance's own <AvailabilityZone> and <DBSubnetGroup>),
+-- so a member name marks a list only where it is the wrapper's one kind of child. Such wrappers
+-- become arrays (an empty one, named member .. "s", an empty array).
+local function unwrap_lists(t, members)
+  for k, v in pairs(t) do
+    if type(v) == "table" then
+      local only, value = next(v)
+      if members[only] and next(v, only) == nil then
+        v = (type(value) == "table" and value[1] ~= nil) and value or { value }
+        t[k] = v
+      end
+      unwrap_lists(v, members)
+    elseif v == "" and type(k) == "string" and members[k:gsub("s$", "")] then
+      t[k] = {}
+    end
+  end
+  return t
 end
 
 local function first(v)
@@ -145,6 +163,11 @@ function query.response(svc, op, res)
   if ec2 then return type_tree(doc, root, true) end
   local result = doc[op .. "Result"]
   if type(result) ~= "table" then result = {} end
+  if svc.response_lists then
+    local members = {}
+    for _, n in ipairs(svc.response_lists) do members[n] = true end
+    unwrap_lists(result, members)
+  end
   type_tree(result, op .. "Result", false)
   if type(doc.ResponseMetadata) == "table" then result.ResponseMetadata = doc.ResponseMetadata end
   return result

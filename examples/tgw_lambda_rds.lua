@@ -1,0 +1,40 @@
+-- The article's scenario: a VPC Lambda in account A writes a row into an RDS MySQL database in
+-- account B through a Transit Gateway that A shares with B over AWS RAM.
+--
+-- As a config:  awsnet scenario plan|apply|verify|prove|destroy --config examples/tgw_lambda_rds.lua
+-- As a script:  lua5.4 examples/tgw_lambda_rds.lua plan|apply|verify|prove|destroy [--json]
+-- Profiles come from AWSNET_PROFILE_A / AWSNET_PROFILE_B, the password from AWSNET_DB_PASSWORD.
+-- Everything not set here takes the article's defaults (awsnet.scenario.tgw_lambda_rds.DEFAULTS).
+local config = {
+  name = "awsnet-tgw-demo",          -- prefix of every name, value of the awsnet:scenario tag
+  region = os.getenv("AWS_REGION") or "us-east-1",
+  state_file = "awsnet-tgw-demo.state.json",
+  accounts = {
+    A = { profile = os.getenv("AWSNET_PROFILE_A") or "netA" },
+    B = { profile = os.getenv("AWSNET_PROFILE_B") or "netB" },
+    -- B = { role_arn = "arn:aws:iam::222222222222:role/awsnet", source = "A" },  -- AssumeRole from A
+    -- B = { same_as = "A" },                                                     -- one account, no RAM
+  },
+  -- To use an existing VPC and subnets instead of creating them, name them (they are used as they
+  -- are and never deleted; `cidr` must then be the VPC's): vpc_id =, subnet_id =, tgw_subnet_id =
+  -- (and in B subnet2_id =).
+  network = {
+    A = { cidr = "10.0.0.0/16", subnet = "10.0.128.0/28", tgw_subnet = "10.0.129.0/28", az = "a" },
+    B = { cidr = "10.1.0.0/16", subnet = "10.1.128.0/28", subnet2 = "10.1.128.16/28", tgw_subnet = "10.1.129.0/28",
+      az = "a", az2 = "b" },
+  },
+  database = { engine = "mysql", instance_class = "db.t3.micro", name = "appdb", username = "admin",
+    password_env = "AWSNET_DB_PASSWORD" },
+  lambda = { runtime = "python3.12", pymysql = "/usr/lib/python3/dist-packages/pymysql" },
+}
+
+-- Run as a script (the config loader gives the file no `arg` and no `require`).
+if _ENV.arg and _ENV.require then
+  local root = arg[0]:match("^(.*)/examples/[^/]*$") or "."
+  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+  package.cpath = root .. "/build/?.so;" .. package.cpath
+  local cli_scenario = require "awsnet.cli_scenario"
+  local opts, pos = cli_scenario.parse(arg, { json = true })
+  os.exit((cli_scenario.execute(pos[1] or "plan", config, { json = opts.json, out_dir = opts.out })))
+end
+return config

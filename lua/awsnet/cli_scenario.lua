@@ -1,0 +1,189 @@
+--- `awsnet scenario plan|apply|verify|prove|destroy --config FILE [--json] [--out DIR]`
+-- The config file is Lua returning a table (see examples/tgw_lambda_rds.lua); --json prints one
+-- JSON object per progress event and a final result object instead of text.
+local cjson = require "cjson"
+local errors = require "awsnet.errors"
+
+local cli_scenario = {}
+
+local USAGE = [[
+usage: awsnet scenario plan|apply|verify|prove|destroy --config FILE [--json] [--out DIR]
+
+  plan      the API calls per account apply would make; changes nothing
+  apply     create or adopt every resource, waiting for each (a second apply changes nothing)
+  verify    trace Lambda -> database, resolve the endpoint, invoke the Lambda, read back
+  prove     show what each piece (DNS support, TGW routes, security groups) does
+  destroy   delete everything the state file lists, in reverse order
+  --out DIR where verify and prove write report.md and topology.svg (default .)
+]]
+
+--- Parses `--name value` and `--flag` options after positional arguments.
+function cli_scenario.parse(argv, flags)
+  local opts, pos = {}, {}
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    local name = a:match("^%-%-([%w-]+)$")
+    if name and flags[name] then
+      opts[name] = true
+    elseif name then
+      if argv[i + 1] == nil then return nil, "option --" .. name .. " needs a value" end
+      opts[name] = argv[i + 1]
+      i = i + 1
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return opts, pos
+end
+
+--- Loads a config file: JSON (*.json), or Lua returning a table (it runs with no access to
+-- globals but `os.getenv`).
+function cli_scenario.load_config(path)
+  if path:match("%.json$") then
+    local f, ferr = io.open(path, "r")
+    if not f then return errors.fail("config", tostring(ferr)) end
+    local ok, cfg = pcall(cjson.decode, f:read("a"))
+    f:close()
+    if not ok or type(cfg) ~= "table" then return errors.fail("config", path .. " is not a JSON object") end
+    return cfg
+  end
+  local env = { os = { getenv = os.getenv }, tostring = tostring, tonumber = tonumber }
+  local chunk, err = loadfile(path, "t", env)
+  if not chunk then return errors.fail("config", tostring(err)) end
+  local ok, cfg = pcall(chunk)
+  if not ok then return errors.fail("config", path .. ": " .. tostring(cfg)) end
+  if type(cfg) ~= "table" then return errors.fail("config", path .. " must return a table") end
+  return cfg
+end
+
+local COMMANDS = { plan = true, apply = true, verify = true, prove = true, destroy = true }
+
+local DONE_WORDS = { create = "created", adopt = "adopted", keep = "unchanged", delete = "deleted" }
+
+--- A progress printer: text lines on `out`, or JSON lines when `json`.
+function cli_scenario.printer(out, json)
+  local t0
+  return function(e)
+    if json then
+      out:write(cjson.encode(e), "\n")
+      out:flush()
+      return
+    end
+    local clock = require("awsnet.runbook").clock()
+    t0 = t0 or clock
+    local stamp = string.format("[%6.1fs]", clock - t0)
+    if e.event == "step" then
+      out:write(string.format("%s %s  %-9s %-16s %s%s\n", stamp, e.account, e.action, e.step, e.title or "",
+        e.id and (" " .. e.id) or ""))
+    elseif e.event == "done" then
+      out:write(string.format("%s %s  %-9s %-16s %s (%.1f s)\n", stamp, e.account, DONE_WORDS[e.action] or e.action,
+        e.step, tostring(e.id), e.seconds or 0))
+    elseif e.event == "waiting" then
+      out:write(string.format("%s %s  waiting   %-16s %s (%.0f s so far)\n", stamp, e.account, e.step, e.what, e.elapsed))
+    elseif e.event == "progress" or e.event == "check" then
+      out:write(string.format("%s %s\n", stamp, e.message or e.name or ""))
+    end
+    out:flush()
+  end
+end
+
+local function print_plan(out, actions)
+  local n = 0
+  for _, a in ipairs(actions) do
+    if a.action == "create" then
+      for _, c in ipairs(a.calls) do
+        n = n + 1
+        out:write(string.format("  %2d. account %s  %-42s %s\n", n, a.account, c, a.step))
+      end
+    else
+      out:write(string.format("      account %s  %-42s %s\n", a.account,
+        a.action == "skip" and "(skipped)" or (a.action .. " " .. tostring(a.id)), a.step))
+    end
+  end
+  if n == 0 then out:write("  nothing to change\n") end
+end
+
+--- Runs one scenario command with an already loaded config table; returns exit status.
+-- opts: json (bool), out_dir, stdout (file, default io.stdout), aws (module for clients),
+-- direct ({host, port, tls} of the database where this host reaches it), merge_report (verify
+-- and prove add to the report already in out_dir).
+function cli_scenario.execute(command, user_config, opts)
+  opts = opts or {}
+  local stdout = opts.stdout or io.stdout
+  local scenario = require "awsnet.scenario.tgw_lambda_rds"
+  local function fail(err)
+    if opts.json then
+      stdout:write(cjson.encode({ event = "result", command = command, ok = false, error = {
+        code = err.code, message = err.message, step = err.step, account = err.account } }), "\n")
+    else
+      io.stderr:write("awsnet scenario ", command, ": ", tostring(err), "\n")
+    end
+    return 1, err
+  end
+  if not COMMANDS[command] then
+    io.stderr:write(USAGE)
+    return 2
+  end
+  local cfg, err = scenario.config(user_config)
+  if not cfg then return fail(err) end
+  local printer = cli_scenario.printer(stdout, opts.json)
+  local rb
+  rb, err = scenario.runbook(cfg, { on_event = printer, aws = opts.aws })
+  if not rb then return fail(err) end
+
+  local result
+  if command == "plan" then
+    result, err = rb:plan()
+    if result and not opts.json then print_plan(stdout, result) end
+  elseif command == "apply" then
+    result, err = rb:apply()
+    if result then
+      result.outputs = nil
+      if not opts.json then
+        stdout:write(result.changed and string.format("applied: %d created, %d adopted, %d unchanged (%.1f s)\n",
+          result.created, result.adopted, result.kept, result.seconds) or "applied: nothing changed, all up to date\n")
+      end
+    end
+  elseif command == "destroy" then
+    result, err = rb:destroy()
+    if result and not opts.json then
+      stdout:write(string.format("destroyed: %d resources deleted (%.1f s)\n", result.deleted, result.seconds))
+    end
+  else -- verify, prove
+    local checks = require "awsnet.scenario.checks"
+    result, err = checks[command](cfg, rb, { on_event = printer, out_dir = opts.out_dir or ".", direct = opts.direct,
+      stdout = not opts.json and stdout or nil, aws = opts.aws, merge = opts.merge_report })
+  end
+  if not result then return fail(err) end
+  if opts.json then
+    stdout:write(cjson.encode({ event = "result", command = command, ok = result.ok ~= false, result = result }), "\n")
+  end
+  return result.ok == false and 1 or 0, result
+end
+
+function cli_scenario.run(argv)
+  local opts, pos = cli_scenario.parse(argv, { json = true, help = true })
+  if not opts then
+    io.stderr:write("awsnet scenario: ", pos, "\n", USAGE)
+    return 2
+  end
+  local command = pos[1]
+  if opts.help or not command then
+    io.write(USAGE)
+    return opts.help and 0 or 2
+  end
+  if not opts.config then
+    io.stderr:write("awsnet scenario: --config FILE is required\n", USAGE)
+    return 2
+  end
+  local cfg, err = cli_scenario.load_config(opts.config)
+  if not cfg then
+    io.stderr:write("awsnet scenario: ", tostring(err), "\n")
+    return 2
+  end
+  return (cli_scenario.execute(command, cfg, { json = opts.json, out_dir = opts.out }))
+end
+
+return cli_scenario

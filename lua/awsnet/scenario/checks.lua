@@ -1,0 +1,404 @@
+--- verify and prove for the tgw_lambda_rds scenario (after apply; they read the state file).
+--
+-- verify: (1) snapshot both accounts and trace Lambda -> database on TCP 3306, forward and return;
+--         (2) resolve the endpoint and check it lands on the instance's private IP;
+--         (3) invoke the Lambda (CREATE TABLE users, INSERT); (4) read back through the Lambda's
+--         verify action, and directly with awsnet.mariadb when this host can reach the database.
+-- prove:  the path as built, then with each piece (TGW DNS support, a VPC route either way, the
+--         TGW route table's route, each security group rule) removed in a copy of the snapshot.
+-- Both write report.md and topology.svg into opts.out_dir and return {ok, checks|cases, report}.
+local cjson = require "cjson"
+local errors = require "awsnet.errors"
+local process = require "awsnet.svc.process"
+local report = require "awsnet.report"
+local runbook = require "awsnet.runbook"
+
+local checks = {}
+
+local TITLE = "Lambda in account A -> RDS MySQL in account B through a shared Transit Gateway"
+
+---------------------------------------------------------------------------------------------
+-- Snapshot files as tables (for reading facts and for mutated copies)
+
+-- Reads a snapshot folder into the table form awsnet.reach.load takes:
+-- {accounts = {[id] = {[region] = {[Key] = array}}}} (files known by their top-level key).
+function checks.read_snapshot(dir)
+  local data = { accounts = {} }
+  local list = assert(process.run("cd " .. process.quote(dir) .. " && find aws_configs -name '*.json' | sort"))
+  for rel in list:gmatch("[^\n]+") do
+    local account, region = rel:match("^aws_configs/accounts/([^/]+)/([^/]+)/[^/]+%.json$")
+    if account then
+      local by_region = data.accounts[account] or {}
+      data.accounts[account] = by_region
+      by_region[region] = by_region[region] or {}
+      for key, value in pairs(cjson.decode(assert(process.read_file(dir .. "/" .. rel)))) do
+        by_region[region][key] = value
+      end
+    end
+  end
+  return data
+end
+
+local function deep_copy(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = deep_copy(x) end
+  return setmetatable(out, getmetatable(v))
+end
+
+-- Every item under `key` in every account and region of `data`.
+local function items(data, key)
+  local out = {}
+  for _, regions in pairs(data.accounts) do
+    for _, d in pairs(regions) do
+      for _, item in ipairs(d[key] or {}) do out[#out + 1] = item end
+    end
+  end
+  return out
+end
+
+---------------------------------------------------------------------------------------------
+-- Shared setup
+
+local function clock() return runbook.clock() end
+
+-- Runs one check, records it in `list` and reports it through `on_event` as soon as it is done.
+local function timed(list, name, fn, on_event)
+  local t0 = clock()
+  local ok, detail = fn()
+  local c = { name = name, ok = ok and true or false, detail = detail, seconds = clock() - t0 }
+  list[#list + 1] = c
+  if on_event then
+    on_event{ event = "check", name = c.name, ok = c.ok, detail = c.detail, seconds = c.seconds,
+      message = string.format("%s  %s: %s", c.ok and "pass" or "FAIL", c.name, tostring(c.detail)) }
+  end
+  return c
+end
+
+local function outputs_or_fail(rb)
+  local out, err = rb:outputs()
+  if not out then return nil, err end
+  for _, need in ipairs({ "lambda", "db", "vpc_a", "vpc_b", "tgw" }) do
+    if not (out[need] and out[need].id) then
+      return errors.fail("not_applied", "nothing applied yet (no " .. need .. " in " .. rb.state_file .. "): run apply first")
+    end
+  end
+  return out
+end
+
+-- Snapshot of both accounts into out_dir/snapshot.
+local function take_snapshot(cfg, rb, dir, aws)
+  local snapshot = require "awsnet.snapshot"
+  os.execute("rm -rf " .. process.quote(dir))
+  local accounts = { { id = cfg.account_ids.A, client = function(s) return rb.client("A", s) end } }
+  if not cfg.same_account then
+    accounts[2] = { id = cfg.account_ids.B, client = function(s) return rb.client("B", s) end }
+  end
+  return snapshot.take{ out = dir, region = cfg.region, accounts = accounts, aws = aws }
+end
+
+local function trace(model, out, cfg)
+  return model:trace{ src = "lambda:" .. out.lambda.id, dst = "rds:" .. out.db.id, protocol = "tcp",
+    port = cfg.database.port }
+end
+
+-- The topology for the picture, from the state file's records.
+local function topology(cfg, out)
+  local function acct(name, l, workload)
+    local subnets = {}
+    for _, k in ipairs({ "subnet_", "subnet2_", "tgw_subnet_" }) do
+      local r = out[k .. l]
+      if r then subnets[#subnets + 1] = { id = r.id, cidr = r.cidr } end
+    end
+    return { name = name, id = cfg.account_ids and cfg.account_ids[name], vpc = { id = out["vpc_" .. l].id,
+      cidr = out["vpc_" .. l].cidr }, subnets = subnets, workload = workload }
+  end
+  return {
+    accounts = { acct("A", "a", { id = "lambda:" .. out.lambda.id, label = "Lambda " .. out.lambda.id }),
+      acct("B", "b", { id = "rds:" .. out.db.id, label = "RDS " .. out.db.id .. "\n" .. tostring(out.db.endpoint) }) },
+    tgw = { id = out.tgw.id, account = "A", route_table = out.tgw.route_table },
+  }
+end
+
+-- The database's private IP: the address of the network interface carrying its security group.
+local function db_private_ips(data, out)
+  local ips = {}
+  for _, eni in ipairs(items(data, "NetworkInterfaces")) do
+    for _, g in ipairs(eni.Groups or {}) do
+      if g.GroupId == out.sg_database.id then ips[#ips + 1] = eni.PrivateIpAddress end
+    end
+  end
+  return ips
+end
+
+-- Which resolver to ask, and how to say it.
+local function resolver(cfg, out)
+  if cfg.resolver then
+    return { server = cfg.resolver.server, port = cfg.resolver.port }, cfg.resolver.label or
+      ("resolver " .. cfg.resolver.server .. (cfg.resolver.port and (":" .. cfg.resolver.port) or ""))
+  end
+  if cfg.inside_vpc then
+    -- the Amazon resolver is the VPC CIDR's base + 2
+    local a, b, c, d = out.vpc_a.cidr:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)")
+    local server = string.format("%d.%d.%d.%d", a, b, c, tonumber(d) + 2)
+    return { server = server }, "the VPC's resolver " .. server
+  end
+  return {}, "the system's resolver (/etc/resolv.conf)"
+end
+
+-- Invokes the Lambda with `event`; returns the decoded handler result or nil, err.
+local function invoke(rb, fn, event)
+  local res, err = rb.client("A", "lambda"):call("Invoke", { FunctionName = fn, Payload = cjson.encode(event) })
+  if not res then return nil, err end
+  if res.FunctionError then
+    return errors.fail("FunctionError", tostring(res.FunctionError) .. ": " .. tostring(res.Payload))
+  end
+  local ok, body = pcall(cjson.decode, res.Payload or "")
+  if not ok or type(body) ~= "table" then return errors.fail("FunctionError", "not JSON: " .. tostring(res.Payload)) end
+  return body
+end
+
+---------------------------------------------------------------------------------------------
+-- verify
+
+--- Runs the four checks. opts: out_dir, aws (module), on_event, stdout (text output),
+-- direct = {host, port, tls} where this host reaches the database (the sandbox's MariaDB).
+function checks.verify(cfg, rb, opts)
+  opts = opts or {}
+  local out, err = outputs_or_fail(rb)
+  if not out then return nil, err end
+  local say = opts.stdout and function(...) opts.stdout:write(...) end or function() end
+  local list, started = {}, clock()
+  local function check(name, fn) return timed(list, name, fn, opts.on_event) end
+  local dir = (opts.out_dir or ".")
+
+  -- (1) snapshot and trace
+  local data, result
+  local c = check("snapshot both accounts", function()
+    local snap, serr = take_snapshot(cfg, rb, dir .. "/snapshot", opts.aws)
+    if not snap then return false, tostring(serr) end
+    data = checks.read_snapshot(snap.dir)
+    local parts = {}
+    for _, a in ipairs(snap.accounts) do
+      parts[#parts + 1] = string.format("%s: %d VPCs, %d ENIs", a.id, a.counts.Vpcs, a.counts.NetworkInterfaces)
+    end
+    return true, table.concat(parts, "; ")
+  end)
+  if c.ok then
+    check("trace Lambda -> database tcp/" .. cfg.database.port, function()
+      local model, lerr = require("awsnet.reach").load(data)
+      if not model then return false, tostring(lerr) end
+      result, lerr = trace(model, out, cfg)
+      if not result then return false, tostring(lerr) end
+      say(tostring(result), "\n")
+      return result.reachable, result.reachable and "reachable, forward and return" or
+        (tostring(result.code) .. " at " .. report.component_id(result.blocked_at))
+    end)
+  end
+
+  -- (2) DNS
+  local addresses
+  check("resolve " .. tostring(out.db.endpoint), function()
+    if cfg.sandbox and not cfg.resolver then
+      -- never ask the system's resolver about a sandbox name
+      return false, "the sandbox did not say where its DNS server is"
+    end
+    local server, label = resolver(cfg, out)
+    local r, derr = require("awsnet.dns").resolve(out.db.endpoint, { server = server.server, port = server.port,
+      timeout = 3 })
+    if not r then return false, "via " .. label .. ": " .. tostring(derr) end
+    addresses = r.addresses
+    local expected = data and db_private_ips(data, out) or {}
+    for _, ip in ipairs(r.addresses) do
+      for _, want in ipairs(expected) do
+        if ip == want then return true, string.format("%s via %s = the instance's private IP", ip, label) end
+      end
+    end
+    return false, string.format("%s via %s, but the instance's private IP is %s", table.concat(r.addresses, ","),
+      label, #expected > 0 and table.concat(expected, ",") or "unknown")
+  end)
+
+  -- (3) the article's write, through the Lambda
+  check("invoke " .. out.lambda.id .. " (CREATE TABLE users, INSERT)", function()
+    local body, ierr = invoke(rb, out.lambda.id, { action = "write" })
+    if not body then return false, tostring(ierr) end
+    return body.statusCode == 200, tostring(body.body)
+  end)
+
+  -- (4) read back, through the Lambda and directly
+  local readback
+  check("read back through the Lambda", function()
+    local body, ierr = invoke(rb, out.lambda.id, { action = "verify" })
+    if not body then return false, tostring(ierr) end
+    readback = body
+    local cols = {}
+    for _, col in ipairs(body.columns or {}) do cols[#cols + 1] = col.field end
+    local ok = body.statusCode == 200 and #(body.rows or {}) > 0
+    return ok, string.format("tables: %s; users columns: %s; %d rows", table.concat(body.tables or {}, ","),
+      table.concat(cols, ","), #(body.rows or {}))
+  end)
+  check("read back directly (awsnet.mariadb)", function()
+    if cfg.sandbox and not opts.direct then
+      return true, "skipped: the sandbox's database is reached through its Lambda only"
+    end
+    local target = opts.direct or { host = addresses and addresses[1], port = out.db.port }
+    if not target.host then return true, "skipped: no address to connect to" end
+    local password, perr = require("awsnet.scenario.tgw_lambda_rds").db_password(cfg)
+    if not password then return false, tostring(perr) end
+    local db, cerr = require("awsnet.mariadb").connect{ host = target.host, port = target.port or cfg.database.port,
+      user = cfg.database.username, password = password, database = cfg.database.name, tls = target.tls,
+      connect_timeout = 3 }
+    if not db then
+      if not opts.direct and (cerr.code == "timeout" or cerr.code == "refused" or cerr.code == "unreachable") then
+        return true, "skipped: this host cannot reach " .. target.host .. " (" .. cerr.code .. ")"
+      end
+      return false, tostring(cerr)
+    end
+    local rows, qerr = db:query("SELECT COUNT(*) AS n FROM users")
+    db:close()
+    if not rows then return false, tostring(qerr) end
+    local n = tonumber(rows[1].n)
+    return n ~= nil and n >= #(readback and readback.rows or {}) and n > 0, string.format("%s:%s has %s rows in users",
+      target.host, tostring(target.port), tostring(n))
+  end)
+
+  local ok = true
+  for _, chk in ipairs(list) do ok = ok and chk.ok end
+  local paths, rerr = report.write(dir, { title = TITLE,
+    topology = topology(cfg, out), trace = result, checks = list,
+    timings = { { phase = "verify", seconds = clock() - started } } }, { merge = opts.merge })
+  if not paths then return nil, rerr end
+  return { ok = ok, checks = list, report = paths, readback = readback }
+end
+
+---------------------------------------------------------------------------------------------
+-- prove
+
+local function remove_if(list, pred)
+  local kept, removed = {}, 0
+  for _, v in ipairs(list or {}) do
+    if pred(v) then removed = removed + 1 else kept[#kept + 1] = v end
+  end
+  return kept, removed
+end
+
+-- Removes the VPC route to `dest` via the TGW from every route table of `vpc_id`.
+local function drop_vpc_route(data, vpc_id, dest)
+  local n = 0
+  for _, rt in ipairs(items(data, "RouteTables")) do
+    if rt.VpcId == vpc_id then
+      local removed
+      rt.Routes, removed = remove_if(rt.Routes, function(r) return r.DestinationCidrBlock == dest and r.TransitGatewayId end)
+      n = n + removed
+    end
+  end
+  return n
+end
+
+local function drop_sg_rules(data, sg_id, field)
+  local n = 0
+  for _, sg in ipairs(items(data, "SecurityGroups")) do
+    if sg.GroupId == sg_id then
+      n = n + #(sg[field] or {})
+      sg[field] = {}
+    end
+  end
+  return n
+end
+
+-- The TGW route table's way to B: its routes and propagation for B's attachment.
+local function drop_tgw_route_to(data, attachment_id)
+  local n = 0
+  for _, entry in ipairs(items(data, "TransitGatewayRoutes")) do
+    local removed
+    entry.Routes, removed = remove_if(entry.Routes, function(r)
+      for _, a in ipairs(r.TransitGatewayAttachments or {}) do
+        if a.TransitGatewayAttachmentId == attachment_id then return true end
+      end
+      return false
+    end)
+    n = n + removed
+  end
+  for _, entry in ipairs(items(data, "TransitGatewayPropagations")) do
+    local removed
+    entry.TransitGatewayRouteTablePropagations, removed = remove_if(entry.TransitGatewayRouteTablePropagations,
+      function(p) return p.TransitGatewayAttachmentId == attachment_id end)
+    n = n + removed
+  end
+  return n
+end
+
+-- DNS resolution off in a VPC (its enableDnsSupport attribute).
+local function disable_vpc_dns(data, vpc_id)
+  local n = 0
+  for _, attr in ipairs(items(data, "VpcAttributes")) do
+    if attr.VpcId == vpc_id and attr.EnableDnsSupport then
+      attr.EnableDnsSupport.Value = false
+      n = n + 1
+    end
+  end
+  return n
+end
+
+--- The cases of prove: {case, mutate(data, out, cfg) -> number of things changed}; the first is
+-- the path as built, each other one removes one piece.
+checks.PROVE_CASES = {
+  { case = "as built (DNS support, TGW routes both ways, security groups)", mutate = function() return 1 end },
+  { case = "DNS support off in A's VPC", mutate = function(data, out) return disable_vpc_dns(data, out.vpc_a.id) end },
+  { case = "no route in A's VPC to B via the TGW", mutate = function(data, out, cfg)
+    return drop_vpc_route(data, out.vpc_a.id, cfg.network.B.cidr) end },
+  { case = "no route in B's VPC back to A (return path)", mutate = function(data, out, cfg)
+    return drop_vpc_route(data, out.vpc_b.id, cfg.network.A.cidr) end },
+  { case = "no TGW route table route to B's VPC", mutate = function(data, out)
+    return drop_tgw_route_to(data, out.tgw_attach_b.id) end },
+  { case = "database security group without the tcp/3306 rule from A", mutate = function(data, out)
+    return drop_sg_rules(data, out.sg_database.id, "IpPermissions") end },
+  { case = "Lambda security group without egress tcp/3306 to B", mutate = function(data, out)
+    return drop_sg_rules(data, out.sg_lambda.id, "IpPermissionsEgress") end },
+}
+
+--- The prove table. opts: out_dir, aws, on_event, stdout, snapshot_dir (use this snapshot
+-- instead of taking one), resolver for the DNS case.
+function checks.prove(cfg, rb, opts)
+  opts = opts or {}
+  local out, err = outputs_or_fail(rb)
+  if not out then return nil, err end
+  local reach = require "awsnet.reach"
+  local dir = opts.out_dir or "."
+  local started = clock()
+  local base = opts.snapshot_dir
+  if not base then
+    base = dir .. "/snapshot"
+    local snap, serr = take_snapshot(cfg, rb, base, opts.aws)
+    if not snap then return nil, serr end
+  end
+  local data = checks.read_snapshot(base)
+  local cases, ok, first = {}, true, nil
+  for i, case in ipairs(checks.PROVE_CASES) do
+    local copy = deep_copy(data)
+    local changed = case.mutate(copy, out, cfg)
+    local model, lerr = reach.load(copy)
+    if not model then return nil, lerr end
+    local r, terr = trace(model, out, cfg)
+    if not r then return nil, terr end
+    local row = { case = case.case, reachable = r.reachable, code = r.code, blocked_at = r.blocked_at and
+      report.component_id(r.blocked_at), changed = changed }
+    cases[#cases + 1] = row
+    -- as built it must pass; with a piece removed it must be blocked
+    row.as_expected = (r.reachable == (i == 1)) and changed > 0
+    ok = ok and row.as_expected
+    if i == 1 then first = r end
+    if opts.on_event then
+      opts.on_event{ event = "check", name = case.case, ok = row.as_expected, message = string.format("%-58s %s%s",
+        case.case, r.reachable and "reachable" or "blocked", r.reachable and "" or
+        (": " .. tostring(r.code) .. " at " .. tostring(row.blocked_at))) }
+    end
+  end
+  local paths, rerr = report.write(dir, { title = TITLE,
+    topology = topology(cfg, out), trace = first, prove = cases,
+    timings = { { phase = "prove", seconds = clock() - started } } }, { merge = opts.merge })
+  if not paths then return nil, rerr end
+  return { ok = ok, cases = cases, report = paths }
+end
+
+return checks

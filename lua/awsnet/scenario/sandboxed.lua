@@ -1,0 +1,104 @@
+--- The scenario against a local sandbox: starts `awsnet sandbox` as a child process (with its
+-- MariaDB and DNS), and gives the scenario config that points both accounts at it.
+-- Used by `awsnet demo`, the reliability specs and `make soak`.
+--
+--   local sb = assert(sandboxed.start{faults = {throttle = 0.1}, seed = 7})
+--   local cfg = sb:config{name = "demo"}      -- a user config for scenario.config
+--   ... sb:stop()                             -- also done by a watchdog if this process dies
+local cjson = require "cjson"
+local process = require "awsnet.svc.process"
+
+local sandboxed = {}
+
+sandboxed.ACCOUNTS = { "111111111111", "222222222222" }
+
+local Handle = {}
+Handle.__index = Handle
+
+-- The command that runs this awsnet's command line with the current module paths.
+local function awsnet_command(args)
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = string.format("%q", a) end
+  return { "lua5.4", "-e", string.format("package.path=%q; package.cpath=%q; require('awsnet.cli').main({%s})",
+    package.path, package.cpath, table.concat(quoted, ",")) }
+end
+sandboxed.awsnet_command = awsnet_command
+
+--- Starts the sandbox (awsnet.sandbox.spawn). opts: faults {throttle=, error5xx=, reset=}
+-- (rates 0..1), seed, transition (seconds a resource stays pending, default 0.2), log.
+function sandboxed.start(opts)
+  opts = opts or {}
+  local dir = process.tempdir("awsnet-sandboxed")
+  local sb, err = require("awsnet.sandbox").spawn{ accounts = sandboxed.ACCOUNTS, seed = opts.seed,
+    transition_s = opts.transition or 0.2, faults = opts.faults, log = opts.log or (dir .. "/sandbox.log"),
+    state_dir = dir .. "/world" }
+  if not sb then
+    os.execute("rm -rf " .. process.quote(dir))
+    return nil, err
+  end
+  local self = setmetatable({ dir = dir, sandbox = sb, endpoint = sb.endpoint, log = sb.log }, Handle)
+  -- the sandbox says where its DNS server for the database endpoints listens
+  local host, port = (process.read_file(sb.log) or ""):match("DNS for %S+ on ([%d.]+):(%d+)")
+  if host then self.dns = { server = host, port = math.tointeger(tonumber(port)) } end
+  self.password_file = dir .. "/db-password"
+  process.write_file(self.password_file, "pw-" .. math.random(10000000, 99999999) .. "\n", "600")
+  return self
+end
+
+--- A scenario config for this sandbox; `overrides` are merged over it (name, state_file, ...).
+function Handle:config(overrides)
+  local cfg = {
+    name = "awsnet-demo", region = "us-east-1", state_file = self.dir .. "/state.json",
+    timeout = 60, poll_interval = 0.05, progress_every = 1,
+    accounts = {
+      A = { endpoint = self.endpoint, credentials = { access_key_id = sandboxed.ACCOUNTS[1], secret_access_key = "test" } },
+      B = { endpoint = self.endpoint, credentials = { access_key_id = sandboxed.ACCOUNTS[2], secret_access_key = "test" } },
+    },
+    database = { password_file = self.password_file, password_env = false },
+    sandbox = { endpoint = self.endpoint },
+    resolver = self.dns and { server = self.dns.server, port = self.dns.port,
+      label = string.format("the sandbox's resolver %s:%d", self.dns.server, self.dns.port) },
+  }
+  for k, v in pairs(overrides or {}) do cfg[k] = v end
+  return cfg
+end
+
+local ENDED = { deleted = true, terminated = true, rejected = true, failed = true, DELETED = true }
+
+-- True while a saved sandbox object is a live resource (a RAM invitation lives with its share).
+local function live(world, obj, now)
+  local state = obj.state
+  if obj.next_state and now >= (obj.ready_at or 0) then state = obj.next_state end
+  if ENDED[state] or ENDED[obj.status] then return false end
+  if obj.share then
+    local share = (world.res.ram_share or {})[obj.share]
+    return share ~= nil and live(world, share, now)
+  end
+  return true
+end
+
+--- What the sandbox holds right now: a set of "kind id" strings for every resource that is not
+-- deleted (read from the world the sandbox saves after each request).
+function Handle:resources()
+  local text = process.read_file(self.dir .. "/world/sandbox-state.json")
+  local held = {}
+  if not text then return held end
+  local world = cjson.decode(text)
+  world.res = world.res or {}
+  local now = os.time()
+  for kind, objects in pairs(world.res) do
+    for id, obj in pairs(objects) do
+      if live(world, obj, now) then held[kind .. " " .. tostring(id)] = true end
+    end
+  end
+  return held
+end
+
+function Handle:stop()
+  if self.sandbox then self.sandbox.stop(); self.sandbox = nil end
+  if self.dir then os.execute("rm -rf " .. process.quote(self.dir)); self.dir = nil end
+end
+
+Handle.__close = Handle.stop
+
+return sandboxed

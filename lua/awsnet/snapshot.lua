@@ -1,0 +1,225 @@
+--- Snapshots of accounts: the describe-* output an evaluator needs, saved as JSON in the folder
+-- layout awsnet.reach.load reads (Batfish's): <out>/aws_configs/accounts/<id>/<region>/<Key>.json,
+-- each file holding {<Key> = [...]} exactly as `aws ec2 describe-*` prints it, plus the keys
+-- awsnet.reach adds: VpcAttributes (describe-vpc-attribute per VPC), TransitGatewayRoutes
+-- (search-transit-gateway-routes per route table) and TransitGatewayPropagations.
+--
+--   local snap = assert(snapshot.take{out = dir, region = "us-east-1",
+--                                     accounts = { {client = fn(service) -> aws client}, ... }})
+--   -- snap = {dir, accounts = {{id, region, path, counts = {Vpcs = 2, ...}}}}
+--
+-- The calls of all accounts run concurrently (awsnet.aws's concurrent helper); then, as concurrently,
+-- the calls that need their results (VPC attributes, TGW routes and propagations).
+local cjson = require "cjson"
+local errors = require "awsnet.errors"
+local process = require "awsnet.svc.process"
+
+local snapshot = {}
+
+--- What is collected: {service, operation, result key}; the file is named after the key.
+snapshot.CALLS = {
+  { "ec2", "DescribeAvailabilityZones", "AvailabilityZones" },
+  { "ec2", "DescribeVpcs", "Vpcs" },
+  { "ec2", "DescribeSubnets", "Subnets" },
+  { "ec2", "DescribeRouteTables", "RouteTables" },
+  { "ec2", "DescribeSecurityGroups", "SecurityGroups" },
+  { "ec2", "DescribeNetworkAcls", "NetworkAcls" },
+  { "ec2", "DescribeNetworkInterfaces", "NetworkInterfaces" },
+  { "ec2", "DescribeInstances", "Reservations" },
+  { "ec2", "DescribeInternetGateways", "InternetGateways" },
+  { "ec2", "DescribeNatGateways", "NatGateways" },
+  { "ec2", "DescribeVpcPeeringConnections", "VpcPeeringConnections" },
+  { "ec2", "DescribeTransitGateways", "TransitGateways" },
+  { "ec2", "DescribeTransitGatewayAttachments", "TransitGatewayAttachments" },
+  { "ec2", "DescribeTransitGatewayVpcAttachments", "TransitGatewayVpcAttachments" },
+  { "ec2", "DescribeTransitGatewayRouteTables", "TransitGatewayRouteTables" },
+  { "rds", "DescribeDBInstances", "DBInstances" },
+  { "lambda", "ListFunctions", "Functions" },
+}
+
+---------------------------------------------------------------------------------------------
+-- EC2 answers in the AWS CLI's names
+
+-- EC2 answers XML whose element names are the API's wire names (vpcSet, groupDescription);
+-- the CLI, botocore and every describe-* file use the model's member names (Vpcs, Description).
+-- Most differ only by the first letter; these do not (per parent element where it matters).
+local EC2_NAMES = {
+  vpcSet = "Vpcs", subnetSet = "Subnets", routeTableSet = "RouteTables", securityGroupInfo = "SecurityGroups",
+  networkAclSet = "NetworkAcls", networkInterfaceSet = "NetworkInterfaces", reservationSet = "Reservations",
+  instancesSet = "Instances", internetGatewaySet = "InternetGateways", natGatewaySet = "NatGateways",
+  vpcPeeringConnectionSet = "VpcPeeringConnections", transitGatewaySet = "TransitGateways",
+  availabilityZoneInfo = "AvailabilityZones", routeSet = "Routes", associationSet = "Associations", tagSet = "Tags",
+  groups = "UserIdGroupPairs", groupSet = "Groups", entrySet = "Entries", groupDescription = "Description",
+  privateIpAddressesSet = "PrivateIpAddresses", ipv6AddressesSet = "Ipv6Addresses",
+  cidrBlockAssociationSet = "CidrBlockAssociations", ipv6CidrBlockAssociationSet = "Ipv6CidrBlockAssociations",
+  attachmentSet = "Attachments", natGatewayAddressSet = "NatGatewayAddresses", propagatingVgwSet = "PropagatingVgws",
+  zoneState = "State", messageSet = "Messages", prefixListSet = "PrefixLists", ipv4PrefixSet = "Ipv4Prefixes",
+}
+local EC2_INSTANCE_NAMES = { groupSet = "SecurityGroups", instanceState = "State", dnsName = "PublicDnsName",
+  ipAddress = "PublicIpAddress" }
+local EC2_INTEGERS = { From = true, To = true, Code = true, Type = true }
+
+local function cli_value(v, parent)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  if v[1] ~= nil or next(v) == nil then
+    for i, x in ipairs(v) do out[i] = cli_value(x, parent) end
+    return out
+  end
+  for k, x in pairs(v) do
+    local name = (parent == "instancesSet" and EC2_INSTANCE_NAMES[k]) or EC2_NAMES[k] or (k:sub(1, 1):upper() .. k:sub(2))
+    local value = cli_value(x, k)
+    if EC2_INTEGERS[name] and (parent == "portRange" or parent == "icmpTypeCode") then
+      value = math.tointeger(tonumber(value)) or value
+    elseif name == "Value" and type(parent) == "string" and parent:match("^enable") then
+      -- describe-vpc-attribute's {"Value": true}: the XML text "true" is a boolean here
+      if value == "true" then value = true elseif value == "false" then value = false end
+    end
+    out[name] = value
+  end
+  return out
+end
+
+--- An EC2 answer as the AWS CLI prints it (member names, not XML names), without requestId.
+function snapshot.cli_names(result)
+  local out = cli_value(result)
+  out.RequestId, out.NextToken = nil, nil
+  return out
+end
+
+-- Runs {client, op, params, key} calls at once (every page of each); returns per call the items
+-- under `key` of all its pages (EC2 answers in the CLI's names), or nil, err naming the call.
+-- Codes of an endpoint that does not offer an operation at all (a sandbox may not): the
+-- snapshot then has no such data, and says so in `skipped`.
+local UNSUPPORTED = { InvalidAction = true, UnknownOperationException = true, UnsupportedOperation = true }
+
+local function fetch(aws, calls, account_of, skipped)
+  local pages, errs = aws.pages_many(calls)
+  local out = {}
+  for i, c in ipairs(calls) do
+    if errs[i] and UNSUPPORTED[errs[i].code] and skipped then
+      skipped[#skipped + 1] = string.format("%s %s:%s: %s", account_of[i].id, c[1].service, c[2], errs[i].code)
+      pages[i], errs[i] = {}, nil
+    end
+    if errs[i] then
+      local err = errs[i]
+      err.op = string.format("snapshot of account %s: %s:%s", account_of[i].id or "?", c[1].service, c[2])
+      return nil, err
+    end
+    local items = {}
+    for _, page in ipairs(pages[i]) do
+      if c[1].service == "ec2" then page = snapshot.cli_names(page) end
+      if c[4] then
+        for _, item in ipairs(page[c[4]] or {}) do items[#items + 1] = item end
+      else
+        items[#items + 1] = page
+      end
+    end
+    out[i] = items
+  end
+  return out
+end
+
+local function write_json(path, key, items)
+  local f, err = io.open(path, "w")
+  if not f then return errors.fail("snapshot", "cannot write " .. path .. ": " .. tostring(err)) end
+  f:write(cjson.encode({ [key] = items }), "\n")
+  f:close()
+  return true
+end
+
+-- The calls that follow from the first round: per VPC its DNS attributes, per TGW route table
+-- its routes and propagations. Each is {client, op, params, result key, file key, wrap(items)}.
+local function follow_up_calls(account, first)
+  local ec2 = account.client("ec2")
+  local calls = {}
+  for _, vpc in ipairs(first.Vpcs) do
+    for _, attr in ipairs({ "enableDnsSupport", "enableDnsHostnames" }) do
+      calls[#calls + 1] = { ec2, "DescribeVpcAttribute", { VpcId = vpc.VpcId, Attribute = attr }, nil, "VpcAttributes",
+        function(pages) return pages[1] end }
+    end
+  end
+  for _, rt in ipairs(first.TransitGatewayRouteTables) do
+    local id = rt.TransitGatewayRouteTableId
+    calls[#calls + 1] = { ec2, "SearchTransitGatewayRoutes", { TransitGatewayRouteTableId = id,
+      Filter = { { Name = "type", Value = { "static", "propagated" } } } }, "Routes", "TransitGatewayRoutes",
+      function(routes) return { TransitGatewayRouteTableId = id, Routes = routes } end }
+    calls[#calls + 1] = { ec2, "GetTransitGatewayRouteTablePropagations", { TransitGatewayRouteTableId = id },
+      "TransitGatewayRouteTablePropagations", "TransitGatewayPropagations",
+      function(props) return { TransitGatewayRouteTableId = id, TransitGatewayRouteTablePropagations = props } end }
+  end
+  return calls
+end
+
+--- Takes a snapshot of every account in opts.accounts ({client = fn(service), id = optional
+-- account id}); opts.out is the snapshot folder, opts.region the region, opts.aws the aws module
+-- (default awsnet.aws; its pages_many runs the calls concurrently). Returns {dir, accounts =
+-- {{id, region, path, counts}}, skipped = {calls the endpoint does not offer}} or nil, err
+-- (naming the account and the call).
+function snapshot.take(opts)
+  assert(type(opts) == "table" and type(opts.out) == "string" and type(opts.accounts) == "table",
+    "snapshot.take{out=, region=, accounts=} expected")
+  local region = opts.region or "us-east-1"
+  local aws = opts.aws or require("awsnet.aws")
+  -- 1: who each account is
+  local calls, account_of = {}, {}
+  for _, a in ipairs(opts.accounts) do
+    if not a.id then
+      calls[#calls + 1] = { a.client("sts"), "GetCallerIdentity", {} }
+      account_of[#calls] = a
+    end
+  end
+  local ids, err = fetch(aws, calls, account_of)
+  if not ids then return nil, err end
+  for i, a in ipairs(account_of) do a.id = ids[i][1].Account end
+  -- 2: every describe call of every account at once
+  calls, account_of = {}, {}
+  for _, a in ipairs(opts.accounts) do
+    for _, c in ipairs(snapshot.CALLS) do
+      calls[#calls + 1] = { a.client(c[1]), c[2], {}, c[3] }
+      account_of[#calls] = a
+    end
+  end
+  local skipped = {}
+  local items
+  items, err = fetch(aws, calls, account_of, skipped)
+  if not items then return nil, err end
+  local data = {}
+  for i, c in ipairs(calls) do
+    local a = account_of[i]
+    data[a] = data[a] or { VpcAttributes = {}, TransitGatewayRoutes = {}, TransitGatewayPropagations = {} }
+    data[a][c[4]] = items[i]
+  end
+  -- 3: what needs the first round's answers
+  calls, account_of = {}, {}
+  for _, a in ipairs(opts.accounts) do
+    for _, c in ipairs(follow_up_calls(a, data[a])) do
+      calls[#calls + 1] = c
+      account_of[#calls] = a
+    end
+  end
+  items, err = fetch(aws, calls, account_of, skipped)
+  if not items then return nil, err end
+  for i, c in ipairs(calls) do
+    local list = data[account_of[i]][c[5]]
+    list[#list + 1] = c[6](items[i])
+  end
+  -- 4: the files
+  local out = { dir = opts.out, accounts = {}, skipped = skipped }
+  for _, a in ipairs(opts.accounts) do
+    local path = string.format("%s/aws_configs/accounts/%s/%s", opts.out, a.id, region)
+    local ok
+    ok, err = process.run("mkdir -p " .. process.quote(path))
+    if not ok then return nil, err end
+    local counts = {}
+    for key, list in pairs(data[a]) do
+      ok, err = write_json(path .. "/" .. key .. ".json", key, list)
+      if not ok then return nil, err end
+      counts[key] = #list
+    end
+    out.accounts[#out.accounts + 1] = { id = a.id, region = region, path = path, counts = counts }
+  end
+  return out
+end
+
+return snapshot

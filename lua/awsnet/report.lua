@@ -94,7 +94,8 @@ function report.markdown(data)
     end
   end
   md_table(out, "Checks", { "check", "result", "detail", "time" }, data.checks, function(c)
-    return { c.name, c.ok and "pass" or "**FAIL**", c.detail, seconds(c.seconds) }
+    local status = c.status or (c.ok and "pass" or "FAIL")
+    return { c.name, status == "FAIL" and "**FAIL**" or status, c.detail, seconds(c.seconds) }
   end)
   local tr = data.trace
   if tr then

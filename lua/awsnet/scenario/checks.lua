@@ -21,22 +21,9 @@ local TITLE = "Lambda in account A -> RDS MySQL in account B through a shared Tr
 -- Snapshot files as tables (for reading facts and for mutated copies)
 
 -- Reads a snapshot folder into the table form awsnet.reach.load takes:
--- {accounts = {[id] = {[region] = {[Key] = array}}}} (files known by their top-level key).
+-- {accounts = {[id] = {[region] = {[Key] = array}}}}, or nil, err.
 function checks.read_snapshot(dir)
-  local data = { accounts = {} }
-  local list = assert(process.run("cd " .. process.quote(dir) .. " && find aws_configs -name '*.json' | sort"))
-  for rel in list:gmatch("[^\n]+") do
-    local account, region = rel:match("^aws_configs/accounts/([^/]+)/([^/]+)/[^/]+%.json$")
-    if account then
-      local by_region = data.accounts[account] or {}
-      data.accounts[account] = by_region
-      by_region[region] = by_region[region] or {}
-      for key, value in pairs(cjson.decode(assert(process.read_file(dir .. "/" .. rel)))) do
-        by_region[region][key] = value
-      end
-    end
-  end
-  return data
+  return require("awsnet.reach.snapshot").read(dir)
 end
 
 local function deep_copy(v)
@@ -63,14 +50,17 @@ end
 local function clock() return runbook.clock() end
 
 -- Runs one check, records it in `list` and reports it through `on_event` as soon as it is done.
+-- A check's function returns true (pass), false (fail) or "skip" (not applicable here: it neither
+-- passes nor fails the verification), and a detail.
 local function timed(list, name, fn, on_event)
   local t0 = clock()
   local ok, detail = fn()
-  local c = { name = name, ok = ok and true or false, detail = detail, seconds = clock() - t0 }
+  local status = ok == "skip" and "skip" or (ok and "pass" or "FAIL")
+  local c = { name = name, ok = ok and true or false, status = status, detail = detail, seconds = clock() - t0 }
   list[#list + 1] = c
   if on_event then
-    on_event{ event = "check", name = c.name, ok = c.ok, detail = c.detail, seconds = c.seconds,
-      message = string.format("%s  %s: %s", c.ok and "pass" or "FAIL", c.name, tostring(c.detail)) }
+    on_event{ event = "check", name = c.name, ok = c.ok, status = status, detail = c.detail, seconds = c.seconds,
+      message = string.format("%s  %s: %s", status, c.name, tostring(c.detail)) }
   end
   return c
 end
@@ -177,7 +167,9 @@ function checks.verify(cfg, rb, opts)
   local c = check("snapshot both accounts", function()
     local snap, serr = take_snapshot(cfg, rb, dir .. "/snapshot", opts.aws)
     if not snap then return false, tostring(serr) end
-    data = checks.read_snapshot(snap.dir)
+    local rerr
+    data, rerr = checks.read_snapshot(snap.dir)
+    if not data then return false, tostring(rerr) end
     local parts = {}
     for _, a in ipairs(snap.accounts) do
       parts[#parts + 1] = string.format("%s: %d VPCs, %d ENIs", a.id, a.counts.Vpcs, a.counts.NetworkInterfaces)
@@ -239,18 +231,19 @@ function checks.verify(cfg, rb, opts)
   end)
   check("read back directly (awsnet.mariadb)", function()
     if cfg.sandbox and not opts.direct then
-      return true, "skipped: the sandbox's database is reached through its Lambda only"
+      return "skip", "the sandbox's database is reached through its Lambda only"
     end
     local target = opts.direct or { host = addresses and addresses[1], port = out.db.port }
-    if not target.host then return true, "skipped: no address to connect to" end
+    if not target.host then return "skip", "no address to connect to" end
     local password, perr = require("awsnet.scenario.tgw_lambda_rds").db_password(cfg)
     if not password then return false, tostring(perr) end
     local db, cerr = require("awsnet.mariadb").connect{ host = target.host, port = target.port or cfg.database.port,
       user = cfg.database.username, password = password, database = cfg.database.name, tls = target.tls,
       connect_timeout = 3 }
     if not db then
-      if not opts.direct and (cerr.code == "timeout" or cerr.code == "refused" or cerr.code == "unreachable") then
-        return true, "skipped: this host cannot reach " .. target.host .. " (" .. cerr.code .. ")"
+      -- awsnet.mariadb says "network" or "timeout" when the host cannot reach the address at all
+      if not opts.direct and (cerr.code == "timeout" or cerr.code == "network") then
+        return "skip", "this host cannot reach " .. target.host .. " (" .. cerr.code .. ")"
       end
       return false, tostring(cerr)
     end
@@ -372,7 +365,8 @@ function checks.prove(cfg, rb, opts)
     local snap, serr = take_snapshot(cfg, rb, base, opts.aws)
     if not snap then return nil, serr end
   end
-  local data = checks.read_snapshot(base)
+  local data, serr = checks.read_snapshot(base)
+  if not data then return nil, serr end
   local cases, ok, first = {}, true, nil
   for i, case in ipairs(checks.PROVE_CASES) do
     local copy = deep_copy(data)

@@ -177,9 +177,12 @@ function Model:trace(q)
     error("trace: direction must be \"both\" or \"forward\"", 2)
   end
   -- the query's context, which becomes the result (report.result)
+  -- (the flags _fo, _spg, _trap and _si are set only when true: a result is made per trace, and
+  -- fewer fields keep it in a smaller table)
   local ctx = { _model = self, _src = src, _dst = dst, _proto = proto, _port = port, _lo = eph_lo, _hi = eph_hi,
-    _fo = forward_only, _spg = q.src_port ~= nil, _dip = false, _trap = false, _se = -1, _ss = -1, _si = false,
-    _de = -1 }
+    _dip = false, _se = -1, _ss = -1, _de = -1 }
+  if forward_only then ctx._fo = true end
+  if q.src_port ~= nil then ctx._spg = true end
   -- DNS: a name must resolve in the source's VPC, and a publicly accessible RDS name resolves
   -- to its public address from outside the DB's VPC.
   local dst_ip, dst_eni = dst.ip, -1

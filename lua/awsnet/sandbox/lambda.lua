@@ -68,6 +68,7 @@ local function files_dir(sb)
       os.execute("mkdir -p " .. q(sb.lambda_dir))
     else
       sb.lambda_dir = process.tempdir("awsnet-sandbox-lambda")
+      process.remove_on_exit(sb.lambda_dir) -- also when the sandbox process is killed
     end
   end
   return sb.lambda_dir

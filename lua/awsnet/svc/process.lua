@@ -59,6 +59,20 @@ function process.sleep(seconds)
   os.execute("sleep " .. string.format("%.3f", seconds))
 end
 
+-- Starts a watchdog in its own session that runs `then_cmd` once this Lua process has exited,
+-- however it ends (a SIGKILL included); returns the watchdog's pid.
+local function start_guard(then_cmd)
+  local guard = string.format("while kill -0 %d 2>/dev/null; do sleep 1; done; %s", process.self_pid(), then_cmd)
+  local out = assert(process.run("env -u LD_PRELOAD setsid sh -c " .. q(guard) .. " </dev/null >/dev/null 2>&1 & echo $!"))
+  return math.tointeger(tonumber(out:match("%d+")))
+end
+
+--- Removes `dir` when this Lua process exits, even if it is killed (for scratch folders of a
+-- long-running process such as the sandbox; removing it earlier is fine).
+function process.remove_on_exit(dir)
+  start_guard("rm -rf " .. q(dir))
+end
+
 --- Starts `argv` in the background in its own session; stdout/stderr go to `log`.
 -- `cleanup_dir` (optional) is removed by the watchdog when this Lua process dies.
 -- The started program does not inherit LD_PRELOAD (sanitiser runtimes are for our core only).
@@ -72,12 +86,9 @@ function process.spawn(argv, opts)
   local out = assert(process.run(cmd))
   local pid = assert(math.tointeger(tonumber(out:match("%d+"))), "no pid from " .. cmd)
   -- The watchdog: when this Lua process is gone, kill the service's session and remove its folder.
-  local guard = string.format(
-    "while kill -0 %d 2>/dev/null; do sleep 1; done; kill -TERM -%d 2>/dev/null; sleep 2; " ..
-    "kill -KILL -%d 2>/dev/null; %s", process.self_pid(), pid, pid,
-    opts.cleanup_dir and ("rm -rf " .. q(opts.cleanup_dir)) or "true")
-  local gout = assert(process.run("env -u LD_PRELOAD setsid sh -c " .. q(guard) .. " </dev/null >/dev/null 2>&1 & echo $!"))
-  local handle = { pid = pid, guard_pid = math.tointeger(tonumber(gout:match("%d+"))) }
+  local handle = { pid = pid, guard_pid = start_guard(string.format(
+    "kill -TERM -%d 2>/dev/null; sleep 2; kill -KILL -%d 2>/dev/null; %s", pid, pid,
+    opts.cleanup_dir and ("rm -rf " .. q(opts.cleanup_dir)) or "true")) }
 
   function handle.alive() return process.alive(pid) end
 

@@ -5,12 +5,7 @@ local snapshot = require "awsnet.reach.snapshot"
 local FIXTURE = "tests/fixtures/reach/article"
 local B = "222222222222"
 
-local function copy(t)
-  if type(t) ~= "table" then return t end
-  local c = {}
-  for k, v in pairs(t) do c[k] = copy(v) end
-  return c
-end
+local copy = require("helpers.tables").copy
 
 describe("reach who_can_reach", function()
   it("gives exactly the Lambda subnet, and the Lambda's ENI", function()

@@ -8,12 +8,7 @@ local A, B = "111111111111", "222222222222"
 local TGW, TRTB = "tgw-0a1b2c3d4e5f60001", "tgw-rtb-0a1b2c3d4e5f60001"
 local ATT_A, ATT_B = "tgw-attach-0a00000000000000a", "tgw-attach-0b00000000000000b"
 
-local function copy(t)
-  if type(t) ~= "table" then return t end
-  local c = {}
-  for k, v in pairs(t) do c[k] = copy(v) end
-  return c
-end
+local copy = require("helpers.tables").copy
 
 local base = assert(snapshot.read(FIXTURE))
 local function region(data, acct) return data.accounts[acct]["us-east-1"] end

@@ -378,19 +378,19 @@ static int hash_group(model *m, lpm_group *g, const route_t *routes)
     g->hash_off = (int32_t)m->lpm_slots.n;
     g->hash_mask = size - 1;
     for (uint32_t i = 0; i < size; i++) {
-        int32_t *slot = PUSH(m->lpm_slots);
+        lpm_slot *slot = PUSH(m->lpm_slots);
         if (!slot)
             return -1;
-        *slot = -1;
+        *slot = (lpm_slot){ .net = 0, .route = -1 };
     }
-    int32_t *slots = m->lpm_slots.v + g->hash_off;
+    lpm_slot *slots = m->lpm_slots.v + g->hash_off;
     for (int32_t i = g->off; i < g->off + g->cnt; i++) {
         if (i > g->off && routes[i - 1].dst.net == routes[i].dst.net)
             continue; /* same network, lower priority */
         uint32_t h = net_hash(routes[i].dst.net) & g->hash_mask;
-        while (slots[h] >= 0)
+        while (slots[h].route >= 0)
             h = (h + 1) & g->hash_mask;
-        slots[h] = i;
+        slots[h] = (lpm_slot){ .net = routes[i].dst.net, .route = i };
     }
     return 0;
 }
@@ -429,10 +429,10 @@ const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t
         const lpm_group *grp = &m->groups.v[g];
         uint32_t key = ip & grp->mask;
         if (grp->hash_off >= 0) {
-            const int32_t *slots = m->lpm_slots.v + grp->hash_off;
-            for (uint32_t h = net_hash(key) & grp->hash_mask; slots[h] >= 0; h = (h + 1) & grp->hash_mask) {
-                if (routes[slots[h]].dst.net == key)
-                    return &routes[slots[h]];
+            const lpm_slot *slots = m->lpm_slots.v + grp->hash_off;
+            for (uint32_t h = net_hash(key) & grp->hash_mask; slots[h].route >= 0; h = (h + 1) & grp->hash_mask) {
+                if (slots[h].net == key)
+                    return &routes[slots[h].route];
             }
             continue;
         }

@@ -33,6 +33,9 @@ typedef struct { int32_t comp; int32_t off, cnt; int32_t egress; int32_t grp_off
  * open-addressing hash of their first route per network (one or two cache lines instead of a
  * binary search's dozen), small ones by binary search. */
 typedef struct { uint8_t len; uint32_t mask; int32_t off, cnt; int32_t hash_off; uint32_t hash_mask; } lpm_group;
+/* A hash slot of an LPM group: the network next to its route's index (-1 = empty), so a probe
+ * reads one slot, not the route too. */
+typedef struct { uint32_t net; int32_t route; } lpm_slot;
 typedef struct { int32_t table; cidr4 dst; uint8_t kind; uint8_t rank; uint8_t blackhole;
                  int32_t target; int32_t rule; } route_t;
 typedef struct { int32_t table; int32_t number; int16_t proto; uint16_t lo, hi; uint8_t egress;
@@ -69,7 +72,7 @@ typedef struct model {
     VEC(trtb_t) trtbs;
     VEC(route_t) troutes;         /* target = attachment index, blackhole flag */
     VEC(lpm_group) groups;        /* prefix-length groups of rtbs and trtbs_tab */
-    VEC(int32_t) lpm_slots;       /* the groups' hash slots: route index or -1 */
+    VEC(lpm_slot) lpm_slots;      /* the groups' hash slots */
     /* The words hops are reported with, kept out of the Lua heap: NUL-terminated strings in
      * one arena; a component is 4 of them (id, kind, account, name), a rule one. */
     VEC(char) text;

@@ -119,4 +119,26 @@ describe("reach with bad input", function()
       end
     end
   end)
+
+  it("refuses a trace query string it did not make (the result keeps one to walk again)", function()
+    local model = assert(reach.load("tests/fixtures/reach/article"))
+    local r = assert(model:trace{ src = "lambda:writer", dst = "rds:orders", protocol = "tcp", port = 3306 })
+    local q = rawget(r, "_q")
+    assert.equals("string", type(q))
+    local m = model._m
+    assert.equals("string", type(m:walk(q)))
+    local _, _, _, _, dip, proto, port = m:query(q)
+    assert.same({ "10.1.128.10", 6, 3306 }, { require("awsnet.core").reach.ipstr(dip), proto, port })
+    -- wrong length, then each index field pushed out of range: an argument error, not a read
+    -- outside the model
+    for _, forged in ipairs({ "", q .. "x", q:sub(2),
+      string.pack("=i4", 1 << 30) .. q:sub(5), q:sub(1, 4) .. string.pack("=i4", -1) .. q:sub(9),
+      q:sub(1, 12) .. string.pack("=i4", 1 << 30) .. q:sub(17), q:sub(1, 29) .. "\255" }) do
+      local ok, err = pcall(m.walk, m, forged)
+      assert.is_false(ok)
+      assert.matches("trace query", err)
+      assert.is_false((pcall(m.query, m, forged)))
+    end
+    model:close()
+  end)
 end)

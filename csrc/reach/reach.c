@@ -353,10 +353,81 @@ static uint32_t ip_arg(lua_State *L, int arg)
     return (uint32_t)v;
 }
 
-/* m:trace(src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only,
- *         want_walk) -> ok, code [, walk]: with want_walk, a string holding a header "<i4i4i4i4" (number of forward hops, 1-based
- * index of the blocking hop or 0, assumption flags, destination ENI or -1) and then the hops,
- * each "<BBBBHHi4i4" (kind, verdict, direction, -, code, -, component, rule). */
+/* A trace's query and verdict, packed into a short Lua string that the trace's result keeps:
+ * enough to walk the same packet again when a script asks for the hops (the model is immutable
+ * and the walk deterministic), in a string short enough for Lua to intern, so a result costs no
+ * more than its table. Layout (native byte order, read back only by this process):
+ * src_eni i32, src_subnet i32, src_ip u32, dst_eni i32, dst_ip u32, proto i16, port u16,
+ * eph_lo u16, eph_hi u16, forward_only u8, code u8. */
+enum { QUERY_SIZE = 30 };
+
+static void put(char *buf, size_t *at, const void *v, size_t n)
+{
+    memcpy(buf + *at, v, n);
+    *at += n;
+}
+
+static void get(const char *buf, size_t *at, void *v, size_t n)
+{
+    memcpy(v, buf + *at, n);
+    *at += n;
+}
+
+static void push_query(lua_State *L, const eval_query *q, int code)
+{
+    char buf[QUERY_SIZE];
+    size_t at = 0;
+    int16_t proto = (int16_t)q->proto;
+    uint8_t fo = (uint8_t)(q->forward_only != 0), c = (uint8_t)code;
+    put(buf, &at, &q->src_eni, 4);
+    put(buf, &at, &q->src_subnet, 4);
+    put(buf, &at, &q->src_ip, 4);
+    put(buf, &at, &q->dst_eni, 4);
+    put(buf, &at, &q->dst_ip, 4);
+    put(buf, &at, &proto, 2);
+    put(buf, &at, &q->port, 2);
+    put(buf, &at, &q->eph_lo, 2);
+    put(buf, &at, &q->eph_hi, 2);
+    put(buf, &at, &fo, 1);
+    put(buf, &at, &c, 1);
+    lua_pushlstring(L, buf, sizeof buf);
+}
+
+/* The query at `arg`, checked against this model: a string that did not come from its
+ * `trace` is an argument error, never an out-of-range read. */
+static void check_query(lua_State *L, int arg, const model *m, eval_query *q, int *code)
+{
+    size_t len;
+    const char *buf = luaL_checklstring(L, arg, &len);
+    if (len != QUERY_SIZE)
+        luaL_argerror(L, arg, "not a trace query");
+    size_t at = 0;
+    int16_t proto;
+    uint8_t fo, c;
+    get(buf, &at, &q->src_eni, 4);
+    get(buf, &at, &q->src_subnet, 4);
+    get(buf, &at, &q->src_ip, 4);
+    get(buf, &at, &q->dst_eni, 4);
+    get(buf, &at, &q->dst_ip, 4);
+    get(buf, &at, &proto, 2);
+    get(buf, &at, &q->port, 2);
+    get(buf, &at, &q->eph_lo, 2);
+    get(buf, &at, &q->eph_hi, 2);
+    get(buf, &at, &fo, 1);
+    get(buf, &at, &c, 1);
+    q->proto = proto;
+    q->forward_only = fo;
+    q->skip_src_sg = 0;
+    *code = c;
+    int valid = q->src_eni >= -1 && q->src_eni < (int32_t)m->enis.n && q->src_subnet >= 0 &&
+                q->src_subnet < (int32_t)m->subnets.n && q->dst_eni >= -1 && q->dst_eni < (int32_t)m->enis.n &&
+                proto >= PROTO_ALL && proto <= 255 && q->eph_lo <= q->eph_hi && fo <= 1 && c < EV_CODE_COUNT;
+    if (!valid)
+        luaL_argerror(L, arg, "not a trace query of this model");
+}
+
+/* m:trace(src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
+ * -> ok, query: the verdict and the packed query (see push_query) for m:walk and m:query. */
 static int l_trace(lua_State *L)
 {
     model *m = check_model(L, 1);
@@ -373,16 +444,53 @@ static int l_trace(lua_State *L)
     eval_result r;
     eval_trace(m, &q, &r);
     lua_pushboolean(L, r.ok);
-    lua_pushstring(L, eval_code_name(r.code));
-    if (!lua_toboolean(L, 12))
-        return 2;
+    push_query(L, &q, r.code);
+    return 2;
+}
+
+/* m:walk(query) -> a string holding a header "<i4i4i4i4" (number of forward hops, 1-based index
+ * of the blocking hop or 0, assumption flags, destination ENI or -1) and then the hops, each
+ * "<BBBBHHi4i4" (kind, verdict, direction, -, code, -, component, rule). */
+static int l_walk(lua_State *L)
+{
+    model *m = check_model(L, 1);
+    eval_query q;
+    int code;
+    check_query(L, 2, m, &q, &code);
+    eval_result r;
+    eval_trace(m, &q, &r);
     int32_t header[4] = { r.nforward, r.blocked + 1, (int32_t)r.flags, r.dst_eni };
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     luaL_addlstring(&b, (const char *)header, sizeof header);
     luaL_addlstring(&b, (const char *)r.hops, (size_t)r.n * sizeof(hop_t));
     luaL_pushresult(&b);
-    return 3;
+    return 1;
+}
+
+/* m:query(query) -> src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi,
+ * forward_only, code (the explanation code's name, nil when reachable) */
+static int l_query(lua_State *L)
+{
+    model *m = check_model(L, 1);
+    eval_query q;
+    int code;
+    check_query(L, 2, m, &q, &code);
+    lua_pushinteger(L, q.src_eni);
+    lua_pushinteger(L, q.src_subnet);
+    lua_pushinteger(L, q.src_ip);
+    lua_pushinteger(L, q.dst_eni);
+    lua_pushinteger(L, q.dst_ip);
+    lua_pushinteger(L, q.proto);
+    lua_pushinteger(L, q.port);
+    lua_pushinteger(L, q.eph_lo);
+    lua_pushinteger(L, q.eph_hi);
+    lua_pushboolean(L, q.forward_only);
+    if (code == EV_OK)
+        lua_pushnil(L);
+    else
+        lua_pushstring(L, eval_code_name(code));
+    return 11;
 }
 
 typedef struct { int32_t eni, subnet; uint32_t ip; uint16_t eph_lo, eph_hi; } endpoint;
@@ -631,7 +739,7 @@ static const luaL_Reg model_methods[] = {
     { "route", l_route }, { "network_acl", l_acl }, { "acl_rule", l_acl_rule }, { "security_group", l_sg },
     { "sg_rule", l_sg_rule }, { "eni", l_eni }, { "eni_ip", l_eni_ip }, { "tgw", l_tgw },
     { "tgw_attachment", l_att }, { "attachment_subnet", l_att_subnet }, { "tgw_route_table", l_trtb },
-    { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace },
+    { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace }, { "walk", l_walk }, { "query", l_query },
     { "matrix", l_matrix }, { "who_can_reach", l_who_can_reach }, { "lookup", l_lookup },
     { "counts", l_counts }, { "component", l_comp }, { "rule", l_rule }, { "component_info", l_comp_info },
     { "rule_text", l_rule_text }, { "no_sgref_az", l_no_sgref_az }, { "close", model_destroy }, { NULL, NULL },

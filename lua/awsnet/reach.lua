@@ -78,10 +78,12 @@ function reach.load(source)
   if b.unknown_trtbs then
     assumptions[#assumptions + 1] = "some TGW route tables are only known by id (owner account not in the snapshot)"
   end
-  return setmetatable({
+  local model = setmetatable({
     _m = b.m, _b = b, skipped = b.skipped, counts = b.m:counts(),
     assumptions = assumptions,
   }, Model)
+  model._result_mt = report.metatable(model)
+  return model
 end
 
 -- ---- endpoints -----------------------------------------------------------------------------
@@ -156,86 +158,110 @@ local function client_ports(src, src_port)
   return eph[1], eph[2]
 end
 
+-- The query of a result decided before any packet moves (DNS), as plain fields.
+local function early_ctx(src, dst, proto, port, eph_lo, eph_hi, forward_only, src_port)
+  return { _src = src, _dst = dst, _proto = proto, _port = port, _lo = eph_lo, _hi = eph_hi, _dip = false,
+    _fo = forward_only or nil, _spg = src_port ~= nil or nil }
+end
+
+-- A walked result, with the flags the evaluator does not know (set only when true: a result is
+-- made per trace, and fewer fields keep it in a smaller table).
+local function traced(mt, src, dst, trap, dns_default, src_port, ok, query)
+  local r = report.result(mt, src, dst, ok, query)
+  if trap then r._trap = true end
+  if dns_default then r._dns_default = dns_default end
+  if src_port ~= nil then r._spg = true end
+  return r
+end
+
 --- model:trace{src=, dst=, protocol="tcp", port=3306, src_port=, resolver=, direction="both"}
 -- Returns a result (see awsnet.reach.report), or nil, err when an endpoint is unknown.
+-- (Scripts call this in loops of many thousands: the common path reads each field once and
+-- makes one small table, the result.)
 function Model:trace(q)
   if type(q) ~= "table" then error("trace: table argument expected", 2) end
-  local proto = protocol_arg(q.protocol)
+  local proto = PROTOCOLS[q.protocol] or protocol_arg(q.protocol)
   local port = port_arg(q.port, proto)
-  local src, err = self:endpoint(q.src, "src", q.resolver)
-  if not src then return nil, err end
+  local endpoints = self._b.endpoints
+  local src, dst = endpoints[q.src], endpoints[q.dst]
+  local err
+  if not src then
+    src, err = self:endpoint(q.src, "src", q.resolver)
+    if not src then return nil, err end
+  end
   if src.rds then return errors.fail("invalid_endpoint", "an RDS instance does not start connections") end
-  local dst
-  dst, err = self:endpoint(q.dst, "dst", q.resolver)
-  if not dst then return nil, err end
+  if not dst then
+    dst, err = self:endpoint(q.dst, "dst", q.resolver)
+    if not dst then return nil, err end
+  end
   if dst.lambda then
     return errors.fail("invalid_endpoint", "nothing can open a connection to a Lambda function (one-way: Lambda -> VPC)")
   end
-  local eph_lo, eph_hi = client_ports(src, q.src_port)
-  local forward_only = q.direction == "forward"
-  if q.direction ~= nil and q.direction ~= "forward" and q.direction ~= "both" then
+  local src_port = q.src_port
+  local eph_lo, eph_hi = client_ports(src, src_port)
+  local direction = q.direction
+  local forward_only = direction == "forward"
+  if direction ~= nil and not forward_only and direction ~= "both" then
     error("trace: direction must be \"both\" or \"forward\"", 2)
   end
-  -- the query's context, which becomes the result (report.result)
-  -- (the flags _fo, _spg, _trap and _si are set only when true: a result is made per trace, and
-  -- fewer fields keep it in a smaller table)
-  local ctx = { _model = self, _src = src, _dst = dst, _proto = proto, _port = port, _lo = eph_lo, _hi = eph_hi,
-    _dip = false, _se = -1, _ss = -1, _de = -1 }
-  if forward_only then ctx._fo = true end
-  if q.src_port ~= nil then ctx._spg = true end
+  local mt = self._result_mt
   -- DNS: a name must resolve in the source's VPC, and a publicly accessible RDS name resolves
   -- to its public address from outside the DB's VPC.
   local dst_ip, dst_eni = dst.ip, -1
-  local src_vpc = self:source_vpc(src)
+  local trap, dns_default
   if dst.rds or dst.dns_name then
+    local src_vpc = self:source_vpc(src)
     local vinfo = src_vpc and self._b.info.vpc[src_vpc]
     if vinfo and not vinfo.dns_support then
-      return report.dns_blocked(ctx, src_vpc)
+      return report.dns_blocked(mt, early_ctx(src, dst, proto, port, eph_lo, eph_hi, forward_only, src_port), src_vpc)
     end
-    if vinfo and not vinfo.dns_known then ctx._dns_default = src_vpc end
-  end
-  if dst.rds then
-    if not dst.available then return report.db_unavailable(ctx) end
-    if dst.public and src_vpc ~= dst.vpc then
-      ctx._trap = true
-      if not dst.public_ip then return report.public_unknown(ctx) end
-      dst_ip = creach.ip(dst.public_ip)
-    else
-      dst_eni, dst_ip = dst.eni, dst.ip_n
+    if vinfo and not vinfo.dns_known then dns_default = src_vpc end
+    if dst.rds then
+      if not dst.available then
+        local ctx = early_ctx(src, dst, proto, port, eph_lo, eph_hi, forward_only, src_port)
+        ctx._dns_default = dns_default
+        return report.db_unavailable(mt, ctx)
+      end
+      if dst.public and src_vpc ~= dst.vpc then
+        trap = true
+        if not dst.public_ip then
+          local ctx = early_ctx(src, dst, proto, port, eph_lo, eph_hi, forward_only, src_port)
+          ctx._dns_default, ctx._trap = dns_default, true
+          return report.public_unknown(mt, ctx)
+        end
+        dst_ip = creach.ip(dst.public_ip)
+      else
+        dst_eni, dst_ip = dst.eni, dst.ip_n
+      end
     end
   elseif dst.eni then
     dst_eni, dst_ip = dst.eni, dst.ip_n
   end
-  ctx._dip = dst_ip
   local m = self._m
   if src.lambda then
     -- A Lambda function uses a Hyperplane ENI in each configured subnet: every one must get through.
     local first
-    for i, eni in ipairs(src.enis) do
-      local c = ctx
-      if i > 1 then
-        c = {}
-        for k, v in pairs(ctx) do if k:sub(1, 1) == "_" then c[k] = v end end
-      end
-      c._se, c._de = eni, dst_eni
-      local r = report.result(c, m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
-      if #src.enis > 1 then r.source, r.source_index = src.ips[i], i end
+    local enis = src.enis
+    for i, eni in ipairs(enis) do
+      local r = traced(mt, src, dst, trap, dns_default, src_port,
+        m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
+      if #enis > 1 then r.source, r.source_index = src.ips[i], i end
       if not r.reachable then return r end
       first = first or r
     end
     return first
   end
   if src.eni then
-    ctx._se, ctx._de = src.eni, dst_eni
-    return report.result(ctx, m:trace(src.eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
+    return traced(mt, src, dst, trap, dns_default, src_port,
+      m:trace(src.eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
   end
   local subnet = m:lookup("any_subnet", src.ip)
   if not subnet then
     return errors.fail("unknown_endpoint", "src " .. src.label .. " is in no subnet of the snapshot")
   end
   local eni = m:lookup("eni", self._b.subnet_vpc[subnet], src.ip)
-  ctx._se, ctx._ss, ctx._si, ctx._de = eni or -1, subnet, src.ip, dst_eni
-  return report.result(ctx, m:trace(eni, subnet, src.ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
+  return traced(mt, src, dst, trap, dns_default, src_port,
+    m:trace(eni or -1, subnet, src.ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
 end
 
 --- model:matrix{sources = {...}, destinations = {...}, protocol=, port=} -> result with

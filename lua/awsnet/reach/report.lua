@@ -34,7 +34,15 @@ Result.__index = function(r, key)
     f(r)
     return rawget(r, key)
   end
+  if key == "_model" then return getmetatable(r).model end
   return Result[key]
+end
+
+--- The metatable of one model's results: it holds the model, so a result need not.
+function report.metatable(model)
+  local mt = { model = model }
+  for k, v in pairs(Result) do mt[k] = v end
+  return mt
 end
 
 local function proto_text(ctx)
@@ -44,15 +52,33 @@ local function proto_text(ctx)
 end
 
 -- The walk, hop by hop: the evaluator is deterministic and the model immutable, so a trace
--- keeps only its verdict and walks again (once) when a script asks for the hops.
+-- keeps only its packed query and verdict (`_q`) and walks again (once) when a script asks for
+-- the hops.
 local function walk(r)
   local w = r._w
   if not w then
-    local _
-    _, _, w = r._model._m:trace(r._se, r._ss, r._si or nil, r._de, r._dip, r._proto, r._port, r._lo, r._hi, r._fo, true)
+    w = r._model._m:walk(r._q)
     rawset(r, "_w", w)
   end
   return w
+end
+
+-- The query's numbers (and the explanation code), unpacked from `_q` on first use. Results
+-- decided before any walk (DNS) carry them as plain fields and have no `_q`.
+local function decode(r)
+  local q = rawget(r, "_q")
+  if not q or rawget(r, "_proto") ~= nil then return end
+  local _, _, _, _, dip, proto, port, lo, hi, fo, code = r._model._m:query(q)
+  rawset(r, "_dip", dip)
+  rawset(r, "_proto", proto)
+  rawset(r, "_port", port)
+  rawset(r, "_lo", lo)
+  rawset(r, "_hi", hi)
+  rawset(r, "_fo", fo)
+  if not r.reachable then rawset(r, "code", code) end
+end
+for _, key in ipairs({ "_dip", "_proto", "_port", "_lo", "_hi", "_fo", "code" }) do
+  lazy[key] = decode
 end
 
 -- The walk's header: forward hop count, blocking hop (1-based, 0 = none), flags, dst ENI.
@@ -90,7 +116,7 @@ function lazy.dst_ip(r) rawset(r, "dst_ip", r._dip and creach.ipstr(r._dip) or f
 
 function lazy.assumptions(r)
   local ctx = r
-  local walked = r._se >= 0 or r._ss >= 0 -- results decided before any walk (DNS) have neither
+  local walked = rawget(r, "_q") ~= nil -- results decided before any walk (DNS) have no query
   local f = walked and select(3, header(r)) or 0
   local out = {}
   for _, a in ipairs(ctx._model.assumptions) do out[#out + 1] = a end
@@ -199,34 +225,33 @@ function lazy.fix(r)
   rawset(r, "fix", fix_for(r) or false)
 end
 
--- `ctx` (the query: _model, _src, _dst, _proto, _port, _lo, _hi, _fo, _spg, _dip, _trap, and the
--- evaluator's arguments _se, _ss, _si, _de) becomes the result itself: one table per trace.
-function report.result(ctx, ok, code)
-  ctx.reachable = ok
-  if not ok then ctx.code = code end
-  return setmetatable(ctx, Result)
+--- A trace's result: the endpoints it was asked about, its packed query and its verdict; the
+-- rest is read from these on first use. `mt` is the model's result metatable (report.metatable).
+function report.result(mt, src, dst, ok, query)
+  return setmetatable({ _src = src, _dst = dst, _q = query, reachable = ok }, mt)
 end
 
--- A result decided before any packet moves (DNS): one blocking hop, no C walk.
-local function early(ctx, hop, code, fix)
+-- A result decided before any packet moves (DNS): one blocking hop, no C walk. `ctx` holds the
+-- query as plain fields (_src, _dst, _proto, _port, _lo, _hi, _dip, _fo, _spg).
+local function early(mt, ctx, hop, code, fix)
   hop.code, hop.verdict, hop.direction = code, "drop", "forward"
   ctx.reachable, ctx.code, ctx._fix = false, code, fix
   ctx.forward, ctx.ret, ctx.blocked_at = { ok = false, hops = { hop } }, { ok = false, hops = {} }, hop
-  return setmetatable(ctx, Result)
+  return setmetatable(ctx, mt)
 end
 
-function report.dns_blocked(ctx, vpc)
-  return early(ctx, { component = vpc, kind = "vpc", rule = "enableDnsSupport = false" }, "DNS_SUPPORT_DISABLED",
+function report.dns_blocked(mt, ctx, vpc)
+  return early(mt, ctx, { component = vpc, kind = "vpc", rule = "enableDnsSupport = false" }, "DNS_SUPPORT_DISABLED",
     "enable enableDnsSupport on " .. vpc .. " (the function cannot resolve " .. ctx._dst.label .. ")")
 end
 
-function report.db_unavailable(ctx)
-  return early(ctx, { component = ctx._dst.label, kind = "rds", rule = "DBInstanceStatus is not available" },
+function report.db_unavailable(mt, ctx)
+  return early(mt, ctx, { component = ctx._dst.label, kind = "rds", rule = "DBInstanceStatus is not available" },
     "BAD_STATE", "wait until " .. ctx._dst.label .. " is available (or start it)")
 end
 
-function report.public_unknown(ctx)
-  return early(ctx, { component = ctx._dst.label, kind = "rds" }, "UNKNOWN_DESTINATION",
+function report.public_unknown(mt, ctx)
+  return early(mt, ctx, { component = ctx._dst.label, kind = "rds" }, "UNKNOWN_DESTINATION",
     "set PubliclyAccessible=false on " .. ctx._dst.label .. ": its public address is not in the snapshot")
 end
 

@@ -69,7 +69,13 @@ check: deps
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	$(LUA) /usr/bin/busted
 
-bench: deps build
+# The benchmarks' C peers (bench/*/c_peer.c): libmariadb alone, without Lua, side by side.
+$(BUILD)/bench/insert_c_peer: bench/insert/c_peer.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(shell pkg-config --cflags libmariadb) $(CFLAGS) -o $@ $< \
+		$(shell pkg-config --libs libmariadb)
+
+bench: deps build $(BUILD)/bench/insert_c_peer
 	@for b in bench/*/run.lua; do [ -f "$$b" ] && $(LUA) $$b || exit 1; done; true
 
 demo: deps build

@@ -4,7 +4,9 @@
 --       batches into multi-row INSERTs), and the floor: one prebuilt multi-row INSERT sent as a
 --       single query.
 --   (b) 20,000 rows one statement at a time in a transaction: awsnet execute, PyMySQL execute,
---       LuaSQL execute (no prepared statements: the value is escaped into the SQL).
+--       LuaSQL execute (no prepared statements: the value is escaped into the SQL), and the
+--       floor: the same prepared INSERT from C with libmariadb alone (bench/insert/c_peer.c,
+--       built by `make bench`): what any client that waits for each answer costs at the least.
 -- Each figure is the best of ROUNDS runs; the table ends with the targets of issue 5.
 -- Run from the repository root: lua5.4 bench/insert/run.lua (make bench does).
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
@@ -61,6 +63,14 @@ local ok, failure = pcall(function()
   for i, row in ipairs(bulk_rows) do values[i] = "('" .. row[1] .. "')" end
   local floor_sql = "INSERT INTO users (name) VALUES " .. table.concat(values, ",")
 
+  local c_peer = (os.getenv("AWSNET_BUILD") or "build") .. "/bench/insert_c_peer"
+  local has_c_peer = io.open(c_peer) and true
+  if not has_c_peer then print("bench/insert: " .. c_peer .. " is not built (make bench builds it): no C floor") end
+  local function c_execute(n)
+    local out = assert(process.run(string.format("env %s %s %d", env, process.quote(c_peer), n)))
+    return assert(tonumber(out:match("[%d%.]+%s*$")), "no timing from the C peer: " .. out)
+  end
+
   local has_luasql, luasql = pcall(require, "luasql.mysql")
   local workloads = {
     { "insert_many", BULK_ROWS, function()
@@ -80,6 +90,9 @@ local ok, failure = pcall(function()
     end },
     { "py_execute", SINGLE_ROWS, function() return pymysql("execute", SINGLE_ROWS) end },
   }
+  if has_c_peer then
+    workloads[#workloads + 1] = { "c_execute", SINGLE_ROWS, function() return c_execute(SINGLE_ROWS) end }
+  end
   if has_luasql then
     workloads[#workloads + 1] = { "luasql", SINGLE_ROWS, function()
       local env_ = assert(luasql.mysql())
@@ -117,6 +130,7 @@ local ok, failure = pcall(function()
   line("(b) awsnet execute per row, one transaction", SINGLE_ROWS, results.execute)
   line("(b) PyMySQL execute per row, one transaction", SINGLE_ROWS, results.py_execute)
   line("(b) LuaSQL execute per row, one transaction", SINGLE_ROWS, results.luasql)
+  line("(b) floor: C libmariadb execute per row (no Lua)", SINGLE_ROWS, results.c_execute)
 
   local targets = {
     { "insert_many vs PyMySQL executemany (rows/s)", results.executemany / results.insert_many, ">=", 1.5 },
@@ -125,6 +139,13 @@ local ok, failure = pcall(function()
   }
   if results.luasql then
     targets[#targets + 1] = { "execute vs LuaSQL execute (rows/s)", results.luasql / results.execute, "", nil }
+  end
+  if results.c_execute then
+    -- the round trip bounds every client that waits for each statement's answer: if even C
+    -- with libmariadb alone cannot reach 4x PyMySQL here, no such client can
+    targets[#targets + 1] = { "C floor vs PyMySQL execute (rows/s): the bound", results.py_execute / results.c_execute,
+      "", nil }
+    targets[#targets + 1] = { "execute time / C floor time", results.execute / results.c_execute, "", nil }
   end
   local missed = 0
   print("")

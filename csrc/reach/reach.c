@@ -393,9 +393,9 @@ static void push_query(lua_State *L, const eval_query *q, int code)
     lua_pushlstring(L, buf, sizeof buf);
 }
 
-/* The query at `arg`, checked against this model: a string that did not come from its
- * `trace` is an argument error, never an out-of-range read. */
-static void check_query(lua_State *L, int arg, const model *m, eval_query *q, int *code)
+/* The query at `arg` unpacked: a string of another length, or with a code or protocol out of
+ * range, is an argument error. */
+static void unpack_query(lua_State *L, int arg, eval_query *q, int *code)
 {
     size_t len;
     const char *buf = luaL_checklstring(L, arg, &len);
@@ -419,10 +419,18 @@ static void check_query(lua_State *L, int arg, const model *m, eval_query *q, in
     q->forward_only = fo;
     q->skip_src_sg = 0;
     *code = c;
-    int valid = q->src_eni >= -1 && q->src_eni < (int32_t)m->enis.n && q->src_subnet >= 0 &&
-                q->src_subnet < (int32_t)m->subnets.n && q->dst_eni >= -1 && q->dst_eni < (int32_t)m->enis.n &&
-                proto >= PROTO_ALL && proto <= 255 && q->eph_lo <= q->eph_hi && fo <= 1 && c < EV_CODE_COUNT;
-    if (!valid)
+    if (proto < PROTO_ALL || proto > 255 || q->eph_lo > q->eph_hi || fo > 1 || c >= EV_CODE_COUNT)
+        luaL_argerror(L, arg, "not a trace query");
+}
+
+/* The query at `arg`, also checked against this model before it is walked: a string that did
+ * not come from its `trace` is an argument error, never an out-of-range read. */
+static void check_query(lua_State *L, int arg, const model *m, eval_query *q)
+{
+    int code;
+    unpack_query(L, arg, q, &code);
+    if (!(q->src_eni >= -1 && q->src_eni < (int32_t)m->enis.n && q->src_subnet >= 0 &&
+          q->src_subnet < (int32_t)m->subnets.n && q->dst_eni >= -1 && q->dst_eni < (int32_t)m->enis.n))
         luaL_argerror(L, arg, "not a trace query of this model");
 }
 
@@ -455,8 +463,7 @@ static int l_walk(lua_State *L)
 {
     model *m = check_model(L, 1);
     eval_query q;
-    int code;
-    check_query(L, 2, m, &q, &code);
+    check_query(L, 2, m, &q);
     eval_result r;
     eval_trace(m, &q, &r);
     int32_t header[4] = { r.nforward, r.blocked + 1, (int32_t)r.flags, r.dst_eni };
@@ -468,14 +475,14 @@ static int l_walk(lua_State *L)
     return 1;
 }
 
-/* m:query(query) -> src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi,
- * forward_only, code (the explanation code's name, nil when reachable) */
+/* core.reach.query(query) -> src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo,
+ * eph_hi, forward_only, code (the explanation code's name, nil when reachable). It reads no model,
+ * so a result still tells its query after its model is closed. */
 static int l_query(lua_State *L)
 {
-    model *m = check_model(L, 1);
     eval_query q;
     int code;
-    check_query(L, 2, m, &q, &code);
+    unpack_query(L, 1, &q, &code);
     lua_pushinteger(L, q.src_eni);
     lua_pushinteger(L, q.src_subnet);
     lua_pushinteger(L, q.src_ip);
@@ -739,14 +746,14 @@ static const luaL_Reg model_methods[] = {
     { "route", l_route }, { "network_acl", l_acl }, { "acl_rule", l_acl_rule }, { "security_group", l_sg },
     { "sg_rule", l_sg_rule }, { "eni", l_eni }, { "eni_ip", l_eni_ip }, { "tgw", l_tgw },
     { "tgw_attachment", l_att }, { "attachment_subnet", l_att_subnet }, { "tgw_route_table", l_trtb },
-    { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace }, { "walk", l_walk }, { "query", l_query },
+    { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace }, { "walk", l_walk },
     { "matrix", l_matrix }, { "who_can_reach", l_who_can_reach }, { "lookup", l_lookup },
     { "counts", l_counts }, { "component", l_comp }, { "rule", l_rule }, { "component_info", l_comp_info },
     { "rule_text", l_rule_text }, { "no_sgref_az", l_no_sgref_az }, { "close", model_destroy }, { NULL, NULL },
 };
 
 static const luaL_Reg funcs[] = {
-    { "new", l_new }, { "ip", l_ip }, { "cidr", l_cidr }, { "ipstr", l_ipstr }, { NULL, NULL },
+    { "new", l_new }, { "ip", l_ip }, { "cidr", l_cidr }, { "ipstr", l_ipstr }, { "query", l_query }, { NULL, NULL },
 };
 
 void reach_open(lua_State *L)

@@ -68,7 +68,7 @@ end
 local function decode(r)
   local q = rawget(r, "_q")
   if not q or rawget(r, "_proto") ~= nil then return end
-  local _, _, _, _, dip, proto, port, lo, hi, fo, code = r._model._m:query(q)
+  local _, _, _, _, dip, proto, port, lo, hi, fo, code = creach.query(q)
   rawset(r, "_dip", dip)
   rawset(r, "_proto", proto)
   rawset(r, "_port", port)

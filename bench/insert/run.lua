@@ -64,7 +64,9 @@ local ok, failure = pcall(function()
   local floor_sql = "INSERT INTO users (name) VALUES " .. table.concat(values, ",")
 
   local c_peer = (os.getenv("AWSNET_BUILD") or "build") .. "/bench/insert_c_peer"
-  local has_c_peer = io.open(c_peer) and true
+  local c_peer_file = io.open(c_peer)
+  local has_c_peer = c_peer_file ~= nil
+  if c_peer_file then c_peer_file:close() end
   if not has_c_peer then print("bench/insert: " .. c_peer .. " is not built (make bench builds it): no C floor") end
   local function c_execute(n)
     local out = assert(process.run(string.format("env %s %s %d", env, process.quote(c_peer), n)))

@@ -435,7 +435,7 @@ static void check_query(lua_State *L, int arg, const model *m, eval_query *q)
 }
 
 /* m:trace(src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
- * -> ok, query: the verdict and the packed query (see push_query) for m:walk and m:query. */
+ * -> ok, query: the verdict and the packed query (see push_query) for m:walk and core.reach.query. */
 static int l_trace(lua_State *L)
 {
     model *m = check_model(L, 1);

@@ -158,12 +158,6 @@ local function client_ports(src, src_port)
   return eph[1], eph[2]
 end
 
--- The query of a result decided before any packet moves (DNS), as plain fields.
-local function early_ctx(src, dst, proto, port, eph_lo, eph_hi, forward_only, src_port)
-  return { _src = src, _dst = dst, _proto = proto, _port = port, _lo = eph_lo, _hi = eph_hi, _dip = false,
-    _fo = forward_only or nil, _spg = src_port ~= nil or nil }
-end
-
 -- A walked result, with the flags the evaluator does not know (set only when true: a result is
 -- made per trace, and fewer fields keep it in a smaller table).
 local function traced(mt, src, dst, trap, dns_default, src_port, ok, query)
@@ -212,27 +206,27 @@ function Model:trace(q)
   if dst.rds or dst.dns_name then
     local src_vpc = self:source_vpc(src)
     local vinfo = src_vpc and self._b.info.vpc[src_vpc]
+    local early -- the report of a result decided here, before any packet moves
     if vinfo and not vinfo.dns_support then
-      return report.dns_blocked(mt, early_ctx(src, dst, proto, port, eph_lo, eph_hi, forward_only, src_port), src_vpc)
-    end
-    if vinfo and not vinfo.dns_known then dns_default = src_vpc end
-    if dst.rds then
-      if not dst.available then
-        local ctx = early_ctx(src, dst, proto, port, eph_lo, eph_hi, forward_only, src_port)
-        ctx._dns_default = dns_default
-        return report.db_unavailable(mt, ctx)
-      end
-      if dst.public and src_vpc ~= dst.vpc then
-        trap = true
-        if not dst.public_ip then
-          local ctx = early_ctx(src, dst, proto, port, eph_lo, eph_hi, forward_only, src_port)
-          ctx._dns_default, ctx._trap = dns_default, true
-          return report.public_unknown(mt, ctx)
+      early = report.dns_blocked
+    else
+      if vinfo and not vinfo.dns_known then dns_default = src_vpc end
+      if dst.rds then
+        if not dst.available then
+          early = report.db_unavailable
+        elseif dst.public and src_vpc ~= dst.vpc then
+          trap = true
+          if dst.public_ip then dst_ip = creach.ip(dst.public_ip) else early = report.public_unknown end
+        else
+          dst_eni, dst_ip = dst.eni, dst.ip_n
         end
-        dst_ip = creach.ip(dst.public_ip)
-      else
-        dst_eni, dst_ip = dst.eni, dst.ip_n
       end
+    end
+    if early then
+      -- no walk, so no packed query: the result carries the query as plain fields
+      return early(mt, { _src = src, _dst = dst, _proto = proto, _port = port, _lo = eph_lo, _hi = eph_hi,
+        _dip = false, _fo = forward_only or nil, _spg = src_port ~= nil or nil, _dns_default = dns_default,
+        _trap = trap }, src_vpc)
     end
   elseif dst.eni then
     dst_eni, dst_ip = dst.eni, dst.ip_n

@@ -60,8 +60,13 @@ describe("scenario reliability #reliability", function()
       local cfg_file = sb.dir .. "/config.json"
       process.write_file(cfg_file, cjson.encode(sb:config{ name = "kill-" .. run }))
       local log = sb.dir .. "/apply.log"
+      -- the child's scratch folders (the Lambda zip's) go under the sandbox's folder, which
+      -- after_each removes: a SIGKILL between making one and removing it leaves nothing behind
+      local tmp = sb.dir .. "/tmp"
+      os.execute("mkdir -p " .. process.quote(tmp))
+      local env = { TMPDIR = tmp }
       -- under `make check` the child loads the sanitised core too, so it needs the runtime preloaded
-      local env = os.getenv("AWSNET_SANITIZED") and { LD_PRELOAD = os.getenv("LD_PRELOAD") or "" } or nil
+      if os.getenv("AWSNET_SANITIZED") then env.LD_PRELOAD = os.getenv("LD_PRELOAD") or "" end
       local child = process.spawn(sandboxed.awsnet_command({ "scenario", "apply", "--config", cfg_file, "--json" }),
         { log = log, env = env })
       local function done_steps()

@@ -50,7 +50,9 @@ end
 
 --- Creates a fresh private temp folder.
 function process.tempdir(prefix)
-  local out = assert(process.run("mktemp -d " .. q("/tmp/" .. (prefix or "awsnet") .. ".XXXXXX")))
+  -- -t: in $TMPDIR when it is set (so a caller can keep a child's scratch folders in one place
+  -- it removes), else /tmp
+  local out = assert(process.run("mktemp -d -t " .. q((prefix or "awsnet") .. ".XXXXXX")))
   return (out:gsub("%s+$", ""))
 end
 

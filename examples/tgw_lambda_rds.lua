@@ -33,7 +33,7 @@ if _ENV.arg and _ENV.require then
   local root = arg[0]:match("^(.*)/examples/[^/]*$") or "."
   package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
   package.cpath = root .. "/build/?.so;" .. package.cpath
-  local cli_scenario = require "awsnet.cli_scenario"
+  local cli_scenario = require "awsnet.cli.scenario"
   local opts, pos = cli_scenario.parse(arg, { json = true })
   os.exit((cli_scenario.execute(pos[1] or "plan", config, { json = opts.json, out_dir = opts.out })))
 end

@@ -1,7 +1,7 @@
 -- The scenario's configuration: the article's defaults, checks, the password's sources, the
 -- example file as a config, and the step list's shape.
 local scenario = require "awsnet.scenario.tgw_lambda_rds"
-local cli_scenario = require "awsnet.cli_scenario"
+local cli_scenario = require "awsnet.cli.scenario"
 local process = require "awsnet.svc.process"
 
 describe("scenario config", function()

@@ -4,7 +4,7 @@
 local sandboxed = require "awsnet.scenario.sandboxed"
 local scenario = require "awsnet.scenario.tgw_lambda_rds"
 local checks = require "awsnet.scenario.checks"
-local cli_scenario = require "awsnet.cli_scenario"
+local cli_scenario = require "awsnet.cli.scenario"
 local process = require "awsnet.svc.process"
 local cjson = require "cjson"
 

@@ -1,6 +1,6 @@
 --- `awsnet snapshot --profile P --out DIR [--region R] [--endpoint URL]`: saves the describe-*
 -- JSON of one account (several: --profile P1,P2) in the folder layout `awsnet trace` reads.
-local cli_scenario = require "awsnet.cli_scenario"
+local cli_scenario = require "awsnet.cli.scenario"
 
 local cli_snapshot = {}
 

@@ -18,11 +18,11 @@ local commands = {}
 
 -- Commands that live in their own module, loaded only when used.
 local COMMAND_MODULES = {
-  demo = "awsnet.cli_demo",
-  sandbox = "awsnet.cli_sandbox",
-  scenario = "awsnet.cli_scenario",
-  snapshot = "awsnet.cli_snapshot",
-  trace = "awsnet.cli_trace",
+  demo = "awsnet.cli.demo",
+  sandbox = "awsnet.cli.sandbox",
+  scenario = "awsnet.cli.scenario",
+  snapshot = "awsnet.cli.snapshot",
+  trace = "awsnet.cli.trace",
 }
 
 function commands.version()

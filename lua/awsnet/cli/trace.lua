@@ -1,7 +1,7 @@
 --- `awsnet trace DIR --src X --dst Y --port N [--protocol tcp] [--direction both|forward] [--json]`
 -- Evaluates a path in a snapshot folder (as written by `awsnet snapshot`), hop by hop.
 local cjson = require "cjson"
-local cli_scenario = require "awsnet.cli_scenario"
+local cli_scenario = require "awsnet.cli.scenario"
 
 local cli_trace = {}
 

@@ -2,7 +2,7 @@
 -- Starts the sandbox (two accounts, RDS on MariaDB, DNS, Lambda running the Python handler),
 -- runs plan -> apply -> apply again -> verify -> prove -> destroy, checks that nothing is left,
 -- prints the timings, stops everything. Exit status 0 only when every phase did what it should.
-local cli_scenario = require "awsnet.cli_scenario"
+local cli_scenario = require "awsnet.cli.scenario"
 local runbook = require "awsnet.runbook"
 
 local demo = {}

@@ -33,8 +33,9 @@ if _ENV.arg and _ENV.require then
   local root = arg[0]:match("^(.*)/examples/[^/]*$") or "."
   package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
   package.cpath = root .. "/build/?.so;" .. package.cpath
-  local cli_scenario = require "awsnet.cli.scenario"
-  local opts, pos = cli_scenario.parse(arg, { json = true })
-  os.exit((cli_scenario.execute(pos[1] or "plan", config, { json = opts.json, out_dir = opts.out })))
+  -- `lua5.4 examples/tgw_lambda_rds.lua apply [--json] [--out DIR]` = `awsnet scenario apply --config <this file>`
+  local argv = { "scenario", arg[1] or "plan", "--config", arg[0] }
+  table.move(arg, 2, #arg, #argv + 1, argv)
+  os.exit(require("awsnet.cli").run(argv))
 end
 return config

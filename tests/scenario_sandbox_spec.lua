@@ -56,11 +56,18 @@ describe("scenario against the sandbox", function()
   end)
 
   it("traces from the command line on the snapshot verify took (exit status = reachable)", function()
-    local cli = require "awsnet.cli"
-    local open = cli.run({ "trace", dir .. "/snapshot", "--src", "lambda:net-writer", "--dst", "rds:net", "--port", "3306" })
-    local closed = cli.run({ "trace", dir .. "/snapshot", "--src", "lambda:net-writer", "--dst", "rds:net", "--port", "22" })
-    assert.equals(0, open)
-    assert.equals(1, closed)
+    local function trace(port)
+      local ok, _, status = os.execute(string.format("bin/awsnet trace %s --src lambda:net-writer --dst rds:net " ..
+        "--port %d >%s 2>&1", process.quote(dir .. "/snapshot"), port, process.quote(dir .. "/trace.out")))
+      return ok and 0 or status, process.read_file(dir .. "/trace.out")
+    end
+    local open, text = trace(3306)
+    assert.equals(0, open, text)
+    assert.matches("^REACHABLE", text)
+    local closed
+    closed, text = trace(22)
+    assert.equals(1, closed, text)
+    assert.matches("ENI_SG_RULES_MISMATCH", text)
   end)
 
   it("proves what each piece does", function()

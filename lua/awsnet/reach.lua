@@ -36,6 +36,7 @@
 --
 -- Returns a model, or nil, err with err.code "invalid_snapshot" and err.file / err.resource.
 -- `model.skipped` lists what was not modelled and why; `model.counts` the sizes.
+-- @module awsnet.reach
 local core = require "awsnet.core"
 local errors = require "awsnet.errors"
 local build = require "awsnet.reach.build"
@@ -52,6 +53,10 @@ local PROTOCOLS = { tcp = 6, udp = 17, icmp = 1, all = -1, ["-1"] = -1 }
 -- Client source ports the replies go back to (nacl-ephemeral-ports.html).
 local EPHEMERAL = { lambda = { 1024, 65535 }, default = { 32768, 60999 } }
 
+--- Builds a model from a snapshot folder or table (see the module comment).
+-- @param source a folder path (string) or the data as a table
+-- @return the model (`model:trace`, `model:matrix`, `model:who_can_reach`, ...), or nil, err
+-- ("invalid_snapshot" with file or resource, or a read error of the folder)
 function reach.load(source)
   local data, origins, skipped
   if type(source) == "string" then
@@ -88,8 +93,14 @@ end
 
 -- ---- endpoints -----------------------------------------------------------------------------
 
--- What a src or dst names: an endpoint record (ENI, instance, RDS: {eni, ip_n, ip_s, label, vpc,
+--- What a src or dst names: an endpoint record (ENI, instance, RDS: {eni, ip_n, ip_s, label, vpc,
 -- ...}; a Lambda function also {enis, ips}, one per subnet) or a plain address {ip, label}.
+-- @within Model
+-- @tparam string name as `trace` takes it
+-- @tparam string role "src" or "dst" (for messages)
+-- @param[opt] resolver as for `Model:resolve`
+-- @treturn table the endpoint, or nil, err ("unknown_endpoint", or a DNS error)
+-- @raise when `name` is not a non-empty string
 function Model:endpoint(name, role, resolver)
   if type(name) ~= "string" or name == "" then error("trace: " .. role .. " must be a non-empty string", 3) end
   local ep = self._b.endpoints[name]
@@ -102,8 +113,41 @@ function Model:endpoint(name, role, resolver)
   return self:resolve(name, role, resolver)
 end
 
--- A DNS name: an RDS endpoint the snapshot knows is answered from it unless a resolver is given;
+local ENDPOINT_KINDS = { { "lambda", "^lambda:" }, { "rds", "^rds:" }, { "instance", "^i%-" }, { "eni", "^eni%-" } }
+
+--- The names `trace` takes that the snapshot knows: Lambda functions (`lambda:<name>`), databases
+-- (`rds:<id>`), instances (`i-...`) and ENIs (`eni-...`), in that order, each group sorted.
+-- @within Model
+-- @tparam[opt] string kind only this kind: "lambda", "rds", "instance" or "eni"
+-- @treturn {string,...} the names
+-- @raise on another kind
+function Model:endpoints(kind)
+  local groups = {}
+  for _, k in ipairs(ENDPOINT_KINDS) do groups[k[1]] = {} end
+  for name in pairs(self._b.endpoints) do
+    for _, k in ipairs(ENDPOINT_KINDS) do
+      if name:match(k[2]) then table.insert(groups[k[1]], name) break end
+    end
+  end
+  if kind ~= nil and not groups[kind] then error("endpoints: kind must be lambda, rds, instance or eni", 2) end
+  local names = {}
+  for _, k in ipairs(ENDPOINT_KINDS) do
+    if kind == nil or kind == k[1] then
+      table.sort(groups[k[1]])
+      table.move(groups[k[1]], 1, #groups[k[1]], #names + 1, names)
+    end
+  end
+  return names
+end
+
+--- A DNS name: an RDS endpoint the snapshot knows is answered from it unless a resolver is given;
 -- anything else is asked through awsnet.dns.
+-- @within Model
+-- @tparam string name the DNS name
+-- @tparam string role "src" or "dst" (for messages)
+-- @param[opt] resolver a server address, or awsnet.dns options {server, port, timeout, ...}
+-- @treturn table the endpoint {ip, label, dns_name, resolved, cname_chain}, or nil, err (awsnet.dns's
+-- codes, "unknown_endpoint" without an IPv4 address)
 function Model:resolve(name, role, resolver)
   local rec = self._b.rds_names[name:lower()]
   if rec and not resolver then return rec end
@@ -123,7 +167,10 @@ function Model:resolve(name, role, resolver)
   return { ip = ip, label = name, dns_name = name, resolved = addr, cname_chain = ans.cname_chain }
 end
 
--- The VPC id a source lives in (for the DNS rules).
+--- The VPC id a source lives in (for the DNS rules).
+-- @within Model
+-- @tparam table ep an endpoint from `Model:endpoint`
+-- @treturn ?string the VPC id, nil outside every subnet of the model
 function Model:source_vpc(ep)
   local b = self._b
   if ep.eni then return ep.vpc end
@@ -172,6 +219,12 @@ end
 -- Returns a result (see awsnet.reach.report), or nil, err when an endpoint is unknown.
 -- (Scripts call this in loops of many thousands: the common path reads each field once and
 -- makes one small table, the result.)
+-- @within Model
+-- @tparam table q {src, dst (IP, ENI id, instance id, "lambda:<name>", "rds:<id>" or a DNS name),
+-- protocol ("tcp", "udp", "icmp", "all" or a number), port, src_port, resolver, direction}
+-- @return the result {reachable, code, blocked_at, forward, ret, assumptions}, or nil, err
+-- ("unknown_endpoint", "invalid_endpoint", a DNS error)
+-- @raise on a query of the wrong shape
 function Model:trace(q)
   if type(q) ~= "table" then error("trace: table argument expected", 2) end
   local proto = PROTOCOLS[q.protocol] or protocol_arg(q.protocol)
@@ -262,6 +315,10 @@ end
 -- `reachable[i][j]` (booleans), `codes[i][j]` (explanation code or false), computed in C.
 -- Sources and destinations are names as for trace (a Lambda counts with its first ENI); replies
 -- are checked for each source's client ports as in trace (or `src_port`).
+-- @within Model
+-- @tparam table q {sources, destinations, protocol, port, src_port}
+-- @treturn table {reachable, codes, sources, destinations}, or nil, err ("unknown_endpoint")
+-- @raise on a query of the wrong shape
 function Model:matrix(q)
   if type(q) ~= "table" or type(q.sources) ~= "table" or type(q.destinations) ~= "table" then
     error("matrix: {sources=, destinations=} expected", 2)
@@ -300,6 +357,10 @@ end
 -- intervals where some rule changes, not sampled); a source ENI's own egress rules are then
 -- applied in `enis`: the ids of the ENIs that get through with their own security groups. Replies
 -- are checked for client ports 1024-65535 (any client: Lambda's range, the widest).
+-- @within Model
+-- @tparam table q {dst, protocol, port, resolver}
+-- @treturn table {ranges, enis}, or nil, err ("unknown_endpoint", "invalid_endpoint" for a Lambda)
+-- @raise on a query of the wrong shape
 function Model:who_can_reach(q)
   if type(q) ~= "table" then error("who_can_reach: table argument expected", 2) end
   local proto = protocol_arg(q.protocol)
@@ -326,9 +387,12 @@ function Model:who_can_reach(q)
   return out
 end
 
+--- Frees the C model; results already returned stay readable.
+-- @within Model
 function Model:close()
   self._m:close()
 end
 
+--- The metatable of models (for `getmetatable(m) == reach.Model`).
 reach.Model = Model
 return reach

@@ -2,10 +2,22 @@
 -- Starts the sandbox (two accounts, RDS on MariaDB, DNS, Lambda running the Python handler),
 -- runs plan -> apply -> apply again -> verify -> prove -> destroy, checks that nothing is left,
 -- prints the timings, stops everything. Exit status 0 only when every phase did what it should.
+-- @module awsnet.cli.demo
 local cli_scenario = require "awsnet.cli.scenario"
 local runbook = require "awsnet.runbook"
 
 local demo = {}
+
+demo.summary = "Play the article's scenario in the local sandbox (plan, apply, verify, prove, destroy)."
+demo.epilog = "Exit status: 0 when every phase did what it should and nothing is left; 1 otherwise; " ..
+  "2 when the sandbox cannot start."
+
+--- Adds the command's arguments.
+-- @tparam table command the argparse command
+function demo.configure(command)
+  command:option("--out", "Where report.md and topology.svg are written.", ".")
+  command:flag("--json", "Print one JSON object per event instead of text.")
+end
 
 local function banner(out, text)
   out:write("\n== ", text, " ", string.rep("=", math.max(0, 74 - #text)), "\n")
@@ -47,12 +59,10 @@ function demo.play(sb, opts)
   return all_ok and #left == 0, phases
 end
 
-function demo.run(argv)
-  local opts = cli_scenario.parse(argv or {}, { json = true, help = true })
-  if not opts or opts.help then
-    io.write("usage: awsnet demo [--out DIR] [--json]\n")
-    return opts and 0 or 2
-  end
+--- Runs the command on parsed arguments.
+-- @tparam table opts the parsed arguments
+-- @treturn integer exit status
+function demo.run(opts)
   local stdout = io.stdout
   local started = runbook.clock()
   if not opts.json then
@@ -61,10 +71,10 @@ function demo.run(argv)
   local sb, err = require("awsnet.scenario.sandboxed").start()
   if not sb then
     io.stderr:write("awsnet demo: ", tostring(err), "\n")
-    return 1
+    return 2
   end
   if not opts.json then stdout:write("sandbox: ", sb.endpoint, " (accounts 111111111111 and 222222222222)\n") end
-  local ok, result, phases = pcall(demo.play, sb, { stdout = stdout, json = opts.json, out_dir = opts.out or "." })
+  local ok, result, phases = pcall(demo.play, sb, { stdout = stdout, json = opts.json, out_dir = opts.out })
   sb:stop()
   if not ok then
     io.stderr:write("awsnet demo: ", tostring(result), "\n")
@@ -80,7 +90,7 @@ function demo.run(argv)
     end
     stdout:write(string.format("  %-36s %-4s %6.2f s\n", "total (sandbox started and stopped)", result and "ok" or "FAIL",
       runbook.clock() - started))
-    stdout:write(string.format("report: %s/report.md, picture: %s/topology.svg\n", opts.out or ".", opts.out or "."))
+    stdout:write(string.format("report: %s/report.md, picture: %s/topology.svg\n", opts.out, opts.out))
   end
   return result and 0 or 1
 end

@@ -1,72 +1,53 @@
 --- `awsnet sandbox`: runs the local two-account AWS sandbox until the process is stopped.
 --   awsnet sandbox [--port N] [--accounts A,B] [--state-dir DIR] [--seed N] [--transition S]
 --                  [--faults throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=0]
+-- @module awsnet.cli.sandbox
+local args = require "awsnet.cli.args"
 local sandbox = require "awsnet.sandbox"
 
 local cli_sandbox = {}
 
-local USAGE = "usage: awsnet sandbox [--port N] [--accounts A,B] [--state-dir DIR] [--seed N] " ..
-  "[--transition SECONDS] [--faults name=rate,...]\n"
+cli_sandbox.summary = "Run the local two-account AWS sandbox until stopped."
+cli_sandbox.epilog = "Stops on Ctrl-C or SIGTERM, with its children and folders.\n" ..
+  "Exit status: 2 when it cannot start."
 
-local FAULT_NAMES = { throttle = true, error5xx = true, reset = true, latency_ms = true }
-
-local function parse_faults(text)
-  local faults = {}
-  for name, value in text:gmatch("([%w_]+)=([%d.]+)") do
-    if not FAULT_NAMES[name] then return nil, "unknown fault " .. name end
-    faults[name] = tonumber(value)
-  end
-  return faults
+--- Adds the command's arguments.
+-- @tparam table command the argparse command
+function cli_sandbox.configure(command)
+  command:option("--port", "The loopback port to listen on.", "4566", args.port)
+  command:option("--accounts", "Account ids, comma-separated (default 111111111111,222222222222).", nil,
+    args.accounts)
+  command:option("--state-dir", "Keep the sandbox's state in this folder (it survives a restart).")
+  command:option("--seed", "Seed of the sandbox's ids and faults.", nil, args.integer("--seed", 0, 2147483647))
+  command:option("--transition", "Seconds a resource stays pending before it is available.", nil,
+    args.seconds("--transition"))
+  command:option("--faults", "Injected faults, e.g. throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=5.", nil,
+    args.faults)
 end
 
---- Parses the command's options; returns sandbox.start options or nil, message.
-function cli_sandbox.options(args)
-  local opts = { port = 4566 }
-  local i = 1
-  while i <= #args do
-    local name, value = args[i], args[i + 1]
-    if value == nil then return nil, "missing value for " .. tostring(name) end
-    if name == "--port" then opts.port = math.tointeger(tonumber(value))
-    elseif name == "--accounts" then
-      opts.accounts = {}
-      for id in value:gmatch("[^,]+") do opts.accounts[#opts.accounts + 1] = id end
-    elseif name == "--state-dir" then opts.state_dir = value
-    elseif name == "--seed" then opts.seed = math.tointeger(tonumber(value))
-    elseif name == "--transition" then opts.transition_s = tonumber(value)
-    elseif name == "--faults" then
-      local faults, err = parse_faults(value)
-      if not faults then return nil, err end
-      opts.faults = faults
-    else
-      return nil, "unknown option " .. tostring(name)
-    end
-    i = i + 2
-  end
-  if not opts.port then return nil, "--port needs a number" end
-  for _, id in ipairs(opts.accounts or {}) do
-    if not id:match("^%d%d%d%d%d%d%d%d%d%d%d%d$") then return nil, "account ids are 12 digits: " .. id end
-  end
-  return opts
+--- sandbox.start options from parsed arguments.
+-- @tparam table a the parsed arguments
+-- @treturn table options for `awsnet.sandbox.start`
+function cli_sandbox.options(a)
+  return { port = a.port, accounts = a.accounts, state_dir = a.state_dir, seed = a.seed,
+    transition_s = a.transition, faults = a.faults }
 end
 
-function cli_sandbox.run(args)
-  local opts, err = cli_sandbox.options(args)
-  if not opts then
-    io.stderr:write("awsnet sandbox: ", err, "\n", USAGE)
-    return 2
-  end
-  local sb
-  sb, err = sandbox.start(opts)
+--- Runs the command on parsed arguments: serves until the process is stopped.
+-- @tparam table a the parsed arguments
+-- @treturn integer exit status
+function cli_sandbox.run(a)
+  local sb, err = sandbox.start(cli_sandbox.options(a))
   if not sb then
     io.stderr:write("awsnet sandbox: ", tostring(err), "\n")
-    return 1
+    return 2
   end
   local dns
   dns, err = sb:dns_server()
   if not dns then
     io.stderr:write("awsnet sandbox: no DNS server: ", tostring(err), "\n")
     sb:stop()
-    return 1
+    return 2
   end
   io.stdout:write("awsnet sandbox listening on ", sb.endpoint, " (accounts ",
     table.concat(sb.state:accounts(), ", "), "); DNS for *.rds.amazonaws.com on ", dns.host, ":", dns.port, "\n")

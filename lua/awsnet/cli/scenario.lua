@@ -1,41 +1,32 @@
 --- `awsnet scenario plan|apply|verify|prove|destroy --config FILE [--json] [--out DIR]`
 -- The config file is Lua returning a table (see examples/tgw_lambda_rds.lua); --json prints one
 -- JSON object per progress event and a final result object instead of text.
+-- @module awsnet.cli.scenario
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
 
 local cli_scenario = {}
 
-local USAGE = [[
-usage: awsnet scenario plan|apply|verify|prove|destroy --config FILE [--json] [--out DIR]
-
+cli_scenario.summary = "Plan, apply, verify, prove or destroy the article's scenario from a config file."
+cli_scenario.epilog = [[
   plan      the API calls per account apply would make; changes nothing
   apply     create or adopt every resource, waiting for each (a second apply changes nothing)
   verify    trace Lambda -> database, resolve the endpoint, invoke the Lambda, read back
   prove     show what each piece (DNS support, TGW routes, security groups) does
   destroy   delete everything the state file lists, in reverse order
-  --out DIR where verify and prove write report.md and topology.svg (default .)
-]]
+Exit status: 0 done; 1 a failed step or check; 2 usage error or a bad config.]]
 
---- Parses `--name value` and `--flag` options after positional arguments.
-function cli_scenario.parse(argv, flags)
-  local opts, pos = {}, {}
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    local name = a:match("^%-%-([%w-]+)$")
-    if name and flags[name] then
-      opts[name] = true
-    elseif name then
-      if argv[i + 1] == nil then return nil, "option --" .. name .. " needs a value" end
-      opts[name] = argv[i + 1]
-      i = i + 1
-    else
-      pos[#pos + 1] = a
-    end
-    i = i + 1
-  end
-  return opts, pos
+local ACTIONS = { "plan", "apply", "verify", "prove", "destroy" }
+local KNOWN_ACTIONS = {}
+for _, a in ipairs(ACTIONS) do KNOWN_ACTIONS[a] = true end
+
+--- Adds the command's arguments.
+-- @tparam table command the argparse command
+function cli_scenario.configure(command)
+  command:argument("action", "What to do."):choices(ACTIONS)
+  command:option("--config", "The scenario's config: Lua returning a table, or JSON."):count(1)
+  command:option("--out", "Where verify and prove write report.md and topology.svg.", ".")
+  command:flag("--json", "One JSON object per progress event, then the result.")
 end
 
 --- Loads a config file: JSON (*.json), or Lua returning a table (it runs with no access to
@@ -57,8 +48,6 @@ function cli_scenario.load_config(path)
   if type(cfg) ~= "table" then return errors.fail("config", path .. " must return a table") end
   return cfg
 end
-
-local COMMANDS = { plan = true, apply = true, verify = true, prove = true, destroy = true }
 
 local DONE_WORDS = { create = "created", adopt = "adopted", keep = "unchanged", delete = "deleted" }
 
@@ -105,7 +94,8 @@ local function print_plan(out, actions)
   if n == 0 then out:write("  nothing to change\n") end
 end
 
---- Runs one scenario command with an already loaded config table; returns exit status.
+--- Runs one scenario command with an already loaded config table; returns the exit status (0 done,
+-- 1 a check failed, 2 an error: bad config, a failed AWS call, ...) and the result or error.
 -- opts: json (bool), out_dir, stdout (file, default io.stdout), aws (module for clients),
 -- direct ({host, port, tls} of the database where this host reaches it), merge_report (verify
 -- and prove add to the report already in out_dir).
@@ -120,12 +110,9 @@ function cli_scenario.execute(command, user_config, opts)
     else
       io.stderr:write("awsnet scenario ", command, ": ", tostring(err), "\n")
     end
-    return 1, err
+    return 2, err
   end
-  if not COMMANDS[command] then
-    io.stderr:write(USAGE)
-    return 2
-  end
+  if not KNOWN_ACTIONS[command] then error("scenario: unknown command " .. tostring(command), 2) end
   local cfg, err = scenario.config(user_config)
   if not cfg then return fail(err) end
   local printer = cli_scenario.printer(stdout, opts.json)
@@ -163,27 +150,16 @@ function cli_scenario.execute(command, user_config, opts)
   return result.ok == false and 1 or 0, result
 end
 
-function cli_scenario.run(argv)
-  local opts, pos = cli_scenario.parse(argv, { json = true, help = true })
-  if not opts then
-    io.stderr:write("awsnet scenario: ", pos, "\n", USAGE)
-    return 2
-  end
-  local command = pos[1]
-  if opts.help or not command then
-    io.write(USAGE)
-    return opts.help and 0 or 2
-  end
-  if not opts.config then
-    io.stderr:write("awsnet scenario: --config FILE is required\n", USAGE)
-    return 2
-  end
-  local cfg, err = cli_scenario.load_config(opts.config)
+--- Runs the command on parsed arguments.
+-- @tparam table a the parsed arguments
+-- @treturn integer exit status
+function cli_scenario.run(a)
+  local cfg, err = cli_scenario.load_config(a.config)
   if not cfg then
     io.stderr:write("awsnet scenario: ", tostring(err), "\n")
     return 2
   end
-  return (cli_scenario.execute(command, cfg, { json = opts.json, out_dir = opts.out }))
+  return (cli_scenario.execute(a.action, cfg, { json = a.json, out_dir = a.out }))
 end
 
 return cli_scenario

@@ -1,23 +1,32 @@
 --- `awsnet snapshot --profile P --out DIR [--region R] [--endpoint URL]`: saves the describe-*
 -- JSON of one account (several: --profile P1,P2) in the folder layout `awsnet trace` reads.
-local cli_scenario = require "awsnet.cli.scenario"
+-- @module awsnet.cli.snapshot
+local args = require "awsnet.cli.args"
 
 local cli_snapshot = {}
 
-local USAGE = "usage: awsnet snapshot [--profile P[,P2...]] --out DIR [--region R] [--endpoint URL]\n"
+cli_snapshot.summary = "Save the describe-* JSON of one or more accounts for trace."
+cli_snapshot.epilog = "Without --profile the credential chain picks the account (environment, AWS_PROFILE, ...).\n" ..
+  "Exit status: 0 saved; 2 an error (credentials, an AWS call, the folder)."
 
-function cli_snapshot.run(argv)
-  local opts = cli_scenario.parse(argv, { help = true })
-  if not opts or opts.help or not opts.out then
-    io.stderr:write(USAGE)
-    return opts and opts.help and 0 or 2
-  end
+--- Adds the command's arguments.
+-- @tparam table command the argparse command
+function cli_snapshot.configure(command)
+  command:option("--profile", "Profiles of ~/.aws/config, comma-separated: one account each.", nil, args.list)
+  command:option("--out", "The snapshot folder to write."):count(1)
+  command:option("--region", "The region (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1).")
+  command:option("--endpoint", "Send every call to this URL (a sandbox).")
+end
+
+--- Runs the command on parsed arguments.
+-- @tparam table opts the parsed arguments
+-- @treturn integer exit status
+function cli_snapshot.run(opts)
   local aws = require "awsnet.aws"
   local snapshot = require "awsnet.snapshot"
   local region = opts.region or os.getenv("AWS_REGION") or os.getenv("AWS_DEFAULT_REGION") or "us-east-1"
   -- one account per profile; with none, the credential chain decides (environment, AWS_PROFILE, ...)
-  local profiles = {}
-  for p in (opts.profile or ""):gmatch("[^,]+") do profiles[#profiles + 1] = p end
+  local profiles = opts.profile or {}
   if #profiles == 0 then profiles[1] = false end
   local accounts = {}
   for _, profile in ipairs(profiles) do
@@ -33,7 +42,7 @@ function cli_snapshot.run(argv)
   local snap, err = snapshot.take{ out = opts.out, region = region, accounts = accounts, aws = aws }
   if not snap then
     io.stderr:write("awsnet snapshot: ", tostring(err), "\n")
-    return 1
+    return 2
   end
   for _, a in ipairs(snap.accounts) do
     local c = a.counts

@@ -1,39 +1,76 @@
---- `awsnet trace DIR --src X --dst Y --port N [--protocol tcp] [--direction both|forward] [--json]`
--- Evaluates a path in a snapshot folder (as written by `awsnet snapshot`), hop by hop.
-local cjson = require "cjson"
-local cli_scenario = require "awsnet.cli.scenario"
+--- `awsnet trace DIR --src X --dst Y --port N`: evaluates a path in a snapshot folder (as written by
+-- `awsnet snapshot`), hop by hop, forward and return.
+-- @module awsnet.cli.trace
+local args = require "awsnet.cli.args"
 
 local cli_trace = {}
 
-local USAGE = "usage: awsnet trace DIR --src X --dst Y --port N [--protocol tcp|udp|N] " ..
-  "[--direction both|forward] [--resolver IP] [--json]\n"
+cli_trace.summary = "Evaluate a path in a snapshot, hop by hop."
+cli_trace.epilog = "Exit status: 0 reachable; 1 not reachable (also a source or destination the snapshot " ..
+  "does not hold, or a name that does not resolve); 2 usage error or an invalid snapshot."
 
-function cli_trace.run(argv)
-  local opts, pos = cli_scenario.parse(argv, { json = true, help = true })
-  if not opts or opts.help or not pos[1] or not opts.src or not opts.dst then
-    io.stderr:write(USAGE)
-    return opts and opts.help and 0 or 2
+--- Adds the command's arguments.
+-- @tparam table command the argparse command
+function cli_trace.configure(command)
+  command:argument("dir", "Snapshot folder (holding aws_configs/).")
+  command:option("--src", "Source: IP, ENI id, instance id, lambda:<name>, rds:<id> or a DNS name."):count(1)
+  command:option("--dst", "Destination, named as the source."):count(1)
+  command:option("--port", "Destination port (tcp and udp).", nil, args.port)
+  command:option("--protocol", "tcp, udp, icmp, all or an IP protocol number.", "tcp", args.protocol)
+  command:option("--direction", "both: forward and return; forward: forward only.", "both")
+    :choices{ "both", "forward" }
+  command:option("--resolver", "DNS server (IP) that resolves DNS names.")
+  command:option("--src-port", "The client's source port (default: its kind's ephemeral range).", nil, args.port)
+  command:flag("--json", "Print the result as JSON.")
+end
+
+-- Verdicts that are answers about the network (nothing delivered), not errors of the call.
+local NOT_DELIVERED = { unknown_endpoint = true, nxdomain = true, nodata = true }
+
+--- Runs the command on parsed arguments.
+-- @tparam table a the parsed arguments
+-- @treturn integer exit status
+function cli_trace.run(a)
+  if (a.protocol == "tcp" or a.protocol == "udp" or a.protocol == 6 or a.protocol == 17) and not a.port then
+    io.stderr:write("awsnet trace: --port is required for tcp and udp\n")
+    return 2
   end
   local reach = require "awsnet.reach"
-  local model, err = reach.load(pos[1])
+  local model, err = reach.load(a.dir)
   if not model then
     io.stderr:write("awsnet trace: ", tostring(err), "\n")
-    return 1
+    return 2
   end
-  local protocol = tonumber(opts.protocol) or opts.protocol or "tcp"
-  local result
-  result, err = model:trace{ src = opts.src, dst = opts.dst, protocol = protocol, port = tonumber(opts.port),
-    direction = opts.direction, resolver = opts.resolver }
+  local ok, result
+  ok, result, err = pcall(model.trace, model, { src = a.src, dst = a.dst, protocol = a.protocol, port = a.port,
+    src_port = a.src_port, direction = a.direction, resolver = a.resolver })
+  if not ok then -- the evaluator refused the question itself
+    io.stderr:write("awsnet trace: ", tostring(result):gsub("^[^:]*:%d+: ", ""), "\n")
+    return 2
+  end
   if not result then
     io.stderr:write("awsnet trace: ", tostring(err), "\n")
-    return 1
+    if err.code == "unknown_endpoint" then
+      local names = model:endpoints()
+      local shown = table.concat(names, " ", 1, math.min(#names, 12))
+      io.stderr:write("  the snapshot knows: ", #names > 0 and shown or "no endpoint",
+        #names > 12 and string.format(" ... (%d in all)", #names) or "", "\n")
+    end
+    return NOT_DELIVERED[err.code] and 1 or 2
   end
-  if opts.json then
-    print(result.json and result:json() or cjson.encode(result))
+  if a.json then
+    print(result:json())
   else
     print(tostring(result))
   end
-  return result.reachable and 0 or 1
+  -- a packet the network lets through to a subnet but no interface holds is not delivered
+  local hops = result.reachable and result.forward and result.forward.hops
+  local delivered = result.reachable and not (hops and hops[#hops] and hops[#hops].kind == "subnet")
+  if result.reachable and not delivered and not a.json then
+    print("not delivered: no network interface holds " .. tostring(result.dst_ip))
+  end
+  model:close()
+  return delivered and 0 or 1
 end
 
 return cli_trace

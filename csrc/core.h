@@ -10,7 +10,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
-#define AWSNET_VERSION "0.1.0"
+#define AWSNET_VERSION "0.2.0"
 
 typedef void (*core_part_open)(lua_State *L);
 

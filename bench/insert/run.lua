@@ -7,7 +7,9 @@
 --       LuaSQL execute (no prepared statements: the value is escaped into the SQL), and the
 --       floor: the same prepared INSERT from C with libmariadb alone (bench/insert/c_peer.c,
 --       built by `make bench`): what any client that waits for each answer costs at the least.
--- Each figure is the best of ROUNDS runs; the table ends with the targets of issue 5.
+-- Each figure is the best of ROUNDS runs; the table ends with the targets of issue 5. A missed
+-- target is measured once more (ROUNDS runs of the workloads it compares); missed again, the run
+-- exits 1 (after the server is stopped).
 -- Run from the repository root: lua5.4 bench/insert/run.lua (make bench does).
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = (os.getenv("AWSNET_BUILD") or "build") .. "/?.so;" .. package.cpath
@@ -110,15 +112,21 @@ local ok, failure = pcall(function()
       return seconds
     end }
   end
-  -- Rounds interleave the contenders, so a busy moment of the machine hits them alike.
-  local results = {}
-  for _ = 1, ROUNDS do
-    for _, w in ipairs(workloads) do
-      local seconds = measure(w[2], w[3])
-      results[w[1]] = math.min(results[w[1]] or seconds, seconds)
+  -- Rounds interleave the contenders, so a busy moment of the machine hits them alike. `only`
+  -- (a set of workload names) limits a re-run to the workloads of the missed targets.
+  local function run_rounds(only)
+    local best = {}
+    for _ = 1, ROUNDS do
+      for _, w in ipairs(workloads) do
+        if not only or only[w[1]] then
+          local seconds = measure(w[2], w[3])
+          best[w[1]] = math.min(best[w[1]] or seconds, seconds)
+        end
+      end
     end
+    return best
   end
-  db:close()
+  local results = run_rounds()
 
   local function rate(n, s) return n / s end
   print(string.format("bench/insert: MariaDB %s on loopback, best of %d", srv.host, ROUNDS))
@@ -134,34 +142,52 @@ local ok, failure = pcall(function()
   line("(b) LuaSQL execute per row, one transaction", SINGLE_ROWS, results.luasql)
   line("(b) floor: C libmariadb execute per row (no Lua)", SINGLE_ROWS, results.c_execute)
 
+  -- Each ratio is the time of workload `a` over the time of workload `b`.
   local targets = {
-    { "insert_many vs PyMySQL executemany (rows/s)", results.executemany / results.insert_many, ">=", 1.5 },
-    { "insert_many time / floor time", results.insert_many / results.floor, "<=", 1.25 },
-    { "execute vs PyMySQL execute (rows/s)", results.py_execute / results.execute, ">=", 4 },
+    { "insert_many vs PyMySQL executemany (rows/s)", "executemany", "insert_many", ">=", 1.5 },
+    { "insert_many time / floor time", "insert_many", "floor", "<=", 1.25 },
+    { "execute vs PyMySQL execute (rows/s)", "py_execute", "execute", ">=", 4 },
   }
   if results.luasql then
-    targets[#targets + 1] = { "execute vs LuaSQL execute (rows/s)", results.luasql / results.execute, "", nil }
+    targets[#targets + 1] = { "execute vs LuaSQL execute (rows/s)", "luasql", "execute" }
   end
   if results.c_execute then
     -- the round trip bounds every client that waits for each statement's answer: if even C
     -- with libmariadb alone cannot reach 4x PyMySQL here, no such client can
-    targets[#targets + 1] = { "C floor vs PyMySQL execute (rows/s): the bound", results.py_execute / results.c_execute,
-      "", nil }
-    targets[#targets + 1] = { "execute time / C floor time", results.execute / results.c_execute, "", nil }
+    targets[#targets + 1] = { "C floor vs PyMySQL execute (rows/s): the bound", "py_execute", "c_execute" }
+    targets[#targets + 1] = { "execute time / C floor time", "execute", "c_execute" }
   end
-  local missed = 0
+  -- Prints the ratio of each target of `list` from `res`; returns the targets missed.
+  local function check(list, res)
+    local missed = {}
+    for _, t in ipairs(list) do
+      local label, a, b, op, want = t[1], t[2], t[3], t[4], t[5]
+      local value = res[a] / res[b]
+      local met = want == nil or (op == ">=" and value >= want) or (op == "<=" and value <= want)
+      if not met then missed[#missed + 1] = t end
+      print(string.format("%-52s %7.2fx %12s", label, value,
+        want and string.format("%s %.2fx %s", op, want, met and "met" or "MISSED") or "-"))
+    end
+    return missed
+  end
   print("")
   print(string.format("%-52s %8s %12s", "ratio", "value", "target"))
-  for _, t in ipairs(targets) do
-    local met = t[4] == nil or (t[3] == ">=" and t[2] >= t[4]) or (t[3] == "<=" and t[2] <= t[4])
-    if not met then missed = missed + 1 end
-    print(string.format("%-52s %7.2fx %12s", t[1], t[2],
-      t[4] and string.format("%s %.2fx %s", t[3], t[4], met and "met" or "MISSED") or "-"))
+  local missed = check(targets, results)
+  if #missed > 0 then
+    -- once more, only what the missed targets compare: a busy moment should not fail the run
+    local only = {}
+    for _, t in ipairs(missed) do only[t[2]], only[t[3]] = true, true end
+    print("")
+    print(string.format("bench/insert: %d target(s) missed, measuring them again (best of %d)", #missed, ROUNDS))
+    missed = check(missed, run_rounds(only))
   end
-  return missed
+  db:close()
+  return #missed
 end)
 srv:stop()
 if not ok then error(failure, 0) end
--- A missed target is reported, not turned into a failed run: the ratios depend on how busy the
--- machine is, and the other benchmarks of `make bench` still deserve to run.
-print(failure > 0 and string.format("bench/insert: %d target(s) MISSED", failure) or "bench/insert: all targets met")
+if failure > 0 then
+  print(string.format("bench/insert: %d target(s) MISSED twice", failure))
+  os.exit(1)
+end
+print("bench/insert: all targets met")

@@ -4,7 +4,8 @@
 -- traces per second from Lua one at a time, pairs per second through matrix. Each figure is
 -- printed with its ratio to the project's target. There is no local peer to run side by side:
 -- Batfish needs its JVM service and Reachability Analyzer is a paid cloud API taking minutes
--- per analysis; the ratios are against the targets, and trace against matrix.
+-- per analysis; the ratios are against the targets, and trace against matrix. A figure that
+-- misses its target is measured once more; missed again, the run exits 1.
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = (os.getenv("AWSNET_BUILD") or "build") .. "/?.so;" .. package.cpath
 local reach = require "awsnet.reach"
@@ -104,20 +105,28 @@ local function generate()
   return { accounts = { [ACCOUNT] = { [REGION] = r } } }
 end
 
+-- Prints a figure against its target; returns whether the target is met.
 local function report(what, value, unit, target, higher_is_better)
   local ratio = higher_is_better and value / target or target / value
   print(string.format("%-34s %12.3f %-9s target %-10s ratio %.2f %s", what, value, unit,
     (higher_is_better and ">= " or "<= ") .. target, ratio, ratio >= 1 and "ok" or "MISSED"))
+  return ratio >= 1
 end
 
-local data = generate()
-collectgarbage()
-local t0 = os.clock()
-local model = assert(reach.load(data))
-local load_s = os.clock() - t0
--- the model keeps nothing of its input: let it go, as a script that loaded a snapshot would
-data = nil -- luacheck: ignore 311
-collectgarbage()
+-- Generates the input and loads it; returns the seconds reach.load took and the model.
+local function measure_load()
+  local data = generate()
+  collectgarbage()
+  local t0 = os.clock()
+  local model = assert(reach.load(data))
+  local seconds = os.clock() - t0
+  -- the model keeps nothing of its input: let it go, as a script that loaded a snapshot would
+  data = nil -- luacheck: ignore 311
+  collectgarbage()
+  return seconds, model
+end
+
+local load_s, model = measure_load()
 local c = model.counts
 print(string.format("model: %d VPCs, %d subnets, %d routes, %d security groups with %d rules, %d TGW route tables "
   .. "(%d TGW routes), %d ENIs", c.vpcs, c.subnets, c.routes, c.security_groups, c.security_group_rules,
@@ -142,29 +151,59 @@ assert(reachable == #queries, "bench traces should all be reachable, got " .. re
 -- Best of ROUNDS runs of N traces each (as timeit does): a busy moment of the machine only
 -- adds time, so the fastest run is the closest to what the code costs.
 local N, ROUNDS = 100000, 5
-local trace_rate = 0
-for _ = 1, ROUNDS do
-  t0 = os.clock()
-  for n = 1, N do
-    local r = model:trace(queries[n % #queries + 1])
-    if not r.reachable then error("unexpected") end
+local function measure_trace()
+  local rate = 0
+  for _ = 1, ROUNDS do
+    local t0 = os.clock()
+    for n = 1, N do
+      local r = model:trace(queries[n % #queries + 1])
+      if not r.reachable then error("unexpected") end
+    end
+    rate = math.max(rate, N / (os.clock() - t0))
   end
-  trace_rate = math.max(trace_rate, N / (os.clock() - t0))
+  return rate
 end
+local trace_rate = measure_trace()
 
 local sources, destinations = {}, {}
 for i = 0, 999 do
   sources[#sources + 1] = string.format("eni-%012d%05d", i, 1)
   destinations[#destinations + 1] = string.format("eni-%012d%05d", (i * 7) % 1000, 2)
 end
-t0 = os.clock()
-local mx = assert(model:matrix{ sources = sources, destinations = destinations, protocol = "tcp", port = 443 })
-local matrix_rate = (#sources * #destinations) / (os.clock() - t0)
-local ok_pairs = 0
-for _, row in ipairs(mx.reachable) do for _, v in ipairs(row) do if v then ok_pairs = ok_pairs + 1 end end end
+local ok_pairs
+local function measure_matrix()
+  local t0 = os.clock()
+  local mx = assert(model:matrix{ sources = sources, destinations = destinations, protocol = "tcp", port = 443 })
+  local rate = (#sources * #destinations) / (os.clock() - t0)
+  ok_pairs = 0
+  for _, row in ipairs(mx.reachable) do for _, v in ipairs(row) do if v then ok_pairs = ok_pairs + 1 end end end
+  return rate
+end
+local matrix_rate = measure_matrix()
 
 print(string.format("matrix: %d of %d pairs reachable", ok_pairs, #sources * #destinations))
-report("load (s)", load_s, "s", 2, false)
-report("trace from Lua, one at a time", trace_rate, "traces/s", 200000, true)
-report("matrix", matrix_rate, "pairs/s", 2000000, true)
+local load_ok = report("load (s)", load_s, "s", 2, false)
+local trace_ok = report("trace from Lua, one at a time", trace_rate, "traces/s", 200000, true)
+local matrix_ok = report("matrix", matrix_rate, "pairs/s", 2000000, true)
 print(string.format("matrix per pair vs trace from Lua: %.1fx faster", matrix_rate / trace_rate))
+
+-- Each missed figure once more (the load last: it replaces the model the others use).
+if not (load_ok and trace_ok and matrix_ok) then
+  print("reach: measuring the missed figures again")
+  if not trace_ok then
+    trace_ok = report("trace from Lua, one at a time (re-run)", measure_trace(), "traces/s", 200000, true)
+  end
+  if not matrix_ok then matrix_ok = report("matrix (re-run)", measure_matrix(), "pairs/s", 2000000, true) end
+  if not load_ok then
+    model:close()
+    model = nil
+    collectgarbage()
+    local seconds, again = measure_load()
+    again:close()
+    load_ok = report("load (s) (re-run)", seconds, "s", 2, false)
+  end
+  if not (load_ok and trace_ok and matrix_ok) then
+    print("reach: target(s) missed twice")
+    os.exit(1)
+  end
+end

@@ -1146,6 +1146,8 @@ void sigv4_open(lua_State *L)
     lua_pushcfunction(L, key_cache_gc);
     lua_setfield(L, -2, "__gc");
     lua_setmetatable(L, -2);
+    /* more upvalues than the LUA_MINSTACK slots a C function is promised */
+    luaL_checkstack(L, FIELD_COUNT, "sigv4 field names");
     for (int f = 0; f < FIELD_COUNT; f++) lua_pushstring(L, FIELD_NAMES[f]);
     luaL_setfuncs(L, with_cache, 1 + FIELD_COUNT);
     lua_pop(L, 1);

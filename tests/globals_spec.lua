@@ -27,7 +27,7 @@ describe("module loading", function()
 
   it("exposes the version and loads submodules on first use", function()
     local awsnet = require "awsnet"
-    assert.matches("^%%d+%%.%%d+%%.%%d+$", awsnet.VERSION)
+    assert.matches("^%d+%.%d+%.%d+$", awsnet.VERSION)
     assert.equals(awsnet.VERSION, require("awsnet.core").VERSION)
     assert.equals(require("awsnet.errors"), awsnet.errors)
   end)

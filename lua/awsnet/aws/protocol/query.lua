@@ -1,0 +1,188 @@
+--- The `query` and `ec2` protocols by shape: form-encoded requests, XML answers.
+--
+-- Requests follow botocore's QuerySerializer and EC2Serializer: `Action` and `Version` first,
+-- then each member under its wire name (query: `locationName`; ec2: `queryName`, else
+-- `locationName` with its first letter capitalised). Query lists are `Name.member.N` (or the
+-- member's `locationName`; flattened: `Name.N`), an empty one `Name=`; ec2 lists are always
+-- `Name.N` and an empty one is left out. Maps are `Name.entry.N.key` / `.value`.
+-- Answers: the `<OpResult>` wrapper (query, the output's `resultWrapper`) or the root (ec2) read
+-- by shape (see `awsnet.aws.protocol.xml`); errors from `<ErrorResponse><Error>` (query) and
+-- `<Response><Errors><Error>` (ec2).
+-- @module awsnet.aws.protocol.query
+local errors = require "awsnet.errors"
+local jsoncodec = require "awsnet.aws.protocol.jsoncodec"
+local scalar = require "awsnet.aws.protocol.scalar"
+local shape = require "awsnet.aws.shape"
+local xml = require "awsnet.aws.protocol.xml"
+local xmldoc = require "awsnet.aws.protocol.xmldoc"
+
+local query = {}
+
+local trait = shape.trait
+
+local function capitalise(s)
+  return s:sub(1, 1):upper() .. s:sub(2)
+end
+
+-- The wire name of a member (or list member / map key) for the protocol.
+local function wire_name(ec2, ref, s, default)
+  if ec2 then
+    local q = trait(ref, s, "queryName")
+    if q then return q end
+    local l = trait(ref, s, "locationName")
+    if l then return capitalise(l) end
+    return default
+  end
+  return trait(ref, s, "locationName") or default
+end
+
+local flatten
+
+local function flatten_list(m, ec2, ref, s, v, prefix, out)
+  local mref = s.member
+  local ms = m.shapes[mref.shape]
+  if ec2 then
+    for i, item in ipairs(v) do flatten(m, ec2, mref, item, prefix .. "." .. i, out) end
+    return
+  end
+  if #v == 0 then
+    out[#out + 1] = { prefix, "" }
+    return
+  end
+  local list_prefix
+  if trait(ref, s, "flattened") then
+    list_prefix = prefix
+    local inner = trait(mref, ms, "locationName")
+    if inner then list_prefix = (prefix:match("^(.*)%.[^.]*$") and (prefix:match("^(.*)%.[^.]*$") .. ".") or "")
+      .. inner end
+  else
+    list_prefix = prefix .. "." .. (trait(mref, ms, "locationName") or "member")
+  end
+  for i, item in ipairs(v) do flatten(m, ec2, mref, item, list_prefix .. "." .. i, out) end
+end
+
+function flatten(m, ec2, ref, v, prefix, out)
+  local s = m.shapes[ref.shape]
+  local t = s.type
+  if t == "structure" then
+    for _, name in ipairs(shape.member_names(s)) do
+      local value = v[name]
+      if not shape.absent(value) then
+        local mref = s.members[name]
+        local wire = wire_name(ec2, mref, m.shapes[mref.shape], name)
+        flatten(m, ec2, mref, value, prefix == "" and wire or (prefix .. "." .. wire), out)
+      end
+    end
+  elseif t == "list" then
+    flatten_list(m, ec2, ref, s, v, prefix, out)
+  elseif t == "map" then
+    local base = trait(ref, s, "flattened") and prefix or (prefix .. ".entry")
+    local kname = wire_name(false, s.key, m.shapes[s.key.shape], "key")
+    local vname = wire_name(false, s.value, m.shapes[s.value.shape], "value")
+    local keys = jsoncodec.keys(v)
+    for i, k in ipairs(keys) do
+      flatten(m, ec2, s.key, k, base .. "." .. i .. "." .. kname, out)
+      flatten(m, ec2, s.value, v[k], base .. "." .. i .. "." .. vname, out)
+    end
+  elseif t == "boolean" then
+    out[#out + 1] = { prefix, v and "true" or "false" }
+  elseif t == "blob" then
+    out[#out + 1] = { prefix, scalar.base64(v) }
+  elseif t == "timestamp" then
+    out[#out + 1] = { prefix, tostring(scalar.format_timestamp(v, trait(ref, s, "timestampFormat") or "iso8601")) }
+  elseif type(v) == "number" then
+    out[#out + 1] = { prefix, scalar.number_text(v) }
+  else
+    out[#out + 1] = { prefix, tostring(v) }
+  end
+end
+
+--- The form body's key/value pairs for an operation, in order (Action, Version, members).
+-- @tparam table m the model
+-- @tparam table op the operation
+-- @tparam table params checked parameters (see `shape.check`)
+-- @treturn {{string,string},...} the pairs
+function query.pairs(m, op, params)
+  local out = { { "Action", op.name }, { "Version", m.metadata.apiVersion } }
+  if op.input then flatten(m, m.metadata.protocol == "ec2", op.input, params, "", out) end
+  return out
+end
+
+--- Builds the unsigned request.
+-- @tparam table m the model
+-- @tparam table op the operation
+-- @tparam table params checked parameters
+-- @treturn table {method, url, headers, body}
+function query.build(m, op, params)
+  local parts = {}
+  for i, kv in ipairs(query.pairs(m, op, params)) do
+    parts[i] = scalar.percent(kv[1]) .. "=" .. scalar.percent(kv[2])
+  end
+  local http = op.http or {}
+  return {
+    method = http.method or "POST",
+    url = http.requestUri or "/",
+    headers = { ["Content-Type"] = "application/x-www-form-urlencoded" },
+    body = table.concat(parts, "&"),
+  }
+end
+
+local function text(el, name)
+  local c = el and xmldoc.child(el, name)
+  return c and c.text or nil
+end
+
+--- Reads an error answer: query `<ErrorResponse><Error>`, ec2 `<Response><Errors><Error>`, or a
+-- bare `<Error>`.
+-- @tparam table m the model
+-- @tparam table resp {status, headers, body}
+-- @tparam table opts parse options
+-- @return nil
+-- @treturn table err {code, message, status, request_id, type, data (the modeled error's members)}
+function query.error(m, resp, opts)
+  local root = resp.body and resp.body ~= "" and xmldoc.parse(resp.body)
+  local e
+  if root then
+    local lname = xmldoc.local_name(root.name)
+    if lname == "Error" then
+      e = root
+    else
+      e = xmldoc.child(root, "Error")
+      if not e then
+        local errs = xmldoc.child(root, "Errors")
+        e = errs and xmldoc.child(errs, "Error")
+      end
+    end
+  end
+  local code = text(e, "Code") or tostring(resp.status)
+  local fields = {
+    status = resp.status,
+    request_id = text(root, "RequestId") or text(root, "RequestID") or text(e, "RequestId"),
+    type = text(e, "Type"),
+  }
+  local eshape = shape.error_shape(m, code)
+  if e and eshape then fields.data = xml.parse(m, { shape = eshape }, e, opts) end
+  return errors.fail(code, text(e, "Message") or "", fields)
+end
+
+--- Reads a successful answer into the output shape.
+-- @tparam table m the model
+-- @tparam table op the operation
+-- @tparam table resp {status, headers, body}
+-- @tparam table opts parse options ({timestamp = "epoch"})
+-- @treturn table the result, or nil, err ("invalid_response")
+function query.parse(m, op, resp, opts)
+  if not op.output or not (resp.body or ""):find("<", 1, true) then return {} end
+  local root, err = xmldoc.parse(resp.body or "")
+  if not root then return errors.fail("invalid_response", "the answer is not XML: " .. err.message,
+    { status = resp.status }) end
+  local start = root
+  if m.metadata.protocol ~= "ec2" then
+    -- <OpResponse><OpResult>: the model names the wrapper (resultWrapper), the suites do not
+    start = xmldoc.child(root, op.output.resultWrapper or (op.name .. "Result"))
+    if not start then return {} end
+  end
+  return xml.parse(m, op.output, start, opts)
+end
+
+return query

@@ -49,6 +49,8 @@ describe("credentials", function()
       "[profile loop1]", "role_arn = arn:r1", "source_profile = loop2", "",
       "[profile loop2]", "role_arn = arn:r2", "source_profile = loop1", "",
       "[profile config-keys]", "aws_access_key_id = AKIACONFIG", "aws_secret_access_key = " .. SECRET_B, "",
+      "[profile b-region-only]", "region = eu-central-1", "",
+      "[profile imds-role]", "role_arn = arn:aws:iam::222222222222:role/ops", "credential_source = Ec2InstanceMetadata", "",
     }, "\n"))
     process.write_file(dir .. "/credentials", table.concat({
       "# shared credentials", "[a]", "aws_access_key_id = AKIAACCOUNTA", "aws_secret_access_key = " .. SECRET_A, "",
@@ -222,6 +224,71 @@ describe("credentials", function()
     -- and nothing at all is a clear error
     local _, err = credentials.resolve({ env = { AWS_EC2_METADATA_DISABLED = "true", HOME = dir .. "/none" } })
     assert.equals("no_credentials", err.code)
+    assert.matches("instance metadata (disabled by AWS_EC2_METADATA_DISABLED)", err.message, 1, true)
+  end)
+
+  describe("with no credentials anywhere", function()
+    -- a lone secret in the environment is not a key pair: it must not apply, nor be shown
+    local function bare_env(imds_endpoint)
+      return { HOME = dir .. "/none", AWS_SECRET_ACCESS_KEY = SECRET_A, AWS_METADATA_SERVICE_TIMEOUT = "1",
+        AWS_EC2_METADATA_SERVICE_ENDPOINT = imds_endpoint }
+    end
+
+    local function assert_lists_every_source(err, imds_reason)
+      assert.equals("no_credentials", err.code)
+      local m = err.message
+      assert.matches("^no credentials found; tried: ", m)
+      assert.matches("environment (AWS_ACCESS_KEY_ID", m, 1, true)
+      assert.matches("profile 'default' in " .. dir .. "/none/.aws/config, " .. dir .. "/none/.aws/credentials", m, 1, true)
+      assert.matches("credential_process", m, 1, true)
+      assert.matches("container (AWS_CONTAINER_CREDENTIALS_", m, 1, true)
+      assert.matches("instance metadata (" .. imds_reason, m, 1, true)
+      assert.equals(5, #err.tried)
+      assert.is_nil(tostring(err):find(SECRET_A, 1, true))
+    end
+
+    it("says so when instance metadata refuses the token (403), listing every source", function()
+      srv:routes({ { method = "PUT", path = "/latest/api/token", responses = { { status = 403, body = "Forbidden" } } } })
+      local _, err = credentials.resolve({ env = bare_env(srv.url) })
+      assert_lists_every_source(err, "token request answered 403")
+      assert.equals("imds", err.imds_code)
+      assert.equals(1, #srv:requests())
+    end)
+
+    it("says so when instance metadata has no role (404) or is unreachable", function()
+      srv:routes({ { method = "PUT", path = "/latest/api/token", responses = { { status = 200, body = "t" } } } })
+      local _, no_role = credentials.resolve({ env = bare_env(srv.url) })
+      assert_lists_every_source(no_role, "no instance profile role (status 404)")
+      local _, down = credentials.resolve({ env = bare_env("http://127.0.0.1:" .. process.free_port()) })
+      assert_lists_every_source(down, "unreachable: ")
+      -- the same through a client: the call fails before any request, with the same error
+      local c = aws.client("ec2", { region = "eu-west-1", endpoint = srv.url, env = bare_env(srv.url) })
+      srv:routes({})
+      local _, via_client = c:call("DescribeVpcs")
+      assert.equals("no_credentials", via_client.code)
+    end)
+
+    it("names the explicit profile and that the environment was skipped", function()
+      env.AWS_EC2_METADATA_DISABLED = nil
+      env.AWS_EC2_METADATA_SERVICE_ENDPOINT = srv.url
+      env.AWS_ACCESS_KEY_ID, env.AWS_SECRET_ACCESS_KEY = "AKIAENV", SECRET_A
+      srv:routes({ { method = "PUT", path = "/latest/api/token", responses = { { status = 403, body = "Forbidden" } } } })
+      local _, err = credentials.resolve({ env = env, profile = "b-region-only" })
+      assert.equals("no_credentials", err.code)
+      assert.matches("environment (skipped: profile 'b-region-only' given explicitly)", err.message, 1, true)
+      assert.matches("profile 'b-region-only' in " .. dir .. "/config, " .. dir .. "/credentials (no keys)",
+        err.message, 1, true)
+      assert.is_nil(err.message:find(SECRET_A, 1, true))
+    end)
+
+    it("keeps the instance metadata error when a profile names it as credential_source", function()
+      env.AWS_EC2_METADATA_DISABLED = nil
+      env.AWS_EC2_METADATA_SERVICE_ENDPOINT = srv.url
+      srv:routes({ { method = "PUT", path = "/latest/api/token", responses = { { status = 403, body = "Forbidden" } } } })
+      local _, err = credentials.resolve({ env = env, profile = "imds-role" })
+      assert.equals("imds", err.code)
+      assert.matches("403", err.message)
+    end)
   end)
 
   it("signs two accounts side by side", function()

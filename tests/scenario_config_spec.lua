@@ -26,6 +26,67 @@ describe("scenario config", function()
     assert.has_error(function() scenario.config("x") end)
   end)
 
+  it("refuses a key it does not know, at any level, naming the nearest known one", function()
+    local cases = {
+      { { databse = { name = "x" } }, "databse", "database" },
+      { { reigon = "eu-west-1" }, "reigon", "region" },
+      { { accounts = { A = { porfile = "netA" } } }, "accounts.A.porfile", "accounts.A.profile" },
+      { { accounts = { B = { role_arn = "arn:r", sourec = "A" } } }, "accounts.B.sourec", "accounts.B.source" },
+      { { accounts = { A = { credentials = { acess_key_id = "AKIA" } } } }, "accounts.A.credentials.acess_key_id",
+        "accounts.A.credentials.access_key_id" },
+      { { network = { A = { vpcid = "vpc-1" } } }, "network.A.vpcid", "network.A.vpc_id" },
+      { { network = { B = { subnet_2 = "10.1.128.16/28" } } }, "network.B.subnet_2", "network.B.subnet2" },
+      { { database = { password_enviroment = "PW" } }, "database.password_enviroment", "database.password_env" },
+      { { lambda = { runtine = "python3.12" } }, "lambda.runtine", "lambda.runtime" },
+      { { resolver = { sever = "10.0.0.2" } }, "resolver.sever", "resolver.server" },
+      { { sandbox = { endpont = "http://127.0.0.1:1" } }, "sandbox.endpont", "sandbox.endpoint" },
+    }
+    for _, c in ipairs(cases) do
+      local cfg, err = scenario.config(c[1])
+      assert.is_nil(cfg, c[2])
+      assert.equals("config", err.code)
+      assert.equals(string.format("unknown key '%s' in config (did you mean '%s'?)", c[2], c[3]), err.message)
+      assert.equals(c[2], err.key)
+      assert.equals(c[3], err.suggestion)
+    end
+    -- nothing close: the known keys of that level are listed instead
+    local _, far = scenario.config({ lambda = { xyzzy_frobnicate = 1 } })
+    assert.equals("unknown key 'lambda.xyzzy_frobnicate' in config (known: pymysql, runtime, timeout)", far.message)
+    assert.is_nil(far.suggestion)
+    -- an account other than A and B, and B's second subnet on A, are unknown too
+    local _, c_acct = scenario.config({ accounts = { C = {} } })
+    assert.equals("accounts.C", c_acct.key)
+    local _, a_sub2 = scenario.config({ network = { A = { subnet2 = "10.0.130.0/28" } } })
+    assert.equals("network.A.subnet2", a_sub2.key)
+    -- a credentials provider object is passed through, not read as a table of keys
+    local provider = require("awsnet.credentials").provider({})
+    assert(scenario.config({ accounts = { A = { credentials = provider } } }))
+  end)
+
+  it("knows every key of its defaults, of the example and of the sandbox's config", function()
+    local cfg = assert(scenario.config(scenario.DEFAULTS))
+    -- a checked config checks again (same_account is derived, account_ids filled in by the runbook)
+    cfg.account_ids = { A = "111111111111", B = "222222222222" }
+    assert(scenario.config(cfg))
+    assert(scenario.config(assert(cli_scenario.load_config("examples/tgw_lambda_rds.lua"))))
+    assert(scenario.config({ accounts = { A = { profile = "a" }, B = { role_arn = "arn:r", source = "A" } },
+      network = { A = { vpc_id = "vpc-1", subnet_id = "subnet-1", tgw_subnet_id = "subnet-2" },
+        B = { vpc_id = "vpc-2", subnet_id = "subnet-3", subnet2_id = "subnet-4", tgw_subnet_id = "subnet-5" } },
+      database = { password_file = "/nonexistent" }, inside_vpc = true }))
+    -- awsnet.scenario.sandboxed's Handle:config, without starting a sandbox
+    local sandboxed = require "awsnet.scenario.sandboxed"
+    local Handle
+    for i = 1, math.huge do
+      local name, value = debug.getupvalue(sandboxed.start, i)
+      if not name then break end
+      if name == "Handle" then Handle = value end
+    end
+    assert.is_table(Handle)
+    local fake = setmetatable({ dir = "/nonexistent", endpoint = "http://127.0.0.1:1", password_file = "/nonexistent/pw",
+      dns = { server = "127.0.0.1", port = 5353 } }, Handle)
+    assert(scenario.config(fake:config{ name = "net" }))
+  end)
+
   it("reads the password from a file or the environment, and says where to put it", function()
     local path = os.tmpname()
     process.write_file(path, "from-file-pw\n")

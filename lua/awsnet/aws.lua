@@ -31,6 +31,7 @@
 -- validation and authorisation errors are never retried. When a signature is refused for its
 -- time (RequestTimeTooSkewed, SignatureDoesNotMatch, ...) and the response's Date is 5 minutes
 -- or more from the local clock, the client adopts the server's clock and retries once.
+-- @module awsnet.aws
 local core = require "awsnet.core"
 local credentials = require "awsnet.credentials"
 local errors = require "awsnet.errors"
@@ -99,6 +100,12 @@ local function resolve_endpoint(svc, region, opts, getenv)
 end
 
 --- A client for `service` ("ec2", "sts", "iam", "rds", "ram", "lambda"). See the module comment.
+-- No I/O happens here: credentials are resolved on the first call.
+-- @tparam string service the service name
+-- @tparam[opt] table opts client options (module comment): region, profile, credentials, endpoint,
+-- env, max_attempts, retry_mode, timeout, connect_timeout, ca_file, verify, http, clock, sleep, random
+-- @return the client (`client:call`, `client:pages`, `client:wait`)
+-- @raise on an unknown service or options that are not a table
 function aws.client(service, opts)
   local svc = services[service]
   assert(type(svc) == "table", "awsnet.aws: unknown service " .. tostring(service))
@@ -180,6 +187,10 @@ end
 local function http_client(c) return c.http or http end
 
 --- Runs calls = {{client, op, params}, ...} at once; -> results, errs (see the module comment).
+-- @tparam {table,...} calls each {client, operation name, params}
+-- @treturn table results, results[i] the result of calls[i]
+-- @treturn table errs, errs[i] the error of calls[i] (codes as for `Client:call`)
+-- @raise when an entry has no client or no operation name
 function aws.call_many(calls)
   assert(type(calls) == "table", "call_many expects an array of {client, op, params}")
   local results, errs = {}, {}
@@ -238,7 +249,13 @@ function aws.call_many(calls)
   return results, errs
 end
 
---- One call; -> result or nil, err.
+--- One call, retried as the module comment says.
+-- @within Client
+-- @tparam string op the operation ("DescribeVpcs")
+-- @tparam[opt] table params its parameters, as aws/query.lua and aws/restjson.lua take them
+-- @treturn table the result, or nil, err {code (AWS's code, "no_credentials", "no_region",
+-- "invalid_response", "timeout", "refused", "connection", "http_<status>"), message, status,
+-- request_id, op, attempts}
 function Client:call(op, params)
   assert(type(op) == "string", "operation name must be a string")
   local results, errs = aws.call_many({ { self, op, params } })
@@ -264,6 +281,10 @@ end
 
 --- Iterates over every page: `for page, err in client:pages(op, params)`; a failure ends the
 -- loop with page = false and err set.
+-- @within Client
+-- @tparam string op the operation
+-- @tparam[opt] table params its parameters (the page token is added to a copy)
+-- @return an iterator giving each page, or false and the error (as for `Client:call`)
 function Client:pages(op, params)
   local p = shallow_copy(params)
   local done = false
@@ -281,6 +302,9 @@ function Client:pages(op, params)
 end
 
 --- Follows the pages of many calls at once: -> pages, errs (pages[i] = array of pages).
+-- @tparam {table,...} calls each {client, operation name, params}
+-- @treturn table pages, pages[i] the array of pages of calls[i] (those before a failure)
+-- @treturn table errs, errs[i] the error that ended calls[i]
 function aws.pages_many(calls)
   local pages, errs = {}, {}
   local live = {}
@@ -313,6 +337,12 @@ end
 --- Polls until the waiter `name` is satisfied; opts {timeout = 600, delay = the waiter's}.
 -- -> the last result (true for a deletion seen as "not found"), or nil, err ("timeout",
 -- "waiter_failed" with `state`, or the call's error).
+-- @within Client
+-- @tparam string name the waiter ("TransitGatewayAvailable", see aws/waiters.lua)
+-- @tparam table params the parameters of the waiter's describe call
+-- @tparam[opt] table opts {timeout = 600, delay = the waiter's}
+-- @return the last result, true for a deletion seen as "not found", or nil, err
+-- @raise on a waiter the service does not have
 function Client:wait(name, params, opts)
   local w = (waiters[self.service] or {})[name]
   assert(w, "awsnet.aws: no waiter " .. tostring(name) .. " for " .. self.service)

@@ -23,14 +23,18 @@
 --      addresses), with AWS_CONTAINER_AUTHORIZATION_TOKEN[_FILE] as Authorization.
 --   5. EC2 instance metadata, IMDSv2 (token first, v1 only when the token call is not
 --      supported): AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_DISABLED=true turns it off.
+--      As the last source its failure (403, unreachable) ends the chain with "no_credentials".
 -- `opts.env` (a table or a function) replaces the process environment, so tests and scripts can
 -- describe two accounts side by side. Region: `opts.region`, AWS_REGION, AWS_DEFAULT_REGION, the
 -- profile's `region`.
 --
 -- Credentials are tables {access_key_id, secret_access_key, session_token, expiration (epoch
--- s or nil), source}; `tostring` shows only the key id and the source. Errors: "no_credentials",
--- "profile_not_found", "invalid_config", "credential_process", "container", "imds", and the
--- STS error codes of AssumeRole.
+-- s or nil), source}; `tostring` shows only the key id and the source. Errors: "no_credentials"
+-- (its message and `err.tried` list each source tried and why it gave nothing; `err.imds_code` is
+-- "imds" when instance metadata answered wrong or not at all), "profile_not_found",
+-- "invalid_config", "credential_process", "container", "imds" (credential_source
+-- Ec2InstanceMetadata only), and the STS error codes of AssumeRole.
+-- @module awsnet.credentials
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
 local read_file = require("awsnet.svc.process").read_file
@@ -62,6 +66,9 @@ local function fail(code, message, fields)
 end
 
 --- The environment lookup for `opts`: `opts.env` (table or function) or the process's.
+-- Empty values count as unset.
+-- @tparam[opt] table opts {env=}
+-- @treturn function name -> value or nil
 function credentials.getenv(opts)
   local env = opts and opts.env
   local raw
@@ -104,17 +111,22 @@ local function home_path(getenv, name)
   return home .. "/.aws/" .. name
 end
 
+local function config_path(getenv) return getenv("AWS_CONFIG_FILE") or home_path(getenv, "config") end
+local function credentials_path(getenv)
+  return getenv("AWS_SHARED_CREDENTIALS_FILE") or home_path(getenv, "credentials")
+end
+
 --- {config = {profile -> settings}, credentials = {profile -> keys}} from the shared files.
 local function load_files(getenv)
   local out = { config = {}, credentials = {} }
-  local config_text = read_file(getenv("AWS_CONFIG_FILE") or home_path(getenv, "config"))
+  local config_text = read_file(config_path(getenv))
   if config_text then
     for section, values in pairs(parse_ini(config_text)) do
       local name = section == "default" and "default" or section:match("^profile%s+(.+)$")
       if name then out.config[name] = values end
     end
   end
-  local creds_text = read_file(getenv("AWS_SHARED_CREDENTIALS_FILE") or home_path(getenv, "credentials"))
+  local creds_text = read_file(credentials_path(getenv))
   if creds_text then out.credentials = parse_ini(creds_text) end
   return out
 end
@@ -125,6 +137,9 @@ local function profile_name(opts, getenv)
 end
 
 --- The settings of the profile in the config file (region, role_arn, max_attempts, ...).
+-- @tparam[opt] table opts {profile=, env=}
+-- @treturn table the settings, keys in lower case (empty when the profile is not there)
+-- @treturn string the profile's name
 function credentials.profile_settings(opts)
   opts = opts or {}
   local getenv = credentials.getenv(opts)
@@ -133,6 +148,8 @@ function credentials.profile_settings(opts)
 end
 
 --- The region for `opts`, or nil.
+-- @tparam[opt] table opts {region=, profile=, env=}
+-- @treturn ?string the region
 function credentials.region(opts)
   opts = opts or {}
   if opts.region then return opts.region end
@@ -227,7 +244,7 @@ local function from_imds(opts, getenv)
   local function call(method, path, headers)
     local res, err = http_get(opts, { method = method, url = base .. path, headers = headers,
       timeout = timeout, connect_timeout = timeout })
-    if not res then return nil, fail("imds", "instance metadata: " .. err.code) end
+    if not res then return fail("imds", "instance metadata unreachable: " .. err.code) end
     return res
   end
   local res, err = call("PUT", "/latest/api/token", { ["X-aws-ec2-metadata-token-ttl-seconds"] = "21600" })
@@ -331,6 +348,9 @@ profile_credentials = function(ctx, name, as_source)
 end
 
 --- Runs the chain once; -> credentials or nil, err.
+-- @tparam[opt] table opts {credentials=, profile=, env=, http=} (see the module comment)
+-- @treturn table credentials, or nil, err with a code of the module comment's list;
+-- "no_credentials" when no source had any (err.tried lists them, with why)
 function credentials.resolve(opts)
   opts = opts or {}
   if opts.credentials then
@@ -343,19 +363,33 @@ function credentials.resolve(opts)
   end
   local getenv = credentials.getenv(opts)
   local name, explicit = profile_name(opts, getenv)
-  if not explicit then
+  -- What each source was and why it gave nothing: the no_credentials message lists them, so a
+  -- machine without credentials is told so rather than shown instance metadata's last refusal.
+  local tried = {}
+  if explicit then
+    tried[1] = "environment (skipped: profile '" .. name .. "' given explicitly)"
+  else
     local c = from_env(getenv)
     if c then return c end
+    tried[1] = "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY not set)"
   end
   local ctx = { opts = opts, getenv = getenv, files = load_files(getenv), visiting = {} }
   local c, err = profile_credentials(ctx, name, false)
   if c or (err and not (err.code == "profile_not_found" and not explicit)) then return c, err end
+  tried[#tried + 1] = string.format("profile '%s' in %s, %s (%s)", name, config_path(getenv),
+    credentials_path(getenv), err and "not found" or "no keys")
+  tried[#tried + 1] = "credential_process (not set)"
   c, err = from_container(opts, getenv)
   if c or err then return c, err end
+  tried[#tried + 1] = "container (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI/FULL_URI not set)"
+  -- Instance metadata is tried on any machine, so its failure (403, unreachable) means "not on
+  -- an instance with a role" here, as in botocore; named with credential_source it stays "imds".
   c, err = from_imds(opts, getenv)
-  if c or err then return c, err end
-  return fail("no_credentials", "no AWS credentials found (explicit, environment, profile " .. name ..
-    ", container, instance metadata)")
+  if c then return c end
+  tried[#tried + 1] = "instance metadata (" ..
+    (err and err.message:gsub("^instance metadata ", "") or "disabled by AWS_EC2_METADATA_DISABLED") .. ")"
+  return fail("no_credentials", "no credentials found; tried: " .. table.concat(tried, ", "),
+    { tried = tried, imds_code = err and err.code or nil })
 end
 
 local Provider = {}
@@ -367,6 +401,8 @@ function Provider.__tostring(p)
 end
 
 --- Cached credentials, resolved again when they expire within 10 minutes.
+-- @within Provider
+-- @treturn table credentials, or nil, err (as `resolve`)
 function Provider:get()
   local c = self.cached
   local now = (self.opts.clock or os.time)()
@@ -378,6 +414,9 @@ function Provider:get()
 end
 
 --- A caching provider for `opts` (see the module comment); `opts.clock` replaces os.time.
+-- Nothing is resolved until `provider:get()`.
+-- @tparam[opt] table opts as for `resolve`, plus clock
+-- @return the provider
 function credentials.provider(opts)
   return setmetatable({ opts = opts or {} }, Provider)
 end

@@ -14,6 +14,7 @@
 -- Servers: `server` is one address or an array tried in order ("10.0.0.2", "127.0.0.1:5353",
 -- "[::1]:53"); `port` applies to entries without one; with no server the system's resolvers
 -- (/etc/resolv.conf) are asked. UDP first, TCP when the answer is truncated (or `tcp = true`).
+-- @module awsnet.dns
 local errors = require "awsnet.errors"
 
 local dns = {}
@@ -81,6 +82,8 @@ local function parse_ipv6(s)
 end
 
 --- True when `s` is an IPv4 or IPv6 address in text form.
+-- @param s any value
+-- @treturn boolean
 function dns.is_ip(s)
   return type(s) == "string" and (parse_ipv4(s) ~= nil or parse_ipv6(s) ~= nil)
 end
@@ -96,6 +99,10 @@ local IPV4_RANGES = {
 
 --- Classifies an address: "private" (RFC 1918, RFC 6598, IPv6 ULA), "public", "link-local",
 -- "loopback"; the second value names the range's RFC. Raises on something not an address.
+-- @tparam string ip an IPv4 or IPv6 address (IPv4-mapped IPv6 is classified as IPv4)
+-- @treturn string the class
+-- @treturn ?string the RFC of the range ("RFC 1918"), nil for public addresses
+-- @raise when `ip` is not an address
 function dns.classify(ip)
   if type(ip) ~= "string" then error("bad argument #1 to 'classify' (address expected)", 2) end
   local v4 = parse_ipv4(ip)
@@ -118,12 +125,33 @@ function dns.classify(ip)
   return "public"
 end
 
+--- True for a private address (RFC 1918, RFC 6598, IPv6 ULA).
+-- @tparam string ip an address
+-- @treturn boolean
+-- @raise when `ip` is not an address
 function dns.is_private(ip) return dns.classify(ip) == "private" end
+
+--- True for a public address.
+-- @tparam string ip an address
+-- @treturn boolean
+-- @raise when `ip` is not an address
 function dns.is_public(ip) return dns.classify(ip) == "public" end
+
+--- True for a link-local address (169.254.0.0/16, fe80::/10).
+-- @tparam string ip an address
+-- @treturn boolean
+-- @raise when `ip` is not an address
 function dns.is_link_local(ip) return dns.classify(ip) == "link-local" end
+
+--- True for a loopback address (127.0.0.0/8, ::1).
+-- @tparam string ip an address
+-- @treturn boolean
+-- @raise when `ip` is not an address
 function dns.is_loopback(ip) return dns.classify(ip) == "loopback" end
 
 --- The reverse-lookup name of an address ("5.128.1.10.in-addr.arpa", nibbles for IPv6).
+-- @tparam string ip an address
+-- @treturn string the name under in-addr.arpa or ip6.arpa
 function dns.reverse_name(ip)
   local v4 = parse_ipv4(ip or "")
   if v4 then
@@ -139,6 +167,8 @@ function dns.reverse_name(ip)
 end
 
 --- The Amazon-provided resolver of a VPC: the primary IPv4 CIDR's base + 2 ("10.0.0.0/16" -> "10.0.0.2").
+-- @tparam string cidr the VPC's primary IPv4 CIDR block
+-- @treturn string the resolver's address
 function dns.vpc_resolver(cidr)
   local base, len = tostring(cidr):match("^([%d%.]+)/(%d+)$")
   local n = base and parse_ipv4(base)
@@ -243,6 +273,13 @@ local ASK_NEXT = { servfail = true, refused = true, timeout = true, unreachable 
 --- Asks the question and interprets the answer: see the module comment for the result's shape.
 -- Servers are asked one after the other (each with `tries` tries of `timeout` seconds) until one
 -- gives an answer about the name; result.server says which one, err.attempts lists every try.
+-- @tparam string name the name (an address for type "PTR" is turned into its reverse name)
+-- @tparam[opt] table opts {server (string or array), port, type = "A" (A, AAAA, CNAME, NS, PTR,
+-- SOA, TXT), timeout = 2, tries = 2, tcp}
+-- @treturn table {addresses, cname_chain, ttl, rcode, answers, records, text, names, server}, or
+-- nil, err with code "nxdomain", "nodata", "servfail", "refused", "timeout", "unreachable",
+-- "malformed", "badname" or "dns" (and rcode, server, attempts)
+-- @raise on bad options
 function dns.resolve(name, opts)
   local qtype
   opts, qtype = check_opts(name, opts)
@@ -286,5 +323,6 @@ function dns.resolve(name, opts)
   return nil, err
 end
 
+--- Query types by name, with their numbers ({A = 1, AAAA = 28, ...}).
 dns.TYPES = TYPES
 return dns

@@ -13,6 +13,7 @@
 -- client of one's own, the module functions share one made on first use. Any HTTP status is a
 -- response, not an error; errors are failures to get one: "timeout", "refused", "resolve", "tls",
 -- "connection" (reset, closed, truncated), "too_large", "invalid_url", "http".
+-- @module awsnet.http
 local core = require "awsnet.core"
 local errors = require "awsnet.errors"
 
@@ -23,6 +24,8 @@ Client.__index = Client
 
 --- A client with its own connection pool; `opts.max_connections` (default 16) bounds how many
 -- connections run at once.
+-- @tparam[opt] table opts {max_connections=}
+-- @return a client (`client:request`, `client:request_many`, `client:close`)
 function http.new(opts)
   opts = opts or {}
   return setmetatable({ handle = core.http.new(opts.max_connections) }, Client)
@@ -45,6 +48,10 @@ local function host_of(url)
 end
 
 --- Runs every request at once; returns results and errs (see the module comment).
+-- @within Client
+-- @tparam {table,...} reqs requests {method, url, headers, body, timeout, connect_timeout, ca_file, verify, max_body}
+-- @treturn table results: results[i] = {status, headers, body} for reqs[i]
+-- @treturn table errs: errs[i] = the error of reqs[i] when it got no response (codes in the module comment)
 function Client:request_many(reqs)
   assert(type(reqs) == "table", "request_many expects an array of requests")
   local prepared = {}
@@ -61,12 +68,18 @@ function Client:request_many(reqs)
   return results, errs
 end
 
+--- One request on this client's connections.
+-- @within Client
+-- @tparam table req as for `request_many`
+-- @return the response {status, headers, body}, or nil, err (codes in the module comment)
 function Client:request(req)
   local results, errs = self:request_many({ req })
   if errs[1] then return nil, errs[1] end
   return results[1]
 end
 
+--- Closes the client's connections; closing twice is harmless.
+-- @within Client
 function Client:close() self.handle:close() end
 
 local shared
@@ -75,7 +88,15 @@ local function shared_client()
   return shared
 end
 
+--- One request on the shared client (made on first use).
+-- @tparam table req {method, url, headers, body, timeout, connect_timeout, ca_file, verify, max_body}
+-- @return the response {status, headers (lower-case names), body}, or nil, err (codes in the module comment)
 function http.request(req) return shared_client():request(req) end
+
+--- Many requests at once on the shared client.
+-- @tparam {table,...} reqs requests as for `request`
+-- @treturn table results, results[i] for reqs[i]
+-- @treturn table errs, errs[i] when reqs[i] got no response
 function http.request_many(reqs) return shared_client():request_many(reqs) end
 
 return http

@@ -23,6 +23,7 @@
 -- floats, DECIMAL, dates, text and blobs as strings, SQL NULL as mariadb.null.
 -- Errors: nil, err with err.code one of "network", "timeout", "auth", "tls", "sql", "closed",
 -- plus err.errno and err.sqlstate (the server's or libmariadb's) and err.message.
+-- @module awsnet.mariadb
 local errors = require "awsnet.errors"
 
 local mariadb = {}
@@ -78,6 +79,11 @@ local function check_sql(sql, fname)
 end
 
 --- Opens a session; see the module comment for the options.
+-- @tparam table opts {host, port, socket, user, password, database, charset, connect_timeout,
+-- read_timeout, write_timeout, tls, ca, verify, rows, statement_cache, iam = {region, credentials}}
+-- @return the session (`db:execute`, `db:query`, ...), or nil, err with code "network", "timeout",
+-- "auth", "tls" (also: iam without tls = "required" and verification) or a signing error of the IAM token
+-- @raise on options of the wrong type
 function mariadb.connect(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'connect' (table expected)", 2) end
   local tls = opts.tls or "preferred"
@@ -128,6 +134,8 @@ function mariadb.connect(opts)
 end
 
 --- Server version, TLS version and cipher, whether array binding is available.
+-- @within Db
+-- @treturn table the session's facts, or nil, err ("closed")
 function Db:info()
   if not self._conn then return closed_error("info") end
   return self._conn:info()
@@ -173,6 +181,13 @@ function Db:_run(op, as_array, sql, ...)
 end
 
 --- Runs a statement with bound parameters -> {affected_rows, insert_id}.
+-- Statements are prepared once per session and cached.
+-- @within Db
+-- @tparam string sql the statement, with ? placeholders
+-- @param ... the parameters (nil or mariadb.null for NULL)
+-- @treturn table {affected_rows, insert_id}
+-- @return nil, err ("network", "timeout", "sql", "closed", ...) on failure
+-- @raise when `sql` is not a string
 function Db:execute(sql, ...)
   check_sql(sql, "execute")
   local stmt, res, text = self:_run("execute", false, sql, ...)
@@ -193,6 +208,13 @@ end
 --- Runs a query -> rows (array of rows keyed by column name, or arrays), columns (metadata:
 -- name, table, type, length, decimals, nullable, primary_key, unsigned, auto_increment).
 -- `q` is the SQL, or {sql = ..., rows = "array"}.
+-- @within Db
+-- @param q the SQL, or {sql, rows = "map" | "array"}
+-- @param ... the parameters
+-- @treturn table rows
+-- @treturn table columns
+-- @return nil, err ("network", "timeout", "sql", "closed", ...) on failure
+-- @raise when the SQL is not a string
 function Db:query(q, ...)
   local sql, shape = query_args(q, "query")
   local as_array = shape == "array" or (shape == nil and self._array)
@@ -217,6 +239,11 @@ end
 --- Streams the rows of a query: `for row in db:rows(sql, ...)`. A failure before the first row
 -- comes back as nil, err; a failure while streaming raises the error value.
 -- Starting another command on the connection ends the stream.
+-- @within Db
+-- @param q the SQL, or {sql, rows = "map" | "array"}
+-- @param ... the parameters
+-- @return an iterator over the rows, or nil, err
+-- @raise the error value when streaming fails after the first row
 function Db:rows(q, ...)
   local sql, shape = query_args(q, "rows")
   local as_array = shape == "array" or (shape == nil and self._array)
@@ -246,18 +273,27 @@ local function run_text(self, op, sql)
   return true
 end
 
+--- Starts a transaction (START TRANSACTION).
+-- @within Db
+-- @return true, or nil, err
 function Db:begin()
   local ok, err = run_text(self, "begin", "START TRANSACTION")
   if ok then self._in_tx = true end
   return ok, err
 end
 
+--- Commits the open transaction.
+-- @within Db
+-- @return true, or nil, err
 function Db:commit()
   local ok, err = run_text(self, "commit", "COMMIT")
   self._in_tx = false
   return ok, err
 end
 
+--- Rolls the open transaction back.
+-- @within Db
+-- @return true, or nil, err
 function Db:rollback()
   local ok, err = run_text(self, "rollback", "ROLLBACK")
   self._in_tx = false
@@ -266,6 +302,10 @@ end
 
 --- Runs fn(db) in a transaction: commits when it returns normally, rolls back when it raises
 -- (the error is raised again) or returns nil, err (returned as is). Returns fn's results.
+-- @within Db
+-- @tparam function fn called with the session
+-- @return fn's results, or nil, err (fn's own, or of BEGIN/COMMIT)
+-- @raise fn's error, after the rollback; also when a transaction is already open
 function Db:transaction(fn)
   if type(fn) ~= "function" then error("bad argument #1 to 'transaction' (function expected)", 2) end
   if self._in_tx then error("a transaction is already open on this connection", 2) end
@@ -292,6 +332,13 @@ local BULK_CHUNK_ROWS = 20000
 -- transaction, with MariaDB's array binding when the server has it (one execution per row
 -- otherwise, as with MySQL) -> {affected_rows, insert_id (of the first row)}.
 -- opts: chunk (rows per array-bound execution), array_binding = false (one execution per row).
+-- @within Db
+-- @tparam string sql the statement, with ? placeholders
+-- @tparam {table,...} rows the parameters of each row (row.n when it ends in nils)
+-- @tparam[opt] table opts {chunk, array_binding}
+-- @treturn table {affected_rows, insert_id}
+-- @return nil, err ("network", "timeout", "sql", "closed", ...) on failure; its own transaction is rolled back
+-- @raise on arguments of the wrong type
 function Db:insert_many(sql, rows, opts)
   check_sql(sql, "insert_many")
   if type(rows) ~= "table" then error("bad argument #2 to 'insert_many' (array of rows expected)", 2) end
@@ -327,6 +374,7 @@ function Db:insert_many(sql, rows, opts)
 end
 
 --- Closes the session and its statements; harmless when already closed.
+-- @within Db
 function Db:close()
   if self._conn then
     for _, stmt in pairs(self._stmts) do stmt:close() end
@@ -343,6 +391,8 @@ function Db:__tostring()
 end
 
 --- True when `v` is SQL NULL as returned in rows.
+-- @param v a value
+-- @treturn boolean
 function mariadb.is_null(v) return v == mariadb.null end
 
 return mariadb

@@ -13,6 +13,7 @@
 --     timings = { {phase=, seconds=} },
 --   }
 -- Nothing here reaches AWS: it formats what the scenario collected.
+-- @module awsnet.report
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
 local process = require "awsnet.svc.process"
@@ -20,6 +21,7 @@ local process = require "awsnet.svc.process"
 local report = {}
 
 -- A hop's component as text (an id, a table describing it, or a whole hop).
+-- (Documented below, where it is exported.)
 local function component_id(c)
   if type(c) == "table" then
     if c.component ~= nil then return component_id(c.component) end
@@ -27,6 +29,10 @@ local function component_id(c)
   end
   return tostring(c)
 end
+--- A hop's component as text: an id, a table describing it ({id}, {name}, {arn}) or a whole hop.
+-- @function component_id
+-- @param c the component
+-- @treturn string its id
 report.component_id = component_id
 
 -- A hop's rule as short text.
@@ -76,6 +82,8 @@ local function md_table(out, title, header, rows, cells)
 end
 
 --- The Markdown text of the report.
+-- @tparam table data the report's data (module comment)
+-- @treturn string the Markdown
 function report.markdown(data)
   local out = { "# " .. (data.title or "awsnet report"), "" }
   local topo = data.topology
@@ -119,15 +127,17 @@ function report.markdown(data)
   return table.concat(out, "\n")
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- The picture
 
 local function dot_quote(s)
   return '"' .. tostring(s):gsub("\\", "\\\\"):gsub('"', '\\"'):gsub("\n", "\\n") .. '"'
 end
 
--- Builds the graph: clusters per account and VPC, the TGW and its route table, then the hops of
+--- Builds the graph: clusters per account and VPC, the TGW and its route table, then the hops of
 -- the trace as numbered edges; hop components not in the topology become small nodes.
+-- @tparam table data the report's data (module comment)
+-- @treturn string Graphviz source
 function report.dot(data)
   local lines = { "digraph topology {", '  graph [rankdir=LR, fontname="Helvetica", fontsize=11, compound=true];',
     '  node [shape=box, style="rounded,filled", fillcolor="#f4f6f8", fontname="Helvetica", fontsize=10];',
@@ -203,6 +213,8 @@ function report.dot(data)
 end
 
 --- Renders Graphviz source to SVG text with `dot`; nil, err when dot is missing or fails.
+-- @tparam string dot_source Graphviz source
+-- @treturn string the SVG, or nil, err ("graphviz")
 function report.svg(dot_source)
   local dir = process.tempdir("awsnet-report")
   process.write_file(dir .. "/g.dot", dot_source)
@@ -246,6 +258,11 @@ end
 --- Writes report.md, topology.svg and report.json (the data) into `dir`; returns their paths or
 -- nil, err. With opts.merge, sections this data lacks (say verify's checks when prove writes) and
 -- earlier timings are taken from the report already in `dir`, so one run gives one report.
+-- @tparam string dir an existing folder
+-- @tparam table data the report's data (module comment)
+-- @tparam[opt] table opts {merge}
+-- @treturn table {markdown, svg, json} paths, or nil, err ("report" when a file cannot be
+-- written, "graphviz")
 function report.write(dir, data, opts)
   data = setmetatable({}, { __index = data })
   data.trace = plain_trace(data.trace)

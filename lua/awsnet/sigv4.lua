@@ -50,6 +50,7 @@
 -- Derived signing keys are cached per (secret, date, region, service) inside the C core.
 -- Errors (`nil, err`): "no_credentials", "invalid_url", "invalid_request" (a header listed in
 -- `signed_headers` is missing). Wrong argument types raise.
+-- @module awsnet.sigv4
 local core = require "awsnet.core"
 local errors = require "awsnet.errors"
 
@@ -57,12 +58,27 @@ local sigv4 = {}
 
 local c_sign, c_presign = core.sigv4.sign, core.sigv4.presign
 
+--- Signs a request with an Authorization header (see the module comment for every option).
+-- @tparam table req {method, url, headers, body}
+-- @tparam table creds {access_key_id, secret_access_key, session_token}
+-- @tparam table opts {region, service, time, unsigned_payload, payload_hash, content_sha256_header,
+-- normalize_path, double_encode, omit_session_token, signed_headers}
+-- @treturn table the headers to send, or nil, err ("no_credentials", "invalid_url", "invalid_request")
+-- @treturn table debug {canonical_request, string_to_sign, signature}, the session token redacted
+-- @raise on wrong argument types
 function sigv4.sign(req, creds, opts)
   local headers, debug, message = c_sign(req, creds, opts)
   if headers == nil then return errors.fail(debug, message, { op = "sigv4.sign" }) end
   return headers, debug
 end
 
+--- Presigns a request: the signature goes in the query string.
+-- @tparam table req {method, url, headers, body}
+-- @tparam table creds {access_key_id, secret_access_key, session_token}
+-- @tparam table opts as for `sign`, plus `expires` (seconds, default 3600)
+-- @treturn string the URL, or nil, err ("no_credentials", "invalid_url", "invalid_request")
+-- @treturn table debug {canonical_request, string_to_sign, signature}
+-- @raise on wrong argument types
 function sigv4.presign(req, creds, opts)
   local url, debug, message = c_presign(req, creds, opts)
   if url == nil then return errors.fail(debug, message, { op = "sigv4.presign" }) end
@@ -72,12 +88,19 @@ end
 local function uri_encode(s)
   return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
 end
+--- Percent-encodes everything outside SigV4's unreserved set (A-Z a-z 0-9 - . _ ~).
+-- @function uri_encode
+-- @tparam string s the text
+-- @treturn string the encoded text
 sigv4.uri_encode = uri_encode
 
 --- The RDS IAM authentication token (the password for an IAM database user): a URL presigned
 -- for the `connect` action of service `rds-db`, valid 900 s, without its "https://" prefix,
 -- byte for byte what botocore's `generate_db_auth_token` returns.
--- `args = {host, port, user, region, credentials, time}`; -> token, or nil, err.
+-- @tparam table args {host, port, user, region, credentials, time (as for `sign`)}
+-- @treturn string the token, or nil, err ("no_credentials" when `credentials` is missing, or a
+-- signing error)
+-- @raise when host, port, user or region is missing
 function sigv4.rds_auth_token(args)
   assert(type(args) == "table", "rds_auth_token expects a table")
   assert(type(args.host) == "string", "host must be a string")

@@ -10,6 +10,7 @@
 --
 -- The calls of all accounts run concurrently (awsnet.aws's concurrent helper); then, as concurrently,
 -- the calls that need their results (VPC attributes, TGW routes and propagations).
+-- @module awsnet.snapshot
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
 local process = require "awsnet.svc.process"
@@ -37,7 +38,7 @@ snapshot.CALLS = {
   { "lambda", "ListFunctions", "Functions" },
 }
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- EC2 answers in the AWS CLI's names
 
 -- EC2 answers XML whose element names are the API's wire names (vpcSet, groupDescription);
@@ -81,6 +82,8 @@ local function cli_value(v, parent)
 end
 
 --- An EC2 answer as the AWS CLI prints it (member names, not XML names), without requestId.
+-- @tparam table result a result of an ec2 client's call
+-- @treturn table a renamed copy
 function snapshot.cli_names(result)
   local out = cli_value(result)
   out.RequestId, out.NextToken = nil, nil
@@ -156,6 +159,10 @@ end
 -- (default awsnet.aws; its pages_many runs the calls concurrently). Returns {dir, accounts =
 -- {{id, region, path, counts}}, skipped = {calls the endpoint does not offer}} or nil, err
 -- (naming the account and the call).
+-- @tparam table opts {out, region = "us-east-1", accounts = {{client, id}, ...}, aws}
+-- @treturn table {dir, accounts = {{id, region, path, counts}}, skipped}, or nil, err (an API
+-- error with op naming the account and call, or a file error)
+-- @raise without out or accounts
 function snapshot.take(opts)
   assert(type(opts) == "table" and type(opts.out) == "string" and type(opts.accounts) == "table",
     "snapshot.take{out=, region=, accounts=} expected")

@@ -12,6 +12,7 @@
 -- when the element's name, or its last camel-case word, says it holds one (Port, toPort, Count,
 -- Number, Size, Storage, Asn, Mtu, Timeout, Seconds, Period, Iops, Percentage, Capacity, Max…);
 -- IDs, account numbers and everything else stay strings. An empty EC2 `…Set` element is an empty array.
+-- @module awsnet.aws.query
 local core = require "awsnet.core"
 local errors = require "awsnet.errors"
 local sigv4 = require "awsnet.sigv4"
@@ -50,6 +51,10 @@ local function flatten(prefix, value, out, svc)
 end
 
 --- The form body for `op` with `params`.
+-- @tparam table svc the service (from aws/services.lua)
+-- @tparam string op the operation
+-- @tparam[opt] table params nested parameters by wire name
+-- @treturn string the form-encoded body (Action, Version, then the flattened parameters)
 function query.body(svc, op, params)
   local flat = {}
   flatten("", params or {}, flat, svc)
@@ -59,6 +64,11 @@ function query.body(svc, op, params)
 end
 
 --- Builds the HTTP request (without signature) for `op`.
+-- @tparam table svc the service (from aws/services.lua)
+-- @tparam string endpoint the endpoint URL, without a trailing "/"
+-- @tparam string op the operation
+-- @tparam[opt] table params nested parameters by wire name
+-- @treturn table {method, url, headers, body}
 function query.request(svc, endpoint, op, params)
   return {
     method = "POST", url = endpoint .. "/",
@@ -148,6 +158,11 @@ local function error_fields(svc, body)
 end
 
 --- Turns an HTTP response into the result table, or nil, err.
+-- @tparam table svc the service (from aws/services.lua)
+-- @tparam string op the operation
+-- @tparam table res the HTTP response {status, headers, body}
+-- @treturn table the result, or nil, err: AWS's error code (else "http_<status>") with status and
+-- request_id, or "invalid_response" when the body is not the XML expected
 function query.response(svc, op, res)
   if res.status >= 300 then
     local code, message, request_id = error_fields(svc, res.body)

@@ -2,6 +2,7 @@
 -- aws/services.lua), members placed in the path, the query string, headers, a raw payload, or
 -- the JSON body; JSON responses; errors from x-amzn-ErrorType or the body's __type/code.
 -- JSON nulls in responses are dropped; blob members listed in a route are base64-encoded.
+-- @module awsnet.aws.restjson
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
 local sigv4 = require "awsnet.sigv4"
@@ -10,6 +11,9 @@ local restjson = {}
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
+--- Standard base64 (with padding), as blob members are sent.
+-- @tparam string s bytes
+-- @treturn string the encoding
 function restjson.base64(s)
   local out = {}
   for i = 1, #s, 3 do
@@ -57,6 +61,11 @@ local function route_of(svc, op)
 end
 
 --- Builds the HTTP request (without signature) for `op`.
+-- @tparam table svc the service (from aws/services.lua), with its route for `op`
+-- @tparam string endpoint the endpoint URL, without a trailing "/"
+-- @tparam string op the operation
+-- @tparam[opt] table params members by name
+-- @treturn table {method, url, headers, body}
 function restjson.request(svc, endpoint, op, params)
   local route = route_of(svc, op)
   local rest = copy(params or {})
@@ -117,6 +126,11 @@ local function decode(body)
 end
 
 --- Turns an HTTP response into the result table, or nil, err.
+-- @tparam table svc the service (from aws/services.lua)
+-- @tparam string op the operation
+-- @tparam table res the HTTP response {status, headers, body}
+-- @treturn table the result, or nil, err: AWS's error type (else "http_<status>") with status and
+-- request_id, or "invalid_response" when the body is not JSON
 function restjson.response(svc, op, res)
   local request_id = res.headers["x-amzn-requestid"] or res.headers["x-amz-request-id"]
   if res.status >= 300 then

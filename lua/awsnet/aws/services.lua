@@ -5,22 +5,27 @@
 -- blobs = {"Member.Path"} base64-encoded in the JSON body, response_payload = Member that gets
 -- the raw response body, response_headers = {Member = "header-name"}, status_member = Member that
 -- gets the HTTP status}. Members not placed elsewhere go into the JSON body.
+-- @module awsnet.aws.services
 local services = {}
 
+--- EC2: its own flavour of the query protocol, pages by NextToken.
 services.ec2 = {
   protocol = "ec2", version = "2016-11-15", signing_name = "ec2", endpoint_prefix = "ec2", env_id = "EC2",
   paging = { input = "NextToken", output = "nextToken" },
 }
 
+--- STS: query protocol (AssumeRole, GetCallerIdentity).
 services.sts = {
   protocol = "query", version = "2011-06-15", signing_name = "sts", endpoint_prefix = "sts", env_id = "STS",
 }
 
+--- IAM: query protocol, one global endpoint signed for us-east-1.
 services.iam = {
   protocol = "query", version = "2010-05-08", signing_name = "iam", endpoint_prefix = "iam", env_id = "IAM",
   global = true, paging = { input = "Marker", output = "Marker", truncated = "IsTruncated" },
 }
 
+--- RDS: query protocol, pages by Marker.
 -- RDS names its list elements after the member (<DBInstances><DBInstance>) and expects the same
 -- names in requests (VpcSecurityGroupIds.VpcSecurityGroupId.1).
 services.rds = {
@@ -39,6 +44,7 @@ services.rds = {
   },
 }
 
+--- RAM: REST-JSON, POST /<operation> except the routes listed.
 services.ram = {
   protocol = "rest-json", version = "2018-01-04", signing_name = "ram", endpoint_prefix = "ram", env_id = "RAM",
   paging = { input = "nextToken", output = "nextToken" },
@@ -53,6 +59,8 @@ services.ram = {
 }
 
 local FN = "/2015-03-31/functions/{FunctionName}"
+
+--- Lambda: REST-JSON, with a route per operation.
 services.lambda = {
   protocol = "rest-json", version = "2015-03-31", signing_name = "lambda", endpoint_prefix = "lambda",
   env_id = "LAMBDA", paging = { input = "Marker", output = "NextMarker" },

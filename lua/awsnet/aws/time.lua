@@ -1,4 +1,5 @@
 --- Timestamps in the forms AWS uses, as UTC epoch seconds (no dependence on the local zone).
+-- @module awsnet.aws.time
 local time = {}
 
 -- Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
@@ -17,6 +18,8 @@ end
 
 --- "2026-11-29T10:30:00Z", "2026-11-29T10:30:00.123Z" or with a "+01:00" offset -> epoch
 -- seconds, or nil.
+-- @tparam string s the timestamp
+-- @treturn ?integer epoch seconds
 function time.parse_iso8601(s)
   if type(s) ~= "string" then return nil end
   local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)%.?%d*(.*)$")
@@ -32,6 +35,8 @@ end
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
 
 --- An HTTP Date header ("Sun, 29 Nov 2026 09:30:00 GMT") -> epoch seconds, or nil.
+-- @tparam string s the header value
+-- @treturn ?integer epoch seconds
 function time.parse_http_date(s)
   if type(s) ~= "string" then return nil end
   local d, mon, y, h, mi, sec = s:match("^%a+, (%d%d?) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
@@ -40,6 +45,8 @@ function time.parse_http_date(s)
 end
 
 --- Epoch seconds -> "2026-11-29T10:30:00Z".
+-- @tparam integer t epoch seconds
+-- @treturn string the UTC timestamp
 function time.iso8601(t)
   return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
 end

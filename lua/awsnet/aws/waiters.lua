@@ -3,6 +3,7 @@
 -- `success` and `failure` state sets, `match` = "all" (every reported state must be a success;
 -- the default) or "any", `empty` = "success" when an empty list means done (deleted), and
 -- `not_found` = error codes that mean done (deleted), `delay` = seconds between polls.
+-- @module awsnet.aws.waiters
 local waiters = {}
 
 local function field_of(list_name, state_name)
@@ -76,6 +77,10 @@ waiters.lambda = {
 }
 
 --- "success", "failure" (with the state) or "retry" for a waiter's result.
+-- @tparam table w the waiter
+-- @tparam table result the result of its operation
+-- @treturn string "success", "failure" or "retry"
+-- @return the failing state, with "failure"
 function waiters.judge(w, result)
   local states = w.states(result)
   if #states == 0 then return w.empty == "success" and "success" or "retry" end

@@ -1,4 +1,5 @@
---- `awsnet demo [--out DIR] [--json]`: the article's scenario, played in the local sandbox.
+--- The `awsnet demo` command: the article's scenario, played in the local sandbox.
+-- Usage: `awsnet demo [--out DIR] [--json]`.
 -- Starts the sandbox (two accounts, RDS on MariaDB, DNS, Lambda running the Python handler),
 -- runs plan -> apply -> apply again -> verify -> prove -> destroy, checks that nothing is left,
 -- prints the timings, stops everything. Exit status 0 only when every phase did what it should.
@@ -25,6 +26,11 @@ end
 
 --- Plays the scenario against a started sandbox handle (awsnet.scenario.sandboxed); returns
 -- ok, phases ({{phase, seconds, ok, detail}}). opts: out_dir, stdout, json.
+-- @param sb the sandbox handle
+-- @tparam table opts {out_dir, stdout, json, name}
+-- @treturn boolean true when every phase did what it should and nothing is left
+-- @treturn table the phases
+-- @raise what a phase raises (run catches it)
 function demo.play(sb, opts)
   local stdout = opts.stdout or io.stdout
   local cfg = sb:config{ name = opts.name or "awsnet-demo" }

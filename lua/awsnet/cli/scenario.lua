@@ -1,4 +1,5 @@
---- `awsnet scenario plan|apply|verify|prove|destroy --config FILE [--json] [--out DIR]`
+--- The `awsnet scenario` command: plan, apply, verify, prove or destroy the article's scenario.
+-- Usage: `awsnet scenario plan|apply|verify|prove|destroy --config FILE [--json] [--out DIR]`.
 -- The config file is Lua returning a table (see examples/tgw_lambda_rds.lua); --json prints one
 -- JSON object per progress event and a final result object instead of text.
 -- @module awsnet.cli.scenario
@@ -31,6 +32,8 @@ end
 
 --- Loads a config file: JSON (*.json), or Lua returning a table (it runs with no access to
 -- globals but `os.getenv`).
+-- @tparam string path the file
+-- @treturn table the user config (not checked yet: scenario.config does), or nil, err ("config")
 function cli_scenario.load_config(path)
   if path:match("%.json$") then
     local f, ferr = io.open(path, "r")
@@ -52,6 +55,9 @@ end
 local DONE_WORDS = { create = "created", adopt = "adopted", keep = "unchanged", delete = "deleted" }
 
 --- A progress printer: text lines on `out`, or JSON lines when `json`.
+-- @param out a file (io.stdout)
+-- @tparam boolean json JSON lines instead of text
+-- @treturn function on_event(event) for the runbook and the checks
 function cli_scenario.printer(out, json)
   local t0
   return function(e)
@@ -99,6 +105,12 @@ end
 -- opts: json (bool), out_dir, stdout (file, default io.stdout), aws (module for clients),
 -- direct ({host, port, tls} of the database where this host reaches it), merge_report (verify
 -- and prove add to the report already in out_dir).
+-- @tparam string command "plan", "apply", "verify", "prove" or "destroy"
+-- @tparam table user_config the config as loaded (load_config), checked by scenario.config here
+-- @tparam[opt] table opts {json, out_dir, stdout, aws, direct, merge_report}
+-- @treturn integer the exit status
+-- @return the command's result, or the error
+-- @raise on an unknown command
 function cli_scenario.execute(command, user_config, opts)
   opts = opts or {}
   local stdout = opts.stdout or io.stdout

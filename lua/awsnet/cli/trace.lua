@@ -1,5 +1,6 @@
---- `awsnet trace DIR --src X --dst Y --port N`: evaluates a path in a snapshot folder (as written by
+--- The `awsnet trace` command: evaluates a path in a snapshot folder (as written by
 -- `awsnet snapshot`), hop by hop, forward and return.
+-- Usage: `awsnet trace DIR --src X --dst Y --port N`.
 -- @module awsnet.cli.trace
 local args = require "awsnet.cli.args"
 

@@ -3,6 +3,7 @@
 -- TGW is one TGW; the owner's route tables go with the participant's attachments), expands
 -- prefix lists, computes propagated TGW routes, and keeps the names and rule texts the hops
 -- are reported with. Everything it cannot use is listed in `skipped`.
+-- @module awsnet.reach.build
 local core = require "awsnet.core"
 local errors = require "awsnet.errors"
 
@@ -851,6 +852,10 @@ function Builder:unknown_keys(data)
 end
 
 --- Compiles `data` (the table form); returns the builder state, or nil, err.
+-- @tparam table data {accounts = {[id] = {[region] = {Key = array}}}}
+-- @tparam[opt] table origins origins[account][region][Key] = file path, for messages
+-- @treturn table the builder state (the C model, names, endpoints, skipped, counts), or nil, err
+-- ("invalid_snapshot" with file and resource)
 function build.compile(data, origins)
   local b = new_builder(origins)
   local ok, err = pcall(function()

@@ -10,6 +10,7 @@
 -- hop = { component = id, kind = "route-table" | ..., rule = text | nil,
 --         verdict = "allow" | "deny" | "forward" | "drop" | "deliver",
 --         direction = "forward" | "return", code = explanation code on the blocking hop }
+-- @module awsnet.reach.report
 local core = require "awsnet.core"
 
 local creach = core.reach
@@ -39,6 +40,8 @@ Result.__index = function(r, key)
 end
 
 --- The metatable of one model's results: it holds the model, so a result need not.
+-- @param model the awsnet.reach model
+-- @treturn table the metatable
 function report.metatable(model)
   local mt = { model = model }
   for k, v in pairs(Result) do mt[k] = v end
@@ -227,6 +230,12 @@ end
 
 --- A trace's result: the endpoints it was asked about, its packed query and its verdict; the
 -- rest is read from these on first use. `mt` is the model's result metatable (report.metatable).
+-- @tparam table mt the model's result metatable
+-- @tparam table src the source endpoint
+-- @tparam table dst the destination endpoint
+-- @tparam boolean ok the verdict
+-- @param query the packed query the C evaluator walks again
+-- @return the result
 function report.result(mt, src, dst, ok, query)
   return setmetatable({ _src = src, _dst = dst, _q = query, reachable = ok }, mt)
 end
@@ -240,22 +249,38 @@ local function early(mt, ctx, hop, code, fix)
   return setmetatable(ctx, mt)
 end
 
+--- The result when the source's VPC cannot resolve the destination's name (enableDnsSupport off).
+-- @tparam table mt the model's result metatable
+-- @tparam table ctx the query as plain fields (_src, _dst, _proto, _port, ...)
+-- @tparam string vpc the VPC id
+-- @return the result, blocked with DNS_SUPPORT_DISABLED
 function report.dns_blocked(mt, ctx, vpc)
   return early(mt, ctx, { component = vpc, kind = "vpc", rule = "enableDnsSupport = false" }, "DNS_SUPPORT_DISABLED",
     "enable enableDnsSupport on " .. vpc .. " (the function cannot resolve " .. ctx._dst.label .. ")")
 end
 
+--- The result when the destination database is not available.
+-- @tparam table mt the model's result metatable
+-- @tparam table ctx the query as plain fields
+-- @return the result, blocked with BAD_STATE
 function report.db_unavailable(mt, ctx)
   return early(mt, ctx, { component = ctx._dst.label, kind = "rds", rule = "DBInstanceStatus is not available" },
     "BAD_STATE", "wait until " .. ctx._dst.label .. " is available (or start it)")
 end
 
+--- The result when a publicly accessible database's public address is not in the snapshot.
+-- @tparam table mt the model's result metatable
+-- @tparam table ctx the query as plain fields
+-- @return the result, blocked with UNKNOWN_DESTINATION
 function report.public_unknown(mt, ctx)
   return early(mt, ctx, { component = ctx._dst.label, kind = "rds" }, "UNKNOWN_DESTINATION",
     "set PubliclyAccessible=false on " .. ctx._dst.label .. ": its public address is not in the snapshot")
 end
 
 --- The smallest list of CIDRs covering [first, last] (integers).
+-- @tparam integer first the first IPv4 address, as an integer
+-- @tparam integer last the last one
+-- @treturn {string,...} CIDR blocks
 function report.cidrs(first, last)
   local out = {}
   while first <= last do
@@ -306,7 +331,11 @@ local function plain_hops(hops)
   return out
 end
 
---- The result as plain data (what `json` encodes).
+--- The result as plain data (what `json` encodes): `result:data()`.
+-- @within Result
+-- @param r the result
+-- @treturn table {reachable, code, src, dst, dst_ip, protocol, port, source, fix, blocked_at,
+-- forward, ret, assumptions}
 function Result.data(r)
   return { reachable = r.reachable, code = r.code, src = r.src, dst = r.dst, dst_ip = r.dst_ip or nil,
     protocol = r.protocol, port = r.port, source = r.source, fix = r.fix or nil,
@@ -315,6 +344,10 @@ function Result.data(r)
     ret = { ok = r.ret.ok, hops = plain_hops(r.ret.hops) }, assumptions = r.assumptions }
 end
 
+--- The result as JSON: `result:json()`.
+-- @within Result
+-- @param r the result
+-- @treturn string the JSON text of `result:data()`
 function Result.json(r)
   local cjson = require "cjson"
   return cjson.encode(r:data())

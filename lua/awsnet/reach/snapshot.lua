@@ -4,6 +4,7 @@
 -- (never its name). Files without an account or region folder go under account "default"
 -- and region "default". Several files with the same key in one account and region are
 -- concatenated.
+-- @module awsnet.reach.snapshot
 local cjson = require "cjson.safe"
 local errors = require "awsnet.errors"
 local process = require "awsnet.svc.process"
@@ -49,6 +50,10 @@ end
 
 --- Returns the table form `{accounts = {[id] = {[region] = {Key = value, ...}}}}` and
 -- `origins[account][region][Key] = path`, or nil, err (code "invalid_snapshot", with `file`).
+-- @tparam string dir the snapshot folder (or its aws_configs folder)
+-- @treturn table the table form, or nil, err
+-- @treturn table origins
+-- @treturn table skipped: {file, reason} for files outside the layout
 function snapshot.read(dir)
   if type(dir) ~= "string" then error("snapshot.read: folder name expected", 2) end
   local root = dir

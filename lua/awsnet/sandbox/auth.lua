@@ -1,6 +1,7 @@
 --- Who is calling: SigV4 verification of a sandbox request.
 -- The signature is recomputed with awsnet.sigv4 from exactly the client's SignedHeaders, X-Amz-Date
 -- and payload hash, with the secret the sandbox knows for the access key.
+-- @module awsnet.sandbox.auth
 local errors = require "awsnet.errors"
 
 local auth = {}
@@ -25,6 +26,8 @@ local function auth_error(service, kind, message)
 end
 
 --- Parses `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`.
+-- @param value the Authorization header (anything else gives nil)
+-- @treturn ?table {access_key_id, date, region, service, signed_headers, signature}
 function auth.parse_authorization(value)
   if type(value) ~= "string" then return nil end
   local algorithm, rest = value:match("^(%S+)%s+(.*)$")
@@ -66,6 +69,12 @@ end
 
 --- Checks the request's signature. Returns identity {account, arn, user_id}, service name; or
 -- nil, service name, err.
+-- @param sb the sandbox (its state, accounts' secrets, max_skew_s)
+-- @tparam table req the request {method, target, headers, body}
+-- @treturn table identity {account, arn, user_id}, or nil
+-- @treturn string the service the credential scope names
+-- @return the error when refused: the protocol's code for a missing, malformed, expired or wrong
+-- signature, or an unknown key ("InvalidClientTokenId", "AuthFailure", ...), with HTTP status
 function auth.check(sb, req)
   local a = auth.parse_authorization(req.headers.authorization)
   if not a then

@@ -2,11 +2,22 @@
 -- Gateways with their attachments and route tables, tags. Objects are stored in the sandbox state;
 -- `render` turns them into the shapes of describe-* (PascalCase, as the AWS CLI prints them and
 -- awsnet.reach reads them), which the EC2 XML writer also renders.
+-- @module awsnet.sandbox.ec2
 local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
 local cidr = require "awsnet.sandbox.cidr"
 
 local ec2 = { actions = {}, render = {} }
+
+--- The handler of each API action: `actions.<Action>(ctx, params)` -> the result table, or nil,
+-- err with AWS's error code and HTTP status. `ctx` = {sandbox, state, account, arn, user_id,
+-- region, request_id}.
+-- @table actions
+
+--- The renderer of each kind of object: `render.<kind>(obj, ctx)` -> the describe-* shape
+-- (eni, vpc, subnet, rtb, sg, acl, tgw, tgw_attachment, tgw_rt, tgw_route).
+-- @table render
+
 local A, R = ec2.actions, ec2.render
 local array = wire.array
 
@@ -16,7 +27,7 @@ local function not_found(code, id)
   return fail(code, string.format("The %s '%s' does not exist", code:match("^Invalid(%a+)") or "resource", tostring(id)))
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Parameters
 
 --- The values of a list parameter under any of its wire names (VpcId.1, TransitGatewayIds.1).
@@ -55,7 +66,7 @@ local function render_tags(tags)
   return array(out, "item", "tagSet")
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Visibility and lookups
 
 -- Which account may see a Transit Gateway: its owner, and accounts it is shared with (accepted).
@@ -102,7 +113,7 @@ local function as_started(rendered, state)
   return rendered
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Describe: ids and filters (every answer is one page)
 
 local function tag_filter_match(tags, name, values)
@@ -192,7 +203,7 @@ local function describer(kind, id_params, code, fields, render, key, xml_name)
   end
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- ENIs
 
 local function subnet_free_ip(ctx, subnet)
@@ -207,6 +218,11 @@ local function subnet_free_ip(ctx, subnet)
 end
 
 --- Creates an ENI in `subnet` (used by TGW attachments, RDS and Lambda). Returns it, or nil, err.
+-- @tparam table ctx the request context (state, account, ...)
+-- @tparam table subnet the subnet object
+-- @tparam table fields {groups, interface_type, description, requester_id, requester_managed,
+-- attachment, public_ip}
+-- @treturn table the ENI, or nil, err ("InsufficientFreeAddressesInSubnet")
 function ec2.create_eni(ctx, subnet, fields)
   local ip = subnet_free_ip(ctx, subnet)
   if not ip then
@@ -223,6 +239,9 @@ function ec2.create_eni(ctx, subnet, fields)
   return ctx.state:put("eni", eni)
 end
 
+--- Removes an ENI from the state.
+-- @tparam table ctx the request context
+-- @tparam string id the ENI id
 function ec2.delete_eni(ctx, id) ctx.state:remove("eni", id) end
 
 function R.eni(e, ctx)
@@ -244,7 +263,7 @@ function R.eni(e, ctx)
   }
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- VPCs
 
 function R.vpc(v, ctx)
@@ -381,7 +400,7 @@ function A.ModifyVpcAttribute(ctx, p)
   return { Return = true }
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Subnets
 
 local function subnet_rtb(ctx, subnet)
@@ -467,7 +486,7 @@ function A.DeleteSubnet(ctx, p)
   return {}
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Route tables
 
 local function route_state(ctx, route)
@@ -649,7 +668,7 @@ function A.DeleteRoute(ctx, p)
   return {}
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Security groups
 
 local function render_rule(r)
@@ -836,7 +855,7 @@ function A.AuthorizeSecurityGroupEgress(ctx, p) return change_rules(ctx, p, "egr
 function A.RevokeSecurityGroupIngress(ctx, p) return change_rules(ctx, p, "ingress", false) end
 function A.RevokeSecurityGroupEgress(ctx, p) return change_rules(ctx, p, "egress", false) end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Network ACLs
 
 function R.acl(acl)
@@ -946,7 +965,7 @@ function A.ReplaceNetworkAclAssociation(ctx, p)
   return not_found("InvalidAssociationID.NotFound", p.AssociationId)
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Network interfaces, zones, prefix lists
 
 local function eni_fields(e)
@@ -1011,7 +1030,7 @@ function A.DescribeManagedPrefixLists(ctx, p)
   return { PrefixLists = array(out, "item", "prefixListSet") }
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Transit Gateways
 
 local function enable(v, default)
@@ -1095,7 +1114,7 @@ function A.DeleteTransitGateway(ctx, p)
   return { TransitGateway = as_started(R.tgw(tgw, ctx), "deleting") }
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Transit Gateway VPC attachments
 
 function R.tgw_attachment(att, ctx)
@@ -1245,7 +1264,7 @@ function A.DeleteTransitGatewayVpcAttachment(ctx, p)
   return { TransitGatewayVpcAttachment = as_started(R.tgw_attachment(att, ctx), "deleting") }
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Transit Gateway route tables
 
 function R.tgw_rt(rt, ctx)
@@ -1355,6 +1374,10 @@ function A.DisableTransitGatewayRouteTablePropagation(ctx, p)
 end
 
 --- Every route of a TGW route table, static and propagated: {cidr, type, state, attachment}.
+-- A static route shadows the propagated route of the same CIDR.
+-- @tparam table ctx the request context
+-- @tparam table rt the TGW route table object
+-- @treturn table the routes, sorted by CIDR
 function ec2.tgw_routes(ctx, rt)
   local out = {}
   for _, r in ipairs(rt.routes) do
@@ -1466,7 +1489,7 @@ function A.GetTransitGatewayRouteTablePropagations(ctx, p)
   return { TransitGatewayRouteTablePropagations = array(out, "item", "transitGatewayRouteTablePropagations") }
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Tags
 
 local TAGGABLE = {
@@ -1509,6 +1532,12 @@ function A.CreateTags(ctx, p) return change_tags(ctx, p, true) end
 function A.DeleteTags(ctx, p) return change_tags(ctx, p, false) end
 
 --- Looks up a visible object for another service (RDS, Lambda): kind, id, not-found code.
+-- @function lookup
+-- @tparam table ctx the request context (whose account must see the object)
+-- @tparam string kind "vpc", "subnet", "sg", ...
+-- @tparam string id the object's id
+-- @tparam string code the error code when it is not there ("InvalidSubnetID.NotFound")
+-- @treturn table the object, or nil, err with `code`
 ec2.lookup = lookup
 
 return ec2

@@ -1,8 +1,14 @@
 --- IAM in the sandbox: roles with a trust policy and attached managed policies.
+-- @module awsnet.sandbox.iam
 local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
 
 local iam = { actions = {} }
+
+--- The handler of each API action: `actions.<Action>(ctx, params)` -> the result table, or nil,
+-- err with AWS's error code and HTTP status. `ctx` = {sandbox, state, account, arn, user_id,
+-- region, request_id}.
+-- @table actions
 local A = iam.actions
 
 local function fail(code, message, status) return errors.fail(code, message, { status = status or 400 }) end
@@ -16,6 +22,9 @@ local function find_role(ctx, name)
 end
 
 --- The role named by an ARN, in whatever account owns it (used by STS and Lambda).
+-- @param state the sandbox state
+-- @tparam string arn "arn:aws:iam::<account>:role/<path/name>"
+-- @treturn ?table the role
 function iam.role_by_arn(state, arn)
   local account, name = (arn or ""):match("^arn:aws:iam::(%d+):role/(.+)$")
   if not account then return nil end
@@ -98,7 +107,10 @@ function A.DeleteRole(ctx, p)
   return {}
 end
 
---- True when the role's trust policy lets `principal` ({account, arn} or service name) assume it.
+--- True when the role's trust policy lets `caller` assume it.
+-- @tparam table role the role
+-- @tparam table caller {account, arn}, or {service = "lambda.amazonaws.com"}
+-- @treturn boolean
 function iam.trusts(role, caller)
   local doc = wire.json_decode(role.trust) or {}
   local statements = doc.Statement

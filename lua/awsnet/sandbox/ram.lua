@@ -1,9 +1,15 @@
 --- AWS RAM in the sandbox: resource shares with invitations between accounts. A shared Transit
 -- Gateway becomes visible to another account only once that account accepts the invitation.
+-- @module awsnet.sandbox.ram
 local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
 
 local ram = { actions = {} }
+
+--- The handler of each API action: `actions.<Action>(ctx, params)` -> the result table, or nil,
+-- err with AWS's error code and HTTP status. `ctx` = {sandbox, state, account, arn, user_id,
+-- region, request_id}.
+-- @table actions
 local A = ram.actions
 local array = wire.array
 
@@ -20,6 +26,10 @@ local ROUTES = {
   ["POST /listresources"] = "ListResources", ["DELETE /deleteresourceshare"] = "DeleteResourceShare",
 }
 
+--- The action a REST-JSON request names (RAM routes by method and path only).
+-- @tparam string method the HTTP method
+-- @tparam string path the request path
+-- @treturn ?string the action
 function ram.route(method, path)
   return ROUTES[method .. " " .. path:lower()]
 end
@@ -66,6 +76,10 @@ local function invitation_for(st, share_arn, account)
 end
 
 --- True when `resource_arn` is in an active share whose invitation `account` accepted.
+-- @param st the sandbox state
+-- @tparam string resource_arn the resource's ARN
+-- @tparam string account the account id
+-- @treturn boolean
 function ram.is_shared_with(st, resource_arn, account)
   for _, sh in ipairs(st:list("ram_share", function(s) return s.status == "ACTIVE" and s.resources[resource_arn] end)) do
     if sh.principals[account] then

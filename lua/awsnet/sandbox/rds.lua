@@ -1,11 +1,17 @@
 --- RDS in the sandbox: DB subnet groups and DB instances (mysql, mariadb). Each instance gets an
 -- ENI in one of its subnets, an endpoint name served by the sandbox's dnsmasq, and a real MariaDB
 -- server on loopback with the master user and password given.
+-- @module awsnet.sandbox.rds
 local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
 local ec2 = require "awsnet.sandbox.ec2"
 
 local rds = { actions = {} }
+
+--- The handler of each API action: `actions.<Action>(ctx, params)` -> the result table, or nil,
+-- err with AWS's error code and HTTP status. `ctx` = {sandbox, state, account, arn, user_id,
+-- region, request_id}.
+-- @table actions
 local A = rds.actions
 local array = wire.array
 
@@ -13,7 +19,7 @@ local function fail(code, message, status) return errors.fail(code, message, { s
 
 local function need(p, ...) return wire.need(p, "InvalidParameterValue", ...) end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Subnet groups
 
 local function group_key(account, name) return account .. ":" .. name:lower() end
@@ -92,11 +98,16 @@ function A.DeleteDBSubnetGroup(ctx, p)
   return {}
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Endpoint DNS: a dnsmasq the sandbox starts on first use, answering for *.rds.amazonaws.com
 
 --- The address `name` resolves to for a client in `from_vpc` (nil: outside any VPC), or nil.
 -- Publicly accessible instances resolve to their public address outside their own VPC.
+-- @param state the sandbox state
+-- @tparam string name the endpoint name
+-- @tparam ?string from_vpc the client's VPC id
+-- @treturn ?string the address
+-- @treturn ?table the instance
 function rds.resolve(state, name, from_vpc)
   for _, inst in ipairs(state:list("db_instance")) do
     if inst.address == name and inst.eni then
@@ -119,6 +130,9 @@ end
 
 --- Brings the sandbox's dnsmasq in line with the instances; starts it on first use (or when
 -- `start` is true).
+-- @param sb the sandbox
+-- @tparam[opt] boolean start start dnsmasq even with no instance yet
+-- @return true, or nil, err (dnsmasq could not start or answer)
 function rds.sync_dns(sb, start)
   local records = dns_records(sb)
   if not sb.dns then
@@ -139,7 +153,7 @@ function rds.sync_dns(sb, start)
   end, 10, "the sandbox's dnsmasq")
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Instances
 
 local ENGINES = { mysql = "8.0.35", mariadb = "10.11.6" }
@@ -176,6 +190,9 @@ local function account_label(ctx)
 end
 
 --- Starts the MariaDB server behind `inst` when it is not running (first use, or after a restart).
+-- @param sb the sandbox
+-- @tparam table inst the instance object
+-- @return the awsnet.svc.mariadb_server server, or nil, err
 function rds.backing(sb, inst)
   sb.databases = sb.databases or {}
   local srv = sb.databases[inst.id]
@@ -291,9 +308,15 @@ function A.DeleteDBInstance(ctx, p)
   return { DBInstance = out }
 end
 
+--- An instance as DescribeDBInstances shows it.
+-- @function render
+-- @tparam table inst the instance object
+-- @tparam table ctx the request context
+-- @treturn table the DBInstance shape
 rds.render = render_instance
 
 --- Stops the sandbox's databases and DNS server.
+-- @param sb the sandbox
 function rds.shutdown(sb)
   for id, srv in pairs(sb.databases or {}) do srv:stop(); sb.databases[id] = nil end
   if sb.dns then sb.dns:stop(); sb.dns = nil end

@@ -1,5 +1,6 @@
 --- The sandbox's world as describe-* data per account, the table awsnet.reach.load takes. Built
 -- from the same renderers that answer the Describe* calls, so the model sees what clients see.
+-- @module awsnet.sandbox.snapshot
 local ec2 = require "awsnet.sandbox.ec2"
 
 local snapshot = {}
@@ -60,6 +61,9 @@ end
 
 --- The reach table for the whole sandbox: {accounts = {[id] = {[region] = {Vpcs = ..., ...}}}}.
 -- `extra(account)` may return more keys per account (DBInstances, Functions from their modules).
+-- @param st the sandbox state
+-- @tparam[opt] function extra (account, ctx) -> table of more keys for that account
+-- @treturn table the table form
 function snapshot.build(st, extra)
   local data = { accounts = {} }
   for _, account in ipairs(st:accounts()) do

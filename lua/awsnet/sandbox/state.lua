@@ -1,5 +1,6 @@
 --- The sandbox's world: accounts, sessions and resources, with a seeded id generator, AWS-like
 -- state transitions and an optional JSON file so a sandbox survives restarts.
+-- @module awsnet.sandbox.state
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
 
@@ -18,6 +19,9 @@ local REGION_PREFIX = {
 
 --- A fresh world. opts: accounts (array of 12-digit ids), secrets ({[account]=secret}), seed,
 -- region, transition_s (time a resource stays pending/deleting).
+-- @tparam table opts the options
+-- @return the state (`State` methods)
+-- @raise on an account id that is not 12 digits
 function state.new(opts)
   local self = setmetatable({
     data = {
@@ -38,6 +42,9 @@ function state.new(opts)
 end
 
 --- Reads a saved world from `path`; nil when there is none.
+-- @tparam string path the JSON file
+-- @tparam table opts as for `new` (the transition time; the saved data replaces the rest)
+-- @return the state, nil without a file, or nil, err ("state": not a saved world)
 function state.load(path, opts)
   local f = io.open(path, "r")
   if not f then return nil end
@@ -51,6 +58,9 @@ function state.load(path, opts)
 end
 
 --- Writes the world to `path` atomically (temp file + rename).
+-- @within State
+-- @tparam string path the JSON file
+-- @raise when the file cannot be written
 function State:save(path)
   local tmp = path .. ".tmp"
   local f = assert(io.open(tmp, "w"))
@@ -59,10 +69,20 @@ function State:save(path)
   assert(os.rename(tmp, path))
 end
 
+--- The sandbox's region.
+-- @within State
+-- @treturn string
 function State:region() return self.data.region end
 
+--- An account's record {secret, az_letter_of}, nil for an unknown id.
+-- @within State
+-- @tparam string id the account id
+-- @treturn ?table
 function State:account(id) return self.data.accounts[id] end
 
+--- The account ids, sorted.
+-- @within State
+-- @treturn {string,...}
 function State:accounts()
   local ids = {}
   for id in pairs(self.data.accounts) do ids[#ids + 1] = id end
@@ -71,6 +91,8 @@ function State:accounts()
 end
 
 --- One step of xorshift32: a small deterministic generator whose whole state is one number.
+-- @tparam integer x the current state (not 0)
+-- @treturn integer the next state, a 32-bit number
 function state.xorshift32(x)
   x = x ~ ((x << 13) & 0xffffffff)
   x = x ~ (x >> 17)
@@ -78,11 +100,17 @@ function state.xorshift32(x)
 end
 
 --- The next number of the saved generator: the same seed gives the same ids.
+-- @within State
+-- @treturn integer a 32-bit number
 function State:random32()
   self.data.rng = state.xorshift32(self.data.rng)
   return self.data.rng
 end
 
+--- `n` random hex digits from the generator.
+-- @within State
+-- @tparam integer n how many
+-- @treturn string
 function State:hex(n)
   local out = {}
   while #out < n do
@@ -97,15 +125,25 @@ function State:hex(n)
 end
 
 --- An AWS-shaped id: prefix-<17 hex>.
+-- @within State
+-- @tparam string prefix "vpc", "subnet", ...
+-- @tparam[opt=17] integer digits how many hex digits
+-- @treturn string
 function State:new_id(prefix, digits) return prefix .. "-" .. self:hex(digits or 17) end
 
 --- A request id in the UUID shape AWS uses.
+-- @within State
+-- @treturn string
 function State:request_id()
   local h = self:hex(32)
   return string.format("%s-%s-4%s-a%s-%s", h:sub(1, 8), h:sub(9, 12), h:sub(14, 16), h:sub(18, 20), h:sub(21, 32))
 end
 
 --- Alphanumeric string of `n` chars (access keys, endpoint names).
+-- @within State
+-- @tparam integer n how many
+-- @tparam[opt] string alphabet the characters to draw from (default A-Z0-9)
+-- @treturn string
 function State:token(n, alphabet)
   alphabet = alphabet or "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
   local out = {}
@@ -117,6 +155,9 @@ function State:token(n, alphabet)
 end
 
 --- The table of resources of `kind` (id -> object).
+-- @within State
+-- @tparam string kind "vpc", "eni", "db_instance", ...
+-- @treturn table the live table (created when absent)
 function State:all(kind)
   local t = self.data.res[kind]
   if not t then t = {}; self.data.res[kind] = t end
@@ -124,6 +165,10 @@ function State:all(kind)
 end
 
 --- Stores `obj` (with obj.id) under `kind`, stamped with a creation order.
+-- @within State
+-- @tparam string kind the kind
+-- @tparam table obj the object
+-- @treturn table obj
 function State:put(kind, obj)
   self.data.clock = self.data.clock + 1
   obj.seq = self.data.clock
@@ -131,11 +176,24 @@ function State:put(kind, obj)
   return obj
 end
 
+--- The object of `kind` with this id, or nil.
+-- @within State
+-- @tparam string kind the kind
+-- @param id the id (nil gives nil)
+-- @treturn ?table
 function State:get(kind, id) return id and self:all(kind)[id] end
 
+--- Forgets an object.
+-- @within State
+-- @tparam string kind the kind
+-- @param id the id
 function State:remove(kind, id) self:all(kind)[id] = nil end
 
 --- Objects of `kind` for which `keep(obj)` holds, in creation order.
+-- @within State
+-- @tparam string kind the kind
+-- @tparam[opt] function keep obj -> true to list it (default: all)
+-- @treturn table the objects
 function State:list(kind, keep)
   local out = {}
   for _, obj in pairs(self:all(kind)) do
@@ -146,12 +204,19 @@ function State:list(kind, keep)
 end
 
 --- Starts a timed state change: obj.state = now_state until `transition_s` passed, then final.
+-- @within State
+-- @tparam table obj the object
+-- @tparam string now_state "pending", "deleting", ...
+-- @tparam string final_state "available", "deleted", ...
 function State:transition(obj, now_state, final_state)
   obj.state, obj.next_state, obj.ready_at = now_state, final_state, os.time() + self.transition_s
   if self.transition_s <= 0 then obj.ready_at = 0 end
 end
 
 --- Applies a due state change to `obj`; returns its state.
+-- @within State
+-- @tparam table obj the object
+-- @treturn string its state now
 function State:settle(obj) -- luacheck: no unused args
   if obj.next_state and os.time() >= (obj.ready_at or 0) then
     obj.state, obj.next_state, obj.ready_at = obj.next_state, nil, nil
@@ -159,12 +224,21 @@ function State:settle(obj) -- luacheck: no unused args
   return obj.state
 end
 
---- AZ name of `az_id` as `account` sees it (us-east-1a ...), and back.
+--- AZ name of `az_id` as `account` sees it (us-east-1a ...); `az_id_of` goes back.
+-- @within State
+-- @tparam string account the account id
+-- @tparam string az_id "use1-az1", ...
+-- @treturn string the name
 function State:az_name(account, az_id)
   local suffix = az_id:match("%-(az%d)$")
   return self.data.region .. self.data.accounts[account].az_letter_of[suffix]
 end
 
+--- The AZ ID of a zone name as `account` sees it, or nil for a name not in the region.
+-- @within State
+-- @tparam string account the account id
+-- @tparam string az_name "us-east-1a", ...
+-- @treturn ?string the AZ ID
 function State:az_id_of(account, az_name)
   local letter = az_name:sub(#self.data.region + 1)
   for suffix, l in pairs(self.data.accounts[account].az_letter_of) do
@@ -175,6 +249,9 @@ function State:az_id_of(account, az_name)
 end
 
 --- Every AZ of the region as `account` sees it: array of {name, id}, sorted by name.
+-- @within State
+-- @tparam string account the account id
+-- @treturn table the zones
 function State:zones(account)
   local out = {}
   for _, suffix in ipairs(AZ_IDS) do

@@ -1,9 +1,15 @@
 --- STS in the sandbox: who am I, and cross-account AssumeRole with temporary keys.
+-- @module awsnet.sandbox.sts
 local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
 local iam = require "awsnet.sandbox.iam"
 
 local sts = { actions = {} }
+
+--- The handler of each API action: `actions.<Action>(ctx, params)` -> the result table, or nil,
+-- err with AWS's error code and HTTP status. `ctx` = {sandbox, state, account, arn, user_id,
+-- region, request_id}. Here: GetCallerIdentity, AssumeRole.
+-- @table actions
 
 function sts.actions.GetCallerIdentity(ctx)
   return { Account = ctx.account, Arn = ctx.arn, UserId = ctx.user_id }

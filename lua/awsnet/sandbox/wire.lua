@@ -1,5 +1,6 @@
 --- Wire formats of the AWS protocols the sandbox speaks: query/EC2 form parameters in, EC2 XML,
 -- query XML (STS, IAM, RDS) and JSON (RAM, Lambda) out, with AWS's error shapes.
+-- @module awsnet.sandbox.wire
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
 
@@ -8,9 +9,15 @@ local wire = {}
 local function url_decode(s)
   return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
+--- Decodes form encoding: "+" is a space, %XX a byte.
+-- @function url_decode
+-- @tparam string s the encoded text
+-- @treturn string
 wire.url_decode = url_decode
 
 --- Decodes `a=1&b=2` into a flat map.
+-- @tparam ?string text the form (nil is empty)
+-- @treturn table name -> value
 function wire.parse_form(text)
   local out = {}
   for pair in (text or ""):gmatch("[^&]+") do
@@ -21,12 +28,17 @@ function wire.parse_form(text)
 end
 
 --- Splits a request target into its path and its decoded query map.
+-- @tparam string target "/path?a=1"
+-- @treturn string the decoded path
+-- @treturn table the query map
 function wire.split_target(target)
   local path, query = target:match("^([^?]*)%??(.*)$")
   return url_decode(path), wire.parse_form(query)
 end
 
 --- Nests flat query keys: "Filter.1.Value.2" = v becomes p.Filter[1].Value[2] = v.
+-- @tparam table flat name -> value
+-- @treturn table the nested parameters
 function wire.nest(flat)
   local root = {}
   for key, value in pairs(flat) do
@@ -45,6 +57,8 @@ function wire.nest(flat)
 end
 
 --- The array of a query list whatever its wire wrapping: `X.1`, `X.member.1`, `X.Name.1`.
+-- @param v the nested parameter (anything but a table is an empty list)
+-- @treturn table the array
 function wire.list(v)
   if type(v) ~= "table" then return {} end
   if v[1] ~= nil then return v end
@@ -60,11 +74,18 @@ local LIST = {}
 --- Marks `items` as a list. In XML each element is named `tag` (default: the protocol's "item"
 -- or "member") and the list itself `xml_name` (default: the field name, first letter lowered
 -- for EC2), so one table renders as AWS's XML and as the JSON the AWS CLI prints.
+-- @tparam[opt] table items the elements (default: a new empty list)
+-- @tparam[opt] string tag the XML name of each element
+-- @tparam[opt] string xml_name the XML name of the list
+-- @treturn table items, marked
 function wire.array(items, tag, xml_name)
   return setmetatable(items or {}, { [LIST] = true, tag = tag, xml_name = xml_name })
 end
 
 --- Gives some fields of `obj` other XML names: {Description = "groupDescription"}.
+-- @tparam table obj the object
+-- @tparam table names field -> XML name
+-- @treturn table obj
 function wire.xml_names(obj, names)
   return setmetatable(obj, { xml_names = names })
 end
@@ -87,6 +108,10 @@ local function xml_escape(s)
   return (tostring(s):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;",
     ['"'] = "&quot;", ["'"] = "&apos;" }))
 end
+--- Escapes & < > " ' for XML text and attributes.
+-- @function xml_escape
+-- @param s the value (turned into a string)
+-- @treturn string
 wire.xml_escape = xml_escape
 
 local function scalar_text(v)
@@ -130,6 +155,10 @@ end
 local EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
 --- An EC2 response: <ActionResponse><requestId/>members</ActionResponse>.
+-- @tparam string action the action
+-- @tparam table members the result
+-- @tparam string request_id the request id
+-- @treturn table the HTTP response {status, headers, body}
 function wire.ec2_response(action, members, request_id)
   return {
     status = 200, headers = { ["Content-Type"] = "text/xml;charset=UTF-8" },
@@ -139,6 +168,12 @@ function wire.ec2_response(action, members, request_id)
   }
 end
 
+--- An EC2 error response (<Response><Errors><Error>...).
+-- @tparam integer status the HTTP status
+-- @tparam string code AWS's error code
+-- @tparam string message the message
+-- @tparam string request_id the request id
+-- @treturn table the HTTP response {status, headers, body}
 function wire.ec2_error(status, code, message, request_id)
   return {
     status = status, headers = { ["Content-Type"] = "text/xml;charset=UTF-8" },
@@ -149,6 +184,11 @@ function wire.ec2_error(status, code, message, request_id)
 end
 
 --- A query-protocol response (STS, IAM, RDS) with its ResponseMetadata.
+-- @tparam string action the action
+-- @tparam table result the result
+-- @tparam string namespace the service's XML namespace
+-- @tparam string request_id the request id
+-- @treturn table the HTTP response {status, headers, body}
 function wire.query_response(action, result, namespace, request_id)
   return {
     status = 200, headers = { ["Content-Type"] = "text/xml" },
@@ -158,6 +198,13 @@ function wire.query_response(action, result, namespace, request_id)
   }
 end
 
+--- A query-protocol error response (<ErrorResponse>, Sender or Receiver by status).
+-- @tparam integer status the HTTP status
+-- @tparam string code AWS's error code
+-- @tparam string message the message
+-- @tparam string namespace the service's XML namespace
+-- @tparam string request_id the request id
+-- @treturn table the HTTP response {status, headers, body}
 function wire.query_error(status, code, message, namespace, request_id)
   return {
     status = status, headers = { ["Content-Type"] = "text/xml" },
@@ -207,12 +254,18 @@ local function json_encode(v, out)
 end
 
 --- JSON text where tables marked with wire.array are arrays (empty ones too).
+-- Object keys are sorted, so the text is the same for the same value.
+-- @param v the value
+-- @treturn string
 function wire.json(v)
   local out = {}
   json_encode(v, out)
   return table.concat(out)
 end
 
+--- Decodes a JSON request body: {} for an empty one, nil when it is not a JSON object or array.
+-- @tparam ?string text the body
+-- @treturn ?table
 function wire.json_decode(text)
   if text == nil or text == "" then return {} end
   local ok, v = pcall(cjson.decode, text)
@@ -220,12 +273,24 @@ function wire.json_decode(text)
   return nil
 end
 
+--- A JSON response (RAM, Lambda).
+-- @tparam integer status the HTTP status
+-- @param value the body's value (nil: an empty body)
+-- @tparam string request_id the request id (x-amzn-RequestId)
+-- @tparam[opt] table extra_headers more headers
+-- @treturn table the HTTP response {status, headers, body}
 function wire.json_response(status, value, request_id, extra_headers)
   local headers = { ["Content-Type"] = "application/json", ["x-amzn-RequestId"] = request_id }
   for k, v in pairs(extra_headers or {}) do headers[k] = v end
   return { status = status, headers = headers, body = value == nil and "" or wire.json(value) }
 end
 
+--- A JSON error response: x-amzn-ErrorType and {message, __type}.
+-- @tparam integer status the HTTP status
+-- @tparam string code AWS's error code
+-- @tparam string message the message
+-- @tparam string request_id the request id
+-- @treturn table the HTTP response {status, headers, body}
 function wire.json_error(status, code, message, request_id)
   return {
     status = status,
@@ -236,6 +301,10 @@ function wire.json_error(status, code, message, request_id)
 end
 
 --- nil, err with `code` unless every named parameter is present (non-empty) in `p`.
+-- @tparam table p the parameters
+-- @tparam string code the error code to answer with ("ValidationError", ...)
+-- @param ... the names
+-- @return true, or nil, err (status 400)
 function wire.need(p, code, ...)
   for _, name in ipairs({ ... }) do
     if p[name] == nil or p[name] == "" then
@@ -248,9 +317,13 @@ end
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 --- Base64 text of `data` (the client side's encoder: one definition of the alphabet's use).
+-- @tparam string data bytes
+-- @treturn string
 function wire.base64_encode(data) return require("awsnet.aws.restjson").base64(data) end
 
 --- Decodes base64 text; nil when it is not valid base64.
+-- @param text the text (white space is ignored)
+-- @treturn ?string the bytes
 function wire.base64_decode(text)
   if type(text) ~= "string" then return nil end
   text = text:gsub("%s", "")
@@ -271,6 +344,8 @@ function wire.base64_decode(text)
 end
 
 --- ISO 8601 UTC time as AWS prints it.
+-- @tparam integer epoch seconds
+-- @treturn string "2026-11-29T10:30:00.000Z"
 function wire.timestamp(epoch)
   return os.date("!%Y-%m-%dT%H:%M:%S.000Z", epoch)
 end

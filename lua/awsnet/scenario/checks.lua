@@ -7,6 +7,9 @@
 -- prove:  the path as built, then with each piece (TGW DNS support, a VPC route either way, the
 --         TGW route table's route, each security group rule) removed in a copy of the snapshot.
 -- Both write report.md and topology.svg into opts.out_dir and return {ok, checks|cases, report}.
+-- Errors: "not_applied" (the state file lists no applied scenario), the snapshot's and the
+-- report's errors; a failed check is not an error but `ok = false` with its detail.
+-- @module awsnet.scenario.checks
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
 local process = require "awsnet.svc.process"
@@ -17,11 +20,13 @@ local checks = {}
 
 local TITLE = "Lambda in account A -> RDS MySQL in account B through a shared Transit Gateway"
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Snapshot files as tables (for reading facts and for mutated copies)
 
--- Reads a snapshot folder into the table form awsnet.reach.load takes:
+--- Reads a snapshot folder into the table form awsnet.reach.load takes:
 -- {accounts = {[id] = {[region] = {[Key] = array}}}}, or nil, err.
+-- @tparam string dir the snapshot folder
+-- @treturn table the table form, or nil, err ("invalid_snapshot")
 function checks.read_snapshot(dir)
   return require("awsnet.reach.snapshot").read(dir)
 end
@@ -44,7 +49,7 @@ local function items(data, key)
   return out
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Shared setup
 
 local function clock() return runbook.clock() end
@@ -148,11 +153,15 @@ local function invoke(rb, fn, event)
   return body
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- verify
 
 --- Runs the four checks. opts: out_dir, aws (module), on_event, stdout (text output),
 -- direct = {host, port, tls} where this host reaches the database (the sandbox's MariaDB).
+-- @tparam table cfg the scenario config (scenario.config's result, with account_ids)
+-- @param rb the scenario's runbook
+-- @tparam[opt] table opts {out_dir, aws, on_event, stdout, direct, merge}
+-- @treturn table {ok, checks = {{name, ok, detail, seconds}}, report, readback}, or nil, err
 function checks.verify(cfg, rb, opts)
   opts = opts or {}
   local out, err = outputs_or_fail(rb)
@@ -264,7 +273,7 @@ function checks.verify(cfg, rb, opts)
   return { ok = ok, checks = list, report = paths, readback = readback }
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- prove
 
 local function remove_if(list, pred)
@@ -352,6 +361,11 @@ checks.PROVE_CASES = {
 
 --- The prove table. opts: out_dir, aws, on_event, stdout, snapshot_dir (use this snapshot
 -- instead of taking one), resolver for the DNS case.
+-- @tparam table cfg the scenario config
+-- @param rb the scenario's runbook
+-- @tparam[opt] table opts {out_dir, aws, on_event, stdout, snapshot_dir, merge}
+-- @treturn table {ok, cases = {{case, reachable, code, blocked_at, changed, as_expected}}, report},
+-- or nil, err
 function checks.prove(cfg, rb, opts)
   opts = opts or {}
   local out, err = outputs_or_fail(rb)

@@ -10,13 +10,17 @@
 -- Every resource carries the tags awsnet:scenario = <name> and awsnet:step = <step id>, so a
 -- resource created just before a crash is found and adopted by the next apply; names (RDS, IAM,
 -- Lambda, RAM) are derived from <name> too.
+-- Errors: "config" (a config that cannot work: a bad name or CIDR, an unknown key, no password),
+-- and the API errors of the steps, named by step and account (see awsnet.runbook).
+-- @module awsnet.scenario.tgw_lambda_rds
+-- @alias scenario
 local errors = require "awsnet.errors"
 local lambda_zip = require "awsnet.scenario.lambda_zip"
 local snapshot = require "awsnet.snapshot"
 
 local scenario = {}
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Configuration
 
 --- The article's defaults. Accounts: {profile=} or {credentials=}, plus endpoint= for a sandbox;
@@ -51,9 +55,104 @@ end
 
 local CIDR = "^%d+%.%d+%.%d+%.%d+/%d+$"
 
+-- Every key the scenario reads, so a misspelt one is refused rather than silently replaced by its
+-- default. `true` is a leaf; a table lists the keys of a nested table. Keep in step with DEFAULTS
+-- and with what the steps, the checks and the runbook read from the config.
+local CREDENTIALS_KEYS = { access_key_id = true, secret_access_key = true, session_token = true,
+  expiration = true, source = true }
+local ACCOUNT_KEYS = { profile = true, credentials = CREDENTIALS_KEYS, endpoint = true, role_arn = true,
+  source = true, same_as = true }
+local NETWORK_A_KEYS = { cidr = true, subnet = true, tgw_subnet = true, az = true, vpc_id = true, subnet_id = true,
+  tgw_subnet_id = true }
+local NETWORK_B_KEYS = { subnet2 = true, az2 = true, subnet2_id = true }
+for k in pairs(NETWORK_A_KEYS) do NETWORK_B_KEYS[k] = true end
+local CONFIG_KEYS = {
+  name = true, region = true, state_file = true, timeout = true, poll_interval = true, max_attempts = true,
+  progress_every = true, inside_vpc = true,
+  same_account = true, -- derived from accounts.B.same_as; accepted so a checked config checks again
+  accounts = { A = ACCOUNT_KEYS, B = ACCOUNT_KEYS },
+  account_ids = { A = true, B = true },
+  network = { A = NETWORK_A_KEYS, B = NETWORK_B_KEYS },
+  database = { engine = true, instance_class = true, storage_gb = true, name = true, username = true,
+    password_env = true, password_file = true, port = true },
+  lambda = { runtime = true, timeout = true, pymysql = true },
+  resolver = { server = true, port = true, label = true },
+  sandbox = { endpoint = true },
+}
+
+-- Edit distance (optimal string alignment: a swap of two neighbours counts as one edit).
+local function distance(a, b)
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 0, #b do d[0][j] = j end
+  for i = 1, #a do
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      d[i][j] = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        d[i][j] = math.min(d[i][j], d[i - 2][j - 2] + 1)
+      end
+    end
+  end
+  return d[#a][#b]
+end
+
+-- The known key nearest to `key`, when it is near enough to be a typo of it or one is the start
+-- of the other ("password_environment" for "password_env").
+local function nearest(key, known)
+  local best, best_d
+  for k in pairs(known) do
+    local a, b = key:lower(), k:lower()
+    local d = distance(a, b)
+    local prefix = #a >= 4 and #b >= 4 and (a:sub(1, #b) == b or b:sub(1, #a) == a)
+    if d <= math.max(2, #key // 3) or prefix then
+      if not best_d or d < best_d or (d == best_d and k < best) then best, best_d = k, d end
+    end
+  end
+  return best
+end
+
+-- nil, or the error for the first unknown key (in sorted order, at any depth) of `t`.
+local function check_keys(t, known, path)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local function where(k) return path and (path .. "." .. k) or k end
+  for _, k in ipairs(keys) do
+    local sub = known[k]
+    if not sub then
+      local near = nearest(k, known)
+      local hint
+      if near then
+        hint = string.format(" (did you mean '%s'?)", where(near))
+      else -- nothing close: say what is known there
+        local names = {}
+        for name in pairs(known) do names[#names + 1] = name end
+        table.sort(names)
+        hint = " (known: " .. table.concat(names, ", ") .. ")"
+      end
+      return errors.new("config", string.format("unknown key '%s' in config%s", where(k), hint),
+        { key = where(k), suggestion = near and where(near) })
+    end
+    local v = t[k]
+    -- a credentials provider object (anything with a metatable) is not a plain table of keys
+    if type(sub) == "table" and type(v) == "table" and getmetatable(v) == nil then
+      local err = check_keys(v, sub, where(k))
+      if err then return err end
+    end
+  end
+end
+
 --- Fills the defaults into a user configuration and checks it; returns the config or nil, err.
+-- A key the scenario does not know, at any level, is refused ("config", naming the nearest known key).
+-- @tparam[opt] table given the user config (DEFAULTS' shape; tables merge, arrays replace)
+-- @treturn table the config (with same_account), or nil, err ("config" with message; for an
+-- unknown key also err.key and err.suggestion, full dotted paths)
+-- @raise when `given` is neither nil nor a table
 function scenario.config(given)
   assert(given == nil or type(given) == "table", "scenario.config: table expected")
+  local unknown = given and check_keys(given, CONFIG_KEYS)
+  if unknown then return nil, unknown end
   local cfg = merge(scenario.DEFAULTS, given)
   if not cfg.name:match("^[a-z][a-z0-9-]*$") or #cfg.name > 40 then
     return errors.fail("config", "name must be lower-case letters, digits and '-', at most 40 characters")
@@ -76,6 +175,8 @@ end
 
 --- The database password: from the environment variable or the file the config names.
 -- Never stored in the state file, never printed.
+-- @tparam table cfg the config
+-- @treturn string the password, or nil, err ("config": unreadable file, nothing set)
 function scenario.db_password(cfg)
   local db = cfg.database
   if db.password_file then
@@ -97,7 +198,7 @@ local function az(cfg, suffix)
   return suffix
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Small helpers for steps
 
 local TAG_SCENARIO, TAG_STEP = "awsnet:scenario", "awsnet:step"
@@ -215,7 +316,7 @@ local function state_is(value)
   return function(obj) return obj.State == value end
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Steps
 
 local function vpc_steps(acct)
@@ -668,6 +769,7 @@ local function lambda_steps()
 end
 
 --- The steps of the scenario, in dependency order.
+-- @treturn table steps for awsnet.runbook.new
 function scenario.steps()
   local steps = {}
   local function add(list) for _, s in ipairs(list) do steps[#steps + 1] = s end end
@@ -683,7 +785,7 @@ function scenario.steps()
   return steps
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Clients and the runbook
 
 -- Credentials of a role assumed with `source` (an STS client of account A): fetched on first
@@ -704,6 +806,9 @@ end
 --- A function (account, service) -> client for the config's accounts, caching clients.
 -- `aws` is the awsnet.aws module. An account is {profile=} or {credentials=} (+ endpoint=), or
 -- {role_arn=, source="A"} (AssumeRole with the source account's credentials), or {same_as="A"}.
+-- @tparam table cfg the config
+-- @tparam table aws the awsnet.aws module (or a stand-in)
+-- @treturn function (account, service) -> client
 function scenario.client_factory(cfg, aws)
   local cache = {}
   local function client(account, service)
@@ -725,6 +830,10 @@ function scenario.client_factory(cfg, aws)
 end
 
 --- The account ids of A and B (STS GetCallerIdentity); also proves the credentials work.
+-- @tparam table cfg the config
+-- @tparam function client (account, service) -> client
+-- @treturn table {A = id, B = id}, or nil, err (the STS error, op naming the account; "config"
+-- when A and B are one account without accounts.B.same_as)
 function scenario.account_ids(cfg, client)
   local ids = {}
   for _, acct in ipairs({ "A", "B" }) do
@@ -742,6 +851,10 @@ function scenario.account_ids(cfg, client)
 end
 
 --- The runbook of the scenario. opts: on_event, aws (module, default awsnet.aws), client.
+-- Fills cfg.account_ids (STS) unless the config has them.
+-- @tparam table cfg the config
+-- @tparam[opt] table opts {on_event, aws, client}
+-- @return the runbook, or nil, err (as `account_ids`)
 function scenario.runbook(cfg, opts)
   opts = opts or {}
   local client = opts.client or scenario.client_factory(cfg, opts.aws or require("awsnet.aws"))

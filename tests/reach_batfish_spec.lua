@@ -1,12 +1,10 @@
--- The evaluator on Batfish's real AWS snapshots (shared/testdata/batfish-aws), answers derived
--- from AWS's documented rules (shared/docs/aws-network-semantics.md), not from Batfish's.
+-- The evaluator on Batfish's real AWS snapshots (tests/fixtures/batfish-aws, with its licence and
+-- SOURCE), answers derived from AWS's documented rules (docs/aws-network-semantics.md), not from
+-- Batfish's.
 local reach = require "awsnet.reach"
 
-local ROOT = "../shared/testdata/batfish-aws/representation-aws/"
-do -- the shared folder sits next to the worktree; fall back to its absolute place
-  local f = io.open(ROOT .. "test/aws_configs/Vpcs.json")
-  if f then f:close() else ROOT = "/work/shared/testdata/batfish-aws/representation-aws/" end
-end
+-- relative to the repository root, busted's working directory
+local ROOT = "tests/fixtures/batfish-aws/representation-aws/"
 
 local function snapshots()
   local p = assert(io.popen("ls -d " .. ROOT .. "*/"))

@@ -4,7 +4,9 @@
 local cjson = require "cjson"
 local sigv4 = require "awsnet.sigv4"
 
-local VECTORS = os.getenv("AWSNET_SIGV4_VECTORS") or "/work/shared/testdata/sigv4"
+-- The vectors are copied into the repository (tests/fixtures/sigv4, each with its licence and SOURCE);
+-- the path is relative to the repository root, busted's working directory.
+local VECTORS = "tests/fixtures/sigv4"
 local CREDS = { access_key_id = "AKIDEXAMPLE", secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" }
 local OPTS = { region = "us-east-1", service = "service", time = "20150830T123600Z" }
 

@@ -4,6 +4,7 @@
 #include "http.h"
 #include "httpd.h"
 #include "mariadb.h"
+#include "process.h"
 #include "reach/reach.h"
 #include "sigv4.h"
 #include "xml.h"
@@ -14,6 +15,7 @@ static const core_part_open parts[] = {
     http_open,
     httpd_open,
     mariadb_open,
+    process_open,
     reach_open,
     sigv4_open,
     xml_open,

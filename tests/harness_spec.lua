@@ -62,11 +62,16 @@ describe("test harness", function()
 
   describe("watchdog", function()
     it("stops a service and removes its files when the Lua process that started it is killed", function()
-      local out = services.sh([[lua5.4 -e '
+      -- the child prints "pid dir" for this test to read, then SIGKILLs itself; `exec` leaves no
+      -- shell waiting on it, which would print "Killed" on the test run's stderr
+      local child = assert(io.popen([[exec lua5.4 -e '
         package.path = "lua/?.lua;" .. package.path
+        package.cpath = (os.getenv("AWSNET_BUILD") or "build") .. "/?.so;" .. package.cpath
         local s = assert(require("awsnet.svc.dnsmasq").start{})
         print(s.proc.pid, s.dir); io.stdout:flush()
-        os.execute("kill -KILL " .. require("awsnet.svc.process").self_pid())'; true]])
+        os.execute("kill -KILL " .. require("awsnet.svc.process").self_pid())' 2>&1]]))
+      local out = child:read("a")
+      child:close()
       local pid, dir = out:match("^(%d+)%s+(%S+)")
       assert.truthy(pid, out)
       assert.truthy(process.wait_until(function()

@@ -24,14 +24,20 @@
 -- The state file is JSON, replaced atomically (write then rename) every time it changes: before a
 -- create call the step is marked pending, and the id is saved as soon as the create call returns,
 -- so a crash between the two is recovered by find (create-or-adopt by tag).
+-- Errors: a step's own error, named by step and account (err.step, err.account, err.op), "state"
+-- (the state file cannot be read or written), "timeout" (a poll ran out of time), "interrupted"
+-- (SIGINT or SIGTERM: the state file has every resource made so far).
+-- @module awsnet.runbook
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
+local process = require "awsnet.svc.process"
 
 local runbook = {}
 
 local STATE_VERSION = 1
 
 --- Seconds since boot, to 10 ms: a clock that no settimeofday moves, for timings and timeouts.
+-- @treturn number seconds (os.time() where /proc/uptime is missing)
 function runbook.clock()
   local f = io.open("/proc/uptime", "r")
   if not f then return os.time() end
@@ -40,9 +46,15 @@ function runbook.clock()
   return t
 end
 
---- Sleeps `seconds` (fractions allowed).
+--- Sleeps `seconds` (fractions allowed); SIGINT and SIGTERM cut it short (through the C core:
+-- a shell's `sleep` would take a terminal's Ctrl-C in our place).
+-- @tparam number seconds how long; nothing happens for 0 or less
+-- @return true, or nil, err with code "interrupted" and err.signal "SIGINT" or "SIGTERM"
 function runbook.sleep(seconds)
-  if seconds > 0 then os.execute(string.format("sleep %.3f", seconds)) end
+  if seconds > 0 then return process.sleep(seconds) end
+  local err = process.interrupted()
+  if err then return nil, err end
+  return true
 end
 
 -- Error codes that mean the resource is already gone (delete is then done).
@@ -50,6 +62,8 @@ local GONE = { "NotFound", "NoSuchEntity", "ResourceNotFoundException", "Unknown
   "InvalidParameterValue.NotFound" }
 
 --- True when an error says the resource does not exist (any service's wording).
+-- @param err an error value or message
+-- @treturn boolean
 function runbook.is_gone(err)
   local code = type(err) == "table" and err.code or tostring(err)
   for _, g in ipairs(GONE) do
@@ -67,7 +81,7 @@ local function public_record(rec)
   return out
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- State file
 
 local function read_state(path, name)
@@ -99,7 +113,7 @@ local function write_state(path, state)
   return true
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Step order
 
 -- Orders steps so that each comes after its needs, keeping the given order otherwise.
@@ -137,18 +151,24 @@ local function order_steps(steps)
   return ordered
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- Step context: what a step function sees
 
 local Context = {}
 Context.__index = Context
 
 --- The API client for `service` in this step's account (or in `account`).
+-- @within Context
+-- @tparam string service "ec2", "rds", ...
+-- @tparam[opt] string account another account's name ("A", "B")
+-- @return the client the runbook's `client` function gives
 function Context:client(service, account)
   return self.runbook.client(account or self.account, service)
 end
 
 --- Reports progress of this step (shown by the command line, or as a JSON event).
+-- @within Context
+-- @tparam string message what is happening
 function Context:progress(message)
   self.runbook:emit{ event = "progress", step = self.step.id, account = self.account, message = message,
     elapsed = runbook.clock() - self.started }
@@ -156,6 +176,11 @@ end
 
 --- Calls `check()` until it returns true; `what` says what is awaited. `check` may return
 -- nil, err to stop. opts: timeout (seconds, default config.timeout or 900), interval.
+-- @within Context
+-- @tparam string what what is awaited, in words
+-- @tparam function check () -> true when done, nil to go on, or nil, err to stop
+-- @tparam[opt] table opts {timeout, interval (default config.poll_interval or 5)}
+-- @return true, or nil, err (check's, "timeout" or "interrupted")
 function Context:poll(what, check, opts)
   opts = opts or {}
   local cfg = self.runbook.config
@@ -176,11 +201,12 @@ function Context:poll(what, check, opts)
       self.runbook:emit{ event = "waiting", step = self.step.id, account = self.account, what = what,
         elapsed = now - started }
     end
-    runbook.sleep(interval)
+    local slept, serr = runbook.sleep(interval)
+    if not slept then return nil, serr end
   end
 end
 
----------------------------------------------------------------------------------------------
+-- ------------------------------------------------------------------------------------------
 -- The runbook
 
 local Runbook = {}
@@ -189,6 +215,9 @@ Runbook.__index = Runbook
 --- Creates a runbook. opts: name, steps, state_file, client(account, service) -> API client,
 -- config (handed to steps as ctx.config), accounts (name -> label shown in messages, e.g. the
 -- account id), on_event(event) for progress.
+-- @tparam table opts {name, steps, state_file, client, config, accounts, on_event}
+-- @return the runbook (`rb:plan`, `rb:apply`, `rb:destroy`, ...)
+-- @raise when name, steps, state_file or client is missing
 function runbook.new(opts)
   assert(type(opts) == "table", "runbook.new: options table expected")
   assert(type(opts.name) == "string", "runbook.new: name expected")
@@ -207,17 +236,29 @@ function runbook.new(opts)
   return self
 end
 
+--- Sends an event (tagged with the runbook's name) to on_event.
+-- @within Runbook
+-- @tparam table event {event = "step" | "done" | "waiting" | "progress" | ..., step, account, ...}
 function Runbook:emit(event)
   event.runbook = self.name
   self.on_event(event)
 end
 
+--- The context a step's functions get (`Context` methods, ctx.config, ctx.out).
+-- @within Runbook
+-- @tparam table step the step
+-- @tparam table out the records of the steps done so far, by step id
+-- @return the context
 function Runbook:context(step, out)
   return setmetatable({ runbook = self, step = step, account = step.account, config = self.config,
     out = out, started = runbook.clock() }, Context)
 end
 
--- An error that names the step, the account and the original code.
+--- An error that names the step, the account and the original code.
+-- @within Runbook
+-- @tparam table step the step
+-- @param err the step's error (an error value, or anything else as its message)
+-- @treturn table a new error with step, account, account_id and op naming where
 function Runbook:step_error(step, err)
   if type(err) ~= "table" then err = errors.new("error", tostring(err)) end
   local label = self.accounts[step.account]
@@ -227,14 +268,25 @@ function Runbook:step_error(step, err)
   for k, v in pairs(err) do fields[k] = v end
   fields.step, fields.account, fields.account_id = step.id, step.account, label
   fields.op = err.op and (where .. ": " .. err.op) or where
+  if err.code == "interrupted" then
+    -- the state file is saved after every change: the next apply or destroy goes on from it
+    process.interrupt_note(string.format("stopped at step %s; the state file %s lists every resource made so far: " ..
+      "run apply or destroy again", step.id, self.state_file))
+  end
   return errors.new(err.code or "error", err.message, fields)
 end
 
+--- False when the step's `enabled(config)` says to skip it.
+-- @within Runbook
+-- @tparam table step the step
+-- @treturn boolean
 function Runbook:enabled(step)
   return step.enabled == nil or step.enabled(self.config) ~= false
 end
 
 --- The state as last saved: {version, runbook, resources = {[step id] = record}}.
+-- @within Runbook
+-- @treturn table the state, or nil, err ("state": unreadable, or another runbook's)
 function Runbook:state()
   return read_state(self.state_file, self.name)
 end
@@ -242,7 +294,11 @@ end
 -- Calls a step function, turning a raised error into a returned one.
 local function protected(fn, ...)
   local ok, a, b = pcall(fn, ...)
-  if not ok then return nil, errors.new("error", tostring(a)) end
+  if not ok then
+    -- an interrupt raised deep down (an assert on a command) keeps its code, so the run stops
+    if errors.is(a) and a.code == "interrupted" then return nil, a end
+    return nil, errors.new("error", tostring(a))
+  end
   return a, b
 end
 
@@ -261,6 +317,8 @@ end
 
 --- What apply would do: a list of {step, account, title, action = "create"|"adopt"|"keep"|"skip",
 -- id, calls}. Read-only calls only. Returns the list, or nil, err.
+-- @within Runbook
+-- @treturn table the actions, or nil, err (a find's error, "state")
 function Runbook:plan()
   local state, err = self:state()
   if not state then return nil, err end
@@ -292,14 +350,26 @@ function Runbook:plan()
   return actions
 end
 
--- Saves one step's record (or removes it with rec == nil) and writes the state file.
+--- Saves one step's record (or removes it with rec == nil) and writes the state file.
+-- Keys holding secrets and functions are not saved.
+-- @within Runbook
+-- @tparam table state the state
+-- @tparam table step the step
+-- @tparam[opt] table rec the record
+-- @return true, or nil, err ("state")
 function Runbook:save(state, step, rec)
   state.resources[step.id] = rec and public_record(rec) or nil
   if rec then state.resources[step.id].account = step.account end
   return write_state(self.state_file, state)
 end
 
--- Runs one step of apply; returns the action taken, or nil, err.
+--- Runs one step of apply; returns the action taken, or nil, err.
+-- @within Runbook
+-- @tparam table state the state, saved as the step goes
+-- @tparam table step the step
+-- @tparam table out the records so far; the step's is added
+-- @treturn string "keep", "adopt" or "create", or nil, err
+-- @treturn table the record
 function Runbook:apply_step(state, step, out)
   local ctx = self:context(step, out)
   local rec, err = lookup(step, ctx, state.resources[step.id])
@@ -342,6 +412,8 @@ end
 --- Creates or adopts every enabled step's resource in dependency order, waiting for each.
 -- Returns {created, adopted, kept, changed, steps = {{step, account, action, id, seconds}}} or
 -- nil, err (err names the step and the account; what was done so far is in the state file).
+-- @within Runbook
+-- @treturn table the summary, or nil, err
 function Runbook:apply()
   local state, err = self:state()
   if not state then return nil, err end
@@ -350,6 +422,8 @@ function Runbook:apply()
   local started = runbook.clock()
   for _, step in ipairs(self.steps) do
     if self:enabled(step) then
+      local stop = process.interrupted() -- SIGINT or SIGTERM: no new step
+      if stop then return nil, self:step_error(step, stop) end
       local t0 = runbook.clock()
       local action, rec = self:apply_step(state, step, out)
       if not action then return nil, self:step_error(step, rec) end
@@ -369,6 +443,8 @@ function Runbook:apply()
 end
 
 --- The records of the last apply, by step id, read from the state file (for verify and reports).
+-- @within Runbook
+-- @treturn table records by step id, or nil, err ("state")
 function Runbook:outputs()
   local state, err = self:state()
   if not state then return nil, err end
@@ -378,6 +454,8 @@ end
 --- Resources of this runbook still there, found by their tags (what destroy should have left:
 -- none). Steps with `tagged = false` cannot be found on their own and are not asked (a route goes
 -- with its route table). Returns a list of {step, account, id}, or nil, err.
+-- @within Runbook
+-- @treturn table the resources found, or nil, err (a find's error)
 function Runbook:leftovers()
   local found = {}
   for _, step in ipairs(self.steps) do
@@ -392,8 +470,13 @@ function Runbook:leftovers()
   return found
 end
 
--- Deletes one resource of `step` and waits until it is gone. A delete that fails although the
+--- Deletes one resource of `step` and waits until it is gone. A delete that fails although the
 -- resource is gone or going (its first answer was lost and it was retried) counts as done.
+-- @within Runbook
+-- @tparam table step the step
+-- @param ctx the step's context
+-- @tparam table rec the record of the resource
+-- @return true, or nil, err
 function Runbook:delete_one(step, ctx, rec)
   self:emit{ event = "step", step = step.id, account = step.account, title = step.title, action = "delete", id = rec.id }
   local ok, err = protected(step.delete, ctx, rec)
@@ -409,6 +492,8 @@ end
 -- each deletion; resources already gone count as deleted. A tagged step is then looked up again
 -- by its tags, so that a duplicate a retried create left behind goes too. Safe to re-run.
 -- Returns {deleted, steps = {...}} or nil, err.
+-- @within Runbook
+-- @treturn table the summary, or nil, err (named by step and account)
 function Runbook:destroy()
   local state, err = self:state()
   if not state then return nil, err end
@@ -418,6 +503,8 @@ function Runbook:destroy()
   local started = runbook.clock()
   for i = #self.steps, 1, -1 do
     local step = self.steps[i]
+    local stop = process.interrupted() -- SIGINT or SIGTERM: no new step
+    if stop then return nil, self:step_error(step, stop) end
     local rec = state.resources[step.id]
     if rec and step.delete then
       local ctx = self:context(step, out)

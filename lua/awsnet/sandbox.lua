@@ -19,11 +19,13 @@
 -- action ran, so the client cannot tell whether it took effect), max_skew_s (default 900), log (function of a
 -- line: where the sandbox reports what clients do not see, such as its backing servers; default
 -- stderr).
+-- @module awsnet.sandbox
 local core = require "awsnet.core"
 local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
 local state_mod = require "awsnet.sandbox.state"
 local auth = require "awsnet.sandbox.auth"
+local process = require "awsnet.svc.process"
 
 local sandbox = {}
 
@@ -60,6 +62,9 @@ local function failure(svc, request_id, err)
 end
 
 --- The module of a service, loaded on first use.
+-- @within Sandbox
+-- @tparam string name "ec2", "sts", "iam", "rds", "ram" or "lambda"
+-- @treturn table the module (awsnet.sandbox.<name>)
 function Sandbox:service_module(name)
   local mod = self.modules[name]
   if not mod then
@@ -69,7 +74,9 @@ function Sandbox:service_module(name)
   return mod
 end
 
--- A deterministic stream for faults, separate from the ids so faults do not change ids.
+--- A deterministic stream for faults, separate from the ids so faults do not change ids.
+-- @within Sandbox
+-- @treturn number the next draw, in [0, 1)
 function Sandbox:fault_roll()
   self.fault_rng = state_mod.xorshift32(self.fault_rng)
   return (self.fault_rng % 1000000) / 1000000
@@ -106,6 +113,10 @@ local function render(svc, action, result, request_id)
 end
 
 --- Answers one HTTP request (the httpd handler).
+-- @within Sandbox
+-- @tparam table req {method, target, headers, body} as the C httpd gives it
+-- @treturn table the response {status, headers, body, delay_ms}, or {reset = true}; AWS errors are
+-- responses in the service's protocol (signature, InvalidAction, injected faults, InternalFailure)
 function Sandbox:handle(req)
   local request_id = self.state:request_id()
   local identity, svc_name, err = auth.check(self, req)
@@ -141,7 +152,11 @@ function Sandbox:handle(req)
   return response
 end
 
--- A throttle or a server error in place of the answer, at the configured rates (nil: none).
+--- A throttle or a server error in place of the answer, at the configured rates (nil: none).
+-- @within Sandbox
+-- @tparam table svc the service's entry (protocol, module, namespace)
+-- @tparam string request_id the request's id
+-- @treturn ?table the error response
 function Sandbox:injected_fault(svc, request_id)
   local faults, response = self.faults, nil
   if (faults.throttle or 0) > 0 and self:fault_roll() < faults.throttle then
@@ -156,6 +171,8 @@ function Sandbox:injected_fault(svc, request_id)
 end
 
 --- The sandbox's world as the describe-* table awsnet.reach.load takes (per account and region).
+-- @within Sandbox
+-- @treturn table {accounts = {[id] = {[region] = {Key = array}}}}
 function Sandbox:snapshot()
   local st = self.state
   return require("awsnet.sandbox.snapshot").build(st, function(account, ctx)
@@ -173,11 +190,15 @@ function Sandbox:snapshot()
 end
 
 --- A reach model of the sandbox's network right now; nil, err when it cannot be built.
+-- @within Sandbox
+-- @return the awsnet.reach model, or nil, err ("invalid_snapshot")
 function Sandbox:model()
   return require("awsnet.reach").load(self:snapshot())
 end
 
 --- The sandbox's DNS server {host, port}, started on first use; nil, err if it cannot start.
+-- @within Sandbox
+-- @treturn table {host, port}, or nil, err (dnsmasq could not start)
 function Sandbox:dns_server()
   if not self.dns then
     local ok, err = self:service_module("rds").sync_dns(self, true)
@@ -187,17 +208,61 @@ function Sandbox:dns_server()
 end
 
 --- Writes a line to the sandbox's log (opts.log, a function of a line; default stderr).
+-- @within Sandbox
+-- @tparam string fmt a string.format format
+-- @param ... its values
 function Sandbox:log(fmt, ...)
   local line = "awsnet sandbox: " .. string.format(fmt, ...)
   if self.opts.log then self.opts.log(line) else io.stderr:write(line, "\n") end
 end
 
 --- Serves requests that arrive within `timeout_ms`; returns how many were answered.
+-- After SIGINT or SIGTERM (process.handle_interrupts) it stops the sandbox and raises the error
+-- {code = "interrupted", signal}: a loop around it ends there (`serve` returns it instead).
+-- @within Sandbox
+-- @tparam[opt=0] integer timeout_ms how long to wait for a request
+-- @treturn integer requests answered
+-- @raise the interrupt error, once the sandbox is stopped
 function Sandbox:step(timeout_ms)
-  return self.server:step(timeout_ms or 0, self.handler)
+  local clock = core.httpd.monotonic
+  local deadline = clock() + (timeout_ms or 0) / 1000
+  local served = 0
+  repeat
+    local stop = self:stop_if_interrupted()
+    if stop then error(stop, 0) end
+    -- in slices, so that an interrupt is seen soon even if it came just before the poll
+    local left_ms = math.floor((deadline - clock()) * 1000)
+    served = served + self.server:step(math.max(0, math.min(left_ms, 100)), self.handler)
+  until served > 0 or clock() >= deadline
+  return served
+end
+
+--- Serves until SIGINT or SIGTERM arrives (once process.handle_interrupts has run), then stops
+-- the sandbox: its databases, DNS server and Lambda runs, and removes its folders.
+-- @within Sandbox
+-- @return nil, err {code = "interrupted", signal = "SIGINT"|"SIGTERM"}
+function Sandbox:serve()
+  while true do
+    local stop = self:stop_if_interrupted()
+    if stop then return nil, stop end
+    self.server:step(100, self.handler)
+  end
+end
+
+--- Stops the sandbox when SIGINT or SIGTERM has arrived; returns the interrupt error then.
+-- @within Sandbox
+-- @return the error {code = "interrupted", signal}, or nil
+function Sandbox:stop_if_interrupted()
+  local stop = process.interrupted()
+  if not stop then return nil end
+  self:stop()
+  return errors.new("interrupted", stop.message .. ": the sandbox stopped serving, its servers stopped", stop)
 end
 
 --- Serves for `seconds` (fractions allowed); returns how many requests were answered.
+-- @within Sandbox
+-- @tparam number seconds how long
+-- @treturn integer requests answered
 function Sandbox:serve_for(seconds)
   local clock = core.httpd.monotonic
   local deadline = clock() + seconds
@@ -210,6 +275,7 @@ function Sandbox:serve_for(seconds)
 end
 
 --- Forgets every resource and session (accounts stay) and stops the databases behind them.
+-- @within Sandbox
 function Sandbox:reset()
   for id, srv in pairs(self.databases or {}) do srv:stop(); self.databases[id] = nil end
   self.state = state_mod.new(self.opts)
@@ -217,24 +283,34 @@ function Sandbox:reset()
   if self.state_path then self.state:save(self.state_path) end
 end
 
+--- Stops serving and stops the servers behind the services (databases, DNS); also on `__close`
+-- and `__gc`.
+-- @within Sandbox
 function Sandbox:stop()
   if self.server then self.server:close(); self.server = nil end
   for _, mod in pairs(self.modules) do
     if mod.shutdown then mod.shutdown(self) end
+  end
+  if process.interrupted() then
+    process.interrupt_note("the sandbox stopped its databases, DNS server and Lambda runs and removed its temporary " ..
+      "folders" .. (self.state_path and ("; its world is saved in " .. self.state_path) or ""))
   end
 end
 Sandbox.__close = Sandbox.stop
 Sandbox.__gc = Sandbox.stop
 
 --- Starts a sandbox in this Lua process (serve it with step/serve_for); nil, err on failure.
+-- @tparam[opt] table opts {port, accounts, secrets, region, seed, state_dir, transition_s,
+-- faults, max_skew_s, log} (module comment)
+-- @return the sandbox (`sb:serve_for`, `sb:model`, `sb:stop`, ...), or nil, err ("in_use" when
+-- the port is taken, "listen", or an error reading the saved world in state_dir)
 function sandbox.start(opts)
   opts = opts or {}
   assert(type(opts) == "table", "sandbox.start: opts must be a table")
   local state_path, st
   if opts.state_dir then
     -- the saved world holds secrets (session keys, master passwords): the folder is the owner's only
-    local q = require("awsnet.svc.process").quote
-    os.execute("mkdir -p " .. q(opts.state_dir) .. " && chmod 700 " .. q(opts.state_dir))
+    process.mkdir(opts.state_dir, "700")
     state_path = opts.state_dir .. "/sandbox-state.json"
     local err
     st, err = state_mod.load(state_path, opts)
@@ -280,9 +356,10 @@ end
 --- Runs a sandbox in its own process (`awsnet sandbox`), for clients that block, such as the AWS
 -- CLI. opts as for start plus `log` (file for its output); port 0 or nil picks a free port.
 -- Returns {endpoint, port, dns = {host, port}, pid, stop()} once it listens, or nil, err.
+-- @tparam[opt] table opts {port, accounts, seed, state_dir, transition_s, faults, log}
+-- @treturn table the handle, or nil, err ("start", with the end of its log)
 function sandbox.spawn(opts)
   opts = opts or {}
-  local process = require "awsnet.svc.process"
   local dir = process.tempdir("awsnet-sandbox")
   local log = opts.log or (dir .. "/sandbox.log")
   for attempt = 1, 5 do
@@ -301,24 +378,29 @@ function sandbox.spawn(opts)
     -- under `make check` the sandbox process runs the sanitised core too, so it needs the runtimes
     local env = os.getenv("AWSNET_SANITIZED") and { LD_PRELOAD = os.getenv("LD_PRELOAD") or "" } or nil
     local proc = process.spawn(argv, { log = log, cleanup_dir = dir, env = env })
-    local up = process.wait_until(function()
+    local up, err = process.wait_until(function()
       local text = process.read_file(log) or ""
       return not proc.alive() or text:find("listening on", 1, true) ~= nil
     end, 30, "the sandbox to listen")
+    if err and err.code == "interrupted" then
+      proc.stop()
+      process.remove(dir)
+      return nil, err
+    end
     if up and proc.alive() then
       local text = process.read_file(log) or ""
       local handle = { port = port, endpoint = "http://127.0.0.1:" .. port, pid = proc.pid, proc = proc, log = log,
         dns = { host = text:match("DNS for %S+ on ([%d.]+):%d+"), port = tonumber(text:match("DNS for %S+ on [%d.]+:(%d+)")) } }
       function handle.stop()
         proc.stop()
-        os.execute("rm -rf " .. process.quote(dir))
+        process.remove(dir)
       end
       return handle
     end
     proc.stop()
     local text = process.read_file(log) or ""
     if attempt == 5 or (opts.port and opts.port ~= 0) or not text:find("in_use", 1, true) then
-      os.execute("rm -rf " .. process.quote(dir))
+      process.remove(dir)
       return errors.fail("start", "the sandbox did not start: " .. text:sub(-1000))
     end
   end

@@ -31,7 +31,7 @@ local function help_flag(parser, asked)
   parser:flag("-h --help", "Show this help and exit."):action(function() asked.help = asked.help or parser end)
 end
 
---- Builds the parser; `asked` receives what -h/--help, --version and `completion` ask for.
+--- Builds the parser; `asked` receives what the help and version flags and `completion` ask for.
 -- @tparam table asked filled in by the flags' actions: `help` (the parser whose help to print),
 -- `version` (true), `completion` (a shell name)
 -- @treturn table the argparse parser
@@ -105,6 +105,7 @@ end
 --- Runs the command line and exits with its status.
 -- @tparam[opt] {string,...} argv the arguments (default: none)
 function cli.main(argv)
+  require("awsnet.svc.process").handle_interrupts() -- Ctrl-C, SIGTERM: stop cleanly, exit 130/143
   local list = {}
   for i = 1, #(argv or {}) do list[i] = argv[i] end
   os.exit(cli.run(list))

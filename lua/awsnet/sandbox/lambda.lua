@@ -5,6 +5,7 @@
 -- function's network: names resolve as the sandbox's DNS rules say, and a connection reaches a
 -- database's backing server only when awsnet.reach traces the path from the function's ENI as
 -- reachable; otherwise it is dropped and the connect waits until the socket's timeout.
+-- @module awsnet.sandbox.lambda
 local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
 local ec2 = require "awsnet.sandbox.ec2"
@@ -12,6 +13,11 @@ local iam = require "awsnet.sandbox.iam"
 local process = require "awsnet.svc.process"
 
 local lambda = { actions = {} }
+
+--- The handler of each API action: `actions.<Action>(ctx, params)` -> the result table, or nil,
+-- err with AWS's error code and HTTP status. `ctx` = {sandbox, state, account, arn, user_id,
+-- region, request_id}.
+-- @table actions
 local A = lambda.actions
 local array = wire.array
 local q = process.quote
@@ -23,6 +29,10 @@ local function fail(code, message, status) return errors.fail(code, message, { s
 local function invalid(message) return fail("InvalidParameterValueException", message) end
 
 --- REST-JSON routes: action and the function name from the path.
+-- @tparam string method the HTTP method
+-- @tparam string path the request path
+-- @treturn ?string the action, nil when no route matches
+-- @treturn ?table {FunctionName} when the path names a function
 function lambda.route(method, path)
   if path == API or path == API .. "/" then
     if method == "POST" then return "CreateFunction" end
@@ -58,17 +68,17 @@ local function find_function(ctx, given)
   return fn
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Files: code and invocation scratch space
 
 local function files_dir(sb)
   if not sb.lambda_dir then
     if sb.opts.state_dir then
       sb.lambda_dir = sb.opts.state_dir .. "/lambda"
-      os.execute("mkdir -p " .. q(sb.lambda_dir))
+      process.mkdir(sb.lambda_dir)
     else
       sb.lambda_dir = process.tempdir("awsnet-sandbox-lambda")
-      process.remove_on_exit(sb.lambda_dir) -- also when the sandbox process is killed
+      sb.lambda_guard = process.remove_on_exit(sb.lambda_dir) -- also when the sandbox process is killed
     end
   end
   return sb.lambda_dir
@@ -82,7 +92,8 @@ local function store_code(ctx, fn_id, zip_base64)
   end
   local sha_hex = require("awsnet.core").sigv4.sha256_hex(zip)
   local dir = files_dir(ctx.sandbox) .. "/" .. fn_id:gsub("[^%w%-_]", "_") .. "-" .. sha_hex:sub(1, 12)
-  os.execute("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir))
+  process.remove(dir)
+  process.mkdir(dir)
   process.write_file(dir .. ".zip", zip)
   local ok = process.run(string.format("env -u LD_PRELOAD /usr/bin/python3 -m zipfile -e %s %s", q(dir .. ".zip"), q(dir)))
   os.remove(dir .. ".zip")
@@ -91,7 +102,7 @@ local function store_code(ctx, fn_id, zip_base64)
   return dir, #zip, wire.base64_encode(raw)
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- VPC ENIs (Hyperplane-like: one per subnet and security-group set)
 
 local function sg_key(groups)
@@ -166,13 +177,14 @@ local function schedule_release(ctx)
 end
 
 --- Releases lambda ENIs whose time has come (called before every request).
+-- @tparam table ctx the request context
 function lambda.tick(ctx)
   for _, eni in ipairs(ctx.state:list("eni", function(e) return e.release_at ~= nil end)) do
     if os.time() >= eni.release_at then ec2.delete_eni(ctx, eni.id) end
   end
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Configuration
 
 local function render(fn, ctx)
@@ -310,11 +322,11 @@ function A.DeleteFunction(ctx, p)
   if not fn then return nil, err end
   ctx.state:remove("lambda_fn", fn.id)
   schedule_release(ctx)
-  if fn.code_dir then os.execute("rm -rf " .. q(fn.code_dir)) end
+  if fn.code_dir then process.remove(fn.code_dir) end
   return { _response = wire.json_response(204, nil, ctx.request_id) }
 end
 
-------------------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------------
 -- Invoke
 
 -- What the function's network looks like: DNS answers and, per database address:port, the
@@ -383,24 +395,31 @@ local function run(ctx, fn, event)
     names = names, dns = dns, routes = routes,
   }
   process.write_file(work .. "/spec.json", cjson.encode(spec))
+  -- only this environment, as in AWS (the function's variables last, so they win)
   local env = {
-    "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "HOME=" .. work, "TZ=:UTC", "PYTHONDONTWRITEBYTECODE=1",
-    "AWS_REGION=" .. ctx.region, "AWS_DEFAULT_REGION=" .. ctx.region, "AWS_LAMBDA_FUNCTION_NAME=" .. fn.name,
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" .. fn.memory, "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-    "AWS_LAMBDA_FUNCTION_TIMEOUT=" .. fn.timeout, "LAMBDA_TASK_ROOT=" .. fn.code_dir,
-    "AWS_EXECUTION_ENV=AWS_Lambda_" .. fn.runtime,
+    PATH = "/usr/local/bin:/usr/bin:/bin", LANG = "C.UTF-8", HOME = work, TZ = ":UTC", PYTHONDONTWRITEBYTECODE = "1",
+    AWS_REGION = ctx.region, AWS_DEFAULT_REGION = ctx.region, AWS_LAMBDA_FUNCTION_NAME = fn.name,
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE = tostring(fn.memory), AWS_LAMBDA_FUNCTION_VERSION = "$LATEST",
+    AWS_LAMBDA_FUNCTION_TIMEOUT = tostring(fn.timeout), LAMBDA_TASK_ROOT = fn.code_dir,
+    AWS_EXECUTION_ENV = "AWS_Lambda_" .. fn.runtime,
   }
-  for k, v in pairs(role_credentials(ctx, fn)) do env[#env + 1] = k .. "=" .. v end
-  for k, v in pairs(fn.env or {}) do env[#env + 1] = k .. "=" .. tostring(v) end
-  local quoted = {}
-  for i, e in ipairs(env) do quoted[i] = q(e) end
-  local started = require("awsnet.core").httpd.monotonic()
-  os.execute(string.format("timeout -s KILL %d env -i %s /usr/bin/python3 %s %s >%s 2>&1", fn.timeout + 5,
-    table.concat(quoted, " "), q(bootstrap_path()), q(work .. "/spec.json"), q(work .. "/log")))
-  local duration = (require("awsnet.core").httpd.monotonic() - started) * 1000
-  local output = process.read_file(work .. "/log") or ""
+  for k, v in pairs(role_credentials(ctx, fn)) do env[k] = v end
+  for k, v in pairs(fn.env or {}) do env[k] = tostring(v) end
+  local core = require("awsnet.core")
+  local started = core.httpd.monotonic()
+  -- through the C core, in its own process group: a timeout, SIGINT or SIGTERM ends the run
+  -- and whatever it started
+  local log_path = work .. "/log"
+  local pid = core.process.spawn({ "/usr/bin/python3", bootstrap_path(), work .. "/spec.json" }, { clear_env = true,
+    env = env, stdin = "/dev/null", stdout = log_path, stderr = log_path, group = true })
+  if pid and not core.process.wait(pid, fn.timeout + 5) then
+    core.process.kill(-pid, "KILL")
+    core.process.wait(pid, 5, false)
+  end
+  local duration = (core.httpd.monotonic() - started) * 1000
+  local output = process.read_file(log_path) or ""
   local result = wire.json_decode(process.read_file(work .. "/result.json") or "") or { timeout = true }
-  os.execute("rm -rf " .. q(work))
+  process.remove(work)
   local log = { "START RequestId: " .. request_id .. " Version: $LATEST\n", output }
   local payload, function_error
   if result.ok then
@@ -447,11 +466,18 @@ function A.Invoke(ctx, p)
   return { _response = response }
 end
 
+--- A function as GetFunctionConfiguration and ListFunctions show it.
+-- @function render
+-- @tparam table fn the function object
+-- @tparam table ctx the request context
+-- @treturn table the configuration
 lambda.render = render
 
 --- Removes the sandbox's scratch folder for code (not the state_dir's).
+-- @param sb the sandbox
 function lambda.shutdown(sb)
-  if sb.lambda_dir and not sb.opts.state_dir then os.execute("rm -rf " .. q(sb.lambda_dir)) end
+  if sb.lambda_dir and not sb.opts.state_dir then process.remove(sb.lambda_dir) end
+  if sb.lambda_guard then sb.lambda_guard.cancel(); sb.lambda_guard = nil end
   sb.lambda_dir = nil
 end
 

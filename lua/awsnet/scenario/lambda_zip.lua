@@ -1,6 +1,7 @@
 --- The deployment package of the scenario's Lambda: handler.py plus PyMySQL, zipped.
 -- PyMySQL is copied from a local folder (Debian's python3-pymysql by default), so building the
 -- zip needs no network. Uses the `zip` program (Debian package zip).
+-- @module awsnet.scenario.lambda_zip
 local errors = require "awsnet.errors"
 local process = require "awsnet.svc.process"
 
@@ -13,6 +14,7 @@ lambda_zip.DEFAULT_PYMYSQL = "/usr/lib/python3/dist-packages/pymysql"
 lambda_zip.HANDLER = "handler.lambda_handler"
 
 --- Path of handler.py, found next to this module (checkout or installed tree).
+-- @treturn string the path, or nil, err ("missing")
 function lambda_zip.handler_path()
   local path = package.searchpath("awsnet.scenario.lambda.handler", (package.path:gsub("%.lua", ".py")))
   if not path then return errors.fail("missing", "awsnet/scenario/lambda/handler.py not found on package.path") end
@@ -20,6 +22,8 @@ function lambda_zip.handler_path()
 end
 
 --- Builds the zip; returns its bytes, or nil, err. opts.pymysql: folder of the pymysql package.
+-- @tparam[opt] table opts {pymysql}
+-- @treturn string the zip's bytes, or nil, err ("missing": no PyMySQL or handler; "zip")
 function lambda_zip.build(opts)
   opts = opts or {}
   local pymysql = opts.pymysql or lambda_zip.DEFAULT_PYMYSQL
@@ -35,7 +39,8 @@ function lambda_zip.build(opts)
     "cp %s %s/handler.py && cp -R %s %s/pymysql && cd %s && find . -name __pycache__ -prune -exec rm -rf {} + " ..
     "&& zip -q -X -r lambda.zip handler.py pymysql", q(handler), q(dir), q(pymysql), q(dir), q(dir)))
   local bytes = ok and process.read_file(dir .. "/lambda.zip")
-  os.execute("rm -rf " .. q(dir))
+  process.remove(dir)
+  if err and err.code == "interrupted" then return nil, err end
   if not bytes then return errors.fail("zip", "cannot build the Lambda zip: " .. tostring(err and err.message)) end
   return bytes
 end

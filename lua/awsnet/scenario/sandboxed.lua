@@ -5,11 +5,13 @@
 --   local sb = assert(sandboxed.start{faults = {throttle = 0.1}, seed = 7})
 --   local cfg = sb:config{name = "demo"}      -- a user config for scenario.config
 --   ... sb:stop()                             -- also done by a watchdog if this process dies
+-- @module awsnet.scenario.sandboxed
 local cjson = require "cjson"
 local process = require "awsnet.svc.process"
 
 local sandboxed = {}
 
+--- The sandbox's two account ids, A's and B's.
 sandboxed.ACCOUNTS = { "111111111111", "222222222222" }
 
 local Handle = {}
@@ -22,10 +24,17 @@ local function awsnet_command(args)
   return { "lua5.4", "-e", string.format("package.path=%q; package.cpath=%q; require('awsnet.cli').main({%s})",
     package.path, package.cpath, table.concat(quoted, ",")) }
 end
+--- The argv that runs this awsnet's command line (`awsnet <args>`) with the current module paths.
+-- @function awsnet_command
+-- @tparam {string,...} args the command line's arguments
+-- @treturn {string,...} argv for awsnet.svc.process.spawn
 sandboxed.awsnet_command = awsnet_command
 
 --- Starts the sandbox (awsnet.sandbox.spawn). opts: faults {throttle=, error5xx=, reset=}
 -- (rates 0..1), seed, transition (seconds a resource stays pending, default 0.2), log.
+-- @tparam[opt] table opts {faults, seed, transition, log}
+-- @return the handle (`sb:config`, `sb:resources`, `sb:stop`; sb.endpoint, sb.dns, sb.log), or
+-- nil, err (the sandbox did not start: "start")
 function sandboxed.start(opts)
   opts = opts or {}
   local dir = process.tempdir("awsnet-sandboxed")
@@ -33,7 +42,7 @@ function sandboxed.start(opts)
     transition_s = opts.transition or 0.2, faults = opts.faults, log = opts.log or (dir .. "/sandbox.log"),
     state_dir = dir .. "/world" }
   if not sb then
-    os.execute("rm -rf " .. process.quote(dir))
+    process.remove(dir)
     return nil, err
   end
   local self = setmetatable({ dir = dir, sandbox = sb, endpoint = sb.endpoint, log = sb.log }, Handle)
@@ -46,6 +55,9 @@ function sandboxed.start(opts)
 end
 
 --- A scenario config for this sandbox; `overrides` are merged over it (name, state_file, ...).
+-- @within Handle
+-- @tparam[opt] table overrides top-level keys to set
+-- @treturn table a user config for scenario.config
 function Handle:config(overrides)
   local cfg = {
     name = "awsnet-demo", region = "us-east-1", state_file = self.dir .. "/state.json",
@@ -79,6 +91,8 @@ end
 
 --- What the sandbox holds right now: a set of "kind id" strings for every resource that is not
 -- deleted (read from the world the sandbox saves after each request).
+-- @within Handle
+-- @treturn table set of "kind id" strings
 function Handle:resources()
   local text = process.read_file(self.dir .. "/world/sandbox-state.json")
   local held = {}
@@ -94,9 +108,15 @@ function Handle:resources()
   return held
 end
 
+--- Stops the sandbox and removes its folder; harmless twice; also on `__close`.
+-- @within Handle
 function Handle:stop()
   if self.sandbox then self.sandbox.stop(); self.sandbox = nil end
-  if self.dir then os.execute("rm -rf " .. process.quote(self.dir)); self.dir = nil end
+  -- the folder holds the database password and the sandbox's world: it goes, interrupted or not
+  if self.dir then process.remove(self.dir); self.dir = nil end
+  if process.interrupted() then
+    process.interrupt_note("the local sandbox, its databases and DNS server are stopped and their folders removed")
+  end
 end
 
 Handle.__close = Handle.stop

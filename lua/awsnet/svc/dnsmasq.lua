@@ -8,13 +8,13 @@
 --       {type="TXT", name="big.example.test", text={"...", "..."}},
 --     }})
 --   -- dns.host, dns.port; dns:set_records(records) rewrites and restarts; dns:stop()
+-- @module awsnet.svc.dnsmasq
 local process = require "awsnet.svc.process"
 local errors = require "awsnet.errors"
 
 local dnsmasq = {}
 local Server = {}
 Server.__index = Server
-local q = process.quote
 
 local function config_text(opts)
   local lines = {}
@@ -53,12 +53,16 @@ function Server:_launch()
       "--log-queries", "--local-ttl=" .. (self.opts.local_ttl or 0), "--edns-packet-max=1232",
     }
     self.proc = process.spawn(argv, { log = self.dir .. "/stderr.log", cleanup_dir = self.dir })
-    local up = process.wait_until(function()
+    local up, err = process.wait_until(function()
       if not self.proc.alive() then return true end
       local log = process.read_file(self.dir .. "/dnsmasq.log") or ""
       return log:find("started", 1, true) ~= nil
     end, 10, "dnsmasq to start")
     if up and self.proc.alive() then return true end
+    if err and err.code == "interrupted" then
+      self.proc.stop(); self.proc = nil
+      return nil, err
+    end
     local log = (process.read_file(self.dir .. "/stderr.log") or "") .. (process.read_file(self.dir .. "/dnsmasq.log") or "")
     self.proc.stop(); self.proc = nil
     if attempt == 5 or self.opts.port or not log:find("in use", 1, true) then
@@ -69,19 +73,29 @@ function Server:_launch()
 end
 
 --- Replaces the served records (dnsmasq re-reads its config only on restart; same port kept).
+-- @within Server
+-- @tparam table records as for `start`
+-- @return true, or nil, err ("start": dnsmasq did not come back)
+-- @raise on a record type other than A, AAAA, CNAME, TXT, PTR
 function Server:set_records(records)
   self.opts.records = records
   if self.proc then self.proc.stop() end
   return self:_launch()
 end
 
+--- Stops dnsmasq and removes its folder; harmless twice; also on `__close`.
+-- @within Server
 function Server:stop()
   if self.proc then self.proc.stop(); self.proc = nil end
-  if self.dir then os.execute("rm -rf " .. q(self.dir)); self.dir = nil end
+  if self.dir then process.remove(self.dir); self.dir = nil end
 end
 Server.__close = Server.stop
 
 --- Starts dnsmasq. opts: records, domains, port, host (default 127.0.0.1).
+-- Without `port` a free one is picked (and another one tried when it is taken meanwhile).
+-- @tparam[opt] table opts {records, domains, port, host, local_ttl}
+-- @return the server {host, port, `set_records`, `stop`}, or nil, err ("start", with its log)
+-- @raise on a record type other than A, AAAA, CNAME, TXT, PTR
 function dnsmasq.start(opts)
   opts = opts or {}
   local self = setmetatable({ opts = opts, host = opts.host or "127.0.0.1",

@@ -5,6 +5,7 @@
 --   -- srv.host, srv.port, srv.socket, srv.user, srv.password, srv.database, srv.ca, srv.dir
 --   srv:sql("CREATE DATABASE x")   -- as root over the socket
 --   srv:stop()                       -- also done by a watchdog if this process dies
+-- @module awsnet.svc.mariadb_server
 local process = require "awsnet.svc.process"
 local tls = require "awsnet.svc.tls"
 local errors = require "awsnet.errors"
@@ -24,14 +25,20 @@ local function find_program(names)
 end
 
 --- Runs SQL as root through the server's socket; returns the tab-separated output.
+-- @within Server
+-- @tparam string statements one or more statements
+-- @treturn string the output, or nil, err ("process", with the client's output)
 function Server:sql(statements)
   return process.run(string.format("mariadb --no-defaults -uroot --socket=%s -N -B -e %s",
     q(self.socket), q(statements)))
 end
 
+--- Stops the server and removes its datadir; harmless twice; also on `__close`.
+-- @within Server
 function Server:stop()
-  if self.proc then self.proc.stop(20) ; self.proc = nil end
-  if self.dir then os.execute("rm -rf " .. q(self.dir)); self.dir = nil end
+  -- after SIGINT or SIGTERM the datadir is thrown away at once: no time for a clean shutdown
+  if self.proc then self.proc.stop(process.interrupted() and 1 or 20); self.proc = nil end
+  if self.dir then process.remove(self.dir); self.dir = nil end
 end
 
 Server.__close = Server.stop
@@ -42,6 +49,9 @@ end
 
 --- Starts a server. opts: database, user, password (defaults app/app/random), port, tls (default true),
 -- tls_names (the names its certificate holds; default localhost and 127.0.0.1).
+-- @tparam[opt] table opts {database, user, password, port, tls, tls_names}
+-- @return the server (fields in the module comment; `sql`, `stop`), or nil, err ("missing" without
+-- mariadbd, "start", "process")
 function mariadb_server.start(opts)
   opts = opts or {}
   local mariadbd = find_program({ "mariadbd", "mysqld" })
@@ -53,14 +63,18 @@ function mariadb_server.start(opts)
     password = opts.password or ("pw" .. math.random(100000, 999999)),
   }, Server)
   -- A private tmpdir: servers of several concurrent runs must not share /tmp's temporary tables.
-  os.execute("mkdir -p " .. q(dir .. "/tmp"))
+  process.mkdir(dir .. "/tmp")
   local install = string.format(
     "mariadb-install-db --no-defaults --datadir=%s --tmpdir=%s --user=root --auth-root-authentication-method=socket " ..
     "--skip-test-db --skip-name-resolve", q(dir .. "/data"), q(dir .. "/tmp"))
   local ok, err = process.run(install)
   if not ok then self:stop(); return nil, err end
   if opts.tls ~= false then
-    local certs = tls.make_ca_and_server(dir, opts.tls_names or { "localhost", "127.0.0.1" }, "awsnet MariaDB")
+    local made, certs = pcall(tls.make_ca_and_server, dir, opts.tls_names or { "localhost", "127.0.0.1" }, "awsnet MariaDB")
+    if not made then
+      self:stop()
+      return nil, errors.is(certs) and certs or errors.new("process", tostring(certs))
+    end
     self.ca, self.cert, self.key = certs.ca, certs.cert, certs.key
   end
   for attempt = 1, 5 do
@@ -79,12 +93,16 @@ function mariadb_server.start(opts)
       argv[#argv + 1] = "--ssl-key=" .. self.key
     end
     self.proc = process.spawn(argv, { log = dir .. "/stdout.log", cleanup_dir = dir })
-    local up = process.wait_until(function()
+    local up
+    up, err = process.wait_until(function()
       if not self.proc.alive() then return true end
-      return os.execute(string.format("mariadb-admin --no-defaults -uroot --socket=%s ping >/dev/null 2>&1",
-        q(self.socket))) == true
+      return process.call({ "mariadb-admin", "--no-defaults", "-uroot", "--socket=" .. self.socket, "ping" }) ~= nil
     end, 60, "mariadbd to accept connections")
     if up and self.proc.alive() then break end
+    if err and err.code == "interrupted" then
+      self:stop()
+      return nil, err
+    end
     local log = process.read_file(dir .. "/error.log") or ""
     self.proc.stop(); self.proc = nil
     if attempt == 5 or opts.port or not log:find("Address already in use", 1, true) then

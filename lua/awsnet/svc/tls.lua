@@ -1,4 +1,5 @@
 --- Throwaway X.509 material for local TLS servers: a CA and a server certificate it signs.
+-- @module awsnet.svc.tls
 local process = require "awsnet.svc.process"
 
 local tls = {}
@@ -6,6 +7,11 @@ local q = process.quote
 
 --- Creates `dir`/ca.pem, ca-key.pem, server.pem, server-key.pem for `names`
 -- (DNS names and IP addresses, the first one is the CN). Returns the paths.
+-- @tparam string dir an existing folder
+-- @tparam {string,...} names the server's names
+-- @tparam[opt="awsnet test"] string label the CA's name
+-- @treturn table {ca, ca_key, cert, key} paths
+-- @raise when openssl fails
 function tls.make_ca_and_server(dir, names, label)
   label = label or "awsnet test"
   local san = {}

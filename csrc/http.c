@@ -6,12 +6,14 @@
 #include <curl/curl.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core.h"
 #include "http.h"
+#include "process.h"
 
 #define CLIENT_MT "awsnet.http.client"
 #define BATCH_MT "awsnet.http.batch"
@@ -39,6 +41,7 @@ typedef struct {
     buffer body, head;
     CURLcode result;
     int done, added;
+    int interrupted; /* the SIGINT or SIGTERM that ended the transfer before its answer, or 0 */
     char errbuf[CURL_ERROR_SIZE];
 } transfer;
 
@@ -250,6 +253,7 @@ static void setup_transfer(lua_State *L, int req, transfer *t)
 static const char *error_code(const transfer *t)
 {
     if (t->body.overflow || t->head.overflow) return "too_large";
+    if (t->interrupted) return "interrupted";
     switch (t->result) {
     case CURLE_OPERATION_TIMEDOUT: return "timeout";
     case CURLE_COULDNT_CONNECT: return "refused";
@@ -315,6 +319,8 @@ static void push_result(lua_State *L, transfer *t)
         lua_setfield(L, -2, "error");
         if (t->body.overflow || t->head.overflow)
             lua_pushfstring(L, "response larger than %d bytes", (int)(t->body.overflow ? t->body.limit : t->head.limit));
+        else if (t->interrupted)
+            lua_pushfstring(L, "stopped by %s before the answer", t->interrupted == SIGINT ? "SIGINT" : "SIGTERM");
         else
             lua_pushstring(L, t->errbuf[0] ? t->errbuf : curl_easy_strerror(t->result));
         lua_setfield(L, -2, "message");
@@ -416,8 +422,20 @@ static int l_perform(lua_State *L)
                 finished++;
             }
         }
-        if (finished < n && running) {
-            mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+        int sig = finished < n ? process_pending_signal() : 0;
+        if (sig) {
+            /* Ctrl-C or SIGTERM: the transfers still running end now, so the caller can stop
+             * within a second instead of after the slowest answer. */
+            for (size_t i = 0; i < n; i++)
+                if (!b->t[i].done) {
+                    b->t[i].result = CURLE_ABORTED_BY_CALLBACK;
+                    b->t[i].interrupted = sig;
+                    b->t[i].done = 1;
+                    finished++;
+                }
+        } else if (finished < n && running) {
+            /* short polls: a signal does not always wake curl's poll (it restarts on EINTR) */
+            mc = curl_multi_poll(c->multi, NULL, 0, 100, NULL);
             if (mc != CURLM_OK) return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
         } else if (finished < n && !running) {
             /* Nothing runs but some transfer never reported: should not happen; avoid spinning. */
@@ -439,15 +457,17 @@ static int l_perform(lua_State *L)
     return 1;
 }
 
-/* sleep(seconds): the pause between retries, without spawning a process. */
+/* sleep(seconds) -> true, or false once SIGINT or SIGTERM has arrived: the pause between
+ * retries, without spawning a process. */
 static int l_sleep(lua_State *L)
 {
     lua_Number s = luaL_checknumber(L, 1);
     luaL_argcheck(L, s >= 0 && s <= 3600, 1, "seconds out of range");
     struct timespec ts = { (time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    while (!process_pending_signal() && nanosleep(&ts, &ts) == -1 && errno == EINTR) {
     }
-    return 0;
+    lua_pushboolean(L, !process_pending_signal());
+    return 1;
 }
 
 void http_open(lua_State *L)

@@ -173,6 +173,34 @@ describe("signals #signals", function()
       assert.is_nil(P.interrupted())
     end)
 
+    it("ends an HTTP transfer waiting for a silent server, and the retry pause, on SIGTERM", function()
+      local http = require "awsnet.http"
+      local dir = process.tempdir("awsnet-signals-http")
+      -- a server that takes the connection (the kernel's backlog) and never answers
+      local server = assert(P.spawn({ "python3", "-c", "import socket, time\n" ..
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(4)\n" ..
+        "print(s.getsockname()[1], flush=True); time.sleep(30)" }, { group = true, stdout = dir .. "/port" }))
+      assert.is_true(wait_for(function() return read(dir .. "/port"):match("%d+\n") end, 10))
+      local port = read(dir .. "/port"):match("%d+")
+      P.signals.install()
+      local killer = assert(P.spawn({ "sh", "-c", "sleep 0.3; kill -TERM " .. P.pid() }))
+      local t0 = clock()
+      local res, err = http.request{ method = "GET", url = "http://127.0.0.1:" .. port .. "/", timeout = 20 }
+      local took = clock() - t0
+      P.kill(-server, "KILL")
+      P.wait(server, 5, false)
+      P.wait(killer, 5, false)
+      process.remove(dir)
+      assert.is_nil(res)
+      assert.equals("interrupted", err.code)
+      assert.is_true(took < 2, "the transfer went on for " .. took .. " s")
+      -- the pause between retries returns at once too
+      t0 = clock()
+      assert.is_false(core.http.sleep(5))
+      assert.is_true(clock() - t0 < 1)
+      assert.is_true(P.signals.restore())
+    end)
+
     it("ends a wait early on SIGINT, and the child is still there to stop", function()
       P.signals.install()
       local child = assert(P.spawn({ "sleep", "30" }, { group = true }))

@@ -221,7 +221,7 @@ function report.svg(dot_source)
   local ok, err = process.run(string.format("dot -Tsvg -o %s %s", process.quote(dir .. "/g.svg"),
     process.quote(dir .. "/g.dot")))
   local svg = ok and process.read_file(dir .. "/g.svg")
-  os.execute("rm -rf " .. process.quote(dir))
+  process.remove(dir)
   if not svg then
     return errors.fail("graphviz", "dot failed (Debian package graphviz): " .. tostring(err and err.message))
   end

@@ -54,6 +54,8 @@ function demo.play(sb, opts)
     end)
     and phase("verify", "verify")
     and phase("prove", "prove")
+  -- after Ctrl-C or SIGTERM nothing more runs: the sandbox, and all it holds, is stopped anyway
+  if require("awsnet.svc.process").interrupted() then return false, phases end
   -- destroy runs whatever happened before, so that the sandbox is left empty
   phase("destroy", "destroy")
   -- what the sandbox holds now that it did not hold before the plan
@@ -82,6 +84,8 @@ function demo.run(opts)
   if not opts.json then stdout:write("sandbox: ", sb.endpoint, " (accounts 111111111111 and 222222222222)\n") end
   local ok, result, phases = pcall(demo.play, sb, { stdout = stdout, json = opts.json, out_dir = opts.out })
   sb:stop()
+  -- interrupted: the exit line and status come from process.handle_interrupts, no summary
+  if require("awsnet.svc.process").interrupted() then return 1 end
   if not ok then
     io.stderr:write("awsnet demo: ", tostring(result), "\n")
     return 1

@@ -52,7 +52,10 @@ function cli_sandbox.run(a)
   io.stdout:write("awsnet sandbox listening on ", sb.endpoint, " (accounts ",
     table.concat(sb.state:accounts(), ", "), "); DNS for *.rds.amazonaws.com on ", dns.host, ":", dns.port, "\n")
   io.stdout:flush()
-  while true do sb:step(1000) end
+  -- until SIGINT or SIGTERM: then the sandbox has stopped its children and removed its folders,
+  -- and the exit status (130/143) and the line saying so come from process.handle_interrupts
+  sb:serve()
+  return 0
 end
 
 return cli_sandbox

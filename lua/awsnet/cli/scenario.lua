@@ -119,7 +119,7 @@ function cli_scenario.execute(command, user_config, opts)
     if opts.json then
       stdout:write(cjson.encode({ event = "result", command = command, ok = false, error = {
         code = err.code, message = err.message, step = err.step, account = err.account } }), "\n")
-    else
+    elseif err.code ~= "interrupted" then -- an interrupt gets one line at exit (process.handle_interrupts)
       io.stderr:write("awsnet scenario ", command, ": ", tostring(err), "\n")
     end
     return 2, err

@@ -84,7 +84,7 @@ end
 -- Snapshot of both accounts into out_dir/snapshot.
 local function take_snapshot(cfg, rb, dir, aws)
   local snapshot = require "awsnet.snapshot"
-  os.execute("rm -rf " .. process.quote(dir))
+  process.remove(dir)
   local accounts = { { id = cfg.account_ids.A, client = function(s) return rb.client("A", s) end } }
   if not cfg.same_account then
     accounts[2] = { id = cfg.account_ids.B, client = function(s) return rb.client("B", s) end }

@@ -139,8 +139,8 @@ describe("aws", function()
   describe("EC2 query protocol", function()
     it("sends a signed form request with EC2 list flattening and parses item lists", function()
       srv:routes({ { method = "POST", path = "/", body_contains = "Action=DescribeVpcs", responses = { xml(EC2_VPCS) } } })
-      local out = assert(client("ec2"):call("DescribeVpcs", { Filter = { { Name = "tag:Name", Value = { "account-a", "b c" } } },
-        VpcId = { "vpc-0a1b2c3d4e5f60001" }, DryRun = false }))
+      local out = assert(client("ec2"):call("DescribeVpcs", { Filters = { { Name = "tag:Name", Values = { "account-a", "b c" } } },
+        VpcIds = { "vpc-0a1b2c3d4e5f60001" }, DryRun = false }))
       local got = srv:requests()[1]
       local f = form(got.body)
       assert.equals("DescribeVpcs", f.Action)
@@ -155,28 +155,30 @@ describe("aws", function()
       assert.equals(os.date("!%Y%m%dT%H%M%SZ", NOW), got.headers["x-amz-date"])
       assert.is_true(signature_checks(srv, got))
 
-      assert.equals("7a62c49f-347e-4fc4-9331-6e8eEXAMPLE", out.requestId)
-      assert.equals(2, #out.vpcSet)
-      local vpc = out.vpcSet[1]
-      assert.equals("vpc-0a1b2c3d4e5f60001", vpc.vpcId)
-      assert.equals("111111111111", vpc.ownerId)
-      assert.is_false(vpc.isDefault)
-      assert.is_true(out.vpcSet[2].isDefault)
-      assert.equals("associated", vpc.cidrBlockAssociationSet[1].cidrBlockState.state)
-      assert.same({ { key = "Name", value = "account-a" }, { key = "flag", value = "true" } }, vpc.tagSet)
-      assert.same({}, out.vpcSet[2].tagSet)
+      assert.equals(2, #out.Vpcs)
+      local vpc = out.Vpcs[1]
+      assert.equals("vpc-0a1b2c3d4e5f60001", vpc.VpcId)
+      assert.equals("111111111111", vpc.OwnerId)
+      assert.is_false(vpc.IsDefault)
+      assert.is_true(out.Vpcs[2].IsDefault)
+      assert.equals("associated", vpc.CidrBlockAssociationSet[1].CidrBlockState.State)
+      assert.same({ { Key = "Name", Value = "account-a" }, { Key = "flag", Value = "true" } }, vpc.Tags)
+      assert.same({}, out.Vpcs[2].Tags)
+      assert.equals('{\n    "Vpcs": [\n        {\n            "Tags": []\n        }\n    ]\n}\n',
+        aws.json({ Vpcs = { { Tags = out.Vpcs[2].Tags } } }))
     end)
 
-    it("types numbers where the element name says so", function()
+    it("types numbers by the shape", function()
       srv:routes({ { responses = { xml(tgws("available")) } } })
       local out = assert(client("ec2"):call("DescribeTransitGateways", {}))
-      assert.equals(64512, out.transitGatewaySet[1].options.amazonSideAsn)
-      assert.equals("disable", out.transitGatewaySet[1].options.autoAcceptSharedAttachments)
+      assert.equals(64512, out.TransitGateways[1].Options.AmazonSideAsn)
+      assert.equals("integer", math.type(out.TransitGateways[1].Options.AmazonSideAsn))
+      assert.equals("disable", out.TransitGateways[1].Options.AutoAcceptSharedAttachments)
     end)
 
     it("returns AWS errors with code, message, status and request id", function()
       srv:routes({ { responses = { { status = 400, body = EC2_ERROR } } } })
-      local out, err = client("ec2"):call("DescribeVpcs", { VpcId = { "vpc-9" } })
+      local out, err = client("ec2"):call("DescribeVpcs", { VpcIds = { "vpc-9" } })
       assert.is_nil(out)
       assert.equals("InvalidVpcID.NotFound", err.code)
       assert.equals("The vpc ID 'vpc-9' does not exist", err.message)
@@ -193,15 +195,14 @@ describe("aws", function()
       local out = assert(client("sts"):call("GetCallerIdentity"))
       assert.equals("Action=GetCallerIdentity&Version=2011-06-15", srv:requests()[1].body)
       assert.equals("222222222222", out.Account)
-      assert.equals("01234567-89ab-cdef-0123-456789abcdef", out.ResponseMetadata.RequestId)
       assert.matches("/eu%-west%-1/sts/aws4_request", srv:requests()[1].headers.authorization)
     end)
 
-    it("flattens lists as member.N (and RDS member names) and parses RDS lists", function()
+    it("flattens lists by the model's member names and parses RDS lists", function()
       srv:routes({ { body_contains = "Action=DescribeDBInstances", responses = { xml(RDS_INSTANCES:format("available")) } },
         { responses = { xml("<CreateDBSubnetGroupResponse><CreateDBSubnetGroupResult/></CreateDBSubnetGroupResponse>") } } })
       local rds = client("rds")
-      assert(rds:call("CreateDBSubnetGroup", { DBSubnetGroupName = "b", SubnetIds = { "subnet-1", "subnet-2" },
+      assert(rds:call("CreateDBSubnetGroup", { DBSubnetGroupName = "b", DBSubnetGroupDescription = "d", SubnetIds = { "subnet-1", "subnet-2" },
         Tags = { { Key = "k", Value = "v" } } }))
       local out = assert(rds:call("DescribeDBInstances", { DBInstanceIdentifier = "orders" }))
       local f = form(srv:requests()[1].body)
@@ -234,7 +235,7 @@ describe("aws", function()
   end)
 
   describe("REST-JSON protocol", function()
-    it("sends RAM operations as POST /<name> with a JSON body", function()
+    it("sends RAM operations by the model's HTTP binding with a JSON body", function()
       srv:routes({ { method = "POST", path = "/createresourceshare", responses = { json_response(
         '{"resourceShare":{"resourceShareArn":"arn:aws:ram:eu-west-1:111111111111:resource-share/1",' ..
         '"status":"ACTIVE","allowExternalPrincipals":true,"creationTime":1.7e9,"tags":null}}') } } })
@@ -249,6 +250,7 @@ describe("aws", function()
       assert.equals("application/json", got.headers["content-type"])
       assert.is_true(signature_checks(srv, got))
       assert.equals("ACTIVE", out.resourceShare.status)
+      assert.equals("2023-11-14T22:13:20+00:00", out.resourceShare.creationTime)
       assert.is_nil(out.resourceShare.tags)
     end)
 
@@ -278,7 +280,7 @@ describe("aws", function()
         headers = { ["x-amzn-ErrorType"] = "ResourceConflictException:http://internal.amazon.com/coral/",
           ["x-amzn-RequestId"] = "lambda-req" },
         body = '{"Type":"User","message":"Function already exist: writer"}' } } } })
-      local _, err = client("lambda"):call("CreateFunction", { FunctionName = "writer", Runtime = "python3.12",
+      local _, err = client("lambda"):call("CreateFunction", { FunctionName = "writer", Runtime = "python3.12", Role = "arn:aws:iam::1:role/r",
         Code = { ZipFile = "PK\3\4zip" }, VpcConfig = { SubnetIds = { "subnet-1" }, SecurityGroupIds = { "sg-1" } } })
       assert.equals("ResourceConflictException", err.code)
       assert.equals("Function already exist: writer", err.message)
@@ -292,9 +294,17 @@ describe("aws", function()
       assert.equals("UnknownResourceException", e2.code)
     end)
 
-    it("raises for an operation it has no route for", function()
-      assert.has_error(function() client("lambda"):call("NoSuchOperation", {}) end)
-      assert.has_error(function() client("lambda"):call("GetFunction", {}) end)
+    it("validates the input before sending: unknown operations and members, missing required ones", function()
+      srv:clear()
+      local _, e1 = client("lambda"):call("NoSuchOperation", {})
+      assert.equals("unknown_operation", e1.code)
+      local _, e2 = client("lambda"):call("GetFunction", {})
+      assert.equals("invalid_parameter", e2.code)
+      local _, e3 = client("ec2"):call("AuthorizeSecurityGroupIngress", { GroupId = "sg-1",
+        IpPermissions = { { IpProtocol = "tcp", FromPort = "x" } } })
+      assert.equals("invalid_parameter", e3.code)
+      assert.equals("IpPermissions[1].FromPort", e3.path)
+      assert.equals(0, #srv:requests())
     end)
   end)
 
@@ -337,7 +347,7 @@ describe("aws", function()
       srv:routes({ { responses = { { status = 400, body = ec2_error("RequestLimitExceeded", "Request limit exceeded.") },
         { status = 503, body = "<html>busy</html>" }, xml(EC2_VPCS) } } })
       local out = assert(client("ec2"):call("DescribeVpcs"))
-      assert.equals(2, #out.vpcSet)
+      assert.equals(2, #out.Vpcs)
       assert.equals(3, #srv:requests())
       assert.same({ 0.5, 1.0 }, slept) -- random() * 2^(attempt - 1)
     end)
@@ -449,7 +459,7 @@ describe("aws", function()
       local ids = {}
       for p, err in client("ec2"):pages("DescribeRouteTables", { MaxResults = 5 }) do
         assert(p, err)
-        ids[#ids + 1] = p.routeTableSet[1].routeTableId
+        ids[#ids + 1] = p.RouteTables[1].RouteTableId
       end
       assert.same({ "rtb-1", "rtb-2", "rtb-3" }, ids)
       local got = srv:requests()
@@ -477,19 +487,25 @@ describe("aws", function()
   end)
 
   describe("waiters", function()
-    it("polls until the transit gateway is available", function()
-      srv:routes({ { responses = { xml(tgws("pending")), xml(tgws("pending")), xml(tgws("available")) } } })
-      local out = assert(client("ec2"):wait("TransitGatewayAvailable", { TransitGatewayIds = { "tgw-1" } }))
-      assert.equals("available", out.transitGatewaySet[1].state)
-      assert.same({ 10, 10 }, slept)
-      assert.equals("tgw-1", form(srv:requests()[1].body)["TransitGatewayIds.1"])
+    it("polls with the model's waiter until every VPC is available", function()
+      local pending = EC2_VPCS:gsub("<state>available</state>", "<state>pending</state>")
+      srv:routes({ { responses = { xml(pending), xml(pending), xml(EC2_VPCS:gsub("<state>pending</state>",
+        "<state>available</state>")) } } })
+      local out = assert(client("ec2"):wait("VpcAvailable", { VpcIds = { "vpc-1" } }))
+      assert.equals("available", out.Vpcs[2].State)
+      assert.same({ 15, 15 }, slept)
+      assert.equals("vpc-1", form(srv:requests()[1].body)["VpcId.1"])
     end)
 
     it("fails on a failure state, times out, and sees deletion in not-found errors", function()
-      srv:routes({ { responses = { xml(tgws("deleting")) } } })
-      local _, err = client("ec2"):wait("TransitGatewayAvailable", {})
+      srv:routes({ { responses = { xml([[<DescribeInstancesResponse><reservationSet><item><instancesSet><item>
+        <instanceId>i-1</instanceId><instanceState><code>48</code><name>terminated</name></instanceState>
+        </item></instancesSet></item></reservationSet></DescribeInstancesResponse>]]) } } })
+      local _, err = client("ec2"):wait("InstanceRunning", { InstanceIds = { "i-1" } })
       assert.equals("waiter_failed", err.code)
-      assert.equals("deleting", err.state)
+      assert.equals("terminated", err.state)
+      local _, uerr = client("ec2"):wait("TransitGatewayAvailable", {})
+      assert.equals("unknown_waiter", uerr.code)
 
       local now = NOW
       srv:routes({ { responses = { xml(RDS_INSTANCES:format("creating")) } } })
@@ -505,10 +521,7 @@ describe("aws", function()
       srv:routes({ { responses = { json_response('{"State":"Pending"}'),
         json_response('{"State":"Active","LastUpdateStatus":"Successful"}') } } })
       assert(client("lambda"):wait("FunctionActive", { FunctionName = "writer" }))
-      srv:routes({ { responses = { json_response('{"resourceShareInvitations":[]}'),
-        json_response('{"resourceShareInvitations":[{"status":"PENDING","resourceShareInvitationArn":"arn:inv"}]}') } } })
-      local inv = assert(client("ram"):wait("ResourceShareInvitationPending", {}))
-      assert.equals("arn:inv", inv.resourceShareInvitations[1].resourceShareInvitationArn)
+      assert.equals("/2015-03-31/functions/writer/configuration", srv:requests()[1].path)
     end)
   end)
 
@@ -525,7 +538,7 @@ describe("aws", function()
       local results, errs = aws.call_many({ { ec2, "DescribeVpcs" }, { sts, "GetCallerIdentity" }, { ec2, "DescribeVpcs" },
         { ec2, "DescribeTransitGateways" }, { sts, "GetCallerIdentity" } })
       local elapsed = socket.gettime() - t0
-      assert.equals(2, #results[1].vpcSet)
+      assert.equals(2, #results[1].Vpcs)
       assert.equals("222222222222", results[2].Account)
       assert.equals("222222222222", results[5].Account)
       assert.equals("UnauthorizedOperation", errs[4].code)
@@ -543,7 +556,7 @@ describe("aws", function()
       local pages, perrs = aws.pages_many({ { ec2, "DescribeSubnets" }, { ec2, "DescribeVpcs" } })
       assert.same({}, perrs)
       assert.equals(2, #pages[1])
-      assert.equals("subnet-2", pages[1][2].subnetSet[1].subnetId)
+      assert.equals("subnet-2", pages[1][2].Subnets[1].SubnetId)
       assert.equals(1, #pages[2])
     end)
   end)
@@ -555,6 +568,6 @@ describe("aws", function()
     for _, text in ipairs({ tostring(err), tostring(c) }) do
       assert.is_nil(text:find(CREDS.secret_access_key, 1, true))
     end
-    assert.has_error(function() aws.client("s3", {}) end)
+    assert.has_error(function() aws.client("no-such-service", {}) end)
   end)
 end)

@@ -214,7 +214,11 @@ function Client:parse(op, response)
   assert(type(op) == "string", "operation name must be a string")
   assert(type(response) == "table", "response must be a table {status, headers, body}")
   local result, err = protocol.parse(self.model, op, response)
-  if not result then return nil, err end
+  if not result then
+    -- an answer with no AWS error in it (an HTML page from a proxy): named by its status
+    if err and err.status and err.code == tostring(err.status) then err.code = "http_" .. err.status end
+    return nil, err
+  end
   return customizations.output(self.model, op, result)
 end
 

@@ -561,6 +561,140 @@ describe("aws", function()
     end)
   end)
 
+  describe("a model given as a table", function()
+    local THINGS = {
+      metadata = { protocol = "json", jsonVersion = "1.1", targetPrefix = "Things_2020", endpointPrefix = "things",
+        signingName = "thingsvc", serviceId = "Things", apiVersion = "2020-01-01" },
+      operations = {
+        ListThings = { name = "ListThings", http = { method = "POST", requestUri = "/" },
+          input = { shape = "ListThingsInput" }, output = { shape = "ListThingsOutput" } },
+        DescribeThing = { name = "DescribeThing", http = { method = "POST", requestUri = "/" },
+          input = { shape = "DescribeThingInput" }, output = { shape = "DescribeThingOutput" },
+          documentation = "<p>Describes one thing. Or none.</p>" },
+      },
+      shapes = {
+        ListThingsInput = { type = "structure", members = { NextA = { shape = "String" }, NextB = { shape = "String" },
+          Limit = { shape = "Integer" } } },
+        ListThingsOutput = { type = "structure", members = { Things = { shape = "ThingList" },
+          NextA = { shape = "String" }, NextB = { shape = "String" } } },
+        DescribeThingInput = { type = "structure", required = { "Name" }, members = { Name = { shape = "String" } } },
+        DescribeThingOutput = { type = "structure", members = { State = { shape = "String" },
+          Size = { shape = "Long" }, Created = { shape = "Time" } } },
+        ThingList = { type = "list", member = { shape = "String" } },
+        String = { type = "string" }, Integer = { type = "integer" }, Long = { type = "long" },
+        Time = { type = "timestamp" },
+      },
+      paginators = { ListThings = { input_token = { "NextA", "NextB" }, output_token = { "NextA", "NextB" },
+        result_key = "Things", limit_key = "Limit" } },
+      waiters = { ThingReady = { operation = "DescribeThing", delay = 2, maxAttempts = 3, acceptors = {
+        { matcher = "path", argument = "State", expected = "READY", state = "success" },
+        { matcher = "path", argument = "State", expected = "BROKEN", state = "failure" },
+        { matcher = "error", expected = "ThingNotFound", state = "retry" },
+        { matcher = "status", expected = 410, state = "success" },
+      } } },
+    }
+    local function things(extra)
+      local m = assert(aws.model.load(THINGS))
+      return client(m, extra)
+    end
+    local function answer(body, status)
+      return { status = status or 200, headers = { ["Content-Type"] = "application/x-amz-json-1.1",
+        ["x-amzn-RequestId"] = "t-1" }, body = body }
+    end
+
+    it("is reachable as aws.model and makes a client: operations, help, build and parse with no I/O", function()
+      assert.equals(require("awsnet.aws.model"), aws.model)
+      local c = things()
+      assert.same({ "DescribeThing", "ListThings" }, c:operations())
+      local help = c:help("DescribeThing")
+      assert.matches("Describes one thing.", help, 1, true)
+      assert.matches("Name%s+string%s+required", help)
+      srv:clear()
+      local req = assert(c:build("DescribeThing", { Name = "a" }))
+      assert.equals("POST", req.method)
+      assert.equals(srv.url .. "/", req.url)
+      assert.equals("Things_2020.DescribeThing", req.headers["X-Amz-Target"])
+      assert.same({ Name = "a" }, require("cjson").decode(req.body))
+      assert.is_nil(req.headers.Authorization)
+      local _, berr = c:build("DescribeThing", { Name = "a", Extra = 1 })
+      assert.equals("invalid_parameter", berr.code)
+      local out = assert(c:parse("DescribeThing", answer('{"State":"READY","Size":9007199254740993,"Created":1.7e9}')))
+      assert.equals(9007199254740993, out.Size)
+      assert.equals("2023-11-14T22:13:20+00:00", out.Created)
+      local _, perr = c:parse("DescribeThing", answer('{"__type":"ThingNotFound","message":"gone"}', 400))
+      assert.equals("ThingNotFound", perr.code)
+      assert.equals(0, #srv:requests())
+    end)
+
+    it("calls signed with the model's signing name and follows several page tokens", function()
+      srv:routes({ { body_contains = '"NextB":"b2"', responses = { answer('{"Things":["z"]}') } },
+        { body_contains = '"NextA":"a1"', responses = { answer('{"Things":["y"],"NextB":"b2"}') } },
+        { responses = { answer('{"Things":["x","w"],"NextA":"a1","NextB":"b1"}') } } })
+      local seen = {}
+      for page, err in things():pages("ListThings", { Limit = 2 }) do
+        assert(page, err)
+        for _, t in ipairs(page.Things) do seen[#seen + 1] = t end
+      end
+      assert.same({ "x", "w", "y", "z" }, seen)
+      local got = srv:requests()
+      assert.equals(3, #got)
+      assert.matches("/eu%-west%-1/thingsvc/aws4_request", got[1].headers.authorization)
+      assert.is_true(signature_checks(srv, got[1]))
+      local cjson = require "cjson"
+      assert.same({ Limit = 2, NextA = "a1", NextB = "b1" }, cjson.decode(got[2].body))
+      assert.same({ Limit = 2, NextB = "b2" }, cjson.decode(got[3].body))
+    end)
+
+    it("waits by the model's acceptors: path, error (retry), status; failure; max attempts", function()
+      srv:routes({ { responses = { answer('{"__type":"ThingNotFound","message":"not yet"}', 400),
+        answer('{"State":"PENDING"}'), answer('{"State":"READY"}') } } })
+      local out = assert(things():wait("ThingReady", { Name = "a" }))
+      assert.equals("READY", out.State)
+      assert.same({ 2, 2 }, slept)
+      srv:routes({ { responses = { answer('{"State":"BROKEN"}') } } })
+      local _, ferr = things():wait("ThingReady", { Name = "a" })
+      assert.equals("waiter_failed", ferr.code)
+      assert.equals("BROKEN", ferr.state)
+      srv:routes({ { responses = { answer('{"State":"PENDING"}') } } })
+      local _, terr = things():wait("ThingReady", { Name = "a" })
+      assert.equals("timeout", terr.code)
+      assert.equals(3, #srv:requests())
+      srv:routes({ { responses = { answer('{"__type":"Gone","message":"gone"}', 410) } } })
+      assert.is_true(things():wait("ThingReady", { Name = "a" }))
+      srv:routes({ { responses = { answer('{"__type":"AccessDenied","message":"no"}', 403) } } })
+      local _, aerr = things():wait("ThingReady", { Name = "a" })
+      assert.equals("AccessDenied", aerr.code)
+      local _, uerr = things():wait("NoSuchWaiter", {})
+      assert.equals("unknown_waiter", uerr.code)
+    end)
+
+    it("prints results as the AWS CLI's --output json", function()
+      local out = assert(things():parse("ListThings", answer('{"Things":[]}')))
+      assert.equals('{\n    "Things": []\n}\n', aws.json(out))
+      assert.equals('{\n    "A": {\n        "B": [\n            1,\n            "x"\n        ]\n    }\n}\n',
+        aws.json({ A = { B = { 1, "x" } } }))
+    end)
+
+    it("decodes IAM policy documents as botocore's json_decode_policies", function()
+      local iam = client("iam")
+      local doc = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D"
+      local out = assert(iam:parse("GetRole", { status = 200, headers = {}, body = "<GetRoleResponse><GetRoleResult>" ..
+        "<Role><Path>/</Path><RoleName>r</RoleName><RoleId>AROA1</RoleId><Arn>arn:aws:iam::1:role/r</Arn>" ..
+        "<CreateDate>2026-01-02T03:04:05Z</CreateDate><AssumeRolePolicyDocument>" .. doc ..
+        "</AssumeRolePolicyDocument></Role></GetRoleResult></GetRoleResponse>" }))
+      assert.equals("2012-10-17", out.Role.AssumeRolePolicyDocument.Version)
+      assert.equals(0, #out.Role.AssumeRolePolicyDocument.Statement)
+      assert.equals("2026-01-02T03:04:05+00:00", out.Role.CreateDate)
+      local names = {}
+      for _, c in ipairs(aws.customizations.list) do
+        assert.is_string(c.handler)
+        names[c.handler] = c.done
+      end
+      assert.is_true(names.json_decode_policies)
+      assert.is_false(names.inject_presigned_url_ec2)
+    end)
+  end)
+
   it("keeps secrets out of errors and tostring", function()
     srv:routes({ { responses = { { status = 400, body = ec2_error("AuthFailure", "no") } } } })
     local c = client("ec2")

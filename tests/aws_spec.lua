@@ -139,8 +139,8 @@ describe("aws", function()
   describe("EC2 query protocol", function()
     it("sends a signed form request with EC2 list flattening and parses item lists", function()
       srv:routes({ { method = "POST", path = "/", body_contains = "Action=DescribeVpcs", responses = { xml(EC2_VPCS) } } })
-      local out = assert(client("ec2"):call("DescribeVpcs", { Filters = { { Name = "tag:Name", Values = { "account-a", "b c" } } },
-        VpcIds = { "vpc-0a1b2c3d4e5f60001" }, DryRun = false }))
+      local out = assert(client("ec2"):call("DescribeVpcs", {
+        Filters = { { Name = "tag:Name", Values = { "account-a", "b c" } } }, VpcIds = { "vpc-0a1b2c3d4e5f60001" }, DryRun = false }))
       local got = srv:requests()[1]
       local f = form(got.body)
       assert.equals("DescribeVpcs", f.Action)
@@ -202,7 +202,8 @@ describe("aws", function()
       srv:routes({ { body_contains = "Action=DescribeDBInstances", responses = { xml(RDS_INSTANCES:format("available")) } },
         { responses = { xml("<CreateDBSubnetGroupResponse><CreateDBSubnetGroupResult/></CreateDBSubnetGroupResponse>") } } })
       local rds = client("rds")
-      assert(rds:call("CreateDBSubnetGroup", { DBSubnetGroupName = "b", DBSubnetGroupDescription = "d", SubnetIds = { "subnet-1", "subnet-2" },
+      assert(rds:call("CreateDBSubnetGroup", { DBSubnetGroupName = "b", DBSubnetGroupDescription = "d",
+        SubnetIds = { "subnet-1", "subnet-2" },
         Tags = { { Key = "k", Value = "v" } } }))
       local out = assert(rds:call("DescribeDBInstances", { DBInstanceIdentifier = "orders" }))
       local f = form(srv:requests()[1].body)
@@ -280,8 +281,8 @@ describe("aws", function()
         headers = { ["x-amzn-ErrorType"] = "ResourceConflictException:http://internal.amazon.com/coral/",
           ["x-amzn-RequestId"] = "lambda-req" },
         body = '{"Type":"User","message":"Function already exist: writer"}' } } } })
-      local _, err = client("lambda"):call("CreateFunction", { FunctionName = "writer", Runtime = "python3.12", Role = "arn:aws:iam::1:role/r",
-        Code = { ZipFile = "PK\3\4zip" }, VpcConfig = { SubnetIds = { "subnet-1" }, SecurityGroupIds = { "sg-1" } } })
+      local _, err = client("lambda"):call("CreateFunction", { FunctionName = "writer", Runtime = "python3.12",
+        Role = "arn:aws:iam::1:role/r", Code = { ZipFile = "PK\3\4zip" }, VpcConfig = { SubnetIds = { "subnet-1" }, SecurityGroupIds = { "sg-1" } } })
       assert.equals("ResourceConflictException", err.code)
       assert.equals("Function already exist: writer", err.message)
       assert.equals("lambda-req", err.request_id)

@@ -140,7 +140,8 @@ describe("aws", function()
     it("sends a signed form request with EC2 list flattening and parses item lists", function()
       srv:routes({ { method = "POST", path = "/", body_contains = "Action=DescribeVpcs", responses = { xml(EC2_VPCS) } } })
       local out = assert(client("ec2"):call("DescribeVpcs", {
-        Filters = { { Name = "tag:Name", Values = { "account-a", "b c" } } }, VpcIds = { "vpc-0a1b2c3d4e5f60001" }, DryRun = false }))
+        Filters = { { Name = "tag:Name", Values = { "account-a", "b c" } } },
+        VpcIds = { "vpc-0a1b2c3d4e5f60001" }, DryRun = false }))
       local got = srv:requests()[1]
       local f = form(got.body)
       assert.equals("DescribeVpcs", f.Action)
@@ -282,7 +283,8 @@ describe("aws", function()
           ["x-amzn-RequestId"] = "lambda-req" },
         body = '{"Type":"User","message":"Function already exist: writer"}' } } } })
       local _, err = client("lambda"):call("CreateFunction", { FunctionName = "writer", Runtime = "python3.12",
-        Role = "arn:aws:iam::1:role/r", Code = { ZipFile = "PK\3\4zip" }, VpcConfig = { SubnetIds = { "subnet-1" }, SecurityGroupIds = { "sg-1" } } })
+        Role = "arn:aws:iam::1:role/r", Code = { ZipFile = "PK\3\4zip" },
+        VpcConfig = { SubnetIds = { "subnet-1" }, SecurityGroupIds = { "sg-1" } } })
       assert.equals("ResourceConflictException", err.code)
       assert.equals("Function already exist: writer", err.message)
       assert.equals("lambda-req", err.request_id)

@@ -92,6 +92,11 @@ describe("awsnet snapshot and the AWS CLI", function()
       end
     end
     assert.is_true(compared >= 10, "compared " .. compared .. " files; skipped:\n" .. skipped)
+    -- the sandbox's wire names are AWS's: a VPC's default network ACL says IsDefault (<default>)
+    local acls = jsoncodec.decode(process.read_file(path .. "/NetworkAcls.json")).NetworkAcls
+    local default_acl
+    for _, acl in ipairs(acls) do if acl.VpcId == vpc and acl.IsDefault == true then default_acl = acl end end
+    assert.truthy(default_acl, "no default network ACL with IsDefault = true")
     -- the files awsnet aggregates: element by element what each call prints
     local attrs = jsoncodec.decode(process.read_file(path .. "/VpcAttributes.json")).VpcAttributes
     local checked = 0

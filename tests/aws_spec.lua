@@ -139,8 +139,9 @@ describe("aws", function()
   describe("EC2 query protocol", function()
     it("sends a signed form request with EC2 list flattening and parses item lists", function()
       srv:routes({ { method = "POST", path = "/", body_contains = "Action=DescribeVpcs", responses = { xml(EC2_VPCS) } } })
-      local out = assert(client("ec2"):call("DescribeVpcs", { Filter = { { Name = "tag:Name", Value = { "account-a", "b c" } } },
-        VpcId = { "vpc-0a1b2c3d4e5f60001" }, DryRun = false }))
+      local out = assert(client("ec2"):call("DescribeVpcs", {
+        Filters = { { Name = "tag:Name", Values = { "account-a", "b c" } } },
+        VpcIds = { "vpc-0a1b2c3d4e5f60001" }, DryRun = false }))
       local got = srv:requests()[1]
       local f = form(got.body)
       assert.equals("DescribeVpcs", f.Action)
@@ -155,28 +156,30 @@ describe("aws", function()
       assert.equals(os.date("!%Y%m%dT%H%M%SZ", NOW), got.headers["x-amz-date"])
       assert.is_true(signature_checks(srv, got))
 
-      assert.equals("7a62c49f-347e-4fc4-9331-6e8eEXAMPLE", out.requestId)
-      assert.equals(2, #out.vpcSet)
-      local vpc = out.vpcSet[1]
-      assert.equals("vpc-0a1b2c3d4e5f60001", vpc.vpcId)
-      assert.equals("111111111111", vpc.ownerId)
-      assert.is_false(vpc.isDefault)
-      assert.is_true(out.vpcSet[2].isDefault)
-      assert.equals("associated", vpc.cidrBlockAssociationSet[1].cidrBlockState.state)
-      assert.same({ { key = "Name", value = "account-a" }, { key = "flag", value = "true" } }, vpc.tagSet)
-      assert.same({}, out.vpcSet[2].tagSet)
+      assert.equals(2, #out.Vpcs)
+      local vpc = out.Vpcs[1]
+      assert.equals("vpc-0a1b2c3d4e5f60001", vpc.VpcId)
+      assert.equals("111111111111", vpc.OwnerId)
+      assert.is_false(vpc.IsDefault)
+      assert.is_true(out.Vpcs[2].IsDefault)
+      assert.equals("associated", vpc.CidrBlockAssociationSet[1].CidrBlockState.State)
+      assert.same({ { Key = "Name", Value = "account-a" }, { Key = "flag", Value = "true" } }, vpc.Tags)
+      assert.same({}, out.Vpcs[2].Tags)
+      assert.equals('{\n    "Vpcs": [\n        {\n            "Tags": []\n        }\n    ]\n}\n',
+        aws.json({ Vpcs = { { Tags = out.Vpcs[2].Tags } } }))
     end)
 
-    it("types numbers where the element name says so", function()
+    it("types numbers by the shape", function()
       srv:routes({ { responses = { xml(tgws("available")) } } })
       local out = assert(client("ec2"):call("DescribeTransitGateways", {}))
-      assert.equals(64512, out.transitGatewaySet[1].options.amazonSideAsn)
-      assert.equals("disable", out.transitGatewaySet[1].options.autoAcceptSharedAttachments)
+      assert.equals(64512, out.TransitGateways[1].Options.AmazonSideAsn)
+      assert.equals("integer", math.type(out.TransitGateways[1].Options.AmazonSideAsn))
+      assert.equals("disable", out.TransitGateways[1].Options.AutoAcceptSharedAttachments)
     end)
 
     it("returns AWS errors with code, message, status and request id", function()
       srv:routes({ { responses = { { status = 400, body = EC2_ERROR } } } })
-      local out, err = client("ec2"):call("DescribeVpcs", { VpcId = { "vpc-9" } })
+      local out, err = client("ec2"):call("DescribeVpcs", { VpcIds = { "vpc-9" } })
       assert.is_nil(out)
       assert.equals("InvalidVpcID.NotFound", err.code)
       assert.equals("The vpc ID 'vpc-9' does not exist", err.message)
@@ -193,15 +196,15 @@ describe("aws", function()
       local out = assert(client("sts"):call("GetCallerIdentity"))
       assert.equals("Action=GetCallerIdentity&Version=2011-06-15", srv:requests()[1].body)
       assert.equals("222222222222", out.Account)
-      assert.equals("01234567-89ab-cdef-0123-456789abcdef", out.ResponseMetadata.RequestId)
       assert.matches("/eu%-west%-1/sts/aws4_request", srv:requests()[1].headers.authorization)
     end)
 
-    it("flattens lists as member.N (and RDS member names) and parses RDS lists", function()
+    it("flattens lists by the model's member names and parses RDS lists", function()
       srv:routes({ { body_contains = "Action=DescribeDBInstances", responses = { xml(RDS_INSTANCES:format("available")) } },
         { responses = { xml("<CreateDBSubnetGroupResponse><CreateDBSubnetGroupResult/></CreateDBSubnetGroupResponse>") } } })
       local rds = client("rds")
-      assert(rds:call("CreateDBSubnetGroup", { DBSubnetGroupName = "b", SubnetIds = { "subnet-1", "subnet-2" },
+      assert(rds:call("CreateDBSubnetGroup", { DBSubnetGroupName = "b", DBSubnetGroupDescription = "d",
+        SubnetIds = { "subnet-1", "subnet-2" },
         Tags = { { Key = "k", Value = "v" } } }))
       local out = assert(rds:call("DescribeDBInstances", { DBInstanceIdentifier = "orders" }))
       local f = form(srv:requests()[1].body)
@@ -234,7 +237,7 @@ describe("aws", function()
   end)
 
   describe("REST-JSON protocol", function()
-    it("sends RAM operations as POST /<name> with a JSON body", function()
+    it("sends RAM operations by the model's HTTP binding with a JSON body", function()
       srv:routes({ { method = "POST", path = "/createresourceshare", responses = { json_response(
         '{"resourceShare":{"resourceShareArn":"arn:aws:ram:eu-west-1:111111111111:resource-share/1",' ..
         '"status":"ACTIVE","allowExternalPrincipals":true,"creationTime":1.7e9,"tags":null}}') } } })
@@ -249,6 +252,7 @@ describe("aws", function()
       assert.equals("application/json", got.headers["content-type"])
       assert.is_true(signature_checks(srv, got))
       assert.equals("ACTIVE", out.resourceShare.status)
+      assert.equals("2023-11-14T22:13:20+00:00", out.resourceShare.creationTime)
       assert.is_nil(out.resourceShare.tags)
     end)
 
@@ -279,7 +283,8 @@ describe("aws", function()
           ["x-amzn-RequestId"] = "lambda-req" },
         body = '{"Type":"User","message":"Function already exist: writer"}' } } } })
       local _, err = client("lambda"):call("CreateFunction", { FunctionName = "writer", Runtime = "python3.12",
-        Code = { ZipFile = "PK\3\4zip" }, VpcConfig = { SubnetIds = { "subnet-1" }, SecurityGroupIds = { "sg-1" } } })
+        Role = "arn:aws:iam::1:role/r", Code = { ZipFile = "PK\3\4zip" },
+        VpcConfig = { SubnetIds = { "subnet-1" }, SecurityGroupIds = { "sg-1" } } })
       assert.equals("ResourceConflictException", err.code)
       assert.equals("Function already exist: writer", err.message)
       assert.equals("lambda-req", err.request_id)
@@ -292,9 +297,17 @@ describe("aws", function()
       assert.equals("UnknownResourceException", e2.code)
     end)
 
-    it("raises for an operation it has no route for", function()
-      assert.has_error(function() client("lambda"):call("NoSuchOperation", {}) end)
-      assert.has_error(function() client("lambda"):call("GetFunction", {}) end)
+    it("validates the input before sending: unknown operations and members, missing required ones", function()
+      srv:clear()
+      local _, e1 = client("lambda"):call("NoSuchOperation", {})
+      assert.equals("unknown_operation", e1.code)
+      local _, e2 = client("lambda"):call("GetFunction", {})
+      assert.equals("invalid_parameter", e2.code)
+      local _, e3 = client("ec2"):call("AuthorizeSecurityGroupIngress", { GroupId = "sg-1",
+        IpPermissions = { { IpProtocol = "tcp", FromPort = "x" } } })
+      assert.equals("invalid_parameter", e3.code)
+      assert.equals("IpPermissions[1].FromPort", e3.path)
+      assert.equals(0, #srv:requests())
     end)
   end)
 
@@ -337,7 +350,7 @@ describe("aws", function()
       srv:routes({ { responses = { { status = 400, body = ec2_error("RequestLimitExceeded", "Request limit exceeded.") },
         { status = 503, body = "<html>busy</html>" }, xml(EC2_VPCS) } } })
       local out = assert(client("ec2"):call("DescribeVpcs"))
-      assert.equals(2, #out.vpcSet)
+      assert.equals(2, #out.Vpcs)
       assert.equals(3, #srv:requests())
       assert.same({ 0.5, 1.0 }, slept) -- random() * 2^(attempt - 1)
     end)
@@ -449,7 +462,7 @@ describe("aws", function()
       local ids = {}
       for p, err in client("ec2"):pages("DescribeRouteTables", { MaxResults = 5 }) do
         assert(p, err)
-        ids[#ids + 1] = p.routeTableSet[1].routeTableId
+        ids[#ids + 1] = p.RouteTables[1].RouteTableId
       end
       assert.same({ "rtb-1", "rtb-2", "rtb-3" }, ids)
       local got = srv:requests()
@@ -477,19 +490,25 @@ describe("aws", function()
   end)
 
   describe("waiters", function()
-    it("polls until the transit gateway is available", function()
-      srv:routes({ { responses = { xml(tgws("pending")), xml(tgws("pending")), xml(tgws("available")) } } })
-      local out = assert(client("ec2"):wait("TransitGatewayAvailable", { TransitGatewayIds = { "tgw-1" } }))
-      assert.equals("available", out.transitGatewaySet[1].state)
-      assert.same({ 10, 10 }, slept)
-      assert.equals("tgw-1", form(srv:requests()[1].body)["TransitGatewayIds.1"])
+    it("polls with the model's waiter until every VPC is available", function()
+      local pending = EC2_VPCS:gsub("<state>available</state>", "<state>pending</state>")
+      srv:routes({ { responses = { xml(pending), xml(pending), xml(EC2_VPCS:gsub("<state>pending</state>",
+        "<state>available</state>")) } } })
+      local out = assert(client("ec2"):wait("VpcAvailable", { VpcIds = { "vpc-1" } }))
+      assert.equals("available", out.Vpcs[2].State)
+      assert.same({ 15, 15 }, slept)
+      assert.equals("vpc-1", form(srv:requests()[1].body)["VpcId.1"])
     end)
 
     it("fails on a failure state, times out, and sees deletion in not-found errors", function()
-      srv:routes({ { responses = { xml(tgws("deleting")) } } })
-      local _, err = client("ec2"):wait("TransitGatewayAvailable", {})
+      srv:routes({ { responses = { xml([[<DescribeInstancesResponse><reservationSet><item><instancesSet><item>
+        <instanceId>i-1</instanceId><instanceState><code>48</code><name>terminated</name></instanceState>
+        </item></instancesSet></item></reservationSet></DescribeInstancesResponse>]]) } } })
+      local _, err = client("ec2"):wait("InstanceRunning", { InstanceIds = { "i-1" } })
       assert.equals("waiter_failed", err.code)
-      assert.equals("deleting", err.state)
+      assert.equals("terminated", err.state)
+      local _, uerr = client("ec2"):wait("TransitGatewayAvailable", {})
+      assert.equals("unknown_waiter", uerr.code)
 
       local now = NOW
       srv:routes({ { responses = { xml(RDS_INSTANCES:format("creating")) } } })
@@ -505,10 +524,7 @@ describe("aws", function()
       srv:routes({ { responses = { json_response('{"State":"Pending"}'),
         json_response('{"State":"Active","LastUpdateStatus":"Successful"}') } } })
       assert(client("lambda"):wait("FunctionActive", { FunctionName = "writer" }))
-      srv:routes({ { responses = { json_response('{"resourceShareInvitations":[]}'),
-        json_response('{"resourceShareInvitations":[{"status":"PENDING","resourceShareInvitationArn":"arn:inv"}]}') } } })
-      local inv = assert(client("ram"):wait("ResourceShareInvitationPending", {}))
-      assert.equals("arn:inv", inv.resourceShareInvitations[1].resourceShareInvitationArn)
+      assert.equals("/2015-03-31/functions/writer/configuration", srv:requests()[1].path)
     end)
   end)
 
@@ -525,7 +541,7 @@ describe("aws", function()
       local results, errs = aws.call_many({ { ec2, "DescribeVpcs" }, { sts, "GetCallerIdentity" }, { ec2, "DescribeVpcs" },
         { ec2, "DescribeTransitGateways" }, { sts, "GetCallerIdentity" } })
       local elapsed = socket.gettime() - t0
-      assert.equals(2, #results[1].vpcSet)
+      assert.equals(2, #results[1].Vpcs)
       assert.equals("222222222222", results[2].Account)
       assert.equals("222222222222", results[5].Account)
       assert.equals("UnauthorizedOperation", errs[4].code)
@@ -543,8 +559,156 @@ describe("aws", function()
       local pages, perrs = aws.pages_many({ { ec2, "DescribeSubnets" }, { ec2, "DescribeVpcs" } })
       assert.same({}, perrs)
       assert.equals(2, #pages[1])
-      assert.equals("subnet-2", pages[1][2].subnetSet[1].subnetId)
+      assert.equals("subnet-2", pages[1][2].Subnets[1].SubnetId)
       assert.equals(1, #pages[2])
+    end)
+  end)
+
+  describe("a model given as a table", function()
+    local THINGS = {
+      metadata = { protocol = "json", jsonVersion = "1.1", targetPrefix = "Things_2020", endpointPrefix = "things",
+        signingName = "thingsvc", serviceId = "Things", apiVersion = "2020-01-01" },
+      operations = {
+        ListThings = { name = "ListThings", http = { method = "POST", requestUri = "/" },
+          input = { shape = "ListThingsInput" }, output = { shape = "ListThingsOutput" } },
+        DescribeThing = { name = "DescribeThing", http = { method = "POST", requestUri = "/" },
+          input = { shape = "DescribeThingInput" }, output = { shape = "DescribeThingOutput" },
+          documentation = "<p>Describes one thing. Or none.</p>" },
+      },
+      shapes = {
+        ListThingsInput = { type = "structure", members = { NextA = { shape = "String" }, NextB = { shape = "String" },
+          Limit = { shape = "Integer" } } },
+        ListThingsOutput = { type = "structure", members = { Things = { shape = "ThingList" },
+          NextA = { shape = "String" }, NextB = { shape = "String" } } },
+        DescribeThingInput = { type = "structure", required = { "Name" }, members = { Name = { shape = "String" } } },
+        DescribeThingOutput = { type = "structure", members = { State = { shape = "String" },
+          Size = { shape = "Long" }, Created = { shape = "Time" } } },
+        ThingList = { type = "list", member = { shape = "String" } },
+        String = { type = "string" }, Integer = { type = "integer" }, Long = { type = "long" },
+        Time = { type = "timestamp" },
+      },
+      paginators = { ListThings = { input_token = { "NextA", "NextB" }, output_token = { "NextA", "NextB" },
+        result_key = "Things", limit_key = "Limit" } },
+      waiters = { ThingReady = { operation = "DescribeThing", delay = 2, maxAttempts = 3, acceptors = {
+        { matcher = "path", argument = "State", expected = "READY", state = "success" },
+        { matcher = "path", argument = "State", expected = "BROKEN", state = "failure" },
+        { matcher = "error", expected = "ThingNotFound", state = "retry" },
+        { matcher = "status", expected = 410, state = "success" },
+      } } },
+    }
+    local function things(extra)
+      local m = assert(aws.model.load(THINGS))
+      return client(m, extra)
+    end
+    local function answer(body, status)
+      return { status = status or 200, headers = { ["Content-Type"] = "application/x-amz-json-1.1",
+        ["x-amzn-RequestId"] = "t-1" }, body = body }
+    end
+
+    it("is reachable as aws.model and makes a client: operations, help, build and parse with no I/O", function()
+      assert.equals(require("awsnet.aws.model"), aws.model)
+      local c = things()
+      assert.same({ "DescribeThing", "ListThings" }, c:operations())
+      local help = c:help("DescribeThing")
+      assert.matches("Describes one thing.", help, 1, true)
+      assert.matches("Name%s+string%s+required", help)
+      srv:clear()
+      local req = assert(c:build("DescribeThing", { Name = "a" }))
+      assert.equals("POST", req.method)
+      assert.equals(srv.url .. "/", req.url)
+      assert.equals("Things_2020.DescribeThing", req.headers["X-Amz-Target"])
+      assert.same({ Name = "a" }, require("cjson").decode(req.body))
+      assert.is_nil(req.headers.Authorization)
+      local _, berr = c:build("DescribeThing", { Name = "a", Extra = 1 })
+      assert.equals("invalid_parameter", berr.code)
+      local out = assert(c:parse("DescribeThing", answer('{"State":"READY","Size":9007199254740993,"Created":1.7e9}')))
+      assert.equals(9007199254740993, out.Size)
+      assert.equals("2023-11-14T22:13:20+00:00", out.Created)
+      local _, perr = c:parse("DescribeThing", answer('{"__type":"ThingNotFound","message":"gone"}', 400))
+      assert.equals("ThingNotFound", perr.code)
+      assert.equals(0, #srv:requests())
+    end)
+
+    it("calls signed with the model's signing name and follows several page tokens", function()
+      srv:routes({ { body_contains = '"NextB":"b2"', responses = { answer('{"Things":["z"]}') } },
+        { body_contains = '"NextA":"a1"', responses = { answer('{"Things":["y"],"NextB":"b2"}') } },
+        { responses = { answer('{"Things":["x","w"],"NextA":"a1","NextB":"b1"}') } } })
+      local seen = {}
+      for page, err in things():pages("ListThings", { Limit = 2 }) do
+        assert(page, err)
+        for _, t in ipairs(page.Things) do seen[#seen + 1] = t end
+      end
+      assert.same({ "x", "w", "y", "z" }, seen)
+      local got = srv:requests()
+      assert.equals(3, #got)
+      assert.matches("/eu%-west%-1/thingsvc/aws4_request", got[1].headers.authorization)
+      assert.is_true(signature_checks(srv, got[1]))
+      local cjson = require "cjson"
+      assert.same({ Limit = 2, NextA = "a1", NextB = "b1" }, cjson.decode(got[2].body))
+      assert.same({ Limit = 2, NextB = "b2" }, cjson.decode(got[3].body))
+    end)
+
+    it("waits by the model's acceptors: path, error (retry), status; failure; max attempts", function()
+      srv:routes({ { responses = { answer('{"__type":"ThingNotFound","message":"not yet"}', 400),
+        answer('{"State":"PENDING"}'), answer('{"State":"READY"}') } } })
+      local out = assert(things():wait("ThingReady", { Name = "a" }))
+      assert.equals("READY", out.State)
+      assert.same({ 2, 2 }, slept)
+      srv:routes({ { responses = { answer('{"State":"BROKEN"}') } } })
+      local _, ferr = things():wait("ThingReady", { Name = "a" })
+      assert.equals("waiter_failed", ferr.code)
+      assert.equals("BROKEN", ferr.state)
+      srv:routes({ { responses = { answer('{"State":"PENDING"}') } } })
+      local _, terr = things():wait("ThingReady", { Name = "a" })
+      assert.equals("timeout", terr.code)
+      assert.equals(3, #srv:requests())
+      srv:routes({ { responses = { answer('{"__type":"Gone","message":"gone"}', 410) } } })
+      assert.is_true(things():wait("ThingReady", { Name = "a" }))
+      srv:routes({ { responses = { answer('{"__type":"AccessDenied","message":"no"}', 403) } } })
+      local _, aerr = things():wait("ThingReady", { Name = "a" })
+      assert.equals("AccessDenied", aerr.code)
+      local _, uerr = things():wait("NoSuchWaiter", {})
+      assert.equals("unknown_waiter", uerr.code)
+    end)
+
+    it("raises on misuse: a bad service or options, operation names and parameters of the wrong type", function()
+      assert.has_error(function() aws.client(42) end)
+      assert.has_error(function() aws.client("ec2", "eu-west-1") end)
+      assert.has_error(function() aws.client({ metadata = {}, shapes = {} }) end)
+      local c = things()
+      assert.has_error(function() c:call(1) end)
+      assert.has_error(function() c:build("ListThings", "x") end)
+      assert.has_error(function() c:parse("ListThings", "x") end)
+      assert.has_error(function() c:pages(nil) end)
+      assert.has_error(function() c:wait(nil) end)
+      local _, jerr = aws.json({ f = function() end })
+      assert.equals("invalid_parameter", jerr.code)
+    end)
+
+    it("prints results as the AWS CLI's --output json", function()
+      local out = assert(things():parse("ListThings", answer('{"Things":[]}')))
+      assert.equals('{\n    "Things": []\n}\n', aws.json(out))
+      assert.equals('{\n    "A": {\n        "B": [\n            1,\n            "x"\n        ]\n    }\n}\n',
+        aws.json({ A = { B = { 1, "x" } } }))
+    end)
+
+    it("decodes IAM policy documents as botocore's json_decode_policies", function()
+      local iam = client("iam")
+      local doc = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D"
+      local out = assert(iam:parse("GetRole", { status = 200, headers = {}, body = "<GetRoleResponse><GetRoleResult>" ..
+        "<Role><Path>/</Path><RoleName>r</RoleName><RoleId>AROA1</RoleId><Arn>arn:aws:iam::1:role/r</Arn>" ..
+        "<CreateDate>2026-01-02T03:04:05Z</CreateDate><AssumeRolePolicyDocument>" .. doc ..
+        "</AssumeRolePolicyDocument></Role></GetRoleResult></GetRoleResponse>" }))
+      assert.equals("2012-10-17", out.Role.AssumeRolePolicyDocument.Version)
+      assert.equals(0, #out.Role.AssumeRolePolicyDocument.Statement)
+      assert.equals("2026-01-02T03:04:05+00:00", out.Role.CreateDate)
+      local names = {}
+      for _, c in ipairs(aws.customizations.list) do
+        assert.is_string(c.handler)
+        names[c.handler] = c.done
+      end
+      assert.is_true(names.json_decode_policies)
+      assert.is_false(names.inject_presigned_url_ec2)
     end)
   end)
 
@@ -555,6 +719,6 @@ describe("aws", function()
     for _, text in ipairs({ tostring(err), tostring(c) }) do
       assert.is_nil(text:find(CREDS.secret_access_key, 1, true))
     end
-    assert.has_error(function() aws.client("s3", {}) end)
+    assert.has_error(function() aws.client("no-such-service", {}) end)
   end)
 end)

@@ -1,45 +1,66 @@
--- EC2 answers (XML wire names, as awsnet.aws returns them) turned into the CLI's names that
--- describe-* files and awsnet.reach use.
+-- Snapshot files as the AWS CLI prints them: EC2 answers read by the model (member names, typed,
+-- empty lists as []), written by aws.json (4-space indentation), Lambda environment values redacted.
+local aws = require "awsnet.aws"
+local jsoncodec = require "awsnet.aws.protocol.jsoncodec"
 local snapshot = require "awsnet.snapshot"
+local process = require "awsnet.svc.process"
 
-describe("snapshot.cli_names", function()
-  it("renames EC2 sets and fields the way the CLI prints them", function()
-    local xml_shaped = {
-      requestId = "r-1", nextToken = "t",
-      securityGroupInfo = { {
-        groupId = "sg-1", groupName = "db", groupDescription = "awsnet db", vpcId = "vpc-1",
-        ipPermissions = { { ipProtocol = "tcp", fromPort = 3306, toPort = 3306,
-          ipRanges = { { cidrIp = "10.0.0.0/16" } }, groups = { { groupId = "sg-2", userId = "111111111111" } } } },
-        ipPermissionsEgress = {}, tagSet = { { key = "Name", value = "db" } },
-      } },
-    }
-    local cli = snapshot.cli_names(xml_shaped)
-    assert.is_nil(cli.RequestId)
-    assert.is_nil(cli.NextToken)
-    local sg = cli.SecurityGroups[1]
+local SGS = [[<DescribeSecurityGroupsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>r-1</requestId>
+  <securityGroupInfo><item>
+    <ownerId>111111111111</ownerId><groupId>sg-1</groupId><groupName>true</groupName>
+    <groupDescription>awsnet db</groupDescription><vpcId>vpc-1</vpcId>
+    <ipPermissions><item><ipProtocol>tcp</ipProtocol><fromPort>3306</fromPort><toPort>3306</toPort>
+      <groups><item><groupId>sg-2</groupId><userId>111111111111</userId></item></groups>
+      <ipRanges><item><cidrIp>10.0.0.0/16</cidrIp></item></ipRanges></item></ipPermissions>
+    <ipPermissionsEgress/>
+    <tagSet><item><key>Name</key><value>db</value></item></tagSet>
+  </item></securityGroupInfo>
+</DescribeSecurityGroupsResponse>]]
+
+describe("snapshot files", function()
+  local ec2 = aws.client("ec2", { region = "us-east-1", credentials = { access_key_id = "a", secret_access_key = "b" } })
+
+  it("read EC2 answers by the model: the CLI's names and types, empty lists as []", function()
+    local out = assert(ec2:parse("DescribeSecurityGroups", { status = 200, headers = {}, body = SGS }))
+    local sg = out.SecurityGroups[1]
     assert.equals("awsnet db", sg.Description)
-    assert.equals("10.0.0.0/16", sg.IpPermissions[1].IpRanges[1].CidrIp)
+    assert.equals("true", sg.GroupName) -- never coerced to a boolean
+    assert.equals(3306, sg.IpPermissions[1].FromPort)
+    assert.equals(math.type(sg.IpPermissions[1].FromPort), "integer")
     assert.equals("sg-2", sg.IpPermissions[1].UserIdGroupPairs[1].GroupId)
-    assert.same({}, sg.IpPermissionsEgress)
     assert.same({ { Key = "Name", Value = "db" } }, sg.Tags)
+    assert.equals(0, #sg.IpPermissionsEgress)
+    local text = assert(aws.json(out))
+    assert.matches('\n        {\n            "Description": "awsnet db",', text, 1, true)
+    assert.matches('"IpPermissionsEgress": []', text, 1, true)
+    assert.same(jsoncodec.decode(text).SecurityGroups[1].IpPermissions[1].IpRanges, { { CidrIp = "10.0.0.0/16" } })
   end)
 
-  it("types port ranges and VPC attribute values as the CLI does", function()
-    local acl = snapshot.cli_names({ networkAclSet = { { entrySet = { { ruleNumber = 100,
-      portRange = { from = "1024", to = "65535" }, egress = true, ruleAction = "allow", protocol = "6" } } } } }).NetworkAcls[1]
-    assert.same({ From = 1024, To = 65535 }, acl.Entries[1].PortRange)
-    assert.equals("6", acl.Entries[1].Protocol)
-    local attr = snapshot.cli_names({ vpcId = "vpc-1", enableDnsSupport = { value = "false" } })
-    assert.same({ VpcId = "vpc-1", EnableDnsSupport = { Value = false } }, attr)
-  end)
-
-  it("names instance fields by their place", function()
-    local r = snapshot.cli_names({ reservationSet = { { instancesSet = { { instanceId = "i-1",
-      groupSet = { { groupId = "sg-1" } }, instanceState = { name = "running" },
-      networkInterfaceSet = { { groupSet = { { groupId = "sg-1" } } } } } } } } })
-    local i = r.Reservations[1].Instances[1]
-    assert.equals("sg-1", i.SecurityGroups[1].GroupId)
-    assert.equals("running", i.State.Name)
-    assert.equals("sg-1", i.NetworkInterfaces[1].Groups[1].GroupId)
+  it("are written as aws --output json, with Lambda environment values redacted and noted", function()
+    local dir = process.tempdir("awsnet-snap")
+    local fake = { pages_many = function(calls)
+      local pages = {}
+      for i, c in ipairs(calls) do
+        if c[2] == "GetCallerIdentity" then
+          pages[i] = { { Account = "111111111111" } }
+        elseif c[2] == "ListFunctions" then
+          pages[i] = { { Functions = jsoncodec.array { { FunctionName = "writer", MemorySize = 128,
+            Environment = { Variables = { RDS_PASSWORD = "hunter2", RDS_HOST = "db" } } } } } }
+        else
+          pages[i] = { { [c[4] or "x"] = jsoncodec.array() } }
+        end
+      end
+      return pages, {}
+    end }
+    local snap = assert(snapshot.take { out = dir, region = "us-east-1", aws = fake,
+      accounts = { { client = function(service) return { service = service } end } } })
+    local path = snap.accounts[1].path
+    local fns = process.read_file(path .. "/Functions.json")
+    assert.not_matches("hunter2", fns, 1, true)
+    assert.matches('"MemorySize": 128\n', fns, 1, true)
+    assert.matches("Functions[writer].Environment.Variables.RDS_PASSWORD", process.read_file(path .. "/REDACTED.txt"), 1, true)
+    assert.equals('{\n    "Vpcs": []\n}\n', process.read_file(path .. "/Vpcs.json"))
+    os.execute("rm -rf " .. process.quote(dir))
   end)
 end)

@@ -376,7 +376,10 @@ function sandbox.spawn(opts)
     end
     os.remove(log)
     -- under `make check` the sandbox process runs the sanitised core too, so it needs the runtimes
-    local env = os.getenv("AWSNET_SANITIZED") and { LD_PRELOAD = os.getenv("LD_PRELOAD") or "" } or nil
+    local env = os.getenv("AWSNET_SANITIZED") and { LD_PRELOAD = os.getenv("LD_PRELOAD") or "" } or {}
+    -- its scratch folders (dnsmasq's, the databases') inside its own, which stop() removes: a
+    -- SIGTERM ends the Lua process before it could remove them itself
+    env.TMPDIR = dir
     local proc = process.spawn(argv, { log = log, cleanup_dir = dir, env = env })
     local up, err = process.wait_until(function()
       local text = process.read_file(log) or ""

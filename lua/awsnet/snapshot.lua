@@ -1,6 +1,8 @@
 --- Snapshots of accounts: the describe-* output an evaluator needs, saved as JSON in the folder
 -- layout awsnet.reach.load reads (Batfish's): <out>/aws_configs/accounts/<id>/<region>/<Key>.json,
--- each file holding {<Key> = [...]} exactly as `aws ec2 describe-*` prints it, plus the keys
+-- each file holding {<Key> = [...]} exactly as `aws ec2 describe-* --output json` prints it (same
+-- keys and types, empty lists as [], 4-space indentation; Lambda environment variable values
+-- redacted, listed in REDACTED.txt), plus the keys
 -- awsnet.reach adds: VpcAttributes (describe-vpc-attribute per VPC), TransitGatewayRoutes
 -- (search-transit-gateway-routes per route table) and TransitGatewayPropagations.
 --
@@ -11,7 +13,7 @@
 -- The calls of all accounts run concurrently (awsnet.aws's concurrent helper); then, as concurrently,
 -- the calls that need their results (VPC attributes, TGW routes and propagations).
 -- @module awsnet.snapshot
-local cjson = require "cjson"
+local jsoncodec = require "awsnet.aws.protocol.jsoncodec"
 local errors = require "awsnet.errors"
 local process = require "awsnet.svc.process"
 
@@ -38,56 +40,20 @@ snapshot.CALLS = {
   { "lambda", "ListFunctions", "Functions" },
 }
 
--- ------------------------------------------------------------------------------------------
--- EC2 answers in the AWS CLI's names
+-- The values a snapshot must not hold: a Lambda's environment variable values (they often carry
+-- passwords). Each is replaced by this text; the snapshot's REDACTED.txt says what was.
+local REDACTED = "(redacted by awsnet snapshot)"
 
--- EC2 answers XML whose element names are the API's wire names (vpcSet, groupDescription);
--- the CLI, botocore and every describe-* file use the model's member names (Vpcs, Description).
--- Most differ only by the first letter; these do not (per parent element where it matters).
-local EC2_NAMES = {
-  vpcSet = "Vpcs", subnetSet = "Subnets", routeTableSet = "RouteTables", securityGroupInfo = "SecurityGroups",
-  networkAclSet = "NetworkAcls", networkInterfaceSet = "NetworkInterfaces", reservationSet = "Reservations",
-  instancesSet = "Instances", internetGatewaySet = "InternetGateways", natGatewaySet = "NatGateways",
-  vpcPeeringConnectionSet = "VpcPeeringConnections", transitGatewaySet = "TransitGateways",
-  availabilityZoneInfo = "AvailabilityZones", routeSet = "Routes", associationSet = "Associations", tagSet = "Tags",
-  groups = "UserIdGroupPairs", groupSet = "Groups", entrySet = "Entries", groupDescription = "Description",
-  privateIpAddressesSet = "PrivateIpAddresses", ipv6AddressesSet = "Ipv6Addresses",
-  cidrBlockAssociationSet = "CidrBlockAssociations", ipv6CidrBlockAssociationSet = "Ipv6CidrBlockAssociations",
-  attachmentSet = "Attachments", natGatewayAddressSet = "NatGatewayAddresses", propagatingVgwSet = "PropagatingVgws",
-  zoneState = "State", messageSet = "Messages", prefixListSet = "PrefixLists", ipv4PrefixSet = "Ipv4Prefixes",
-}
-local EC2_INSTANCE_NAMES = { groupSet = "SecurityGroups", instanceState = "State", dnsName = "PublicDnsName",
-  ipAddress = "PublicIpAddress" }
-local EC2_INTEGERS = { From = true, To = true, Code = true, Type = true }
-
-local function cli_value(v, parent)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  if v[1] ~= nil or next(v) == nil then
-    for i, x in ipairs(v) do out[i] = cli_value(x, parent) end
-    return out
-  end
-  for k, x in pairs(v) do
-    local name = (parent == "instancesSet" and EC2_INSTANCE_NAMES[k]) or EC2_NAMES[k] or (k:sub(1, 1):upper() .. k:sub(2))
-    local value = cli_value(x, k)
-    if EC2_INTEGERS[name] and (parent == "portRange" or parent == "icmpTypeCode") then
-      value = math.tointeger(tonumber(value)) or value
-    elseif name == "Value" and type(parent) == "string" and parent:match("^enable") then
-      -- describe-vpc-attribute's {"Value": true}: the XML text "true" is a boolean here
-      if value == "true" then value = true elseif value == "false" then value = false end
+local function redact_functions(functions, notes)
+  for _, fn in ipairs(functions or {}) do
+    local vars = type(fn.Environment) == "table" and fn.Environment.Variables
+    if type(vars) == "table" then
+      for k in pairs(vars) do
+        vars[k] = REDACTED
+        notes[#notes + 1] = string.format("Functions[%s].Environment.Variables.%s", tostring(fn.FunctionName), k)
+      end
     end
-    out[name] = value
   end
-  return out
-end
-
---- An EC2 answer as the AWS CLI prints it (member names, not XML names), without requestId.
--- @tparam table result a result of an ec2 client's call
--- @treturn table a renamed copy
-function snapshot.cli_names(result)
-  local out = cli_value(result)
-  out.RequestId, out.NextToken = nil, nil
-  return out
 end
 
 -- Runs {client, op, params, key} calls at once (every page of each); returns per call the items
@@ -109,9 +75,8 @@ local function fetch(aws, calls, account_of, skipped)
       err.op = string.format("snapshot of account %s: %s:%s", account_of[i].id or "?", c[1].service, c[2])
       return nil, err
     end
-    local items = {}
+    local items = jsoncodec.array()
     for _, page in ipairs(pages[i]) do
-      if c[1].service == "ec2" then page = snapshot.cli_names(page) end
       if c[4] then
         for _, item in ipairs(page[c[4]] or {}) do items[#items + 1] = item end
       else
@@ -123,12 +88,19 @@ local function fetch(aws, calls, account_of, skipped)
   return out
 end
 
-local function write_json(path, key, items)
+local function write_text(path, text)
   local f, err = io.open(path, "w")
   if not f then return errors.fail("snapshot", "cannot write " .. path .. ": " .. tostring(err)) end
-  f:write(cjson.encode({ [key] = items }), "\n")
+  f:write(text)
   f:close()
   return true
+end
+
+-- {<key> = items} as `aws ... --output json` prints it.
+local function write_json(path, key, items)
+  local text, err = require("awsnet.aws").json({ [key] = jsoncodec.array(items) })
+  if not text then return nil, err end
+  return write_text(path, text)
 end
 
 -- The calls that follow from the first round: per VPC its DNS attributes, per TGW route table
@@ -145,7 +117,7 @@ local function follow_up_calls(account, first)
   for _, rt in ipairs(first.TransitGatewayRouteTables) do
     local id = rt.TransitGatewayRouteTableId
     calls[#calls + 1] = { ec2, "SearchTransitGatewayRoutes", { TransitGatewayRouteTableId = id,
-      Filter = { { Name = "type", Value = { "static", "propagated" } } } }, "Routes", "TransitGatewayRoutes",
+      Filters = { { Name = "type", Values = { "static", "propagated" } } } }, "Routes", "TransitGatewayRoutes",
       function(routes) return { TransitGatewayRouteTableId = id, Routes = routes } end }
     calls[#calls + 1] = { ec2, "GetTransitGatewayRouteTablePropagations", { TransitGatewayRouteTableId = id },
       "TransitGatewayRouteTablePropagations", "TransitGatewayPropagations",
@@ -212,13 +184,20 @@ function snapshot.take(opts)
     list[#list + 1] = c[6](items[i])
   end
   -- 4: the files
-  local out = { dir = opts.out, accounts = {}, skipped = skipped }
+  local out = { dir = opts.out, accounts = {}, skipped = skipped, redacted = {} }
   for _, a in ipairs(opts.accounts) do
     local path = string.format("%s/aws_configs/accounts/%s/%s", opts.out, a.id, region)
     local ok
     ok, err = process.run("mkdir -p " .. process.quote(path))
     if not ok then return nil, err end
-    local counts = {}
+    local counts, notes = {}, {}
+    redact_functions(data[a].Functions, notes)
+    if #notes > 0 then
+      ok, err = write_text(path .. "/REDACTED.txt", "awsnet snapshot replaced these values by \"" .. REDACTED
+        .. "\" (secrets are never written):\n" .. table.concat(notes, "\n") .. "\n")
+      if not ok then return nil, err end
+      for _, n in ipairs(notes) do out.redacted[#out.redacted + 1] = a.id .. " " .. n end
+    end
     for key, list in pairs(data[a]) do
       ok, err = write_json(path .. "/" .. key .. ".json", key, list)
       if not ok then return nil, err end

@@ -50,6 +50,10 @@ function cli_snapshot.run(opts)
       "%d DB instances, %d functions -> %s", a.id, a.region, c.Vpcs, c.Subnets, c.RouteTables, c.SecurityGroups,
       c.TransitGateways, c.DBInstances, c.Functions, a.path))
   end
+  if #snap.redacted > 0 then
+    print(string.format("%d secret value(s) redacted (Lambda environment variables): see REDACTED.txt",
+      #snap.redacted))
+  end
   return 0
 end
 

@@ -867,11 +867,12 @@ function R.acl(acl)
   for i, a in ipairs(acl.associations) do
     assocs[i] = { NetworkAclAssociationId = a.id, NetworkAclId = acl.id, SubnetId = a.subnet }
   end
-  return {
+  -- AWS's wire name for NetworkAcl.IsDefault is <default> (the model's locationName)
+  return wire.xml_names({
     NetworkAclId = acl.id, VpcId = acl.vpc, OwnerId = acl.owner, IsDefault = acl.default or false,
     Entries = array(entries, "item", "entrySet"), Associations = array(assocs, "item", "associationSet"),
     Tags = render_tags(acl.tags),
-  }
+  }, { IsDefault = "default" })
 end
 
 local function acl_fields(acl)

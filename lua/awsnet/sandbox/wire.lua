@@ -319,7 +319,7 @@ local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 --- Base64 text of `data` (the client side's encoder: one definition of the alphabet's use).
 -- @tparam string data bytes
 -- @treturn string
-function wire.base64_encode(data) return require("awsnet.aws.restjson").base64(data) end
+function wire.base64_encode(data) return require("awsnet.aws.protocol.scalar").base64(data) end
 
 --- Decodes base64 text; nil when it is not valid base64.
 -- @param text the text (white space is ignored)

@@ -16,7 +16,6 @@
 -- @alias scenario
 local errors = require "awsnet.errors"
 local lambda_zip = require "awsnet.scenario.lambda_zip"
-local snapshot = require "awsnet.snapshot"
 
 local scenario = {}
 
@@ -208,20 +207,19 @@ local function tags(cfg, step_id)
     { Key = "Name", Value = cfg.name .. "-" .. step_id } }
 end
 
--- EC2 requests use the API's wire names (TagSpecification.1.Tag.1.Key, Filter.1.Value.1).
+-- Requests and results use the model's member names (TagSpecifications, Filters, Values).
 local function tag_spec(cfg, step_id, resource_type)
-  return { { ResourceType = resource_type, Tag = tags(cfg, step_id) } }
+  return { { ResourceType = resource_type, Tags = tags(cfg, step_id) } }
 end
 
 local function tag_filters(cfg, step_id)
-  return { { Name = "tag:" .. TAG_SCENARIO, Value = { cfg.name } }, { Name = "tag:" .. TAG_STEP, Value = { step_id } } }
+  return { { Name = "tag:" .. TAG_SCENARIO, Values = { cfg.name } }, { Name = "tag:" .. TAG_STEP, Values = { step_id } } }
 end
 
--- Calls an API and returns the result (EC2's in the CLI's names), or nil, err; a "not found"
+-- Calls an API and returns the result (in the model's member names), or nil, err; a "not found"
 -- error is turned into `nil` with no error when `missing_ok` (the resource is not there).
 local function call(ctx, service, op, params, missing_ok)
   local res, err = ctx:client(service):call(op, params or {})
-  if res and service == "ec2" then return snapshot.cli_names(res) end
   if res then return res end
   if missing_ok and require("awsnet.runbook").is_gone(err) then return nil end
   return nil, err
@@ -270,14 +268,14 @@ local function ec2_step(spec)
       rec.external = true
       return rec
     end
-    local params = known and { [spec.ids_param] = { known.id } } or { Filter = tag_filters(ctx.config, spec.id) }
+    local params = known and { [spec.ids_param] = { known.id } } or { Filters = tag_filters(ctx.config, spec.id) }
     local obj, err = describe(ctx, params)
     if not obj then return nil, err end
     return to_record(obj, ctx)
   end
   function step.create(ctx)
     local params = spec.params(ctx)
-    params[spec.tag_param or "TagSpecification"] = tag_spec(ctx.config, spec.id, spec.resource_type)
+    params.TagSpecifications = tag_spec(ctx.config, spec.id, spec.resource_type)
     local res, err = call(ctx, "ec2", spec.create, params)
     if not res then return nil, err end
     local obj = spec.result and res[spec.result] or res
@@ -325,7 +323,7 @@ local function vpc_steps(acct)
   s[#s + 1] = ec2_step{
     id = "vpc_" .. acct:lower(), account = acct, title = "VPC in " .. acct,
     given = function(ctx) return net_key(ctx).vpc_id end,
-    describe = "DescribeVpcs", list = "Vpcs", id_field = "VpcId", ids_param = "VpcId",
+    describe = "DescribeVpcs", list = "Vpcs", id_field = "VpcId", ids_param = "VpcIds",
     create = "CreateVpc", result = "Vpc", resource_type = "vpc", delete = "DeleteVpc",
     extra_calls = { "ec2:ModifyVpcAttribute" },
     params = function(ctx) return { CidrBlock = net_key(ctx).cidr } end,
@@ -353,7 +351,7 @@ local function vpc_steps(acct)
       id = key .. "_" .. acct:lower(), account = acct, needs = { "vpc_" .. acct:lower() },
       title = what .. " in " .. acct,
       given = function(ctx) return net_key(ctx)[key .. "_id"] end,
-      describe = "DescribeSubnets", list = "Subnets", id_field = "SubnetId", ids_param = "SubnetId",
+      describe = "DescribeSubnets", list = "Subnets", id_field = "SubnetId", ids_param = "SubnetIds",
       create = "CreateSubnet", result = "Subnet", resource_type = "subnet", delete = "DeleteSubnet",
       params = function(ctx)
         return { VpcId = ctx.out["vpc_" .. acct:lower()].id, CidrBlock = net_key(ctx)[key],
@@ -368,8 +366,8 @@ end
 
 -- The main route table of a VPC (subnets created here are not associated with another).
 local function main_route_table(ctx, vpc_id)
-  local res, err = call(ctx, "ec2", "DescribeRouteTables", { Filter = {
-    { Name = "vpc-id", Value = { vpc_id } }, { Name = "association.main", Value = { "true" } } } })
+  local res, err = call(ctx, "ec2", "DescribeRouteTables", { Filters = {
+    { Name = "vpc-id", Values = { vpc_id } }, { Name = "association.main", Values = { "true" } } } })
   if not res then return nil, err end
   local rt = (res.RouteTables or {})[1]
   if not rt then return errors.fail("NoMainRouteTable", "VPC " .. vpc_id .. " has no main route table") end
@@ -443,18 +441,18 @@ local function security_group_step(acct, other, direction, what)
   return ec2_step{
     id = id, account = acct, needs = { "vpc_" .. acct:lower() },
     title = string.format("security group for the %s (tcp %s %s)", what, ingress and "in from" or "out to", other),
-    describe = "DescribeSecurityGroups", list = "SecurityGroups", id_field = "GroupId", ids_param = "GroupId",
+    describe = "DescribeSecurityGroups", list = "SecurityGroups", id_field = "GroupId", ids_param = "GroupIds",
     create = "CreateSecurityGroup", resource_type = "security-group", delete = "DeleteSecurityGroup",
     extra_calls = { ingress and "ec2:AuthorizeSecurityGroupIngress" or "ec2:AuthorizeSecurityGroupEgress",
       not ingress and "ec2:RevokeSecurityGroupEgress" or nil },
     wait_gone = false,
     params = function(ctx)
-      return { GroupName = ctx.config.name .. "-" .. what, GroupDescription = "awsnet " .. what,
+      return { GroupName = ctx.config.name .. "-" .. what, Description = "awsnet " .. what,
         VpcId = ctx.out["vpc_" .. acct:lower()].id }
     end,
     -- the rule, and for egress no allow-all rule: added or removed only when needed
     settle = function(ctx, rec)
-      local res, err = call(ctx, "ec2", "DescribeSecurityGroups", { GroupId = { rec.id } })
+      local res, err = call(ctx, "ec2", "DescribeSecurityGroups", { GroupIds = { rec.id } })
       if not res then return nil, err end
       local sg = (res.SecurityGroups or {})[1] or {}
       local perms = ingress and sg.IpPermissions or sg.IpPermissionsEgress
@@ -502,7 +500,6 @@ local function attachment_step(acct)
     id_field = "TransitGatewayAttachmentId", ids_param = "TransitGatewayAttachmentIds",
     create = "CreateTransitGatewayVpcAttachment", result = "TransitGatewayVpcAttachment",
     resource_type = "transit-gateway-attachment", delete = "DeleteTransitGatewayVpcAttachment",
-    tag_param = "TagSpecifications",
     params = function(ctx)
       return { TransitGatewayId = ctx.out.tgw.id, VpcId = ctx.out["vpc_" .. l].id,
         SubnetIds = { ctx.out["tgw_subnet_" .. l].id }, Options = { DnsSupport = "enable" } }
@@ -758,8 +755,8 @@ local function lambda_steps()
       local sg = ctx.out.sg_lambda and ctx.out.sg_lambda.id
       if not sg then return true end
       return ctx:poll("Lambda network interfaces released", function()
-        local res, err = call(ctx, "ec2", "DescribeNetworkInterfaces", { Filter = {
-          { Name = "group-id", Value = { sg } } } })
+        local res, err = call(ctx, "ec2", "DescribeNetworkInterfaces", { Filters = {
+          { Name = "group-id", Values = { sg } } } })
         if not res then return nil, err end
         return #(res.NetworkInterfaces or {}) == 0
       end)

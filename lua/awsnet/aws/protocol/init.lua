@@ -106,7 +106,9 @@ end
 -- @tparam table m the model
 -- @tparam string op_name the operation
 -- @tparam table resp {status = 200, headers = {name = value}, body = "..."}
--- @tparam[opt] table opts {timestamp = "iso" (default) | "epoch" | function(epoch) -> value}
+-- @tparam[opt] table opts {timestamp = "iso" (default) | "epoch" | function(epoch) -> value,
+-- on_unknown = function(parent, element) called for each XML element no member reads (to check a
+-- server, such as the sandbox, against the model)}
 -- @treturn table the result by the output shape's member names, or nil, err (the AWS error code,
 -- message, status, request_id, data; or "invalid_response")
 -- @raise on arguments of the wrong type

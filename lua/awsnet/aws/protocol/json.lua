@@ -91,6 +91,16 @@ function from_wire(m, ref, v, opts)
         if not is_null(raw) then out[name] = from_wire(m, mref, raw, opts) end
       end
     end
+    -- for checking an answer against the model: keys no member reads
+    if opts and opts.on_unknown then
+      local known = {}
+      for name, mref in pairs(s.members or {}) do
+        known[trait(mref, m.shapes[mref.shape], "locationName") or name] = true
+      end
+      for k in pairs(v) do
+        if not known[k] then opts.on_unknown(ref.shape, tostring(k)) end
+      end
+    end
     return out
   end
   if t == "list" then

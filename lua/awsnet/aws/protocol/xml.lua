@@ -88,7 +88,12 @@ local function parse_structure(m, s, node, opts)
         end
         if v ~= nil then out[name] = xml.scalar(ms, v, opts) end
       end
+      if opts.on_unknown then kids[key] = nil end
     end
+  end
+  -- for checking an answer against the model: elements no member reads
+  if opts.on_unknown then
+    for key in pairs(kids) do opts.on_unknown(node.name, key) end
   end
   return out
 end

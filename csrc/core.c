@@ -6,6 +6,7 @@
 #include "mariadb.h"
 #include "process.h"
 #include "reach/reach.h"
+#include "shapexml.h"
 #include "sigv4.h"
 #include "xml.h"
 
@@ -17,6 +18,7 @@ static const core_part_open parts[] = {
     mariadb_open,
     process_open,
     reach_open,
+    shapexml_open,
     sigv4_open,
     xml_open,
     NULL

@@ -30,8 +30,19 @@ end
 -- by `jsoncodec`, else sorted by name).
 -- @tparam table s a structure shape
 -- @treturn {string,...} member names
+local names_cache = setmetatable({}, { __mode = "k" }) -- members table -> its names in order
+
 function shape.member_names(s)
-  return jsoncodec.keys(s.members or {})
+  local members = s.members
+  if not members then return {} end
+  -- computed once per shape (a model is not changed once loaded): jsoncodec.keys sorts the names
+  -- of a model decoded without key order, which would otherwise happen at each request
+  local names = names_cache[members]
+  if not names then
+    names = jsoncodec.keys(members)
+    names_cache[members] = names
+  end
+  return names
 end
 
 --- True for a value the protocols treat as absent (nil or JSON null).
@@ -46,8 +57,20 @@ local function invalid(path, fmt, ...)
     { path = path })
 end
 
-local function join(path, name)
-  return path == "" and name or (path .. "." .. name)
+-- The path of the value being checked is kept as a stack of names and list positions, and only
+-- made into text ("IpPermissions[1].FromPort") for an error: a string per value checked would cost
+-- more than the check.
+local function render(p)
+  local path = ""
+  for i = 1, p.n do
+    local seg = p[i]
+    if math.type(seg) == "integer" then
+      path = path .. "[" .. seg .. "]"
+    else
+      path = path == "" and seg or (path .. "." .. seg)
+    end
+  end
+  return path
 end
 
 local function is_list(v)
@@ -56,50 +79,74 @@ end
 
 local check
 
-local function check_structure(m, s, v, path)
+-- Checks `v` as the value of `ref` under name or position `seg` of the current path.
+local function check_at(m, ref, v, p, seg)
+  local n = p.n + 1
+  p[n], p.n = seg, n
+  local nv, err = check(m, ref, v, p)
+  p.n = n - 1
+  return nv, err
+end
+
+local function invalid_at(p, seg, fmt, ...)
+  p.n = p.n + 1
+  p[p.n] = seg
+  return invalid(render(p), fmt, ...)
+end
+
+local function check_structure(m, s, v, p)
   if type(v) ~= "table" or (next(v) ~= nil and jsoncodec.is_array(v)) then
-    return invalid(path, "expected a structure (table), got %s", type(v))
+    return invalid(render(p), "expected a structure (table), got %s", type(v))
   end
   local members = s.members or {}
-  local out, order, set = {}, {}, 0
+  local out, set = {}, 0
   for k in pairs(v) do
     if type(k) ~= "string" or not members[k] then
       local names = shape.member_names(s)
-      return invalid(join(path, tostring(k)), "unknown parameter %s, must be one of: %s", tostring(k),
+      return invalid_at(p, tostring(k), "unknown parameter %s, must be one of: %s", tostring(k),
         #names > 0 and table.concat(names, ", ") or "(none)")
     end
   end
-  for _, name in ipairs(shape.member_names(s)) do
+  local names = shape.member_names(s)
+  local null = jsoncodec.null
+  for i = 1, #names do
+    local name = names[i]
     local ref = members[name]
     local value = v[name]
-    if shape.absent(value) and ref.idempotencyToken then value = scalar.uuid4() end
-    if not shape.absent(value) then
-      local nv, err = check(m, ref, value, join(path, name))
+    if (value == nil or value == null) and ref.idempotencyToken then value = scalar.uuid4() end
+    if value ~= nil and value ~= null then
+      local nv, err = check_at(m, ref, value, p, name)
       if err then return nil, err end
       out[name] = nv
-      order[#order + 1] = name
       set = set + 1
     end
   end
   for _, name in ipairs(s.required or {}) do
-    if out[name] == nil then return invalid(join(path, name), "missing required parameter %s", name) end
+    if out[name] == nil then return invalid_at(p, name, "missing required parameter %s", name) end
   end
   if s.union and set > 1 then
-    return invalid(path, "a union takes one member, got %d", set)
+    return invalid(render(p), "a union takes one member, got %d", set)
   end
-  return jsoncodec.with_keys(out, order)
+  -- the member order (jsoncodec.keys skips the names `out` does not have)
+  return jsoncodec.with_keys(out, names)
 end
 
-function check(m, ref, v, path)
+function check(m, ref, v, p)
   local s = m.shapes[ref.shape]
   local t = s.type
   if s.document then return v end -- any JSON value
-  if t == "structure" then return check_structure(m, s, v, path) end
+  if t == "structure" then return check_structure(m, s, v, p) end
+  if t == "string" then
+    if type(v) == "string" then return v end
+    if shape.trait(ref, s, "jsonvalue") then return v end
+    return invalid(render(p), "expected a string, got %s", type(v))
+  end
   if t == "list" then
-    if not is_list(v) then return invalid(path, "expected a list (array), got %s", type(v)) end
+    if not is_list(v) then return invalid(render(p), "expected a list (array), got %s", type(v)) end
     local out = jsoncodec.array()
+    local mref = s.member
     for i, item in ipairs(v) do
-      local nv, err = check(m, s.member, item, string.format("%s[%d]", path, i))
+      local nv, err = check_at(m, mref, item, p, i)
       if err then return nil, err end
       out[i] = nv
     end
@@ -107,14 +154,14 @@ function check(m, ref, v, path)
   end
   if t == "map" then
     if type(v) ~= "table" or (next(v) ~= nil and jsoncodec.is_array(v)) then
-      return invalid(path, "expected a map (table), got %s", type(v))
+      return invalid(render(p), "expected a map (table), got %s", type(v))
     end
     local out, order = {}, {}
     for _, k in ipairs(jsoncodec.keys(v)) do
-      if type(k) ~= "string" then return invalid(path, "map keys must be strings, got %s", type(k)) end
+      if type(k) ~= "string" then return invalid(render(p), "map keys must be strings, got %s", type(k)) end
       local item = v[k]
       if not shape.absent(item) then
-        local nv, err = check(m, s.value, item, join(path, k))
+        local nv, err = check_at(m, s.value, item, p, k)
         if err then return nil, err end
         out[k] = nv
         order[#order + 1] = k
@@ -122,34 +169,29 @@ function check(m, ref, v, path)
     end
     return jsoncodec.with_keys(out, order)
   end
-  if t == "string" then
-    if shape.trait(ref, s, "jsonvalue") then return v end
-    if type(v) ~= "string" then return invalid(path, "expected a string, got %s", type(v)) end
-    return v
-  end
   if t == "integer" or t == "long" or t == "short" or t == "byte" then
     local i = type(v) == "number" and math.tointeger(v)
-    if not i then return invalid(path, "expected an integer, got %s", tostring(v)) end
+    if not i then return invalid(render(p), "expected an integer, got %s", tostring(v)) end
     return i
   end
   if t == "float" or t == "double" then
     -- the protocols' names for the values JSON has no text for
     if v == "NaN" or v == "Infinity" or v == "-Infinity" then return scalar.float(v) end
-    if type(v) ~= "number" then return invalid(path, "expected a number, got %s", type(v)) end
+    if type(v) ~= "number" then return invalid(render(p), "expected a number, got %s", type(v)) end
     return v
   end
   if t == "boolean" then
-    if type(v) ~= "boolean" then return invalid(path, "expected a boolean, got %s", type(v)) end
+    if type(v) ~= "boolean" then return invalid(render(p), "expected a boolean, got %s", type(v)) end
     return v
   end
   if t == "blob" then
-    if type(v) ~= "string" then return invalid(path, "expected a blob (string of bytes), got %s", type(v)) end
+    if type(v) ~= "string" then return invalid(render(p), "expected a blob (string of bytes), got %s", type(v)) end
     return v
   end
   if t == "timestamp" then
     local e = scalar.to_epoch(v)
     if not e then
-      return invalid(path, "expected a timestamp (epoch seconds or an ISO 8601 string), got %s", tostring(v))
+      return invalid(render(p), "expected a timestamp (epoch seconds or an ISO 8601 string), got %s", tostring(v))
     end
     return e
   end
@@ -192,7 +234,7 @@ function shape.check(m, ref, params)
     end
     return {}
   end
-  return check(m, ref, params, "")
+  return check(m, ref, params, { n = 0 })
 end
 
 return shape

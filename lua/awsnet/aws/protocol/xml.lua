@@ -154,6 +154,75 @@ function xml.parse(m, ref, el, opts)
   return parse(m, ref, el, opts or {})
 end
 
+-- ---- plans for the C reader (core.shapexml) ---------------------------------------------------
+
+local PLAN_TYPES = { structure = "structure", list = "list", map = "map", boolean = "boolean", integer = "integer",
+  long = "integer", short = "integer", byte = "integer", float = "float", double = "float", blob = "blob",
+  timestamp = "timestamp" } -- anything else reads as its text, as xml.scalar has it
+
+--- A shape tree as `core.shapexml.compile` takes it (see csrc/shapexml.h), made with the rules of
+-- `xml.parse` above; or nil and why when the C reader cannot follow them: a member read from an
+-- XML attribute (xmlAttribute), two members under one wire name, a flattened list or map
+-- anywhere but as a structure's member, a map keyed by anything but strings.
+-- @tparam table m the model
+-- @tparam table ref the output reference
+-- @tparam[opt] string wrapper the element under the root that holds the result (query)
+-- @treturn table the description, or nil, reason
+function xml.plan(m, ref, wrapper)
+  local nodes, index = {}, {}
+  local node_of
+  local function flat_ok(r, s)
+    return not ((s.type == "list" or s.type == "map") and trait(r, s, "flattened"))
+  end
+  function node_of(r)
+    local name = r.shape
+    if index[name] then return index[name] end
+    local s = m.shapes[name]
+    local n = #nodes + 1
+    local nd = { type = PLAN_TYPES[s.type] or "string" }
+    nodes[n], index[name] = nd, n
+    if s.type == "structure" then
+      nd.members = {}
+      local seen = {}
+      for _, mname in ipairs(shape.member_names(s)) do
+        local mref = s.members[mname]
+        local ms = m.shapes[mref.shape]
+        if not shape.http_bound(mref) then
+          if trait(mref, ms, "xmlAttribute") then return nil, "member " .. mname .. " is an XML attribute" end
+          local key = member_key(m, mref, mname)
+          if seen[key] then return nil, "two members read <" .. key .. ">" end
+          seen[key] = true
+          local child, why = node_of(mref)
+          if not child then return nil, why end
+          nd.members[#nd.members + 1] = { wire = key, name = mname, node = child,
+            flat = (ms.type == "list" or ms.type == "map") and trait(mref, ms, "flattened") and true or false }
+        end
+      end
+    elseif s.type == "list" then
+      if not flat_ok(s.member, m.shapes[s.member.shape]) then return nil, "a flattened list in a list" end
+      local item, why = node_of(s.member)
+      if not item then return nil, why end
+      nd.item = item
+    elseif s.type == "map" then
+      local ks, vs = m.shapes[s.key.shape], m.shapes[s.value.shape]
+      if ks.type ~= "string" then return nil, "a map keyed by " .. tostring(ks.type) end
+      if not flat_ok(s.value, vs) then return nil, "a flattened list in a map" end
+      local k, why = node_of(s.key)
+      if not k then return nil, why end
+      local v, why2 = node_of(s.value)
+      if not v then return nil, why2 end
+      nd.key, nd.value = k, v
+      nd.kname = trait(s.key, ks, "locationName") or "key"
+      nd.vname = trait(s.value, vs, "locationName") or "value"
+    end
+    return n
+  end
+  if m.shapes[ref.shape].type ~= "structure" then return nil, "the output is no structure" end
+  local root, why = node_of(ref)
+  if not root then return nil, why end
+  return { nodes = nodes, wrapper = wrapper, array_mt = jsoncodec.array_mt }
+end
+
 --- The children of an element by local name (a repeated name gives an array of elements).
 -- @tparam table el the element
 -- @treturn table name -> element or {element, ...}

@@ -11,8 +11,12 @@
 --                                               -- for clients that block: proc.endpoint, proc.stop()
 --
 -- Credentials: an access key id of 12 digits is that account, with the secret "test" (or
--- opts.secrets[account]); keys returned by STS AssumeRole act as the role's account. Every request's
--- SigV4 signature is checked. The service comes from the signature's credential scope.
+-- opts.secrets[account]); keys returned by STS AssumeRole act as the role's account (their keys
+-- come from /dev/urandom). Every request's SigV4 signature is checked: it must sign Host and the
+-- body itself (no UNSIGNED-PAYLOAD; an x-amz-content-sha256 must be the body's hash), and its
+-- credential scope must name the service the request addresses (query Version and Action, or the
+-- REST path), which answers it. Errors never quote a request's secret members (MasterUserPassword,
+-- Lambda environment variables, ...).
 -- opts: port (default 4566; 0 = any), accounts, secrets, region, seed, state_dir (saved world,
 -- survives restarts), transition_s (pending -> available time, default 1), faults = {throttle=,
 -- error5xx=, reset=, latency_ms=} (rates in 0..1, drawn from the seed; a reset comes after the
@@ -105,6 +109,62 @@ local function read_call(svc, mod, req)
   return action, wire.nest(flat)
 end
 
+-- The query APIs' Version, per service: what a query request addresses besides its Action.
+local VERSION_SERVICE = { ["2016-11-15"] = "ec2", ["2011-06-15"] = "sts", ["2010-05-08"] = "iam", ["2014-10-31"] = "rds" }
+
+-- The service a request addresses by its path (REST-JSON), or its Version and Action (query);
+-- nil when it names none the sandbox knows (the credential scope then chooses, and the service
+-- refuses what it does not have). `scoped` is the credential scope's service.
+local function addressed_service(self, req, scoped)
+  local path, query = wire.split_target(req.target)
+  if path ~= "/" and path ~= "" then
+    if path:find("^/2015%-03%-31/functions") then return "lambda" end
+    if self:service_module("ram").route(req.method, path) then return "ram" end
+    return nil
+  end
+  local flat = req.method == "POST" and wire.parse_form(req.body) or query
+  if VERSION_SERVICE[flat.Version] then return VERSION_SERVICE[flat.Version] end
+  if not flat.Action then return nil end
+  if SERVICES[scoped or ""] and SERVICES[scoped].protocol ~= "json" and self:service_module(scoped).actions[flat.Action] then
+    return scoped
+  end
+  for _, name in ipairs({ "ec2", "sts", "iam", "rds" }) do
+    if self:service_module(name).actions[flat.Action] then return name end
+  end
+end
+
+-- Request members whose values never appear in an error or a log line.
+local SECRET_MEMBERS = { MasterUserPassword = true, NewMasterUserPassword = true, Password = true,
+  SecretAccessKey = true, SessionToken = true, Variables = true }
+
+-- The secret values of a request's parameters (Lambda's environment variables included).
+local function secrets_of(params, out, depth)
+  out = out or {}
+  if type(params) ~= "table" or (depth or 0) > 6 then return out end
+  for k, v in pairs(params) do
+    if SECRET_MEMBERS[k] and type(v) == "string" then out[#out + 1] = v
+    elseif SECRET_MEMBERS[k] and type(v) == "table" then
+      for _, x in pairs(v) do if type(x) == "string" then out[#out + 1] = x end end
+    elseif type(v) == "table" and k ~= "_headers" then secrets_of(v, out, (depth or 0) + 1) end
+  end
+  return out
+end
+
+-- `text` with every secret value of the request replaced by "***".
+local function redact(text, secrets)
+  text = tostring(text)
+  for _, secret in ipairs(secrets) do
+    if #secret >= 3 then
+      local at = text:find(secret, 1, true)
+      while at do
+        text = text:sub(1, at - 1) .. "***" .. text:sub(at + #secret)
+        at = text:find(secret, at + 3, true)
+      end
+    end
+  end
+  return text
+end
+
 local function render(svc, action, result, request_id)
   if svc.protocol == "ec2" then return wire.ec2_response(action, result, request_id) end
   if svc.protocol == "query" then return wire.query_response(action, result, svc.ns, request_id) end
@@ -119,7 +179,8 @@ end
 -- responses in the service's protocol (signature, InvalidAction, injected faults, InternalFailure)
 function Sandbox:handle(req)
   local request_id = self.state:request_id()
-  local identity, svc_name, err = auth.check(self, req)
+  local scoped = auth.parse_authorization(req.headers.authorization)
+  local identity, svc_name, err = auth.check(self, req, addressed_service(self, req, scoped and scoped.service))
   local svc = SERVICES[svc_name or ""] or SERVICES.sts
   if not identity then return failure(svc, request_id, err) end
   local mod = self:service_module(svc_name)
@@ -140,13 +201,16 @@ function Sandbox:handle(req)
   end
   local ok, result, ferr = pcall(fn, ctx, params)
   if not ok then
-    self:log("%s %s: %s", svc_name, action, tostring(result))
+    self:log("%s %s: %s", svc_name, action, redact(result, secrets_of(params)))
     return error_response(svc, request_id, "InternalFailure", "The sandbox failed on this request.", 500)
   end
   if self.state_path then self.state:save(self.state_path) end
   -- a reset after the action ran: the client cannot tell whether its call took effect
   if (self.faults.reset or 0) > 0 and self:fault_roll() < self.faults.reset then return { reset = true } end
-  if result == nil then response = failure(svc, request_id, ferr)
+  if result == nil then
+    -- an error may quote the request: never its secrets
+    local secrets = secrets_of(params)
+    response = error_response(svc, request_id, ferr.code, redact(ferr.message, secrets), ferr.status)
   else response = render(svc, action, result, request_id) end
   response.delay_ms = self.faults.latency_ms
   return response
@@ -309,8 +373,10 @@ function sandbox.start(opts)
   assert(type(opts) == "table", "sandbox.start: opts must be a table")
   local state_path, st
   if opts.state_dir then
-    -- the saved world holds secrets (session keys, master passwords): the folder is the owner's only
-    process.mkdir(opts.state_dir, "700")
+    -- the saved world holds secrets (session keys, master passwords): a folder made here is the
+    -- owner's only; one that exists keeps its permissions (the state file itself is 0600)
+    local made, merr = process.call({ "mkdir", "-p", "-m", "700", "--", opts.state_dir }, { interruptible = false })
+    if not made then return nil, merr end
     state_path = opts.state_dir .. "/sandbox-state.json"
     local err
     st, err = state_mod.load(state_path, opts)

@@ -10,13 +10,24 @@ local auth = {}
 -- 15 minutes off is `RequestExpired` for EC2 (its API reference's common errors) and a
 -- "Signature expired" `SignatureDoesNotMatch` / `InvalidSignatureException` for STS, IAM, RDS, RAM
 -- and Lambda, as those services answer.
+--
+-- `incomplete` (a signature that leaves out what AWS wants signed: the Host header) is
+-- `IncompleteSignature` (400, the common errors of the query APIs and EC2) and, for the JSON
+-- services, `InvalidSignatureException` with "'Host' must be a 'SignedHeader' ..." as those answer.
+-- A payload hash that is not the body's (x-amz-content-sha256 with another hash, or
+-- UNSIGNED-PAYLOAD) and a credential scope naming another service than the one addressed
+-- ("Credential should be scoped to correct service: 'sts'.") are `bad_signature`: services other
+-- than S3 hash the body they received, so such a signature cannot match there (S3's
+-- XAmzContentSHA256Mismatch is S3's own, and the sandbox serves no S3).
 local AUTH_ERRORS = {
   ec2 = { unknown_key = { "AuthFailure", 401 }, bad_signature = { "AuthFailure", 401 },
-          skew = { "RequestExpired", 400 }, missing = { "AuthFailure", 401 } },
+          skew = { "RequestExpired", 400 }, missing = { "AuthFailure", 401 }, incomplete = { "IncompleteSignature", 400 } },
   query = { unknown_key = { "InvalidClientTokenId", 403 }, bad_signature = { "SignatureDoesNotMatch", 403 },
-            skew = { "SignatureDoesNotMatch", 403 }, missing = { "MissingAuthenticationToken", 403 } },
+            skew = { "SignatureDoesNotMatch", 403 }, missing = { "MissingAuthenticationToken", 403 },
+            incomplete = { "IncompleteSignature", 400 } },
   json = { unknown_key = { "UnrecognizedClientException", 403 }, bad_signature = { "InvalidSignatureException", 403 },
-           skew = { "InvalidSignatureException", 403 }, missing = { "MissingAuthenticationTokenException", 403 } },
+           skew = { "InvalidSignatureException", 403 }, missing = { "MissingAuthenticationTokenException", 403 },
+           incomplete = { "InvalidSignatureException", 403 } },
 }
 
 local function auth_error(service, kind, message)
@@ -67,24 +78,49 @@ local function identity_of(sb, key, token)
   return { account = session.account, secret = session.secret, arn = session.arn, user_id = session.user_id }
 end
 
+-- Refuses what the signature must cover and does not: Host unsigned, a payload hash other than
+-- the body's. Returns the error kind and message, or nil.
+local function uncovered(a, req, body_hash)
+  local host = false
+  for _, h in ipairs(a.signed_headers) do if h == "host" then host = true end end
+  if not host then return "incomplete", "'Host' must be a 'SignedHeader' in the AWS Authorization." end
+  local claimed = req.headers["x-amz-content-sha256"]
+  if claimed == "UNSIGNED-PAYLOAD" or (claimed or ""):match("^STREAMING%-") then
+    return "bad_signature", "x-amz-content-sha256 " .. claimed .. " is not accepted: this service signs the payload."
+  end
+  if claimed and claimed:lower() ~= body_hash then
+    return "bad_signature", "The provided 'x-amz-content-sha256' header does not match what was computed."
+  end
+end
+
 --- Checks the request's signature. Returns identity {account, arn, user_id}, service name; or
--- nil, service name, err.
+-- nil, service name, err. The signature must cover the Host header and the body itself (its
+-- SHA-256: an x-amz-content-sha256 must be that hash), and its credential scope must name the
+-- service the request addresses when that is known.
 -- @param sb the sandbox (its state, accounts' secrets, max_skew_s)
 -- @tparam table req the request {method, target, headers, body}
+-- @tparam[opt] string addressed the service the request's Action, Version or path names
 -- @treturn table identity {account, arn, user_id}, or nil
 -- @treturn string the service the credential scope names
 -- @return the error when refused: the protocol's code for a missing, malformed, expired or wrong
 -- signature, or an unknown key ("InvalidClientTokenId", "AuthFailure", ...), with HTTP status
-function auth.check(sb, req)
+function auth.check(sb, req, addressed)
   local a = auth.parse_authorization(req.headers.authorization)
   if not a then
     return nil, "sts", auth_error("sts", "missing", "Missing Authentication Token")
   end
   local service = a.service
+  if addressed and service ~= addressed then
+    return nil, addressed, auth_error(addressed, "bad_signature",
+      "Credential should be scoped to correct service: '" .. addressed .. "'. ")
+  end
   if service ~= "ec2" and service ~= "sts" and service ~= "iam" and service ~= "rds"
      and service ~= "ram" and service ~= "lambda" then
     return nil, "sts", errors.new("InvalidAction", "The sandbox does not serve " .. service, { status = 400 })
   end
+  local body_hash = require("awsnet.core").sigv4.sha256_hex(req.body or "")
+  local kind, why = uncovered(a, req, body_hash)
+  if kind then return nil, service, auth_error(service, kind, why) end
   local who = identity_of(sb, a.access_key_id, req.headers["x-amz-security-token"])
   if not who then
     return nil, service, auth_error(service, "unknown_key", "The security token included in the request is invalid.")
@@ -113,6 +149,7 @@ function auth.check(sb, req)
     headers = req.headers, body = req.body,
   }, { access_key_id = a.access_key_id, secret_access_key = who.secret }, {
     region = a.region, service = service, time = amz_date, signed_headers = a.signed_headers,
+    payload_hash = body_hash,
   })
   if not ok or type(debug) ~= "table" or debug.signature ~= a.signature then
     return nil, service, auth_error(service, "bad_signature",

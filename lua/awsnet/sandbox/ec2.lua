@@ -1532,6 +1532,38 @@ end
 function A.CreateTags(ctx, p) return change_tags(ctx, p, true) end
 function A.DeleteTags(ctx, p) return change_tags(ctx, p, false) end
 
+-- nil, or the error for a tag key or value XML 1.0 cannot carry (every answer that shows the tag,
+-- to this account or another, would be unreadable) or longer than EC2 takes.
+local function bad_tag(t)
+  for _, part in ipairs({ { "key", t.Key, 128 }, { "value", t.Value, 256 } }) do
+    local what, v, max = part[1], part[2], part[3]
+    if v ~= nil and not wire.xml_text_ok(v) then
+      return fail("InvalidParameterValue", "Tag " .. what .. " contains characters that are not allowed: " ..
+        "only XML 1.0 characters in UTF-8 may be used.")
+    end
+    if v ~= nil and utf8.len(v) > max then
+      return fail("InvalidParameterValue", string.format("Tag %s exceeds the maximum length of %d characters", what, max))
+    end
+  end
+end
+
+-- Every action refuses bad tags in Tag.N and TagSpecification.N.Tag.N before it runs.
+for name, action in pairs(A) do
+  A[name] = function(ctx, p)
+    for _, t in ipairs(list_param(p, "Tag", "Tags")) do
+      local _, err = bad_tag(t)
+      if err then return nil, err end
+    end
+    for _, spec in ipairs(list_param(p, "TagSpecification", "TagSpecifications")) do
+      for _, t in ipairs(list_param(spec, "Tag", "Tags")) do
+        local _, err = bad_tag(t)
+        if err then return nil, err end
+      end
+    end
+    return action(ctx, p)
+  end
+end
+
 --- Looks up a visible object for another service (RDS, Lambda): kind, id, not-found code.
 -- @function lookup
 -- @tparam table ctx the request context (whose account must see the object)

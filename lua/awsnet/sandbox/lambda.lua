@@ -52,14 +52,26 @@ end
 local RUNTIMES = { ["python3.8"] = true, ["python3.9"] = true, ["python3.10"] = true, ["python3.11"] = true,
                    ["python3.12"] = true, ["python3.13"] = true }
 
--- A name, a partial ARN or a full ARN -> the plain name.
+-- A name, a partial ARN or a full ARN -> the plain name and the account the ARN names (nil for
+-- a plain name).
 local function function_name(given)
   if type(given) ~= "string" then return nil end
-  return given:match("^arn:aws:lambda:[^:]+:%d+:function:([^:]+)") or given:match("^%d+:function:([^:]+)") or given
+  local account, name = given:match("^arn:aws:lambda:[^:]+:(%d+):function:([^:]+)")
+  if not account then account, name = given:match("^(%d+):function:([^:]+)") end
+  return name or given, account
 end
 
-local function find_function(ctx, given)
-  local name = function_name(given)
+-- The caller's function named by `given`. Another account's function (by its ARN) is refused as
+-- AWS refuses it without a resource-based policy granting `permission` (the sandbox has none),
+-- never resolved to a function of the caller with the same name.
+local function find_function(ctx, given, permission)
+  local name, account = function_name(given)
+  if account and account ~= ctx.account then
+    local arn = string.format("arn:aws:lambda:%s:%s:function:%s", ctx.region, account, name)
+    return fail("AccessDeniedException", string.format("User: %s is not authorized to perform: lambda:%s on " ..
+      "resource: %s because no resource-based policy allows the lambda:%s action", ctx.arn, permission, arn,
+      permission), 403)
+  end
   local fn = name and ctx.state:get("lambda_fn", ctx.account .. ":" .. name)
   if not fn then
     return fail("ResourceNotFoundException", "Function not found: arn:aws:lambda:" .. ctx.region .. ":" .. ctx.account ..
@@ -75,7 +87,7 @@ local function files_dir(sb)
   if not sb.lambda_dir then
     if sb.opts.state_dir then
       sb.lambda_dir = sb.opts.state_dir .. "/lambda"
-      process.mkdir(sb.lambda_dir)
+      process.mkdir(sb.lambda_dir, "700")
     else
       sb.lambda_dir = process.tempdir("awsnet-sandbox-lambda")
       sb.lambda_guard = process.remove_on_exit(sb.lambda_dir) -- also when the sandbox process is killed
@@ -204,7 +216,14 @@ local function render(fn, ctx)
   }
 end
 
+-- The execution role: one of the caller's own (iam:PassRole cannot pass another account's role:
+-- AWS answers AccessDeniedException before it looks at the role), that Lambda may assume.
 local function check_role(ctx, role_arn)
+  local account = tostring(role_arn):match("^arn:aws:iam::(%d+):role/")
+  if account and account ~= ctx.account then
+    return fail("AccessDeniedException", string.format("User: %s is not authorized to perform: iam:PassRole on " ..
+      "resource: %s", ctx.arn, role_arn), 403)
+  end
   local role = iam.role_by_arn(ctx.state, role_arn)
   if not role or not iam.trusts(role, { service = "lambda.amazonaws.com" }) then
     return invalid("The role defined for the function cannot be assumed by Lambda.")
@@ -281,14 +300,14 @@ function A.CreateFunction(ctx, p)
 end
 
 function A.GetFunction(ctx, p)
-  local fn, err = find_function(ctx, p.FunctionName)
+  local fn, err = find_function(ctx, p.FunctionName, "GetFunction")
   if not fn then return nil, err end
   return { Configuration = render(fn, ctx), Code = { RepositoryType = "S3",
     Location = "http://127.0.0.1/sandbox/lambda/" .. fn.name .. ".zip" }, Tags = {} }
 end
 
 function A.GetFunctionConfiguration(ctx, p)
-  local fn, err = find_function(ctx, p.FunctionName)
+  local fn, err = find_function(ctx, p.FunctionName, "GetFunctionConfiguration")
   if not fn then return nil, err end
   return render(fn, ctx)
 end
@@ -302,7 +321,7 @@ function A.ListFunctions(ctx)
 end
 
 function A.UpdateFunctionConfiguration(ctx, p)
-  local fn, err = find_function(ctx, p.FunctionName)
+  local fn, err = find_function(ctx, p.FunctionName, "UpdateFunctionConfiguration")
   if not fn then return nil, err end
   if ctx.state:settle(fn) == "Pending" then
     return fail("ResourceConflictException", "The operation cannot be performed at this time. " ..
@@ -318,7 +337,7 @@ function A.UpdateFunctionConfiguration(ctx, p)
 end
 
 function A.DeleteFunction(ctx, p)
-  local fn, err = find_function(ctx, p.FunctionName)
+  local fn, err = find_function(ctx, p.FunctionName, "DeleteFunction")
   if not fn then return nil, err end
   ctx.state:remove("lambda_fn", fn.id)
   schedule_release(ctx)
@@ -366,12 +385,14 @@ local function network_for(ctx, fn)
   return names, dns, routes
 end
 
+-- Keys of the function's role (its own account's only), from /dev/urandom like STS's.
 local function role_credentials(ctx, fn)
   local role = iam.role_by_arn(ctx.state, fn.role)
-  if not role then return {} end
+  if not role or role.account ~= fn.owner then return {} end
   local st = ctx.state
-  local key = "ASIA" .. st:token(16)
-  local session = { account = role.account, secret = st:token(40), token = "IQoJb3JpZ2luX2VjE" .. st:token(80),
+  local secret_token = require("awsnet.sandbox.state").secret_token
+  local key = "ASIA" .. secret_token(16)
+  local session = { account = role.account, secret = secret_token(40), token = "IQoJb3JpZ2luX2VjE" .. secret_token(80),
     expires = os.time() + 3600, user_id = role.role_id .. ":" .. fn.name,
     arn = string.format("arn:aws:sts::%s:assumed-role/%s/%s", role.account, role.name, fn.name) }
   st.data.sessions[key] = session
@@ -392,9 +413,8 @@ local function run(ctx, fn, event)
   local spec = {
     code_dir = fn.code_dir, handler = fn.handler, event = event, timeout = fn.timeout, function_name = fn.name,
     function_arn = fn.arn, memory = fn.memory, request_id = request_id, result_path = work .. "/result.json",
-    names = names, dns = dns, routes = routes,
+    names = names, dns = dns, routes = routes, env = {},
   }
-  process.write_file(work .. "/spec.json", cjson.encode(spec))
   -- only this environment, as in AWS (the function's variables last, so they win)
   local env = {
     PATH = "/usr/local/bin:/usr/bin:/bin", LANG = "C.UTF-8", HOME = work, TZ = ":UTC", PYTHONDONTWRITEBYTECODE = "1",
@@ -403,14 +423,20 @@ local function run(ctx, fn, event)
     AWS_LAMBDA_FUNCTION_TIMEOUT = tostring(fn.timeout), LAMBDA_TASK_ROOT = fn.code_dir,
     AWS_EXECUTION_ENV = "AWS_Lambda_" .. fn.runtime,
   }
-  for k, v in pairs(role_credentials(ctx, fn)) do env[k] = v end
-  for k, v in pairs(fn.env or {}) do env[k] = tostring(v) end
+  -- the role's keys and the function's variables are secrets: not in the environment the process
+  -- starts with (nor on its command line) but in the spec file, mode 0600 in the run's 0700 folder,
+  -- which the bootstrap reads, removes and puts into os.environ before the handler is imported
+  for k, v in pairs(role_credentials(ctx, fn)) do spec.env[k] = v end
+  for k, v in pairs(fn.env or {}) do spec.env[k] = tostring(v) end
+  local spec_path = work .. "/spec.json"
+  process.write_file(spec_path, "", "600")
+  process.write_file(spec_path, cjson.encode(spec))
   local core = require("awsnet.core")
   local started = core.httpd.monotonic()
   -- through the C core, in its own process group: a timeout, SIGINT or SIGTERM ends the run
   -- and whatever it started
   local log_path = work .. "/log"
-  local pid = core.process.spawn({ "/usr/bin/python3", bootstrap_path(), work .. "/spec.json" }, { clear_env = true,
+  local pid = core.process.spawn({ "/usr/bin/python3", bootstrap_path(), spec_path }, { clear_env = true,
     env = env, stdin = "/dev/null", stdout = log_path, stderr = log_path, group = true })
   if pid and not core.process.wait(pid, fn.timeout + 5) then
     core.process.kill(-pid, "KILL")
@@ -441,7 +467,7 @@ local function run(ctx, fn, event)
 end
 
 function A.Invoke(ctx, p)
-  local fn, err = find_function(ctx, p.FunctionName)
+  local fn, err = find_function(ctx, p.FunctionName, "InvokeFunction")
   if not fn then return nil, err end
   local state = ctx.state:settle(fn)
   if state ~= "Active" then

@@ -2,7 +2,9 @@
 
 Usage: python3 lambda_bootstrap.py INVOCATION.json
 The JSON holds: code_dir, handler ("module.function"), event (JSON text), timeout (seconds),
-function_name, function_arn, memory, request_id, result_path, and the network the sandbox
+function_name, function_arn, memory, request_id, result_path, env (the role's keys and the
+function's variables: secrets, so they come in this file, mode 0600, and not in the environment
+the process starts with or on its command line; the file is removed once read), and the network the sandbox
 computed for this function: names {dns name: address}, dns (false when the VPC has no DNS),
 routes {"address:port": "127.0.0.1:port" (reachable, through to the backing server) or null
 (dropped: the connect blocks until the socket's timeout, as a security group drop does)}.
@@ -121,6 +123,8 @@ def _error(exc):
 def main():
     with open(sys.argv[1]) as f:
         spec = json.load(f)
+    os.remove(sys.argv[1])
+    os.environ.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
     result_path = spec["result_path"]
 
     def finish(value):

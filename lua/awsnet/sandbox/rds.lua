@@ -158,6 +158,39 @@ end
 
 local ENGINES = { mysql = "8.0.35", mariadb = "10.11.6" }
 
+-- MySQL's reserved words (8.0) and RDS's own user: neither a master user name nor a database name.
+local RESERVED = {}
+for w in ([[accessible add all alter analyze and as asc asensitive before between bigint binary blob both by call
+  cascade case change char character check collate column condition constraint continue convert create cross cube
+  cume_dist current_date current_time current_timestamp current_user cursor database databases day_hour
+  day_microsecond day_minute day_second dec decimal declare default delayed delete dense_rank desc describe
+  deterministic distinct distinctrow div double drop dual each else elseif empty enclosed escaped except exists exit
+  explain false fetch first_value float float4 float8 for force foreign from fulltext function generated get grant
+  group grouping groups having high_priority hour_microsecond hour_minute hour_second if ignore in index infile inner
+  inout insensitive insert int int1 int2 int3 int4 int8 integer intersect interval into io_after_gtids
+  io_before_gtids is iterate join json_table key keys kill lag last_value lateral lead leading leave left like limit
+  linear lines load localtime localtimestamp lock long longblob longtext loop low_priority master_bind
+  master_ssl_verify_server_cert match maxvalue mediumblob mediumint mediumtext middleint minute_microsecond
+  minute_second mod modifies natural not no_write_to_binlog nth_value ntile null numeric of on optimize
+  optimizer_costs option optionally or order out outer outfile over partition percent_rank precision primary
+  procedure purge range rank read reads read_write real recursive references regexp release rename repeat replace
+  require resignal restrict return revoke right rlike row row_number rows schema schemas second_microsecond select
+  sensitive separator set show signal smallint spatial specific sql sqlexception sqlstate sqlwarning sql_big_result
+  sql_calc_found_rows sql_small_result ssl starting stored straight_join system table terminated then tinyblob
+  tinyint tinytext to trailing trigger true undo union unique unlock unsigned update usage use using utc_date
+  utc_time utc_timestamp values varbinary varchar varcharacter varying virtual when where while window with write
+  xor year_month zerofill rdsadmin]]):gmatch("%S+") do RESERVED[w] = true end
+
+-- nil, or the error (a value) for a name outside RDS's rules for MySQL and MariaDB: 1 to `max` letters,
+-- digits or underscores, a letter first, not a reserved word.
+local function check_name(param, value, max)
+  if type(value) ~= "string" or #value < 1 or #value > max or not value:match("^[A-Za-z][A-Za-z0-9_]*$")
+     or RESERVED[value:lower()] then
+    return select(2, fail("InvalidParameterValue", string.format("The parameter %s is not a valid identifier. It must be " ..
+      "1 to %d letters, digits or underscores, begin with a letter and not be a reserved word.", param, max)))
+  end
+end
+
 local function render_instance(inst, ctx)
   local sgs = {}
   for i, g in ipairs(inst.groups) do sgs[i] = { VpcSecurityGroupId = g, Status = "active" } end
@@ -203,8 +236,8 @@ function rds.backing(sb, inst)
                                     password = inst.master_password, tls = true }
   if not srv then return nil, err end
   -- the RDS master user may create databases and users, not only use one
-  srv:sql(string.format("GRANT ALL ON *.* TO '%s'@'%%' WITH GRANT OPTION; FLUSH PRIVILEGES;",
-    inst.master_user:gsub("'", "''")))
+  srv:sql(string.format("GRANT ALL ON *.* TO %s@'%%' WITH GRANT OPTION; FLUSH PRIVILEGES;",
+    mariadb_server.sql_string(inst.master_user)))
   sb.databases[inst.id] = srv
   -- where the data lives, for whoever checks it from outside (the log has no password)
   sb:log("RDS %s (%s) is backed by MariaDB on %s:%d", inst.name, inst.owner, srv.host, srv.port)
@@ -215,13 +248,18 @@ function A.CreateDBInstance(ctx, p)
   local ok, err = need(p, "DBInstanceIdentifier", "DBInstanceClass", "Engine")
   if not ok then return nil, err end
   local name = p.DBInstanceIdentifier:lower()
-  if not name:match("^%a[%w%-]*$") or #name > 63 or name:find("%-%-") or name:find("%-$") then
-    return fail("InvalidParameterValue", "The parameter DBInstanceIdentifier is not a valid identifier.")
+  if not name:match("^[a-z][a-z0-9%-]*$") or #name > 63 or name:find("%-%-") or name:find("%-$") then
+    return fail("InvalidParameterValue", "The parameter DBInstanceIdentifier is not a valid identifier. " ..
+      "Identifiers must begin with a letter; must contain only ASCII letters, digits, and hyphens; " ..
+      "and must not end with a hyphen or contain two consecutive hyphens.")
   end
   if not ENGINES[p.Engine] then return fail("InvalidParameterValue", "Invalid DB engine: " .. p.Engine) end
   if not p.MasterUsername or not p.MasterUserPassword then
     return fail("InvalidParameterValue", "The parameter MasterUsername and MasterUserPassword must be provided.")
   end
+  -- these reach the database's SQL (as quoted identifiers): AWS's own rules first
+  err = check_name("MasterUsername", p.MasterUsername, 16) or (p.DBName and check_name("DBName", p.DBName, 64))
+  if err then return nil, err end
   if #p.MasterUserPassword < 8 or p.MasterUserPassword:find("[/\"@ ]") then
     return fail("InvalidParameterValue", "The parameter MasterUserPassword is not a valid password. " ..
       "Only printable ASCII characters besides '/', '@', '\"', ' ' may be used.")
@@ -266,7 +304,15 @@ function A.CreateDBInstance(ctx, p)
   if not srv or err then
     ec2.delete_eni(ctx, eni.id)
     ctx.state:remove("db_instance", inst.id)
-    return fail("InternalFailure", "the sandbox could not start the database: " .. tostring(err), 500)
+    -- the reason may quote the SQL that holds the password: the log has it, without the password
+    local why = tostring(err and err.message or err)
+    local at = why:find(inst.master_password, 1, true)
+    while at do
+      why = why:sub(1, at - 1) .. "***" .. why:sub(at + #inst.master_password)
+      at = why:find(inst.master_password, at + 3, true)
+    end
+    ctx.sandbox:log("RDS %s: the database did not start: %s", inst.name, why)
+    return fail("InternalFailure", "the sandbox could not start the database (its log says why)", 500)
   end
   local out = render_instance(inst, ctx)
   out.DBInstanceStatus, out.Endpoint = "creating", nil

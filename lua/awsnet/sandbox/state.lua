@@ -63,7 +63,12 @@ end
 -- @raise when the file cannot be written
 function State:save(path)
   local tmp = path .. ".tmp"
+  -- it holds secrets (session keys, master passwords, Lambda environments): the owner's only,
+  -- before anything is in it, whatever the folder's permissions
   local f = assert(io.open(tmp, "w"))
+  f:close()
+  assert(require("awsnet.svc.process").call({ "chmod", "600", "--", tmp }, { interruptible = false }))
+  f = assert(io.open(tmp, "w"))
   f:write(cjson.encode(self.data))
   f:close()
   assert(os.rename(tmp, path))
@@ -151,6 +156,32 @@ function State:token(n, alphabet)
     local k = self:random32() % #alphabet + 1
     out[i] = alphabet:sub(k, k)
   end
+  return table.concat(out)
+end
+
+--- `n` characters of `alphabet` from the system's cryptographic random source (/dev/urandom),
+-- for secrets (session keys and tokens): unlike `token`, nothing about the seed or the request
+-- ids tells them. Unbiased (bytes past the largest multiple of #alphabet are drawn again).
+-- @tparam integer n how many
+-- @tparam[opt] string alphabet the characters to draw from (default A-Z0-9)
+-- @treturn string
+-- @raise when /dev/urandom cannot be read
+function state.secret_token(n, alphabet)
+  alphabet = alphabet or "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+  local limit = 256 - 256 % #alphabet
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local out = {}
+  while #out < n do
+    local bytes = assert(f:read(n * 2))
+    for i = 1, #bytes do
+      local b = bytes:byte(i)
+      if b < limit and #out < n then
+        local k = b % #alphabet + 1
+        out[#out + 1] = alphabet:sub(k, k)
+      end
+    end
+  end
+  f:close()
   return table.concat(out)
 end
 

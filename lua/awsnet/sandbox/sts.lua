@@ -3,6 +3,7 @@
 local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
 local iam = require "awsnet.sandbox.iam"
+local state = require "awsnet.sandbox.state"
 
 local sts = { actions = {} }
 
@@ -28,10 +29,11 @@ function sts.actions.AssumeRole(ctx, p)
       ctx.arn, p.RoleArn), { status = 403 })
   end
   local st = ctx.state
-  local key = "ASIA" .. st:token(16)
+  -- from /dev/urandom, not the seeded generator: request ids would tell the next keys
+  local key = "ASIA" .. state.secret_token(16)
   local session = {
-    account = role.account, secret = st:token(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
-    token = "FwoGZXIvYXdzE" .. st:token(120, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"),
+    account = role.account, secret = state.secret_token(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
+    token = "FwoGZXIvYXdzE" .. state.secret_token(120, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"),
     expires = os.time() + duration, user_id = role.role_id .. ":" .. p.RoleSessionName,
     arn = string.format("arn:aws:sts::%s:assumed-role/%s/%s", role.account, role.name, p.RoleSessionName),
   }

@@ -104,11 +104,36 @@ local function xml_name_of(parent, key, value, lower_first)
   return key
 end
 
-local function xml_escape(s)
-  return (tostring(s):gsub("[&<>\"']", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;",
-    ['"'] = "&quot;", ["'"] = "&apos;" }))
+--- True when XML 1.0 can carry `s`: valid UTF-8 of characters #x9 | #xA | #xD | #x20-#xD7FF |
+-- #xE000-#xFFFD | #x10000-#x10FFFF (no other control character, surrogate, U+FFFE or U+FFFF).
+-- @param s the value
+-- @treturn boolean
+function wire.xml_text_ok(s)
+  if type(s) ~= "string" then return false end
+  if s:find("[%z\1-\8\11\12\14-\31]") or not utf8.len(s) then return false end
+  return not s:find("\xef\xbf[\xbe\xbf]")
 end
---- Escapes & < > " ' for XML text and attributes.
+
+local XML_ESCAPES = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;",
+  ["\r"] = "&#13;" }
+
+local function xml_escape(s)
+  s = tostring(s)
+  -- what XML cannot carry at all (it should never have been stored) becomes U+FFFD, so one
+  -- value cannot break every other answer that holds it
+  if not wire.xml_text_ok(s) then
+    local out = {}
+    for _, c in utf8.codes(utf8.len(s) and s or s:gsub("[\128-\255]", "?"), true) do
+      local ok = c == 9 or c == 10 or c == 13 or (c >= 0x20 and c <= 0xD7FF) or (c >= 0xE000 and c <= 0xFFFD)
+        or c >= 0x10000
+      out[#out + 1] = ok and utf8.char(c) or "\u{FFFD}"
+    end
+    s = table.concat(out)
+  end
+  return (s:gsub("[&<>\"'\r]", XML_ESCAPES))
+end
+--- Escapes & < > " ' (and a carriage return, which XML would read as a line feed) for XML text
+-- and attributes; a character XML 1.0 cannot carry becomes U+FFFD.
 -- @function xml_escape
 -- @param s the value (turned into a string)
 -- @treturn string

@@ -25,12 +25,19 @@ local function find_program(names)
 end
 
 --- Runs SQL as root through the server's socket; returns the tab-separated output.
+-- The statements reach the client on its standard input from a file of the server's private
+-- folder, never on a command line (/proc/*/cmdline is world-readable, and they may hold passwords).
 -- @within Server
 -- @tparam string statements one or more statements
 -- @treturn string the output, or nil, err ("process", with the client's output)
 function Server:sql(statements)
-  return process.run(string.format("mariadb --no-defaults -uroot --socket=%s -N -B -e %s",
-    q(self.socket), q(statements)))
+  local file = self.dir .. "/statements.sql"
+  process.write_file(file, "", "600")
+  process.write_file(file, statements)
+  local out, err = process.run(string.format("mariadb --no-defaults -uroot --socket=%s -N -B < %s",
+    q(self.socket), q(file)))
+  os.remove(file)
+  return out, err
 end
 
 --- Stops the server and removes its datadir; harmless twice; also on `__close`.
@@ -43,9 +50,27 @@ end
 
 Server.__close = Server.stop
 
-local function sql_string(s)
-  return "'" .. tostring(s):gsub("\\", "\\\\"):gsub("'", "''") .. "'"
+--- A value as an SQL string literal (backslashes and quotes escaped; NUL refused).
+-- @param s the value (turned into a string)
+-- @treturn string
+-- @raise on a NUL byte
+function mariadb_server.sql_string(s)
+  s = tostring(s)
+  assert(not s:find("%z"), "sql_string: a NUL byte")
+  return "'" .. s:gsub("\\", "\\\\"):gsub("'", "''") .. "'"
 end
+local sql_string = mariadb_server.sql_string
+
+--- A name as a quoted SQL identifier (`name`, backquotes doubled; NUL refused).
+-- @param s the name (turned into a string)
+-- @treturn string
+-- @raise on a NUL byte
+function mariadb_server.sql_ident(s)
+  s = tostring(s)
+  assert(not s:find("%z"), "sql_ident: a NUL byte")
+  return "`" .. s:gsub("`", "``") .. "`"
+end
+local sql_ident = mariadb_server.sql_ident
 
 --- Starts a server. opts: database, user, password (defaults app/app/random), port, tls (default true),
 -- tls_names (the names its certificate holds; default localhost and 127.0.0.1).
@@ -111,9 +136,10 @@ function mariadb_server.start(opts)
     end
   end
   ok, err = self:sql(string.format(
-    "CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4; CREATE USER %s@'%%' IDENTIFIED BY %s; " ..
-    "GRANT ALL ON `%s`.* TO %s@'%%'; FLUSH PRIVILEGES;",
-    self.database, sql_string(self.user), sql_string(self.password), self.database, sql_string(self.user)))
+    "CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4; CREATE USER %s@'%%' IDENTIFIED BY %s; " ..
+    "GRANT ALL ON %s.* TO %s@'%%'; FLUSH PRIVILEGES;",
+    sql_ident(self.database), sql_string(self.user), sql_string(self.password), sql_ident(self.database),
+    sql_string(self.user)))
   if not ok then self:stop(); return nil, err end
   return self
 end

@@ -1,6 +1,7 @@
 /* awsnet.core: builds the module table and lets each primitive register itself. */
 #include "core.h"
 #include "dns.h"
+#include "file.h"
 #include "http.h"
 #include "httpd.h"
 #include "mariadb.h"
@@ -13,6 +14,7 @@
 /* One line per primitive, in the order their headers are included. */
 static const core_part_open parts[] = {
     dns_open,
+    file_open,
     http_open,
     httpd_open,
     mariadb_open,

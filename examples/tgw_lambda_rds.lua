@@ -7,7 +7,7 @@
 -- Everything not set here takes the article's defaults (awsnet.scenario.tgw_lambda_rds.DEFAULTS).
 local config = {
   name = "awsnet-tgw-demo",          -- prefix of every name, value of the awsnet:scenario tag
-  region = os.getenv("AWS_REGION") or "us-east-1",
+  region = os.getenv("AWS_REGION") or "ap-northeast-1",   -- the article's region; any region works
   state_file = "awsnet-tgw-demo.state.json",
   accounts = {
     A = { profile = os.getenv("AWSNET_PROFILE_A") or "netA" },
@@ -18,12 +18,15 @@ local config = {
   -- To use an existing VPC and subnets instead of creating them, name them (they are used as they
   -- are and never deleted; `cidr` must then be the VPC's): vpc_id =, subnet_id =, tgw_subnet_id =
   -- (and in B subnet2_id =).
+  -- AZs by AZ id (the letters "a", "c" name different zones in different accounts; ids do not):
+  -- "az1" is the region's az1 (apne1-az1 in ap-northeast-1), or give the id in full ("apne1-az4").
   network = {
-    A = { cidr = "10.0.0.0/16", subnet = "10.0.128.0/28", tgw_subnet = "10.0.129.0/28", az = "a" },
+    A = { cidr = "10.0.0.0/16", subnet = "10.0.128.0/28", tgw_subnet = "10.0.129.0/28", az = "az1" },
     B = { cidr = "10.1.0.0/16", subnet = "10.1.128.0/28", subnet2 = "10.1.128.16/28", tgw_subnet = "10.1.129.0/28",
-      az = "a", az2 = "b" },
+      az = "az1", az2 = "az2" },
   },
-  database = { engine = "mysql", instance_class = "db.t3.micro", name = "appdb", username = "admin",
+  extra_columns = false,   -- true: an email column besides the article's id and name
+  database = { engine = "mysql", instance_class = "db.t3.micro", name = "sampledb", username = "admin",
     password_env = "AWSNET_DB_PASSWORD" },
   lambda = { runtime = "python3.12", pymysql = "/usr/lib/python3/dist-packages/pymysql" },
 }

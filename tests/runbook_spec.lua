@@ -280,6 +280,152 @@ describe("runbook engine", function()
     assert.equals(0, count(cloud.resources))
   end)
 
+  -- ---- the state file on disk: fsync then rename, and the lock of a run -----------------------
+
+  local file = require("awsnet.core").file
+  local core_process = require("awsnet.core").process
+
+  local function exists(path)
+    local f = io.open(path, "r")
+    if f then f:close() end
+    return f ~= nil
+  end
+
+  local function mode_of(path)
+    local p = assert(io.popen("stat -c %a " .. path))
+    local m = p:read("l")
+    p:close()
+    return m
+  end
+
+  it("replaces the state file through an fsynced temp file, ignoring and removing one a crash left", function()
+    -- a writer killed mid-write left half a state file next to where the state goes
+    local tmp = state_file .. ".tmp"
+    local f = assert(io.open(tmp, "w"))
+    f:write('{"version":1,"runbook":"test","resou')
+    f:close()
+    local s = assert(make(chain()):apply())
+    assert.equals(3, s.created)
+    assert.is_false(exists(tmp))
+    assert.is_false(exists(state_file .. ".lock"))
+    assert.equals("test", read_json(state_file).runbook)
+    assert.equals("600", mode_of(state_file))
+    -- the same after a good state exists: the leftover is neither read nor kept
+    f = assert(io.open(tmp, "w"))
+    f:write("{ not json")
+    f:close()
+    assert.same({ "keep", "keep", "keep" }, (function()
+      local again = assert(make(chain()):apply())
+      return { again.steps[1].action, again.steps[2].action, again.steps[3].action }
+    end)())
+    assert.is_false(exists(tmp))
+  end)
+
+  it("write_atomic: whole content, mode, a leftover temp refused as 'exists', errors as nil, message", function()
+    assert.is_true(file.write_atomic(state_file, "one\n", tonumber("640", 8)))
+    assert.equals("640", mode_of(state_file))
+    assert.is_true(file.write_atomic(state_file, string.rep("x", 100000)))
+    local f = assert(io.open(state_file))
+    assert.equals(100000, #f:read("a"))
+    f:close()
+    assert.equals("600", mode_of(state_file))
+    f = assert(io.open(state_file .. ".tmp", "w"))
+    f:close()
+    local ok, msg, code = file.write_atomic(state_file, "two")
+    assert.is_nil(ok)
+    assert.equals("exists", code)
+    assert.matches(".tmp", msg, 1, true)
+    os.remove(state_file .. ".tmp")
+    ok, msg, code = file.write_atomic("/nonexistent-awsnet-dir/state.json", "x")
+    assert.is_nil(ok)
+    assert.equals("io", code)
+    assert.matches("No such file", msg)
+    assert.is_false(exists("/nonexistent-awsnet-dir/state.json.tmp"))
+    -- misuse raises
+    assert.has_error(function() file.write_atomic() end)
+    assert.has_error(function() file.write_atomic("", "x") end)
+    assert.has_error(function() file.write_atomic(state_file, {}) end)
+    assert.has_error(function() file.write_atomic(state_file, "x", tonumber("1000", 8)) end)
+    assert.has_error(function() file.write_atomic(string.rep("a", 5000), "x") end)
+    assert.has_error(function() file.lock({}) end)
+    assert.has_error(function() file.lock("a\0b") end)
+  end)
+
+  it("refuses a second run on the same state file at once with 'locked', naming the file and pid", function()
+    local held = assert(make(chain()):lock())
+    local s, err = make(chain()):apply()
+    assert.is_nil(s)
+    assert.equals("locked", err.code)
+    assert.equals(state_file, err.file)
+    assert.equals(core_process.pid(), err.pid)
+    assert.matches(state_file, err.message, 1, true)
+    assert.matches("pid " .. core_process.pid(), err.message, 1, true)
+    s, err = make(chain()):destroy()
+    assert.is_nil(s)
+    assert.equals("locked", err.code)
+    assert.same({}, cloud.calls)   -- refused before any lookup
+    held:close()
+    held:close()                   -- harmless twice
+    assert.is_false(exists(state_file .. ".lock"))
+    assert(make(chain()):apply())
+  end)
+
+  it("holds the lock for the whole apply, and another process's run is refused with its pid", function()
+    -- during apply, a second run is refused
+    local steps = chain()
+    local create = steps[2].create
+    local inner
+    steps[2].create = function(ctx)
+      inner = { make(chain()):apply() }
+      return create(ctx)
+    end
+    assert(make(steps):apply())
+    assert.is_nil(inner[1])
+    assert.equals("locked", inner[2].code)
+
+    -- another process holds it: its pid is in the message; once it is killed, the lock is free
+    local cpath = (os.getenv("AWSNET_BUILD") or "build") .. "/?.so"
+    local pid = assert(core_process.spawn({ "lua5.4", "-e", string.format("package.cpath = %q; " ..
+      "local core = require 'awsnet.core'; local l = assert(core.file.lock(%q)); core.process.sleep(30); l:close()",
+      cpath, state_file .. ".lock") }, {}))
+    local deadline = runbook.clock() + 10
+    repeat
+      runbook.sleep(0.02)
+      local f = io.open(state_file .. ".lock")
+      local holder = f and f:read("n")
+      if f then f:close() end
+    until holder == pid or runbook.clock() > deadline
+    local s, err = make(chain()):destroy()
+    assert.is_nil(s)
+    assert.equals("locked", err.code)
+    assert.equals(pid, err.pid)
+    core_process.kill(pid, "SIGKILL")
+    core_process.wait(pid, 10)
+    local d = assert(make(chain()):destroy())
+    assert.equals(3, d.deleted)
+    assert.is_false(exists(state_file .. ".lock"))
+  end)
+
+  it("releases the lock when apply raises, when it fails and when the handle is collected", function()
+    local rb = make(chain())
+    rb.on_event = function() error("the progress printer broke") end
+    assert.has_error(function() rb:apply() end)
+    assert.is_false(exists(state_file .. ".lock"))
+    local steps = chain()
+    steps[1].create = function() return nil, { code = "UnauthorizedOperation", message = "no" } end
+    assert.is_nil(make(steps):apply())
+    assert.is_false(exists(state_file .. ".lock"))
+    assert(make(chain()):apply())
+
+    local held = assert(make(chain()):lock())
+    assert.equals("locked", select(2, make(chain()):lock()).code)
+    assert.equals("userdata", type(held))
+    held = nil -- luacheck: ignore (dropped for the collector)
+    collectgarbage()
+    collectgarbage()
+    assert(make(chain()):lock()):close()
+  end)
+
   it("times out a wait with a clear error", function()
     local steps = chain()
     steps[1].wait = function(ctx) return ctx:poll("forever", function() return false end, { timeout = 0.05, interval = 0.01 }) end

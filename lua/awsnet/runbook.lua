@@ -21,12 +21,17 @@
 -- A record is {id=, ...} with plain, non-secret attributes that later steps read as ctx.out[step].
 -- `external = true` in a record marks a resource the runbook did not create: never deleted.
 --
--- The state file is JSON, replaced atomically (write then rename) every time it changes: before a
--- create call the step is marked pending, and the id is saved as soon as the create call returns,
--- so a crash between the two is recovered by find (create-or-adopt by tag).
+-- The state file is JSON, replaced atomically every time it changes (written to `<state>.tmp`,
+-- fsynced, renamed over it, the folder fsynced: after a crash or a power cut it is the old or
+-- the new state, never a mix): before a create call the step is marked pending, and the id is
+-- saved as soon as the create call returns, so a crash between the two is recovered by find
+-- (create-or-adopt by tag; find checks the resource's own tags, not only the server's filter).
+-- apply and destroy hold an exclusive lock on `<state>.lock` from start to end, so two runs on one
+-- state file never interleave; a `<state>.tmp` a crash left is removed once the lock is held.
 -- Errors: a step's own error, named by step and account (err.step, err.account, err.op), "state"
--- (the state file cannot be read or written), "timeout" (a poll ran out of time), "interrupted"
--- (SIGINT or SIGTERM: the state file has every resource made so far).
+-- (the state file cannot be read or written), "locked" (another run holds the state file: err.file,
+-- err.pid when known), "timeout" (a poll ran out of time), "interrupted" (SIGINT or SIGTERM: the
+-- state file has every resource made so far).
 -- @module awsnet.runbook
 local cjson = require "cjson"
 local errors = require "awsnet.errors"
@@ -100,17 +105,32 @@ local function read_state(path, name)
   return state
 end
 
+-- The C core's file primitives (write_atomic, lock), loaded on first use.
+local function core_file() return require("awsnet.core").file end
+
 local function write_state(path, state)
-  local tmp = path .. ".tmp"
-  local f, err = io.open(tmp, "w")
-  if not f then return errors.fail("state", "cannot write state file: " .. tostring(err)) end
-  local ok, werr = f:write(cjson.encode(state), "\n")
-  if ok then ok, werr = f:flush() end
-  f:close()
-  if not ok then return errors.fail("state", "cannot write state file: " .. tostring(werr)) end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then return errors.fail("state", "cannot replace state file: " .. tostring(rerr)) end
+  local ok, err = core_file().write_atomic(path, cjson.encode(state) .. "\n", tonumber("600", 8))
+  if not ok then return errors.fail("state", "cannot write state file: " .. tostring(err)) end
   return true
+end
+
+-- Takes the lock of the state file at `path`; returns the lock handle, or nil, err ("locked"
+-- naming the file and the other run's pid when its lock file says it, "state" otherwise). Once
+-- held, a temporary file a crashed writer left is stale and removed.
+local function lock_state(path)
+  local lock_path = path .. ".lock"
+  local lock, msg, code = core_file().lock(lock_path)
+  if not lock then
+    if code ~= "locked" then return errors.fail("state", "cannot lock state file: " .. tostring(msg)) end
+    local f = io.open(lock_path, "r")
+    local pid = f and f:read("n")
+    if f then f:close() end
+    pid = math.type(pid) == "integer" and pid or nil
+    return nil, errors.new("locked", string.format("state file %s is in use by another run%s (lock %s)", path,
+      pid and (" (pid " .. pid .. ")") or "", lock_path), { file = path, lock = lock_path, pid = pid })
+  end
+  os.remove(path .. ".tmp")
+  return lock
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -291,6 +311,16 @@ function Runbook:state()
   return read_state(self.state_file, self.name)
 end
 
+--- Takes the exclusive lock of the state file (`<state>.lock`, flock): apply and destroy hold it
+-- from start to end. Released by `close`, by leaving a `<close>` variable's scope and by garbage
+-- collection; a process that dies releases it too.
+-- @within Runbook
+-- @return the lock handle, or nil, err ("locked": another run holds it, err.file and err.pid
+-- when its lock file names it; "state": the lock file cannot be made)
+function Runbook:lock()
+  return lock_state(self.state_file)
+end
+
 -- Calls a step function, turning a raised error into a returned one.
 local function protected(fn, ...)
   local ok, a, b = pcall(fn, ...)
@@ -415,6 +445,15 @@ end
 -- @within Runbook
 -- @treturn table the summary, or nil, err
 function Runbook:apply()
+  local lock <close>, lerr = self:lock()
+  if not lock then return nil, lerr end
+  return self:apply_locked()
+end
+
+--- apply's work, with the lock held.
+-- @within Runbook
+-- @treturn table the summary, or nil, err
+function Runbook:apply_locked()
   local state, err = self:state()
   if not state then return nil, err end
   local summary = { created = 0, adopted = 0, kept = 0, steps = {} }
@@ -495,6 +534,15 @@ end
 -- @within Runbook
 -- @treturn table the summary, or nil, err (named by step and account)
 function Runbook:destroy()
+  local lock <close>, lerr = self:lock()
+  if not lock then return nil, lerr end
+  return self:destroy_locked()
+end
+
+--- destroy's work, with the lock held.
+-- @within Runbook
+-- @treturn table the summary, or nil, err
+function Runbook:destroy_locked()
   local state, err = self:state()
   if not state then return nil, err end
   local out = {}

@@ -97,20 +97,68 @@ local function trace(model, out, cfg)
     port = cfg.database.port }
 end
 
--- The topology for the picture, from the state file's records.
-local function topology(cfg, out)
+-- The topology for the picture, from the state file's records and, when there is one, the
+-- snapshot: per subnet its route table, network ACL and network interfaces (with their security
+-- groups); each TGW attachment in its own account's attachment subnet.
+local function topology(cfg, out, data)
+  local enis, rtbs, acls = {}, {}, {}
+  if data then
+    enis, rtbs, acls = items(data, "NetworkInterfaces"), items(data, "RouteTables"), items(data, "NetworkAcls")
+  end
+  local function route_table(subnet_id, vpc_id)
+    local main
+    for _, rt in ipairs(rtbs) do
+      for _, a in ipairs(rt.Associations or {}) do
+        if a.SubnetId == subnet_id then return rt.RouteTableId end
+        if a.Main and rt.VpcId == vpc_id then main = rt.RouteTableId end
+      end
+    end
+    return main
+  end
+  local function nacl(subnet_id)
+    for _, acl in ipairs(acls) do
+      for _, a in ipairs(acl.Associations or {}) do
+        if a.SubnetId == subnet_id then return acl.NetworkAclId end
+      end
+    end
+  end
+  local function label_of(eni)
+    for _, g in ipairs(eni.Groups or {}) do
+      if out.sg_lambda and g.GroupId == out.sg_lambda.id then return "Lambda " .. out.lambda.id end
+      if out.sg_database and g.GroupId == out.sg_database.id then return "RDS " .. out.db.id end
+    end
+    return eni.Description and eni.Description ~= "" and eni.Description or "network interface"
+  end
   local function acct(name, l, workload)
     local subnets = {}
+    local roles = { subnet_ = name == "A" and "Lambda" or "database", subnet2_ = "database (2nd AZ)",
+      tgw_subnet_ = "TGW attachment" }
     for _, k in ipairs({ "subnet_", "subnet2_", "tgw_subnet_" }) do
       local r = out[k .. l]
-      if r then subnets[#subnets + 1] = { id = r.id, cidr = r.cidr } end
+      if r then
+        local sub = { id = r.id, cidr = r.cidr, role = roles[k], route_table = route_table(r.id, out["vpc_" .. l].id),
+          nacl = nacl(r.id), items = {} }
+        for _, eni in ipairs(enis) do
+          if eni.SubnetId == r.id and eni.InterfaceType ~= "transit_gateway" then
+            local sgs = {}
+            for _, g in ipairs(eni.Groups or {}) do sgs[#sgs + 1] = g.GroupId end
+            sub.items[#sub.items + 1] = { id = eni.NetworkInterfaceId, label = label_of(eni), sgs = sgs }
+          end
+        end
+        local attach = out["tgw_attach_" .. l]
+        if k == "tgw_subnet_" and attach then
+          sub.items[#sub.items + 1] = { id = attach.id, label = "TGW attachment" }
+        end
+        if k == "subnet_" and #sub.items == 0 then sub.items[1] = workload end
+        subnets[#subnets + 1] = sub
+      end
     end
     return { name = name, id = cfg.account_ids and cfg.account_ids[name], vpc = { id = out["vpc_" .. l].id,
       cidr = out["vpc_" .. l].cidr }, subnets = subnets, workload = workload }
   end
   return {
     accounts = { acct("A", "a", { id = "lambda:" .. out.lambda.id, label = "Lambda " .. out.lambda.id }),
-      acct("B", "b", { id = "rds:" .. out.db.id, label = "RDS " .. out.db.id .. "\n" .. tostring(out.db.endpoint) }) },
+      acct("B", "b", { id = "rds:" .. out.db.id, label = "RDS " .. out.db.id }) },
     tgw = { id = out.tgw.id, account = "A", route_table = out.tgw.route_table },
   }
 end
@@ -151,6 +199,22 @@ local function invoke(rb, fn, event)
   local ok, body = pcall(cjson.decode, res.Payload or "")
   if not ok or type(body) ~= "table" then return errors.fail("FunctionError", "not JSON: " .. tostring(res.Payload)) end
   return body
+end
+
+--- What the Lambda read back, as a mysql session shows it: each statement after `mysql> `,
+-- its result laid out by the mysql client's rules (report.mysql_table), and "N rows in set".
+-- @tparam table body the verify action's answer ({database, results = {{sql, columns, rows}}})
+-- @treturn string the text ("" when there are no results)
+function checks.readback_text(body)
+  local out = {}
+  if body.database then out[#out + 1] = "mysql> USE " .. tostring(body.database) .. ";\nDatabase changed\n\n" end
+  for _, res in ipairs(body.results or {}) do
+    local n = #(res.rows or {})
+    out[#out + 1] = "mysql> " .. tostring(res.sql) .. ";\n"
+    out[#out + 1] = n > 0 and report.mysql_table(res) or ""
+    out[#out + 1] = n == 0 and "Empty set\n\n" or string.format("%d %s in set\n\n", n, n == 1 and "row" or "rows")
+  end
+  return table.concat(out)
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -235,6 +299,8 @@ function checks.verify(cfg, rb, opts)
     local cols = {}
     for _, col in ipairs(body.columns or {}) do cols[#cols + 1] = col.field end
     local ok = body.statusCode == 200 and #(body.rows or {}) > 0
+    body.text = checks.readback_text(body)
+    say(body.text)
     return ok, string.format("tables: %s; users columns: %s; %d rows", table.concat(body.tables or {}, ","),
       table.concat(cols, ","), #(body.rows or {}))
   end)
@@ -267,7 +333,7 @@ function checks.verify(cfg, rb, opts)
   local ok = true
   for _, chk in ipairs(list) do ok = ok and chk.ok end
   local paths, rerr = report.write(dir, { title = TITLE,
-    topology = topology(cfg, out), trace = result, checks = list,
+    topology = topology(cfg, out, data), trace = result, checks = list, readback = readback and readback.text,
     timings = { { phase = "verify", seconds = clock() - started } } }, { merge = opts.merge })
   if not paths then return nil, rerr end
   return { ok = ok, checks = list, report = paths, readback = readback }
@@ -403,7 +469,7 @@ function checks.prove(cfg, rb, opts)
     end
   end
   local paths, rerr = report.write(dir, { title = TITLE,
-    topology = topology(cfg, out), trace = first, prove = cases,
+    topology = topology(cfg, out, data), trace = first, prove = cases,
     timings = { { phase = "prove", seconds = clock() - started } } }, { merge = opts.merge })
   if not paths then return nil, rerr end
   return { ok = ok, cases = cases, report = paths }

@@ -60,6 +60,8 @@ end
 -- @treturn table a user config for scenario.config
 function Handle:config(overrides)
   local cfg = {
+    -- the sandbox serves one region, us-east-1 (the article's ap-northeast-1 once it serves every
+    -- region); the AZ ids of the defaults (az1, az2) are looked up there like on AWS
     name = "awsnet-demo", region = "us-east-1", state_file = self.dir .. "/state.json",
     timeout = 60, poll_interval = 0.05, progress_every = 1,
     accounts = {

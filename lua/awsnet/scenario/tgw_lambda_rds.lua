@@ -26,19 +26,23 @@ local scenario = {}
 -- B may also be {role_arn=, source="A"} (AssumeRole from A) or {same_as="A"} (one account: RAM skipped).
 scenario.DEFAULTS = {
   name = "awsnet-tgw-demo",
-  region = "us-east-1",
+  region = "ap-northeast-1", -- the article's; any region works
   state_file = "awsnet-tgw-demo.state.json",
   timeout = 1800,          -- seconds for any one wait (RDS takes ~10 minutes on AWS)
   poll_interval = 10,
   max_attempts = 10,       -- per API call: throttling and 5xx are retried with backoff (SDK default: 3)
   progress_every = 15,
   accounts = { A = {}, B = {} },
+  -- AZs by AZ id, the same zone in every account ("az1" = the region's first, e.g. apne1-az1; or
+  -- a full id "apne1-az4"); each account's name for it comes from DescribeAvailabilityZones. A
+  -- name ("a", "ap-northeast-1a") is also taken, as the account that creates the subnet names it.
   network = {
-    A = { cidr = "10.0.0.0/16", subnet = "10.0.128.0/28", tgw_subnet = "10.0.129.0/28", az = "a" },
+    A = { cidr = "10.0.0.0/16", subnet = "10.0.128.0/28", tgw_subnet = "10.0.129.0/28", az = "az1" },
     B = { cidr = "10.1.0.0/16", subnet = "10.1.128.0/28", subnet2 = "10.1.128.16/28", tgw_subnet = "10.1.129.0/28",
-      az = "a", az2 = "b" },
+      az = "az1", az2 = "az2" },
   },
-  database = { engine = "mysql", instance_class = "db.t3.micro", storage_gb = 20, name = "appdb",
+  extra_columns = false,   -- true: the Lambda's users table also has an email column (not the article's)
+  database = { engine = "mysql", instance_class = "db.t3.micro", storage_gb = 20, name = "sampledb",
     username = "admin", password_env = "AWSNET_DB_PASSWORD", port = 3306 },
   lambda = { runtime = "python3.12", timeout = 30, pymysql = lambda_zip.DEFAULT_PYMYSQL },
 }
@@ -67,7 +71,7 @@ local NETWORK_B_KEYS = { subnet2 = true, az2 = true, subnet2_id = true }
 for k in pairs(NETWORK_A_KEYS) do NETWORK_B_KEYS[k] = true end
 local CONFIG_KEYS = {
   name = true, region = true, state_file = true, timeout = true, poll_interval = true, max_attempts = true,
-  progress_every = true, inside_vpc = true,
+  progress_every = true, inside_vpc = true, extra_columns = true,
   same_account = true, -- derived from accounts.B.same_as; accepted so a checked config checks again
   accounts = { A = ACCOUNT_KEYS, B = ACCOUNT_KEYS },
   account_ids = { A = true, B = true },
@@ -191,10 +195,31 @@ function scenario.db_password(cfg)
     tostring(db.password_env)))
 end
 
--- The availability zone named by a suffix ("a") or in full ("use1-az1" ids are not used here).
+-- An AZ id in the config: "az1" (the region's az1) or in full ("apne1-az1").
+local function is_az_id(v) return v:match("^az%d+$") or v:match("^%l+%d+%-az%d+$") end
+
+-- The availability zone named by a suffix ("a") or in full ("ap-northeast-1a").
 local function az(cfg, suffix)
   if #suffix <= 2 then return cfg.region .. suffix end
   return suffix
+end
+
+-- CreateSubnet's zone parameter for the config's `value`: an AZ id is looked up in this account's
+-- DescribeAvailabilityZones (AZ letters differ between accounts, ids do not); a name is taken as
+-- it is. Returns {AvailabilityZoneId=} or {AvailabilityZone=}, or nil, err ("config": no such id).
+local function subnet_zone(ctx, value, key)
+  if not is_az_id(value) then return { AvailabilityZone = az(ctx.config, value) } end
+  local res, err = ctx:client("ec2"):call("DescribeAvailabilityZones", {})
+  if not res then return nil, err end
+  local ids = {}
+  for _, z in ipairs(res.AvailabilityZones or {}) do
+    local id = z.ZoneId or ""
+    if id == value or id:sub(-#value - 1) == "-" .. value then return { AvailabilityZoneId = id } end
+    ids[#ids + 1] = id
+  end
+  table.sort(ids)
+  return errors.fail("config", string.format("%s: no availability zone %s in %s (its AZ ids: %s)", key, value,
+    ctx.config.region, table.concat(ids, ", ")))
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -231,22 +256,52 @@ local GONE_STATES = { deleted = true, terminated = true, failed = true, rejected
 
 local function state_of(obj) return obj.State or obj.state or "" end
 
+-- The value of tag `key` among an EC2 object's own Tags (as Describe returns them).
+local function tag_value(obj, key)
+  for _, t in ipairs(obj.Tags or {}) do
+    if t.Key == key then return t.Value end
+  end
+end
+
+-- True when `obj` carries the tags create puts on step `step_id`'s resource. The server's tag
+-- filter should already have said so; it is checked again on the object itself because an
+-- emulator that ignores a filter answers with every resource, and destroy must never delete
+-- (nor apply adopt) what this scenario did not make.
+local function made_by(obj, cfg, step_id)
+  return tag_value(obj, TAG_SCENARIO) == cfg.name and tag_value(obj, TAG_STEP) == step_id
+end
+
 --- A step for an EC2 resource that is tagged at creation (VPC, subnet, TGW, attachment, SG).
 -- spec: id, account, needs, title, describe (operation), list (result key), id_field, ids_param,
 -- create (operation), result (result key of create), params(ctx) -> create parameters without
 -- tags, resource_type (for TagSpecifications), delete (operation), record(obj, ctx) -> extra
 -- attributes, ready(obj) -> bool, settle(ctx, rec) -> true or nil, err (idempotent fix-ups),
--- given(ctx) -> id of an existing resource the config names instead (used, never changed).
+-- given(ctx) -> id of an existing resource the config names instead (used, never changed),
+-- vpc (step id of the VPC the resource is in) and tgw (step id of its TGW): when those steps'
+-- records are known, a resource found by its tags must be in that VPC and on that TGW too.
 local function ec2_step(spec)
-  -- the first listed resource that is not gone (nor, unless `leaving_too`, on its way out)
-  local function describe(ctx, params, leaving_too)
+  -- the first listed resource that `match` accepts and that is not gone (nor, unless
+  -- `leaving_too`, on its way out): the answer is not trusted to hold only what was asked for
+  local function describe(ctx, params, match, leaving_too)
     local res, err = call(ctx, "ec2", spec.describe, params, true)
     if not res then return nil, err end
     for _, obj in ipairs(res[spec.list] or {}) do
       local state = state_of(obj)
-      if not GONE_STATES[state] and (leaving_too or not LEAVING_STATES[state]) then return obj end
+      if match(obj) and not GONE_STATES[state] and (leaving_too or not LEAVING_STATES[state]) then return obj end
     end
     return nil
+  end
+  local function by_id(id)
+    return { [spec.ids_param] = { id } }, function(obj) return obj[spec.id_field] == id end
+  end
+  -- made by this step of this scenario: its own tags, and its VPC and TGW when they are known
+  local function by_tags(ctx)
+    local vpc = spec.vpc and ctx.out[spec.vpc]
+    local tgw = spec.tgw and ctx.out[spec.tgw]
+    return { Filters = tag_filters(ctx.config, spec.id) }, function(obj)
+      return made_by(obj, ctx.config, spec.id) and (not (vpc and vpc.id) or obj.VpcId == vpc.id)
+        and (not (tgw and tgw.id) or obj.TransitGatewayId == tgw.id)
+    end
   end
   local function to_record(obj, ctx)
     local rec = spec.record and spec.record(obj, ctx) or {}
@@ -262,19 +317,22 @@ local function ec2_step(spec)
     -- a resource the config names (an existing VPC or subnet) is used as it is, never deleted
     local given = spec.given and spec.given(ctx)
     if given then
-      local obj, err = describe(ctx, { [spec.ids_param] = { given } })
+      local params, match = by_id(given)
+      local obj, err = describe(ctx, params, match)
       if not obj then return nil, err or errors.new("NotFound", spec.title .. " " .. given .. " does not exist") end
       local rec = to_record(obj, ctx)
       rec.external = true
       return rec
     end
-    local params = known and { [spec.ids_param] = { known.id } } or { Filters = tag_filters(ctx.config, spec.id) }
-    local obj, err = describe(ctx, params)
+    local params, match
+    if known then params, match = by_id(known.id) else params, match = by_tags(ctx) end
+    local obj, err = describe(ctx, params, match)
     if not obj then return nil, err end
     return to_record(obj, ctx)
   end
   function step.create(ctx)
-    local params = spec.params(ctx)
+    local params, perr = spec.params(ctx)
+    if not params then return nil, perr end
     params.TagSpecifications = tag_spec(ctx.config, spec.id, spec.resource_type)
     local res, err = call(ctx, "ec2", spec.create, params)
     if not res then return nil, err end
@@ -284,7 +342,7 @@ local function ec2_step(spec)
   function step.wait(ctx, rec)
     if spec.ready then
       local ok, err = ctx:poll(spec.title .. " " .. rec.id .. " available", function()
-        local obj, derr = describe(ctx, { [spec.ids_param] = { rec.id } })
+        local obj, derr = describe(ctx, by_id(rec.id))
         if derr then return nil, derr end
         return obj ~= nil and spec.ready(obj)
       end)
@@ -301,7 +359,8 @@ local function ec2_step(spec)
   if spec.wait_gone ~= false then
     function step.wait_deleted(ctx, rec)
       return ctx:poll(spec.title .. " " .. rec.id .. " deleted", function()
-        local obj, err = describe(ctx, { [spec.ids_param] = { rec.id } }, true)
+        local params, match = by_id(rec.id)
+        local obj, err = describe(ctx, params, match, true)
         if err then return nil, err end
         return obj == nil
       end)
@@ -349,13 +408,16 @@ local function vpc_steps(acct)
     local key, what, az_key = sub[1], sub[2], sub[3]
     s[#s + 1] = ec2_step{
       id = key .. "_" .. acct:lower(), account = acct, needs = { "vpc_" .. acct:lower() },
-      title = what .. " in " .. acct,
+      title = what .. " in " .. acct, vpc = "vpc_" .. acct:lower(),
       given = function(ctx) return net_key(ctx)[key .. "_id"] end,
       describe = "DescribeSubnets", list = "Subnets", id_field = "SubnetId", ids_param = "SubnetIds",
       create = "CreateSubnet", result = "Subnet", resource_type = "subnet", delete = "DeleteSubnet",
+      extra_calls = { "ec2:DescribeAvailabilityZones" },
       params = function(ctx)
-        return { VpcId = ctx.out["vpc_" .. acct:lower()].id, CidrBlock = net_key(ctx)[key],
-          AvailabilityZone = az(ctx.config, net_key(ctx)[az_key]) }
+        local zone, zerr = subnet_zone(ctx, net_key(ctx)[az_key], "network." .. acct .. "." .. az_key)
+        if not zone then return nil, zerr end
+        zone.VpcId, zone.CidrBlock = ctx.out["vpc_" .. acct:lower()].id, net_key(ctx)[key]
+        return zone
       end,
       record = function(obj) return { cidr = obj.CidrBlock, az = obj.AvailabilityZone } end,
       ready = state_is("available"),
@@ -369,15 +431,24 @@ local function main_route_table(ctx, vpc_id)
   local res, err = call(ctx, "ec2", "DescribeRouteTables", { Filters = {
     { Name = "vpc-id", Values = { vpc_id } }, { Name = "association.main", Values = { "true" } } } })
   if not res then return nil, err end
-  local rt = (res.RouteTables or {})[1]
-  if not rt then return errors.fail("NoMainRouteTable", "VPC " .. vpc_id .. " has no main route table") end
-  return rt
+  -- the filters are checked again on each table (an emulator may ignore them): routes are added
+  -- to and deleted from this VPC's main table only
+  for _, rt in ipairs(res.RouteTables or {}) do
+    if rt.VpcId == vpc_id then
+      for _, a in ipairs(rt.Associations or {}) do
+        if a.Main == true then return rt end
+      end
+    end
+  end
+  return errors.fail("NoMainRouteTable", "VPC " .. vpc_id .. " has no main route table")
 end
 
 -- A route in the main route table of `acct`'s VPC to the other VPC's CIDR through the TGW.
 local function route_step(acct, other, attach_step)
   local vpc = "vpc_" .. acct:lower()
   local function find_route(ctx)
+    -- no VPC or TGW known (a destroy after a crash before they were saved): no route of ours
+    if not (ctx.out[vpc] and ctx.out[vpc].id and ctx.out.tgw and ctx.out.tgw.id) then return nil end
     local rt, err = main_route_table(ctx, ctx.out[vpc].id)
     if not rt then return nil, err end
     local dest = ctx.config.network[other].cidr
@@ -439,7 +510,7 @@ local function security_group_step(acct, other, direction, what)
       IpRanges = { { CidrIp = ctx.config.network[other].cidr, Description = "awsnet " .. ctx.config.name } } } }
   end
   return ec2_step{
-    id = id, account = acct, needs = { "vpc_" .. acct:lower() },
+    id = id, account = acct, needs = { "vpc_" .. acct:lower() }, vpc = "vpc_" .. acct:lower(),
     title = string.format("security group for the %s (tcp %s %s)", what, ingress and "in from" or "out to", other),
     describe = "DescribeSecurityGroups", list = "SecurityGroups", id_field = "GroupId", ids_param = "GroupIds",
     create = "CreateSecurityGroup", resource_type = "security-group", delete = "DeleteSecurityGroup",
@@ -495,7 +566,7 @@ local function attachment_step(acct)
   local l = acct:lower()
   return ec2_step{
     id = "tgw_attach_" .. l, account = acct, needs = { "tgw", "tgw_subnet_" .. l, acct == "B" and "ram_accept" or nil },
-    title = "TGW attachment of " .. acct .. "'s VPC",
+    title = "TGW attachment of " .. acct .. "'s VPC", vpc = "vpc_" .. l, tgw = "tgw",
     describe = "DescribeTransitGatewayVpcAttachments", list = "TransitGatewayVpcAttachments",
     id_field = "TransitGatewayAttachmentId", ids_param = "TransitGatewayAttachmentIds",
     create = "CreateTransitGatewayVpcAttachment", result = "TransitGatewayVpcAttachment",
@@ -630,7 +701,8 @@ local function db_steps()
         AllocatedStorage = cfg.database.storage_gb, DBName = cfg.database.name, MasterUsername = cfg.database.username,
         MasterUserPassword = password, DBSubnetGroupName = ctx.out.db_subnet_group.id, Port = cfg.database.port,
         VpcSecurityGroupIds = { ctx.out.sg_database.id }, PubliclyAccessible = false, MultiAZ = false,
-        AvailabilityZone = az(cfg, cfg.network.B.az), BackupRetentionPeriod = 0, Tags = tags(cfg, "db") })
+        -- the zone of B's first database subnet, by the name B knows it by
+        AvailabilityZone = ctx.out.subnet_b.az or az(cfg, cfg.network.B.az), BackupRetentionPeriod = 0, Tags = tags(cfg, "db") })
       if not res then return nil, err end
       return record(res.DBInstance or { DBInstanceIdentifier = cfg.name })
     end,
@@ -720,7 +792,8 @@ local function lambda_steps()
         Handler = lambda_zip.HANDLER, Code = { ZipFile = zip }, Timeout = cfg.lambda.timeout,
         VpcConfig = { SubnetIds = { ctx.out.subnet_a.id }, SecurityGroupIds = { ctx.out.sg_lambda.id } },
         Environment = { Variables = { RDS_HOST = ctx.out.db.endpoint, RDS_USERNAME = cfg.database.username,
-          RDS_PASSWORD = password, RDS_DATABASE = cfg.database.name, RDS_PORT = tostring(cfg.database.port) } },
+          RDS_PASSWORD = password, RDS_DATABASE = cfg.database.name, RDS_PORT = tostring(cfg.database.port),
+          RDS_EXTRA_COLUMNS = cfg.extra_columns and "1" or nil } },
         Tags = { [TAG_SCENARIO] = cfg.name, [TAG_STEP] = "lambda" } }
       local res, err
       -- a new IAM role takes a few seconds before Lambda may assume it
@@ -758,7 +831,13 @@ local function lambda_steps()
         local res, err = call(ctx, "ec2", "DescribeNetworkInterfaces", { Filters = {
           { Name = "group-id", Values = { sg } } } })
         if not res then return nil, err end
-        return #(res.NetworkInterfaces or {}) == 0
+        -- only the interfaces in the group count (an emulator may ignore the filter)
+        for _, eni in ipairs(res.NetworkInterfaces or {}) do
+          for _, g in ipairs(eni.Groups or {}) do
+            if g.GroupId == sg then return false end
+          end
+        end
+        return true
       end)
     end,
   }

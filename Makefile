@@ -42,7 +42,8 @@ SRC  := $(sort $(wildcard csrc/*.c csrc/reach/*.c))
 OBJ   = $(SRC:%.c=$(BUILD)/obj/%.o)
 CORE  = $(BUILD)/awsnet/core.so
 
-BUSTED = $(LUA) /usr/bin/busted
+# The specs keep botocore's models' cache (awsnet.aws.model) in the build folder, never in $HOME.
+BUSTED = AWSNET_MODELS_CACHE=$(CURDIR)/$(BUILD)/models-cache $(LUA) /usr/bin/busted
 SAN_CFLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 .PHONY: all build install uninstall deps test check lint bench demo soak fuzz clean rock dist
@@ -96,7 +97,7 @@ check: deps
 	AWSNET_BUILD=build-san AWSNET_SANITIZED=1 \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	$(LUA) /usr/bin/busted
+	AWSNET_MODELS_CACHE=$(CURDIR)/build-san/models-cache $(LUA) /usr/bin/busted
 
 # The benchmarks' C peers (bench/*/c_peer.c): libmariadb alone, without Lua, side by side.
 $(BUILD)/bench/insert_c_peer: bench/insert/c_peer.c

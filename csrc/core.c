@@ -6,6 +6,7 @@
 #include "httpd.h"
 #include "mariadb.h"
 #include "process.h"
+#include "queryform.h"
 #include "reach/reach.h"
 #include "shapexml.h"
 #include "sigv4.h"
@@ -19,6 +20,7 @@ static const core_part_open parts[] = {
     httpd_open,
     mariadb_open,
     process_open,
+    queryform_open,
     reach_open,
     shapexml_open,
     sigv4_open,

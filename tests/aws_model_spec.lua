@@ -88,7 +88,16 @@ local function run_lua(env, code)
   return out
 end
 
+-- The cache of preprocessed models goes to a temp folder, never to the real home.
+local CACHE = process.tempdir("awsnet-model-cache")
+model.set_cache(CACHE)
+
 describe("awsnet.aws.model", function()
+  teardown(function()
+    model.set_cache(nil)
+    os.execute("rm -rf " .. q(CACHE))
+  end)
+
   after_each(function()
     for _, dir in ipairs(made) do os.execute("rm -rf " .. q(dir)) end
     made = {}
@@ -487,6 +496,122 @@ describe("awsnet.aws.model", function()
       assert.equals("aws", ep.partitions[1].partition)
       assert.is_table(ep.partitions[1].services.ec2)
       assert.is_true(rawequal(ep, model.endpoints(DEB)))
+    end)
+  end)
+
+  describe("the cache of preprocessed models", function()
+    -- a fresh copy of the module (its models and listings are kept per process)
+    local function fresh(cache)
+      package.loaded["awsnet.aws.model"] = nil
+      local m = require "awsnet.aws.model"
+      package.loaded["awsnet.aws.model"] = model
+      m.set_cache(cache)
+      return m
+    end
+    local function cache_files(dir)
+      local p = io.popen("ls -1A " .. q(dir) .. " 2>/dev/null")
+      local out = {}
+      for line in p:lines() do out[#out + 1] = line end
+      p:close()
+      return out
+    end
+    local function read(path)
+      local f = assert(io.open(path, "rb"))
+      local text = f:read("a")
+      f:close()
+      return text
+    end
+    local function same_model(a, b)
+      assert.same(a.metadata, b.metadata)
+      assert.same(a.shapes, b.shapes)
+      assert.same(a.operations(), b.operations())
+      for _, name in ipairs(a.operations()) do assert.same(a.operations[name], b.operations[name]) end
+    end
+
+    it("writes a copy without documentation, reads it back, and the documentation when asked", function()
+      local dir, cache = tempdir(), tempdir()
+      write_json(dir .. "/tiny/2020-01-01/service-2.json", tiny_model("2020-01-01"))
+      local opts = { path = { dir }, default_path = false }
+      local source = assert(fresh(cache).load("tiny", opts))
+      local files = cache_files(cache)
+      assert.equals(1, #files)
+      assert.is_nil(read(cache .. "/" .. files[1]):find("Things are small", 1, true))
+      local cached = assert(fresh(cache).load("tiny", opts))
+      assert.is_true(rawget(cached, "_docs_pending"))
+      assert.equals("integer", math.type(cached.shapes.Name.max))
+      assert.is_nil(rawget(cached.operations.CreateThing, "documentation"))
+      assert.equals(source:help("CreateThing"), cached:help("CreateThing"))
+      same_model(source, cached)
+      assert.equals("<p>Creates a <b>thing</b>. Things are small.</p>", cached.operations.CreateThing.documentation)
+    end)
+
+    it("reads the source again when it changed, and when the copy is corrupt", function()
+      local dir, cache = tempdir(), tempdir()
+      local file = dir .. "/tiny/2020-01-01/service-2.json"
+      write_json(file, tiny_model("2020-01-01"))
+      local opts = { path = { dir }, default_path = false }
+      assert(fresh(cache).load("tiny", opts))
+      -- a changed source: another size
+      local changed = tiny_model("2020-01-01")
+      changed.shapes.Name.max = 128
+      write_json(file, changed)
+      assert.equals(128, assert(fresh(cache).load("tiny", opts)).shapes.Name.max)
+      local want = assert(fresh(false).load("tiny", opts))
+      local path = cache .. "/" .. cache_files(cache)[1]
+      local good = read(path)
+      local doc = cjson.decode(good)
+      local wrong_shapes = cjson.decode(good)
+      wrong_shapes.data.shapes = "x"
+      local wrong_ints = cjson.decode(good)
+      wrong_ints.ints = { { "nothing", "here" } }
+      local wrong_key = cjson.decode(good)
+      wrong_key.key = doc.key .. "x"
+      for _, bad in ipairs({ "", "garbage \0\255", good:sub(1, #good // 2), "[]", "null",
+          cjson.encode(wrong_shapes), cjson.encode(wrong_ints), cjson.encode(wrong_key) }) do
+        write(path, bad)
+        local m = assert(fresh(cache).load("tiny", opts))
+        same_model(want, m)
+        assert.equals(128, m.shapes.Name.max)
+      end
+      -- the copy is written again from the source
+      assert(fresh(cache).load("tiny", opts))
+      assert.equals(doc.key, cjson.decode(read(path)).key)
+    end)
+
+    it("is left out with set_cache(false) and with AWSNET_MODELS_CACHE=0", function()
+      local dir, cache = tempdir(), tempdir()
+      write_json(dir .. "/tiny/2020-01-01/service-2.json", tiny_model("2020-01-01"))
+      assert(fresh(false).load("tiny", { path = { dir }, default_path = false }))
+      assert.same({}, cache_files(cache))
+      local code = "assert(require('awsnet.aws.model').load('tiny', { path = { '" .. dir .. "' }, default_path = false }))"
+      local function run(env)
+        local ok = os.execute(env .. " lua5.4 -e " .. q("package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path")
+          .. " -e " .. q(code))
+        assert.is_true(ok == true or ok == 0)
+      end
+      run("AWSNET_MODELS_CACHE=0 XDG_CACHE_HOME=" .. q(cache))
+      assert.same({}, cache_files(cache))
+      run("env -u AWSNET_MODELS_CACHE XDG_CACHE_HOME=" .. q(cache))
+      assert.equals(1, #cache_files(cache .. "/awsnet/models"))
+      assert.has_error(function() model.set_cache("relative/dir") end)
+      assert.has_error(function() model.set_cache(1) end)
+    end)
+
+    it("keeps what a default endpoint needs of endpoints.json", function()
+      if not exists(BOTOCORE .. "/endpoints.json") then
+        pending("python3-botocore is not installed (make deps)")
+        return
+      end
+      local cache = tempdir()
+      local first = assert(fresh(cache).partitions(DEB))
+      local again = assert(fresh(cache).partitions(DEB))
+      assert.same(first, again)
+      local full = assert(model.endpoints(DEB))
+      assert.equals(full.partitions[1].dnsSuffix, again.partitions[1].dnsSuffix)
+      assert.equals("aws-global", again.partitions[1].services.iam.partitionEndpoint)
+      assert.same(full.partitions[1].services.iam.endpoints["aws-global"],
+        again.partitions[1].services.iam.endpoints["aws-global"])
+      assert.is_nil(again.partitions[1].services.ec2)
     end)
   end)
 end)

@@ -121,7 +121,14 @@ local function signature_checks(srv, got, creds)
   return debug.signature == auth:match("Signature=(%x+)")
 end
 
+-- The cache of preprocessed models goes to a temp folder, never to the real home.
+local CACHE = os.tmpname()
+os.remove(CACHE)
+require("awsnet.aws.model").set_cache(CACHE)
+
 describe("aws", function()
+  teardown(function() os.execute("rm -rf '" .. CACHE .. "'") end)
+
   local srv
   local slept
   local function client(service, extra)
@@ -720,5 +727,63 @@ describe("aws", function()
       assert.is_nil(text:find(CREDS.secret_access_key, 1, true))
     end
     assert.has_error(function() aws.client("no-such-service", {}) end)
+  end)
+
+  it("checks and form-encodes in C (core.queryform) exactly as the Lua code does", function()
+    local core = require "awsnet.core"
+    if not core.queryform then
+      pending("the C core has no queryform")
+      return
+    end
+    local function perms(n)
+      local out = {}
+      for p = 1, n do
+        out[p] = { IpProtocol = "tcp", FromPort = 8000 + p, ToPort = 8100.0 + p, Ipv6Ranges = {},
+          IpRanges = { { CidrIp = "10.0." .. p .. ".0/24", Description = "é & = + ~ rule " .. p } },
+          UserIdGroupPairs = { { GroupId = "sg-1", UserId = "123456789012" } } }
+      end
+      return out
+    end
+    local cases = {
+      { "AuthorizeSecurityGroupIngress", { GroupId = "sg-1", IpPermissions = perms(3), DryRun = true } },
+      { "AuthorizeSecurityGroupIngress", { GroupId = "sg-1", IpPermissions = perms(1), Bogus = 1 } },
+      { "AuthorizeSecurityGroupIngress", { GroupId = "sg-1", IpPermissions = { { FromPort = 1.5 } } } },
+      { "AuthorizeSecurityGroupIngress", { GroupId = 7 } },
+      { "AuthorizeSecurityGroupIngress", { IpPermissions = { [1] = {}, [3] = {} } } },
+      { "DescribeInstances", { Filters = { { Name = "vpc-id", Values = { "vpc-1", "a b/c" } } }, MaxResults = 5 } },
+      { "RunInstances", { ImageId = "ami-1", MinCount = 1, MaxCount = 1 } },
+      { "RunInstances", { ImageId = "ami-1", MinCount = 1, MaxCount = 1, ClientToken = "t" } },
+      { "DescribeSpotPriceHistory", { StartTime = 1398796238, InstanceTypes = { "t3.micro" } } },
+      { "CreateTags", { Resources = { "i-1" }, Tags = { { Key = "k", Value = "v" } }, DryRun = false } },
+    }
+    local function build_all()
+      local c = aws.client("ec2", { region = "eu-west-1", credentials = CREDS, env = {} })
+      local out = {}
+      for i, case in ipairs(cases) do
+        local req, err = c:build(case[1], case[2])
+        -- a filled idempotency token differs by run
+        out[i] = req and req.body:gsub("ClientToken=[%x%-]+", "ClientToken=*") or err.code .. " " .. err.message
+      end
+      return out
+    end
+    local with_c = build_all()
+    local saved = core.queryform
+    local loaded = {}
+    for name in pairs(package.loaded) do
+      if name:match("^awsnet%.aws") then loaded[name] = package.loaded[name] end
+    end
+    core.queryform = nil
+    for name in pairs(loaded) do package.loaded[name] = nil end
+    local ok, lua_only = pcall(function()
+      aws = require "awsnet.aws"
+      return build_all()
+    end)
+    core.queryform = saved
+    for name, mod in pairs(loaded) do package.loaded[name] = mod end
+    aws = loaded["awsnet.aws"]
+    assert(ok, lua_only)
+    assert.same(lua_only, with_c)
+    assert.matches("^Action=AuthorizeSecurityGroupIngress&Version=2016%-11%-15&DryRun=true&GroupId=sg%-1&", with_c[1])
+    assert.matches("^invalid_parameter IpPermissions%[1%]%.FromPort", with_c[3])
   end)
 end)

@@ -96,7 +96,7 @@ end
 -- What endpoints.json says of a service in the partition of `region`: {hostname, signing_region}
 -- for a global service (IAM), and the partition's DNS suffix.
 local function partition_of(prefix, region, models_opts)
-  local ok, doc = pcall(model.endpoints, models_opts)
+  local ok, doc = pcall(model.partitions, models_opts)
   if not ok or type(doc) ~= "table" then return nil end
   local name = partition_name(region)
   for _, part in ipairs(doc.partitions or {}) do

@@ -15,6 +15,16 @@
 -- of the model set are beyond a double's 53 bits and stay the float 2^63; they only bound
 -- lengths and values, where the rounding does not matter. cjson also loses the order of an
 -- object's keys, so member order is not kept (`Model:help` sorts members by name).
+--
+-- A service model read from its source is also written, without its documentation strings, as
+-- a compact JSON file to a cache folder: `model.set_cache(folder or false)`, else
+-- AWSNET_MODELS_CACHE (a folder, or "0" for none), else `$XDG_CACHE_HOME/awsnet/models`, else
+-- `~/.cache/awsnet/models`. A cached copy is used only when it names the same source files with
+-- the same size and modification time (stat(1)), and is well-formed; on any doubt the source is
+-- read (and the copy written again, atomically: a temporary file renamed). The documentation
+-- strings are read from the source when first asked for (`Model:help`, `Model:operation`,
+-- `Model:shape`, `m.documentation`). `endpoints.json` is cached the same way, reduced to what
+-- `model.partitions` gives.
 -- @module awsnet.aws.model
 local errors = require "awsnet.errors"
 
@@ -35,10 +45,12 @@ local PROTOCOL_LIST = "ec2, json, query, rest-json, rest-xml"
 local NAME = "^[%w][%w%-_%.]*$"
 
 -- Process-wide state; nothing is read before the first call.
-local config = { path = nil, default_path = true }
+local config = { path = nil, default_path = true, cache = nil }
 local listings = {}   -- folder -> {exists = bool, names = {...}}: `ls` output, until `configure`
 local models = {}     -- "<folder>/<service>/<version>" -> Model: one load per model per process
 local endpoint_docs = {} -- data folder -> its decoded endpoints.json
+local partition_docs = {} -- data folder -> model.partitions of its endpoints.json
+local CACHE_FORMAT = 1
 local json            -- a private lua-cjson instance, so no other module's settings apply
 
 local function quote(s)
@@ -156,6 +168,152 @@ local function deep_merge(base, extra)
       base[k] = v
     end
   end
+end
+
+-- ---- the cache of preprocessed files -------------------------------------------------------------
+
+-- The cache folder, or nil when there is none.
+local function cache_dir()
+  if config.cache == false then return nil end
+  if type(config.cache) == "string" then return config.cache end
+  local env = os.getenv("AWSNET_MODELS_CACHE")
+  if env == "0" then return nil end
+  if env and env:sub(1, 1) == "/" then return env end
+  local base = os.getenv("XDG_CACHE_HOME")
+  if not base or base:sub(1, 1) ~= "/" then -- the XDG spec: a relative value is to be ignored
+    local home = os.getenv("HOME")
+    if not home or home:sub(1, 1) ~= "/" then return nil end
+    base = home .. "/.cache"
+  end
+  return base .. "/awsnet/models"
+end
+
+-- What identifies the source of a cached file: "name|size|mtime" of each of `files` that exists
+-- (stat(1); Lua has no stat), or nil when none does or stat cannot say.
+local function source_key(files)
+  local args = {}
+  for i, f in ipairs(files) do args[i] = quote(f) end
+  local p = io.popen("stat -L -c '%n|%s|%.9Y' -- " .. table.concat(args, " ") .. " 2>/dev/null", "r")
+  if not p then return nil end
+  local out = p:read("a")
+  p:close()
+  if not out or out == "" then return nil end
+  return "awsnet " .. CACHE_FORMAT .. "\n" .. out
+end
+
+local function cache_file(dir, source, what)
+  return dir .. "/" .. source:gsub("[^%w%-_%.]", "_") .. "." .. what .. ".json"
+end
+
+local function json_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c) return string.format("\\u%04x", c:byte()) end) .. '"'
+end
+
+-- Compact JSON of a decoded model file, documentation strings left out; `ints` gets the path of
+-- every table that holds a number (cjson decodes numbers as floats: the reader makes the
+-- integral ones integers again, as `integers` does). Raises on what JSON cannot hold.
+local function encode_compact(value, out, ints, path)
+  local t = type(value)
+  if t == "string" then
+    out[#out + 1] = json_string(value)
+  elseif t == "number" then
+    if value ~= value or value == math.huge or value == -math.huge then error("not a JSON number") end
+    out[#out + 1] = math.type(value) == "integer" and string.format("%d", value) or string.format("%.17g", value)
+  elseif t == "boolean" then
+    out[#out + 1] = tostring(value)
+  elseif t == "table" then
+    local n, count, numbers = #value, 0, false
+    for _, v in pairs(value) do
+      count = count + 1
+      if type(v) == "number" then numbers = true end
+    end
+    if numbers then ints[#ints + 1] = table.move(path, 1, #path, 1, {}) end
+    local depth = #path + 1
+    if n > 0 and count == n then
+      out[#out + 1] = "["
+      for i = 1, n do
+        if i > 1 then out[#out + 1] = "," end
+        path[depth] = i
+        encode_compact(value[i], out, ints, path)
+      end
+      out[#out + 1] = "]"
+    else
+      out[#out + 1] = "{"
+      local first = true
+      for k, v in pairs(value) do
+        if type(k) ~= "string" then error("a key that is not a string") end
+        if not (k == "documentation" and type(v) == "string") then
+          if not first then out[#out + 1] = "," end
+          first = false
+          out[#out + 1] = json_string(k)
+          out[#out + 1] = ":"
+          path[depth] = k
+          encode_compact(v, out, ints, path)
+        end
+      end
+      out[#out + 1] = "}"
+    end
+    path[depth] = nil
+  else
+    error("a " .. t .. " in a model")
+  end
+end
+
+-- Writes `data` to the cache under `key`, atomically; a failure only means no cache.
+local function cache_write(file, key, data)
+  local ok, text = pcall(function()
+    local out, ints = {}, {}
+    encode_compact(data, out, ints, {})
+    local paths = {}
+    for i, p in ipairs(ints) do
+      local parts = {}
+      for j, k in ipairs(p) do parts[j] = type(k) == "string" and json_string(k) or string.format("%d", k) end
+      paths[i] = "[" .. table.concat(parts, ",") .. "]"
+    end
+    return '{"format":' .. CACHE_FORMAT .. ',"key":' .. json_string(key) .. ',"ints":[' .. table.concat(paths, ",")
+      .. '],"data":' .. table.concat(out) .. "}"
+  end)
+  if not ok then return end
+  local dir = file:match("^(.*)/")
+  if not os.execute("mkdir -p -- " .. quote(dir) .. " 2>/dev/null") then return end
+  local tmp = string.format("%s.%d%d.tmp", file, os.time(), math.random(1, 1e9))
+  local f = io.open(tmp, "wb")
+  if not f then return end
+  local wrote = f:write(text)
+  local closed = f:close()
+  if not (wrote and closed and os.rename(tmp, file)) then os.remove(tmp) end
+end
+
+-- The cached data under `key`, or nil (absent, stale, or not what this module writes).
+local function cache_read(file, key)
+  local f = io.open(file, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:seek("set")
+  local text = size and size > 0 and f:read(size)
+  f:close()
+  if not text then return nil end
+  json = json or require("cjson.safe").new()
+  local doc = json.decode(text)
+  if type(doc) ~= "table" or doc.format ~= CACHE_FORMAT or doc.key ~= key or type(doc.data) ~= "table"
+    or type(doc.ints) ~= "table" then
+    return nil
+  end
+  for _, p in ipairs(doc.ints) do
+    local t = doc.data
+    for _, k in ipairs(type(p) == "table" and p or {}) do
+      if type(t) ~= "table" then return nil end
+      t = t[k]
+    end
+    if type(p) ~= "table" or type(t) ~= "table" then return nil end
+    for k, v in pairs(t) do
+      if type(v) == "number" then
+        local i = math.tointeger(v)
+        if i then t[k] = i end
+      end
+    end
+  end
+  return doc.data
 end
 
 -- Reads one model file of a service (`type_name` is "service-2", "paginators-1", ...) with its sdk
@@ -290,6 +448,20 @@ function model.configure(opts)
   return previous
 end
 
+--- Sets the process-wide cache folder of preprocessed models (see the module's introduction).
+-- @tparam string|false|nil where an absolute folder, false for no cache, nil for the default
+-- (AWSNET_MODELS_CACHE, XDG_CACHE_HOME, HOME)
+-- @treturn string|false|nil the previous setting, to restore it with
+-- @raise when `where` is neither an absolute folder, false nor nil
+function model.set_cache(where)
+  if where ~= nil and where ~= false and not (type(where) == "string" and where:sub(1, 1) == "/") then
+    arg_error("set_cache", 1, "absolute folder, false or nil", where)
+  end
+  local previous = config.cache
+  config.cache = where
+  return previous
+end
+
 --- The folders searched, in order (for messages and for users who wonder where models come from).
 -- @tparam[opt] table opts {path, default_path} as for `model.load`
 -- @treturn {string,...} the data folders
@@ -414,8 +586,55 @@ function model.endpoints(opts)
     "; " .. INSTALL_HINT, { searched = folders })
 end
 
+--- What a client's default endpoint needs of `endpoints.json` (that of `model.endpoints`): each
+-- partition's name and DNS suffix, and its global services (not regionalized, with a partition
+-- endpoint) with that endpoint's entry. Read through the cache (see the module's introduction),
+-- then kept for the process.
+-- @tparam[opt] table opts {path, default_path}
+-- @treturn table {partitions = {{partition, dnsSuffix, services = {[name] = {isRegionalized,
+-- partitionEndpoint, endpoints = {[partitionEndpoint] = {hostname, credentialScope}}}}}, ...}}, or
+-- nil, err as for `model.endpoints`
+function model.partitions(opts)
+  opts = check_opts("partitions", 1, opts)
+  check_path("partitions", 1, opts.path)
+  local folders = search_path(opts)
+  for _, dir in ipairs(folders) do
+    if partition_docs[dir] then return partition_docs[dir] end
+    local base = dir .. "/endpoints"
+    if file_exists(base .. ".json") or file_exists(base .. ".json.gz") then
+      local cdir, key, file = cache_dir()
+      if cdir and not endpoint_docs[dir] then
+        key = source_key({ base .. ".json", base .. ".json.gz" })
+        file = key and cache_file(cdir, dir, "endpoints")
+        local data = file and cache_read(file, key)
+        if data and type(data.partitions) == "table" then
+          partition_docs[dir] = data
+          return data
+        end
+      end
+      local doc, err = model.endpoints({ path = { dir }, default_path = false })
+      if not doc then return nil, err end
+      local out = { partitions = {} }
+      for i, part in ipairs(type(doc.partitions) == "table" and doc.partitions or {}) do
+        local services = {}
+        for name, svc in pairs(type(part.services) == "table" and part.services or {}) do
+          local pe = type(svc) == "table" and svc.isRegionalized == false and svc.partitionEndpoint
+          if pe then
+            services[name] = { isRegionalized = false, partitionEndpoint = pe,
+              endpoints = { [pe] = type(svc.endpoints) == "table" and svc.endpoints[pe] or nil } }
+          end
+        end
+        out.partitions[i] = { partition = part.partition, dnsSuffix = part.dnsSuffix, services = services }
+      end
+      if file then cache_write(file, key, out) end
+      partition_docs[dir] = out
+      return out
+    end
+  end
+  return model.endpoints(opts)
+end
+
 local Model = {}
-Model.__index = Model
 Model.__name = "awsnet.aws.model"
 
 function Model.__tostring(m)
@@ -550,15 +769,63 @@ function model.load(service_or_table, opts)
   if not found then return nil, err end
   local cached = models[found.dir]
   if cached then return cached end
+  local cdir, key, file = cache_dir()
+  if cdir then
+    local base = found.dir .. "/service-2"
+    key = source_key({ base .. ".json", base .. ".json.gz", base .. ".sdk-extras.json", base .. ".sdk-extras.json.gz" })
+    file = key and cache_file(cdir, found.dir, "service-2")
+    local data = file and cache_read(file, key)
+    if data and type(data.metadata) == "table" and type(data.shapes) == "table"
+      and type(data.operations) == "table" then
+      local m = new_model(data, found)
+      m._docs_pending = true
+      models[found.dir] = m
+      return m
+    end
+  end
   local data, file_or_err = read_model_file(found.dir, "service-2")
   if not data then return nil, file_or_err end
   if type(data.metadata) ~= "table" or type(data.shapes) ~= "table" or type(data.operations) ~= "table" then
     return errors.fail("invalid_model", file_or_err .. " has no metadata, shapes or operations",
       { file = file_or_err })
   end
+  if file then cache_write(file, key, data) end
   local m = new_model(data, found)
   models[found.dir] = m
   return m
+end
+
+-- Copies the documentation strings of `src` (the source's decoded file) into `dst` (its cached
+-- copy, which has none), table by table.
+local function graft_docs(dst, src)
+  for k, v in pairs(src) do
+    if k == "documentation" and type(v) == "string" then
+      if rawget(dst, k) == nil then rawset(dst, k, v) end
+    elseif type(v) == "table" and type(rawget(dst, k)) == "table" then
+      graft_docs(rawget(dst, k), v)
+    end
+  end
+end
+
+-- A model read from the cache gets its documentation strings from the source when they are first
+-- asked for; a source that cannot be read leaves them absent.
+local function ensure_docs(m)
+  if not rawget(m, "_docs_pending") then return end
+  rawset(m, "_docs_pending", nil)
+  local data = read_model_file(m.dir, "service-2")
+  if type(data) ~= "table" then return end
+  for _, field in ipairs({ "metadata", "shapes", "operations" }) do
+    if type(data[field]) == "table" then graft_docs(m[field], data[field]) end
+  end
+  if type(data.documentation) == "string" then rawset(m, "documentation", data.documentation) end
+end
+
+function Model.__index(m, k)
+  if k == "documentation" and rawget(m, "_docs_pending") then
+    ensure_docs(m)
+    return rawget(m, "documentation")
+  end
+  return Model[k]
 end
 
 local function operation_names(m)
@@ -573,7 +840,10 @@ end
 function Model:operation(name)
   if type(name) ~= "string" then arg_error("operation", 1, "string", name) end
   local op = rawget(self.operations, name)
-  if op then return op end
+  if op then
+    ensure_docs(self)
+    return op
+  end
   local near = model.nearest(name, operation_names(self))
   return errors.fail("unknown_operation", string.format("%s has no operation %q%s", tostring(self.service), name,
     #near > 0 and (" (nearest: " .. table.concat(near, ", ") .. ")") or ""),
@@ -588,7 +858,10 @@ end
 function Model:shape(name)
   if type(name) ~= "string" then arg_error("shape", 1, "string", name) end
   local s = self.shapes[name]
-  if s then return s end
+  if s then
+    ensure_docs(self)
+    return s
+  end
   local near = model.nearest(name, sorted_keys(self.shapes))
   return errors.fail("unknown_shape", string.format("%s has no shape %q", tostring(self.service), name),
     { shape = name, service = self.service, suggestions = near })
@@ -700,6 +973,7 @@ end
 -- @raise when `op` is not a string
 function Model:help(op)
   if type(op) ~= "string" then arg_error("help", 1, "string", op) end
+  ensure_docs(self)
   local o, err = self:operation(op)
   if not o then return nil, err end
   local lines = { string.format("%s (%s %s)", op, tostring(self.service), tostring(self.api_version)) }

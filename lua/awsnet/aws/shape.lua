@@ -26,12 +26,12 @@ function shape.trait(ref, s, name)
   return v
 end
 
+local names_cache = setmetatable({}, { __mode = "k" }) -- members table -> its names in order
+
 --- The members of a structure in model order (the order of the model file when it was decoded
 -- by `jsoncodec`, else sorted by name).
 -- @tparam table s a structure shape
 -- @treturn {string,...} member names
-local names_cache = setmetatable({}, { __mode = "k" }) -- members table -> its names in order
-
 function shape.member_names(s)
   local members = s.members
   if not members then return {} end
@@ -221,6 +221,80 @@ function shape.error_shape(m, code)
   end
 end
 
+-- The common case is checked in C (core.queryform, see csrc/queryform.h) by a plan compiled once
+-- per model and input: structures, lists and plain scalars, copied as `check` copies them. The
+-- plan gives up (nil) on anything else, including every error, and `check` above then decides.
+local has_core, core = pcall(require, "awsnet.core")
+local queryform = has_core and type(core) == "table" and core.queryform or nil
+local plans = setmetatable({}, { __mode = "k" }) -- model -> input reference -> plan or false
+
+local SCALAR_KIND = { string = "string", integer = "integer", long = "integer", short = "integer",
+  byte = "integer", float = "float", double = "float", boolean = "boolean", blob = "blob" }
+
+-- True when `names` are in the order jsoncodec.keys gives a table that has none of its own.
+local function in_key_order(names)
+  for i = 2, #names do
+    if tostring(names[i - 1]) >= tostring(names[i]) then return false end
+  end
+  return true
+end
+
+-- core.queryform's description of the shapes under `ref`, as `check` above reads them.
+local function plan_desc(m, ref)
+  local nodes, index = {}, {}
+  local function node(r)
+    local s = m.shapes[r.shape]
+    local json_value = s and s.type == "string" and shape.trait(r, s, "jsonvalue") and true or false
+    local id = tostring(r.shape) .. (json_value and "/j" or "")
+    if index[id] then return index[id] end
+    local n = #nodes + 1
+    local d = {}
+    nodes[n], index[id] = d, n
+    local t = s and s.type
+    if not s then
+      d.kind = "other"
+    elseif s.document or json_value then
+      d.kind = "any"
+    elseif t == "structure" then
+      local names, at = shape.member_names(s), {}
+      d.kind, d.members = s.union and "other" or "structure", {}
+      for i, name in ipairs(names) do
+        local mref = s.members[name]
+        at[name] = i
+        d.members[i] = { name = name, node = node(mref), idempotent = mref.idempotencyToken and true or false }
+      end
+      for _, rname in ipairs(s.required or {}) do
+        if at[rname] then d.members[at[rname]].required = true else d.kind = "other" end
+      end
+      if not in_key_order(names) then d.order = names end
+    elseif t == "list" then
+      d.kind, d.item = "list", node(s.member)
+    elseif t == "map" or t == "timestamp" then
+      d.kind = "other"
+    else
+      d.kind = SCALAR_KIND[t] or "any"
+    end
+    return n
+  end
+  node(ref)
+  return { nodes = nodes, null = jsoncodec.null, array_mt = jsoncodec.array_mt, with_keys = jsoncodec.with_keys }
+end
+
+local function plan_for(m, ref)
+  local by_ref = plans[m]
+  if not by_ref then
+    by_ref = {}
+    plans[m] = by_ref
+  end
+  local plan = by_ref[ref]
+  if plan == nil then
+    local ok, compiled = pcall(function() return queryform.compile(plan_desc(m, ref)) end)
+    plan = ok and compiled or false
+    by_ref[ref] = plan
+  end
+  return plan
+end
+
 --- Checks parameters against an operation's input shape and returns them normalised.
 -- @tparam table m the model (awsnet.aws.model)
 -- @tparam ?table ref the operation's `input` reference (nil: the operation takes no input)
@@ -233,6 +307,11 @@ function shape.check(m, ref, params)
       return invalid("", "the operation takes no parameters")
     end
     return {}
+  end
+  local plan = queryform and plan_for(m, ref)
+  if plan then
+    local out = queryform.check(plan, params)
+    if out ~= nil then return out end
   end
   return check(m, ref, params, { n = 0 })
 end

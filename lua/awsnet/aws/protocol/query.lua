@@ -237,20 +237,84 @@ local function input_writer(m, op)
   return compile(m, ec2, op.input, by_model)
 end
 
+-- The same body is first asked of core.queryform (C, see csrc/queryform.h), from a plan compiled
+-- once per model and input: structures, lists, strings, integers and booleans. It gives up (nil)
+-- on anything else (blobs, timestamps, maps, fractional floats), and the writers above then run.
+local has_core, core = pcall(require, "awsnet.core")
+local queryform = has_core and type(core) == "table" and core.queryform or nil
+local form_plans = setmetatable({}, { __mode = "k" }) -- model -> input reference -> plan or false
+local FORM_KIND = { structure = "structure", list = "list", boolean = "boolean", string = "string",
+  integer = "integer", long = "integer", short = "integer", byte = "integer", float = "float", double = "float",
+  blob = "other", timestamp = "other", map = "other" }
+
+-- core.queryform's description of the shapes under `ref`, with the wire names the writers use.
+local function form_desc(m, ec2, ref)
+  local nodes, index = {}, {}
+  local function node(r)
+    local s = m.shapes[r.shape]
+    local flat = s and trait(r, s, "flattened") and true or false
+    local id = tostring(r.shape) .. (flat and "/f" or "")
+    if index[id] then return index[id] end
+    local n = #nodes + 1
+    local d = { kind = s and not s.document and (FORM_KIND[s.type] or "string") or "other" }
+    nodes[n], index[id] = d, n
+    if d.kind == "structure" then
+      d.members = {}
+      for i, name in ipairs(shape.member_names(s)) do
+        local mref = s.members[name]
+        d.members[i] = { name = name, node = node(mref), wire = percent(wire_name(ec2, mref, m.shapes[mref.shape], name)) }
+      end
+    elseif d.kind == "list" then
+      local mref = s.member
+      d.item, d.ec2, d.flat = node(mref), ec2, flat
+      local inner = not ec2 and trait(mref, m.shapes[mref.shape], "locationName")
+      d.inner = inner and percent(inner) or nil
+    end
+    return n
+  end
+  node(ref)
+  return { nodes = nodes, null = jsoncodec.null, array_mt = jsoncodec.array_mt, with_keys = jsoncodec.with_keys }
+end
+
+local function form_plan(m, op)
+  local by_ref = form_plans[m]
+  if not by_ref then
+    by_ref = {}
+    form_plans[m] = by_ref
+  end
+  local plan = by_ref[op.input]
+  if plan == nil then
+    local ec2 = m.metadata.protocol == "ec2"
+    local ok, compiled = pcall(function() return queryform.compile(form_desc(m, ec2, op.input)) end)
+    plan = ok and compiled or false
+    by_ref[op.input] = plan
+  end
+  return plan
+end
+
 --- Builds the unsigned request.
 -- @tparam table m the model
 -- @tparam table op the operation
 -- @tparam table params checked parameters
 -- @treturn table {method, url, headers, body}
 function query.build(m, op, params)
-  local parts = { "Action=" .. percent(op.name), "Version=" .. percent(m.metadata.apiVersion) }
-  if op.input then input_writer(m, op)(params, "", parts) end
+  local head = "Action=" .. percent(op.name) .. "&Version=" .. percent(m.metadata.apiVersion)
+  local body = head
+  if op.input then
+    local plan = queryform and form_plan(m, op)
+    body = plan and queryform.encode(plan, params, head)
+    if not body then
+      local parts = { head }
+      input_writer(m, op)(params, "", parts)
+      body = table.concat(parts, "&")
+    end
+  end
   local http = op.http or {}
   return {
     method = http.method or "POST",
     url = http.requestUri or "/",
     headers = { ["Content-Type"] = "application/x-www-form-urlencoded" },
-    body = table.concat(parts, "&"),
+    body = body,
   }
 end
 
@@ -296,7 +360,6 @@ end
 -- and operation, to the same result as xml.parse gives; the Lua reader stays for what the plan
 -- cannot describe (see xml.plan: XML attributes, nested flattened lists, non-string map keys),
 -- for `opts.on_unknown`, for XML expat refuses, and when the core is not built.
-local has_core, core = pcall(require, "awsnet.core")
 shapexml = has_core and type(core) == "table" and core.shapexml or nil
 local TIMESTAMP = { type = "timestamp" }
 local plans = setmetatable({}, { __mode = "k" }) -- model -> operation name -> plan or false

@@ -3,7 +3,14 @@
  * One userdata owns the listening socket and a fixed array of connections. Everything runs inside
  * server:step(): poll, accept, read, parse, call the Lua handler under lua_pcall, queue the reply,
  * write. A connection answers its requests in order: the next request is parsed only once the
- * previous reply is fully written, which also keeps pipelined requests ordered. */
+ * previous reply is fully written (or, for a deferred one, given by server:respond and written),
+ * which also keeps pipelined requests ordered.
+ *
+ * Parsing is incremental: the search for the head's end resumes where the last read left it, the
+ * head is parsed once, and a chunked body is decoded in place as its chunks arrive, so a request
+ * costs time linear in its bytes however it is split into reads (server:stats() counts the bytes
+ * the parser examined). The head must arrive within head_timeout_ms of its first byte, the body
+ * within body_timeout_ms of the head: a deadline per request, not reset by each byte. */
 #include "httpd.h"
 #include "core.h"
 
@@ -25,28 +32,6 @@
 #define IDLE_TIMEOUT_MS 120000
 #define READ_CHUNK 65536
 
-typedef struct conn {
-    int fd;
-    char *in;
-    size_t in_len, in_cap;
-    char *out;
-    size_t out_len, out_off;
-    int64_t send_at_ms;      /* reply held back until this time (delay_ms) */
-    int64_t last_active_ms;
-    int close_after_write;
-    int continue_sent;       /* "100 Continue" already sent for the request being read */
-} conn;
-
-typedef struct httpd {
-    int lfd;
-    int port;
-    conn *conns;
-    int max_conns;
-    size_t max_header, max_body;
-    int busy;                /* inside step(): close() is deferred */
-    int close_requested;
-} httpd;
-
 typedef struct span { size_t off, len; } span;
 
 /* The parsed head of one request; offsets into conn->in. */
@@ -61,6 +46,53 @@ typedef struct head {
 } head;
 
 enum { NEED_MORE = 0, COMPLETE = 1, BAD = -1, TOO_LARGE_HEAD = -2, TOO_LARGE_BODY = -3 };
+
+/* Where the decoding of a chunked body stands; offsets from the body's first byte. The decoded
+ * bytes are moved down to body[0..out) as they arrive (never past `pos`, the next raw byte). */
+enum { CK_SIZE, CK_DATA, CK_TRAILER };
+typedef struct chunked {
+    int phase;
+    size_t pos;     /* next raw byte to parse */
+    size_t scan;    /* bytes of the current line already searched for its CRLF */
+    size_t size;    /* the current chunk's size (CK_DATA) */
+    size_t out;     /* decoded bytes so far */
+} chunked;
+
+typedef struct conn {
+    int fd;
+    char *in;
+    size_t in_len, in_cap;
+    char *out;
+    size_t out_len, out_off;
+    int64_t send_at_ms;      /* reply held back until this time (delay_ms) */
+    int64_t last_active_ms;
+    int64_t deadline_ms;     /* the request being read must be whole by then (0: none) */
+    int close_after_write;
+    int continue_sent;       /* "100 Continue" already sent for the request being read */
+    lua_Integer serial;      /* the connection's id for server:respond, never reused */
+    int deferred;            /* the handler answers later, through server:respond */
+    int deferred_close, deferred_head_only;
+    int head_ok;             /* `h` holds the parsed head of the request being read */
+    size_t head_scan;        /* bytes already searched for the head's end */
+    head h;
+    chunked ck;
+    size_t limit;            /* body limit of the request being read */
+    char *reject;            /* the reply when the body outgrows `limit` (NULL: a plain 413) */
+    size_t reject_len;
+} conn;
+
+typedef struct httpd {
+    int lfd;
+    int port;
+    conn *conns;
+    int max_conns;
+    size_t max_header, max_body;
+    int64_t head_timeout_ms, body_timeout_ms;
+    lua_Integer next_serial;
+    uint64_t examined;       /* bytes the parser looked at, over the server's life (stats) */
+    int busy;                /* inside step(): close() is deferred */
+    int close_requested;
+} httpd;
 
 static int64_t now_ms(void)
 {
@@ -135,17 +167,26 @@ static int parse_content_length(const char *buf, span v, long long *out)
     return COMPLETE;
 }
 
-/* Parses the head in buf[0..len): NEED_MORE, COMPLETE, BAD or TOO_LARGE_HEAD. */
-static int parse_head(const char *buf, size_t len, size_t max_header, head *h)
+/* Parses the head in buf[0..len): NEED_MORE, COMPLETE, BAD or TOO_LARGE_HEAD. The search for
+ * its end starts where the last call left it (*scanned, 0 at first) and counts what it looks at
+ * in *examined; the head itself is parsed once it is whole. */
+static int parse_head(const char *buf, size_t len, size_t max_header, head *h, size_t *scanned, uint64_t *examined)
 {
     memset(h, 0, sizeof *h);
     h->content_length = -1;
     size_t scan = len < max_header ? len : max_header;
     const char *end = NULL;
-    for (size_t i = 0; i + 3 < scan; i++)
-        if (memcmp(buf + i, "\r\n\r\n", 4) == 0) { end = buf + i + 4; break; }
-    if (!end) return len >= max_header ? TOO_LARGE_HEAD : NEED_MORE;
+    size_t i = *scanned > 3 ? *scanned - 3 : 0;
+    for (; i + 3 < scan; i++) {
+        (*examined)++;
+        if (buf[i] == '\r' && memcmp(buf + i, "\r\n\r\n", 4) == 0) { end = buf + i + 4; break; }
+    }
+    if (!end) {
+        *scanned = scan;
+        return len >= max_header ? TOO_LARGE_HEAD : NEED_MORE;
+    }
     h->head_len = (size_t)(end - buf);
+    *examined += h->head_len;   /* the parse below reads the head once more */
     const char *line_end = find_crlf(buf, end);
     if (parse_request_line(buf, line_end, h) != COMPLETE) return BAD;
     const char *p = line_end + 2;
@@ -181,16 +222,46 @@ static int parse_head(const char *buf, size_t len, size_t max_header, head *h)
     return COMPLETE;
 }
 
-/* Walks a chunked body in buf[0..len). With `out` it also appends the decoded bytes.
- * Returns COMPLETE (and *consumed), NEED_MORE, BAD or TOO_LARGE_BODY. */
-static int walk_chunked(const char *buf, size_t len, size_t max_body, size_t *consumed, luaL_Buffer *out)
+/* The end of the line starting at body[from], searching from where the last call stopped
+ * (k->scan); NULL while the line is incomplete. Counts the bytes it looks at. */
+static const char *line_end(const char *body, size_t from, size_t len, chunked *k, uint64_t *examined)
 {
-    size_t pos = 0, total = 0;
+    size_t i = from + (k->scan ? k->scan - 1 : 0);   /* a '\r' may have been the last byte */
+    for (; i + 1 < len; i++) {
+        (*examined)++;
+        if (body[i] == '\r' && body[i + 1] == '\n') { k->scan = 0; return body + i; }
+    }
+    k->scan = len > from ? len - from : 0;
+    return NULL;
+}
+
+/* Decodes what has arrived of a chunked body in body[0..len), resuming at k. Returns COMPLETE
+ * (then k->pos is the raw length and body[0..k->out) the decoded bytes), NEED_MORE, BAD or
+ * TOO_LARGE_BODY. */
+static int chunked_step(char *body, size_t len, size_t max_body, chunked *k, uint64_t *examined)
+{
     for (;;) {
-        const char *line = buf + pos, *e = find_crlf(line, buf + len);
-        if (!e) return (len - pos > 1024) ? BAD : NEED_MORE;
+        if (k->phase == CK_DATA) {
+            if (len - k->pos < k->size + 2) return NEED_MORE;
+            *examined += 2;
+            if (body[k->pos + k->size] != '\r' || body[k->pos + k->size + 1] != '\n') return BAD;
+            memmove(body + k->out, body + k->pos, k->size);
+            k->out += k->size;
+            k->pos += k->size + 2;
+            k->phase = CK_SIZE;
+            continue;
+        }
+        const char *e = line_end(body, k->pos, len, k, examined);
+        if (k->phase == CK_TRAILER) {   /* trailer fields, up to the blank line; they are dropped */
+            if (!e) return (len - k->pos > 8192) ? BAD : NEED_MORE;
+            size_t line_len = (size_t)(e - (body + k->pos));
+            k->pos += line_len + 2;
+            if (line_len == 0) return COMPLETE;
+            continue;
+        }
+        if (!e) return (len - k->pos > 1024) ? BAD : NEED_MORE;
         size_t size = 0, digits = 0;
-        const char *q = line;
+        const char *q = body + k->pos;
         for (; q < e; q++, digits++) {
             int c = (unsigned char)*q, d;
             if (c >= '0' && c <= '9') d = c - '0';
@@ -201,35 +272,24 @@ static int walk_chunked(const char *buf, size_t len, size_t max_body, size_t *co
             size = size * 16 + (size_t)d;
         }
         if (digits == 0 || (q < e && *q != ';')) return BAD;   /* chunk extensions are ignored */
-        pos = (size_t)(e - buf) + 2;
-        if (size == 0) break;
-        if (size > max_body || total + size > max_body) return TOO_LARGE_BODY;
-        if (len - pos < size + 2) return NEED_MORE;
-        if (buf[pos + size] != '\r' || buf[pos + size + 1] != '\n') return BAD;
-        if (out) luaL_addlstring(out, buf + pos, size);
-        total += size;
-        pos += size + 2;
+        k->pos = (size_t)(e - body) + 2;
+        if (size == 0) { k->phase = CK_TRAILER; continue; }
+        if (size > max_body || k->out + size > max_body) return TOO_LARGE_BODY;
+        k->size = size;
+        k->phase = CK_DATA;
     }
-    for (;;) {   /* trailer fields, up to the blank line; they are dropped */
-        const char *e = find_crlf(buf + pos, buf + len);
-        if (!e) return (len - pos > 8192) ? BAD : NEED_MORE;
-        size_t line_len = (size_t)(e - (buf + pos));
-        pos += line_len + 2;
-        if (line_len == 0) break;
-    }
-    *consumed = pos;
-    return COMPLETE;
 }
 
-/* Decides whether a whole request sits in the buffer; sets *total to its length in bytes. */
-static int request_complete(const conn *c, const head *h, size_t max_body, size_t *total)
+/* Decides whether the whole request whose head is c->h sits in the buffer; sets *total to its raw
+ * length in bytes (a chunked body is decoded in place meanwhile). */
+static int request_complete(conn *c, size_t max_body, size_t *total, uint64_t *examined)
 {
-    const char *body = c->in + h->head_len;
+    const head *h = &c->h;
+    char *body = c->in + h->head_len;
     size_t avail = c->in_len - h->head_len;
     if (h->chunked) {
-        size_t used = 0;
-        int r = walk_chunked(body, avail, max_body, &used, NULL);
-        if (r == COMPLETE) *total = h->head_len + used;
+        int r = chunked_step(body, avail, max_body, &c->ck, examined);
+        if (r == COMPLETE) *total = h->head_len + c->ck.pos;
         return r;
     }
     size_t cl = h->content_length > 0 ? (size_t)h->content_length : 0;
@@ -243,8 +303,22 @@ static void conn_reset(conn *c)
 {
     free(c->in);
     free(c->out);
+    free(c->reject);
     memset(c, 0, sizeof *c);
     c->fd = -1;
+}
+
+/* Forgets the request just read: the next one starts with a fresh head and body state. */
+static void conn_next_request(conn *c)
+{
+    c->head_ok = 0;
+    c->head_scan = 0;
+    memset(&c->ck, 0, sizeof c->ck);
+    free(c->reject);
+    c->reject = NULL;
+    c->reject_len = 0;
+    c->deadline_ms = 0;
+    c->continue_sent = 0;
 }
 
 static void conn_close(conn *c, int abort_with_rst)
@@ -273,6 +347,7 @@ static const char *reason_phrase(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 429: return "Too Many Requests";
@@ -366,15 +441,19 @@ static int build_response(lua_State *L, int t, int close_after, int head_only)
     return 1;
 }
 
-static void push_request(lua_State *L, const conn *c, const head *h, size_t total)
+/* Pushes {method, target, version, headers, id} of the head c->h. */
+static void push_head(lua_State *L, const conn *c)
 {
-    lua_createtable(L, 0, 5);
+    const head *h = &c->h;
+    lua_createtable(L, 0, 6);
     lua_pushlstring(L, c->in + h->method.off, h->method.len);
     lua_setfield(L, -2, "method");
     lua_pushlstring(L, c->in + h->target.off, h->target.len);
     lua_setfield(L, -2, "target");
     lua_pushstring(L, h->minor ? "HTTP/1.1" : "HTTP/1.0");
     lua_setfield(L, -2, "version");
+    lua_pushinteger(L, c->serial);
+    lua_setfield(L, -2, "id");
     lua_createtable(L, 0, h->nheaders);
     for (int i = 0; i < h->nheaders; i++) {
         luaL_Buffer nb;
@@ -396,42 +475,23 @@ static void push_request(lua_State *L, const conn *c, const head *h, size_t tota
         lua_rawset(L, -3);
     }
     lua_setfield(L, -2, "headers");
-    if (h->chunked) {
-        luaL_Buffer b;
-        size_t used;
-        luaL_buffinit(L, &b);
-        walk_chunked(c->in + h->head_len, total - h->head_len, SIZE_MAX, &used, &b);
-        luaL_pushresult(&b);
-    } else {
-        lua_pushlstring(L, c->in + h->head_len, total - h->head_len);
-    }
+}
+
+/* Pushes the request table of the whole request of raw length `total` (head c->h). */
+static void push_request(lua_State *L, const conn *c, size_t total)
+{
+    const head *h = &c->h;
+    push_head(L, c);
+    if (h->chunked) lua_pushlstring(L, c->in + h->head_len, c->ck.out);   /* decoded in place */
+    else lua_pushlstring(L, c->in + h->head_len, total - h->head_len);
     lua_setfield(L, -2, "body");
 }
 
-/* Runs the handler for the complete request of length `total`; queues its reply.
- * A handler error is stored in stack slot `errslot` (first one wins). Returns 1 if answered. */
-static int serve_request(lua_State *L, conn *c, const head *h, size_t total,
-                         int handler, int errslot)
+/* Queues the handler's reply table at the top of the stack (pops it). Returns 0 when the reply
+ * is malformed (nothing queued), 1 when queued or when it asked for a reset (connection closed). */
+static int queue_reply(lua_State *L, conn *c, int close_after, int head_only)
 {
-    int close_after = h->conn_close || (h->minor == 0 && !h->conn_keep_alive);
-    int head_only = span_ieq(c->in, h->method, "HEAD");
-    lua_pushvalue(L, handler);
-    push_request(L, c, h, total);
-    /* drop the request bytes before the call: the handler cannot see them twice */
-    memmove(c->in, c->in + total, c->in_len - total);
-    c->in_len -= total;
-    c->continue_sent = 0;
-    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        if (lua_isnil(L, errslot)) lua_replace(L, errslot); else lua_pop(L, 1);
-        queue_simple(L, c, 500, 1);
-        return 1;
-    }
     int t = lua_gettop(L);
-    if (!lua_istable(L, t)) {
-        lua_pop(L, 1);
-        queue_simple(L, c, 500, 1);
-        return 1;
-    }
     lua_getfield(L, t, "reset");
     if (lua_toboolean(L, -1)) {
         lua_pop(L, 2);
@@ -444,8 +504,7 @@ static int serve_request(lua_State *L, conn *c, const head *h, size_t total,
     lua_pop(L, 1);
     if (!build_response(L, t, close_after, head_only)) {
         lua_pop(L, 1);   /* the reply table */
-        queue_simple(L, c, 500, 1);
-        return 1;
+        return 0;
     }
     conn_queue(L, c);
     lua_pop(L, 1);   /* the reply table */
@@ -454,22 +513,116 @@ static int serve_request(lua_State *L, conn *c, const head *h, size_t total,
     return 1;
 }
 
+/* Runs the handler for the complete request of raw length `total`; queues its reply, or waits for
+ * server:respond when the handler answers {defer = true}. A handler error is stored in stack slot
+ * `errslot` (first one wins). Returns 1 (the request was handled). */
+static int serve_request(lua_State *L, conn *c, size_t total, int handler, int errslot)
+{
+    const head *h = &c->h;
+    int close_after = h->conn_close || (h->minor == 0 && !h->conn_keep_alive);
+    int head_only = span_ieq(c->in, h->method, "HEAD");
+    lua_pushvalue(L, handler);
+    push_request(L, c, total);
+    /* drop the request bytes before the call: the handler cannot see them twice */
+    memmove(c->in, c->in + total, c->in_len - total);
+    c->in_len -= total;
+    conn_next_request(c);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        if (lua_isnil(L, errslot)) lua_replace(L, errslot); else lua_pop(L, 1);
+        queue_simple(L, c, 500, 1);
+        return 1;
+    }
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        queue_simple(L, c, 500, 1);
+        return 1;
+    }
+    lua_getfield(L, -1, "defer");
+    int defer = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (defer) {
+        lua_pop(L, 1);
+        c->deferred = 1;
+        c->deferred_close = close_after;
+        c->deferred_head_only = head_only;
+        return 1;
+    }
+    if (!queue_reply(L, c, close_after, head_only)) queue_simple(L, c, 500, 1);
+    return 1;
+}
+
 /* The most a connection buffers: a whole request of the largest allowed size, plus room for
  * chunk framing and a pipelined request's start. */
-static size_t buffer_limit(const httpd *s) { return s->max_header + s->max_body + 65536; }
+static size_t buffer_limit(const httpd *s, const conn *c)
+{
+    return s->max_header + (c->head_ok ? c->limit : s->max_body) + 65536;
+}
+
+/* Once the head is whole: the body limit, from limiter(head) when step() was given one (it
+ * returns the limit in bytes, at most max_body_bytes, and optionally the reply table for a body
+ * past it). A limiter error is stored in `errslot`; the server's limit applies then. */
+static void choose_limit(lua_State *L, httpd *s, conn *c, int limiter, int errslot)
+{
+    c->limit = s->max_body;
+    if (limiter == 0) return;
+    lua_pushvalue(L, limiter);
+    push_head(L, c);
+    if (lua_pcall(L, 1, 2, 0) != LUA_OK) {
+        if (lua_isnil(L, errslot)) lua_replace(L, errslot); else lua_pop(L, 1);
+        return;
+    }
+    int isnum;
+    lua_Integer n = lua_tointegerx(L, -2, &isnum);
+    if (isnum && n >= 0 && (lua_Unsigned)n < s->max_body) c->limit = (size_t)n;
+    if (lua_istable(L, -1)) {
+        int head_only = span_ieq(c->in, c->h.method, "HEAD");
+        lua_pushvalue(L, -1);
+        if (build_response(L, lua_gettop(L), 1, head_only)) {
+            size_t n_reply;
+            const char *reply = lua_tolstring(L, -1, &n_reply);
+            c->reject = malloc(n_reply ? n_reply : 1);
+            if (c->reject) { memcpy(c->reject, reply, n_reply); c->reject_len = n_reply; }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+}
+
+/* Answers a request whose body is past its limit: the limiter's reply or a plain 413; closes. */
+static void reject_body(lua_State *L, conn *c)
+{
+    c->in_len = 0;
+    if (c->reject) {
+        lua_pushlstring(L, c->reject, c->reject_len);
+        conn_queue(L, c);
+        c->close_after_write = 1;
+    } else {
+        queue_simple(L, c, 413, 1);
+    }
+}
 
 /* Answers every complete request waiting in the buffer, one at a time. */
-static int serve_buffered(lua_State *L, httpd *s, conn *c, int handler, int errslot)
+static int serve_buffered(lua_State *L, httpd *s, conn *c, int handler, int limiter, int errslot, int64_t now)
 {
     int served = 0;
-    while (c->fd >= 0 && !conn_reply_pending(c) && c->in_len > 0) {
-        head h;
+    while (c->fd >= 0 && !conn_reply_pending(c) && !c->deferred && c->in_len > 0) {
         size_t total = 0;
-        int r = parse_head(c->in, c->in_len, s->max_header, &h);
-        if (r == COMPLETE) r = request_complete(c, &h, s->max_body, &total);
-        if (r == NEED_MORE && c->in_len >= buffer_limit(s)) r = TOO_LARGE_BODY;   /* framing overhead */
+        int r = COMPLETE;
+        if (c->deadline_ms == 0) c->deadline_ms = now + s->head_timeout_ms;   /* the head's first byte */
+        if (!c->head_ok) {
+            r = parse_head(c->in, c->in_len, s->max_header, &c->h, &c->head_scan, &s->examined);
+            if (r == COMPLETE) {
+                c->head_ok = 1;
+                c->deadline_ms = now + s->body_timeout_ms;
+                choose_limit(L, s, c, limiter, errslot);
+                if (c->fd < 0) break;
+            }
+        }
+        if (r == COMPLETE) r = request_complete(c, c->limit, &total, &s->examined);
+        if (r == NEED_MORE && c->in_len >= buffer_limit(s, c)) r = TOO_LARGE_BODY;   /* framing overhead */
         if (r == NEED_MORE) {
-            if (h.head_len && h.expect_continue && !c->continue_sent && h.minor == 1) {
+            if (c->head_ok && c->h.expect_continue && !c->continue_sent && c->h.minor == 1) {
                 lua_pushliteral(L, "HTTP/1.1 100 Continue\r\n\r\n");
                 conn_queue(L, c);
                 c->continue_sent = 1;
@@ -478,38 +631,63 @@ static int serve_buffered(lua_State *L, httpd *s, conn *c, int handler, int errs
         }
         if (r == BAD) { c->in_len = 0; queue_simple(L, c, 400, 1); break; }
         if (r == TOO_LARGE_HEAD) { c->in_len = 0; queue_simple(L, c, 431, 1); break; }
-        if (r == TOO_LARGE_BODY) { c->in_len = 0; queue_simple(L, c, 413, 1); break; }
-        served += serve_request(L, c, &h, total, handler, errslot);
+        if (r == TOO_LARGE_BODY) { reject_body(L, c); break; }
+        served += serve_request(L, c, total, handler, errslot);
     }
     return served;
 }
 
-#ifdef AWSNET_FUZZ
-/* For tests/fuzz/httpd_parser.c: parses `buf` as what a connection received, and builds the
- * request table as step() would; returns the parser's verdict. */
-int httpd_fuzz_request(lua_State *L, const char *buf, size_t len);
-int httpd_fuzz_request(lua_State *L, const char *buf, size_t len)
+/* A request not whole by its deadline (slow head or body, slowloris): 408, then the connection
+ * closes. */
+static void check_deadline(lua_State *L, conn *c, int64_t now)
 {
-    conn c;
-    memset(&c, 0, sizeof c);
-    c.fd = -1;
-    c.in = (char *)buf;
-    c.in_len = len;
-    head h;
-    size_t total = 0;
-    int r = parse_head(buf, len, 4096, &h);
-    if (r == COMPLETE) r = request_complete(&c, &h, 65536, &total);
-    if (r == COMPLETE) {
-        push_request(L, &c, &h, total);
-        lua_pop(L, 1);
+    if (c->fd < 0 || c->deadline_ms == 0 || now < c->deadline_ms || c->deferred || conn_reply_pending(c)) return;
+    c->in_len = 0;
+    conn_next_request(c);
+    queue_simple(L, c, 408, 1);
+}
+
+#ifdef AWSNET_FUZZ
+/* For tests/fuzz/httpd_parser.c: parses `buf` as what a connection received, first as one read
+ * and then (on a copy) as reads cut at `split`, and builds the request table as step() would;
+ * returns the parser's verdict for the whole buffer. `buf` is decoded in place. */
+int httpd_fuzz_request(lua_State *L, char *buf, size_t len, size_t split);
+int httpd_fuzz_request(lua_State *L, char *buf, size_t len, size_t split)
+{
+    uint64_t examined = 0;
+    int verdict = 0;
+    char *copy = malloc(len ? len : 1);
+    if (!copy) return 0;
+    memcpy(copy, buf, len);
+    for (int pass = 0; pass < 2; pass++) {
+        conn c;
+        memset(&c, 0, sizeof c);
+        c.fd = -1;
+        c.in = pass == 0 ? buf : copy;
+        /* pass 1 sees the bytes arrive in two reads: parse state carries over between them */
+        size_t first = pass == 0 ? len : (split < len ? split : len);
+        int r = NEED_MORE;
+        size_t total = 0;
+        for (int read = 0; read < 2 && r == NEED_MORE; read++) {
+            c.in_len = read == 0 ? first : len;
+            r = c.head_ok ? COMPLETE : parse_head(c.in, c.in_len, 4096, &c.h, &c.head_scan, &examined);
+            if (r == COMPLETE) { c.head_ok = 1; r = request_complete(&c, 65536, &total, &examined); }
+            if (first == len) break;
+        }
+        if (r == COMPLETE) {
+            push_request(L, &c, total);
+            lua_pop(L, 1);
+        }
+        if (pass == 0) verdict = r;
     }
-    return r;
+    free(copy);
+    return verdict;
 }
 #endif
 
 static void conn_read(httpd *s, conn *c)
 {
-    size_t limit = buffer_limit(s);
+    size_t limit = buffer_limit(s, c);
     for (;;) {
         if (c->in_cap - c->in_len < READ_CHUNK) {
             size_t cap = c->in_cap ? c->in_cap * 2 : READ_CHUNK * 2;
@@ -558,6 +736,8 @@ static void accept_all(httpd *s, int64_t now)
         conn_reset(c);
         c->fd = fd;
         c->last_active_ms = now;
+        c->serial = ++s->next_serial;
+        c->deadline_ms = now + s->head_timeout_ms;   /* a connection that sends nothing is cut too */
     }
 }
 
@@ -583,10 +763,11 @@ static int l_step(lua_State *L)
     httpd *s = check_open(L);
     lua_Integer timeout = luaL_checkinteger(L, 2);
     luaL_checktype(L, 3, LUA_TFUNCTION);
+    if (!lua_isnoneornil(L, 4)) luaL_checktype(L, 4, LUA_TFUNCTION);
     if (s->busy) return luaL_error(L, "httpd step is not reentrant");
-    lua_settop(L, 3);
-    lua_pushnil(L);   /* slot 4: first handler error */
-    const int handler = 3, errslot = 4;
+    lua_settop(L, 4);
+    lua_pushnil(L);   /* slot 5: first handler error */
+    const int handler = 3, limiter = lua_isnil(L, 4) ? 0 : 4, errslot = 5;
     int64_t now = now_ms();
 
     struct pollfd *pfd = lua_newuserdatauv(L, sizeof *pfd * (size_t)(s->max_conns + 1), 0);
@@ -597,7 +778,9 @@ static int l_step(lua_State *L)
         conn *c = &s->conns[i];
         if (c->fd < 0) { free_slots++; continue; }
         short ev = POLLIN;
-        if (conn_reply_pending(c)) {
+        if (c->deferred) {
+            ev = 0;   /* nothing to read or write until server:respond */
+        } else if (conn_reply_pending(c)) {
             if (c->send_at_ms > now) {
                 ev = 0;
                 if (c->send_at_ms - now < wait) wait = c->send_at_ms - now;
@@ -605,6 +788,9 @@ static int l_step(lua_State *L)
                 ev = POLLOUT;
                 wait = 0;
             }
+        } else if (c->deadline_ms > 0) {
+            int64_t left = c->deadline_ms > now ? c->deadline_ms - now : 0;
+            if (left < wait) wait = left;
         }
         pfd[n] = (struct pollfd){ c->fd, ev, 0 };
         owner[n++] = i;
@@ -627,9 +813,10 @@ static int l_step(lua_State *L)
     for (int i = 0; i < s->max_conns; i++) {
         conn *c = &s->conns[i];
         if (c->fd < 0) continue;
-        served += serve_buffered(L, s, c, handler, errslot);
+        served += serve_buffered(L, s, c, handler, limiter, errslot, now);
+        check_deadline(L, c, now);
         if (c->fd >= 0 && conn_reply_pending(c) && c->send_at_ms <= now) conn_write(c);
-        if (c->fd >= 0 && !conn_reply_pending(c) && now - c->last_active_ms > IDLE_TIMEOUT_MS)
+        if (c->fd >= 0 && !conn_reply_pending(c) && !c->deferred && now - c->last_active_ms > IDLE_TIMEOUT_MS)
             conn_close(c, 0);
     }
     s->busy = 0;
@@ -639,6 +826,47 @@ static int l_step(lua_State *L)
         return lua_error(L);
     }
     lua_pushinteger(L, served);
+    return 1;
+}
+
+/* server:respond(id, reply) -> true, or false when that connection is gone (closed, or not
+ * waiting for a deferred reply). */
+static int l_respond(lua_State *L)
+{
+    httpd *s = check_open(L);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    if (s->busy) return luaL_error(L, "httpd respond is not allowed inside step");
+    conn *c = NULL;
+    for (int i = 0; i < s->max_conns; i++)
+        if (s->conns[i].fd >= 0 && s->conns[i].serial == id && s->conns[i].deferred) c = &s->conns[i];
+    if (!c) { lua_pushboolean(L, 0); return 1; }
+    c->deferred = 0;
+    lua_settop(L, 3);
+    if (!queue_reply(L, c, c->deferred_close, c->deferred_head_only)) queue_simple(L, c, 500, 1);
+    if (c->fd >= 0) c->last_active_ms = now_ms();
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* server:stats() -> {bytes_examined, connections, deferred}: the parser's work so far (bytes it
+ * looked at), the open connections and those waiting for server:respond. */
+static int l_stats(lua_State *L)
+{
+    httpd *s = check_open(L);
+    int open = 0, deferred = 0;
+    for (int i = 0; i < s->max_conns; i++) {
+        if (s->conns[i].fd < 0) continue;
+        open++;
+        deferred += s->conns[i].deferred;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, (lua_Integer)s->examined);
+    lua_setfield(L, -2, "bytes_examined");
+    lua_pushinteger(L, open);
+    lua_setfield(L, -2, "connections");
+    lua_pushinteger(L, deferred);
+    lua_setfield(L, -2, "deferred");
     return 1;
 }
 
@@ -722,6 +950,8 @@ static int l_listen(lua_State *L)
     size_t max_header = opt_size(L, 1, "max_header_bytes", 16384, 1 << 20);
     size_t max_body = opt_size(L, 1, "max_body_bytes", 16u << 20, 256u << 20);
     size_t max_conns = opt_size(L, 1, "max_connections", 64, 4096);
+    size_t head_timeout = opt_size(L, 1, "head_timeout_ms", 10000, 3600000);
+    size_t body_timeout = opt_size(L, 1, "body_timeout_ms", 60000, 3600000);
 
     httpd *s = lua_newuserdatauv(L, sizeof *s, 0);
     memset(s, 0, sizeof *s);
@@ -733,6 +963,8 @@ static int l_listen(lua_State *L)
     for (int i = 0; i < s->max_conns; i++) s->conns[i].fd = -1;
     s->max_header = max_header;
     s->max_body = max_body;
+    s->head_timeout_ms = (int64_t)head_timeout;
+    s->body_timeout_ms = (int64_t)body_timeout;
     const char *why = NULL;
     s->lfd = bind_loopback(host, (int)port, &s->port, &why);
     if (s->lfd < 0) {
@@ -762,7 +994,8 @@ static int l_gc(lua_State *L)
 void httpd_open(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        { "step", l_step }, { "port", l_port }, { "close", l_close }, { NULL, NULL },
+        { "step", l_step }, { "respond", l_respond }, { "stats", l_stats }, { "port", l_port },
+        { "close", l_close }, { NULL, NULL },
     };
     static const luaL_Reg funcs[] = {
         { "listen", l_listen }, { "monotonic", l_monotonic }, { NULL, NULL },

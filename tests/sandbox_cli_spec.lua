@@ -29,11 +29,13 @@ describe("sandbox with the AWS CLI", function()
     if home then os.execute("rm -rf " .. q(home)) end
   end)
 
-  -- Runs `aws <args>` as `account`; returns the decoded JSON output, or nil, stderr text.
-  local function aws(account, args, secret)
+  -- Runs `aws <args>` as `account` (in `region`, default us-east-1); returns the decoded JSON
+  -- output, or nil, stderr text.
+  local function aws(account, args, secret, region)
     requests:write(cjson.encode({ args = "--endpoint-url " .. sb.endpoint .. " --output json " .. args, env = {
       HOME = home, AWS_CONFIG_FILE = "/dev/null", AWS_SHARED_CREDENTIALS_FILE = "/dev/null", AWS_ACCESS_KEY_ID = account,
-      AWS_SECRET_ACCESS_KEY = secret or "test", AWS_DEFAULT_REGION = "us-east-1", AWS_PAGER = "", AWS_MAX_ATTEMPTS = "1",
+      AWS_SECRET_ACCESS_KEY = secret or "test", AWS_DEFAULT_REGION = region or "us-east-1", AWS_PAGER = "",
+      AWS_MAX_ATTEMPTS = "1",
     } }), "\n")
     requests:flush()
     local line = assert(answers:read("l"), "the AWS CLI driver died")
@@ -49,10 +51,18 @@ describe("sandbox with the AWS CLI", function()
     return out
   end
 
-  local function fails_with(code, account, args, secret)
-    local out, err = aws(account, args, secret)
+  local function fails_with(code, account, args, secret, region)
+    local out, err = aws(account, args, secret, region)
     assert.is_nil(out, "expected " .. code .. " from aws " .. args)
     assert.matches("%(" .. code:gsub("%p", "%%%0") .. "%)", err)
+    return err
+  end
+
+  -- the same in another region
+  local function must_in(region, account, args)
+    local out, err = aws(account, args, nil, region)
+    assert(out, "aws --region " .. region .. " " .. args .. ": " .. tostring(err))
+    return out
   end
 
   it("plays the cross-account Transit Gateway flow, both accounts seeing the same state", function()
@@ -132,6 +142,132 @@ describe("sandbox with the AWS CLI", function()
 
     -- a VPC with a live attachment cannot go
     fails_with("DependencyViolation", A, "ec2 delete-vpc --vpc-id " .. vpc_a)
+  end)
+
+  it("plays the article's whole cross-account flow in ap-northeast-1, each region seeing its own resources", function()
+    local R = "ap-northeast-1"
+    local function m(account, args) return must_in(R, account, args) end
+    -- the region's zones: a, c and d, apne1-az1, -az2 and -az4, named per account
+    local names, ids = {}, {}
+    for i, z in ipairs(m(A, "ec2 describe-availability-zones").AvailabilityZones) do
+      names[i], ids[#ids + 1] = z.ZoneName, z.ZoneId
+      assert.equals(R, z.RegionName)
+    end
+    table.sort(ids)
+    assert.same({ "ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d" }, names)
+    assert.same({ "apne1-az1", "apne1-az2", "apne1-az4" }, ids)
+
+    -- A's VPC, its subnet in a zone named as the article names it; B's subnets placed by AZ id
+    local vpc_a = m(A, "ec2 create-vpc --cidr-block 10.0.0.0/16").Vpc.VpcId
+    local subnet_a = m(A, "ec2 create-subnet --vpc-id " .. vpc_a ..
+      " --cidr-block 10.0.1.0/24 --availability-zone ap-northeast-1a").Subnet
+    assert.equals("ap-northeast-1a", subnet_a.AvailabilityZone)
+    assert.matches("^apne1%-az[124]$", subnet_a.AvailabilityZoneId)
+    assert.matches("^arn:aws:ec2:ap%-northeast%-1:", subnet_a.SubnetArn)
+    fails_with("InvalidParameterValue", A, "ec2 create-subnet --vpc-id " .. vpc_a ..
+      " --cidr-block 10.0.2.0/24 --availability-zone us-east-1a", nil, R)
+    local vpc_b = m(B, "ec2 create-vpc --cidr-block 10.1.0.0/16").Vpc.VpcId
+    local subnets_b = {}
+    for i, zone in ipairs({ "apne1-az1", "apne1-az2" }) do
+      subnets_b[i] = m(B, "ec2 create-subnet --vpc-id " .. vpc_b .. " --cidr-block 10.1." .. i ..
+        ".0/24 --availability-zone-id " .. zone).Subnet.SubnetId
+    end
+
+    -- the TGW in A, shared with B over RAM (a regional share: us-east-1 has no invitation)
+    local tgw = m(A, "ec2 create-transit-gateway --description article " ..
+      "--options AutoAcceptSharedAttachments=enable").TransitGateway
+    assert.equals("arn:aws:ec2:" .. R .. ":" .. A .. ":transit-gateway/" .. tgw.TransitGatewayId, tgw.TransitGatewayArn)
+    m(A, "ec2 create-transit-gateway-vpc-attachment --transit-gateway-id " .. tgw.TransitGatewayId ..
+      " --vpc-id " .. vpc_a .. " --subnet-ids " .. subnet_a.SubnetId)
+    local share = m(A, "ram create-resource-share --name article --resource-arns " .. tgw.TransitGatewayArn ..
+      " --principals " .. B).resourceShare.resourceShareArn
+    assert.matches("^arn:aws:ram:ap%-northeast%-1:" .. A .. ":resource%-share/", share)
+    for _, inv in ipairs(must(B, "ram get-resource-share-invitations").resourceShareInvitations) do
+      assert.are_not.equal(share, inv.resourceShareArn)
+    end
+    local inv
+    for _, i in ipairs(m(B, "ram get-resource-share-invitations").resourceShareInvitations) do
+      if i.resourceShareArn == share then inv = i.resourceShareInvitationArn end
+    end
+    m(B, "ram accept-resource-share-invitation --resource-share-invitation-arn " .. assert(inv))
+    assert.equals(tgw.TransitGatewayId, m(B, "ec2 describe-transit-gateways").TransitGateways[1].TransitGatewayId)
+    m(B, "ec2 create-transit-gateway-vpc-attachment --transit-gateway-id " .. tgw.TransitGatewayId ..
+      " --vpc-id " .. vpc_b .. " --subnet-ids " .. subnets_b[1])
+    for _, side in ipairs({ { A, vpc_a, "10.1.0.0/16" }, { B, vpc_b, "10.0.0.0/16" } }) do
+      local rtb = m(side[1], "ec2 describe-route-tables --filters Name=vpc-id,Values=" .. side[2] ..
+        " Name=association.main,Values=true").RouteTables[1].RouteTableId
+      m(side[1], "ec2 create-route --route-table-id " .. rtb .. " --destination-cidr-block " .. side[3] ..
+        " --transit-gateway-id " .. tgw.TransitGatewayId)
+    end
+
+    -- RDS in B, open to A's VPC, named in the region's DNS, which the sandbox's DNS server answers
+    local sg_db = m(B, "ec2 create-security-group --group-name rds --description rds --vpc-id " .. vpc_b).GroupId
+    m(B, "ec2 authorize-security-group-ingress --group-id " .. sg_db .. " --protocol tcp --port 3306 --cidr 10.0.0.0/16")
+    m(B, "rds create-db-subnet-group --db-subnet-group-name article --db-subnet-group-description article " ..
+      "--subnet-ids " .. table.concat(subnets_b, " "))
+    m(B, "rds create-db-instance --db-instance-identifier article-db --db-instance-class db.t3.micro --engine mysql " ..
+      "--master-username admin --master-user-password article-pw-1 --db-name sampledb --allocated-storage 20 " ..
+      "--db-subnet-group-name article --vpc-security-group-ids " .. sg_db)
+    m(B, "rds wait db-instance-available --db-instance-identifier article-db")
+    local db = m(B, "rds describe-db-instances --db-instance-identifier article-db").DBInstances[1]
+    assert.matches("^article%-db%.%w+%.ap%-northeast%-1%.rds%.amazonaws%.com$", db.Endpoint.Address)
+    assert.matches("^arn:aws:rds:ap%-northeast%-1:" .. B .. ":db:article%-db$", db.DBInstanceArn)
+    assert.matches("^ap%-northeast%-1[acd]$", db.AvailabilityZone)
+    local answer = assert(require("awsnet.dns").resolve(db.Endpoint.Address,
+      { server = sb.dns.host, port = sb.dns.port, timeout = 2 }))
+    assert.matches("^10%.1%.1%.%d+$", answer.addresses[1])
+
+    -- the Lambda in A runs the article's statements across the TGW
+    local dir = process.tempdir("awsnet-cli-apne1")
+    process.write_file(dir .. "/index.py", table.concat({
+      "import os", "import pymysql", "", "",
+      "def handler(event, context):",
+      "    conn = pymysql.connect(host=os.environ['DB_HOST'], user='admin', password=os.environ['DB_PASSWORD'],",
+      "                           database='sampledb', connect_timeout=3)",
+      "    with conn.cursor() as cur:",
+      "        cur.execute('CREATE TABLE IF NOT EXISTS users (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50))')",
+      "        cur.execute(\"INSERT INTO users (name) VALUES ('テストユーザー')\")",
+      "        conn.commit()",
+      "        cur.execute('SELECT id, name FROM users')",
+      "        rows = [list(r) for r in cur.fetchall()]",
+      "    conn.close()",
+      "    return {'rows': rows, 'region': os.environ['AWS_REGION']}", "" }, "\n"))
+    assert(process.run("cd " .. q(dir) .. " && env -u LD_PRELOAD /usr/bin/python3 -m zipfile -c fn.zip index.py"))
+    local sg_fn = m(A, "ec2 create-security-group --group-name fn --description fn --vpc-id " .. vpc_a).GroupId
+    local trust = cjson.encode({ Version = "2012-10-17", Statement = { { Effect = "Allow",
+      Principal = { Service = "lambda.amazonaws.com" }, Action = "sts:AssumeRole" } } })
+    local role = m(A, "iam create-role --role-name article-fn --assume-role-policy-document " .. q(trust)).Role.Arn
+    local fn = m(A, "lambda create-function --function-name article --runtime python3.11 --role " .. role ..
+      " --handler index.handler --timeout 10 --zip-file fileb://" .. dir .. "/fn.zip --vpc-config SubnetIds=" ..
+      subnet_a.SubnetId .. ",SecurityGroupIds=" .. sg_fn .. " --environment Variables={DB_HOST=" .. db.Endpoint.Address ..
+      ",DB_PASSWORD=article-pw-1}")
+    assert.equals("arn:aws:lambda:ap-northeast-1:" .. A .. ":function:article", fn.FunctionArn)
+    m(A, "lambda wait function-active --function-name article")
+    local result = m(A, "lambda invoke --function-name article " .. dir .. "/out.json")
+    assert.is_nil(result.FunctionError, process.read_file(dir .. "/out.json"))
+    assert.same({ rows = { { 1, "テストユーザー" } }, region = R }, cjson.decode(process.read_file(dir .. "/out.json")))
+    os.execute("rm -rf " .. q(dir))
+
+    -- each region sees its own: nothing of ap-northeast-1 in us-east-1 or eu-west-1
+    for _, v in ipairs(must(A, "ec2 describe-vpcs").Vpcs) do assert.are_not.equal(vpc_a, v.VpcId) end
+    fails_with("InvalidVpcID.NotFound", A, "ec2 describe-vpcs --vpc-ids " .. vpc_a)
+    fails_with("InvalidVpcID.NotFound", A, "ec2 describe-vpcs --vpc-ids " .. vpc_a, nil, "eu-west-1")
+    local vpc_eu = must_in("eu-west-1", A, "ec2 create-vpc --cidr-block 10.0.0.0/16").Vpc.VpcId
+    local in_tokyo = {}
+    for _, v in ipairs(m(A, "ec2 describe-vpcs").Vpcs) do in_tokyo[#in_tokyo + 1] = v.VpcId end
+    assert.same({ vpc_a }, in_tokyo)
+    fails_with("InvalidVpcID.NotFound", A, "ec2 describe-vpcs --vpc-ids " .. vpc_eu, nil, R)
+    assert.equals(3, #must_in("eu-west-1", A, "ec2 describe-availability-zones").AvailabilityZones)
+    fails_with("InvalidTransitGatewayID.NotFound", A, "ec2 describe-transit-gateways --transit-gateway-ids " ..
+      tgw.TransitGatewayId)
+    fails_with("DBInstanceNotFound", B, "rds describe-db-instances --db-instance-identifier article-db")
+    fails_with("ResourceNotFoundException", A, "lambda get-function --function-name article")
+    -- IAM is global: the role made from ap-northeast-1 is seen from us-east-1
+    assert.equals(role, must(A, "iam get-role --role-name article-fn").Role.Arn)
+    -- a region AWS does not have is refused, as AWS refuses a scope naming another region
+    local err = fails_with("AuthFailure", A, "ec2 describe-vpcs", nil, "xx-nowhere-1")
+    assert.matches("Credential should be scoped to a valid region, not 'xx-nowhere-1'", err, 1, true)
+    fails_with("SignatureDoesNotMatch", A, "sts get-caller-identity", nil, "xx-nowhere-1")
   end)
 
   it("keeps B's attachment pendingAcceptance until A accepts when the TGW does not auto-accept", function()

@@ -20,9 +20,22 @@
 -- opts: port (default 4566; 0 = any), accounts, secrets, region, seed, state_dir (saved world,
 -- survives restarts), transition_s (pending -> available time, default 1), faults = {throttle=,
 -- error5xx=, reset=, latency_ms=} (rates in 0..1, drawn from the seed; a reset comes after the
--- action ran, so the client cannot tell whether it took effect), max_skew_s (default 900), log (function of a
--- line: where the sandbox reports what clients do not see, such as its backing servers; default
--- stderr).
+-- action ran, so the client cannot tell whether it took effect), max_skew_s (default 900), log
+-- (function of a line: where the sandbox reports what clients do not see, such as its backing
+-- servers; default stderr), limits (some of sandbox.LIMITS' keys, to change them).
+--
+-- Regions: a request acts in the region of its credential scope, which must be one of the `aws`
+-- partition's (awsnet.sandbox.regions); resources belong to an account and a region, and each
+-- region has its own zones, ARNs, endpoints and DNS names. IAM roles and STS sessions are global.
+--
+-- Limits (sandbox.LIMITS): the request head must arrive within 10 s of its first byte and the body
+-- within 60 s of the head (a deadline, not reset by each byte: 408 and the connection closes);
+-- bodies up to 1 MiB, but CreateFunction and UpdateFunctionCode up to AWS's 69905067 bytes (a
+-- 50 MB zip, base64 in JSON) and Invoke up to AWS's 6 MB payload, answered past it with 413 in the
+-- service's protocol (Lambda's RequestEntityTooLargeException / RequestTooLargeException); a
+-- function's code at most 50 MB zipped and 250 MB unzipped (a zip bomb is refused). An Invoke
+-- runs in a child process: the sandbox answers it when the run ends and serves other clients
+-- meanwhile.
 -- @module awsnet.sandbox
 local core = require "awsnet.core"
 local errors = require "awsnet.errors"
@@ -48,6 +61,18 @@ local FAULTS = {
   ec2 = { { "RequestLimitExceeded", 503 }, { "InternalError", 500 } },
   query = { { "Throttling", 400 }, { "InternalFailure", 500 } },
   json = { { "ThrottlingException", 400 }, { "ServiceUnavailableException", 503 } },
+}
+
+--- The sandbox's limits (opts.limits overrides some): seconds for a request's head and body,
+-- body bytes per operation, a function's code size.
+-- @table LIMITS
+sandbox.LIMITS = {
+  head_timeout_s = 10, body_timeout_s = 60,
+  body_bytes = 1024 * 1024,          -- every operation but these below (AWS gives no figure)
+  code_request_bytes = 69905067,     -- Lambda CreateFunction, UpdateFunctionCode (AWS's figure)
+  invoke_bytes = 6291456,            -- Lambda Invoke, a synchronous payload (AWS's 6 MB)
+  code_zip_bytes = 52428800,         -- a deployment package uploaded directly (50 MB)
+  code_unzipped_bytes = 262144000,   -- unzipped (250 MB)
 }
 
 local Sandbox = {}
@@ -172,11 +197,48 @@ local function render(svc, action, result, request_id)
   return wire.json_response(200, result, request_id)
 end
 
+-- The Lambda operations with their own body limits: method and path -> operation, limit key, code.
+local LAMBDA_LIMITS = {
+  { "POST", "^/2015%-03%-31/functions/?$", "CreateFunction", "code_request_bytes", "RequestEntityTooLargeException" },
+  { "PUT", "^/2015%-03%-31/functions/[^/]+/code$", "UpdateFunctionCode", "code_request_bytes",
+    "RequestEntityTooLargeException" },
+  { "POST", "^/2015%-03%-31/functions/[^/]+/invocations$", "InvokeFunction", "invoke_bytes", "RequestTooLargeException" },
+}
+
+--- The body limit of a request, from its head (the httpd limiter): bytes, and the answer past it.
+-- Lambda's operations answer with AWS's codes and messages ("Request must be smaller than
+-- 69905067 bytes for the CreateFunction operation"); the others with 413
+-- `RequestEntityTooLarge` in the protocol of the credential scope's service (AWS documents no
+-- code for them).
+-- @within Sandbox
+-- @tparam table head {method, target, headers}
+-- @treturn integer the limit in bytes
+-- @treturn table the response for a body past it
+function Sandbox:body_limit(head)
+  local path = head.target:match("^[^?]*")
+  local limits, svc = self.limits, nil
+  local op, limit, code = nil, limits.body_bytes, "RequestEntityTooLarge"
+  for _, l in ipairs(LAMBDA_LIMITS) do
+    if head.method == l[1] and path:find(l[2]) then op, limit, code, svc = l[3], limits[l[4]], l[5], SERVICES.lambda end
+  end
+  if not svc then
+    local scoped = auth.parse_authorization(head.headers.authorization)
+    svc = SERVICES[scoped and scoped.service or ""] or SERVICES.sts
+  end
+  -- not from the seeded stream: a refused request does not change the ids of the others
+  self.refused = (self.refused or 0) + 1
+  local request_id = string.format("00000000-0000-4000-a000-%012x", self.refused)
+  local message = "Request must be smaller than " .. limit .. " bytes" .. (op and (" for the " .. op .. " operation") or "")
+  return limit, error_response(svc, request_id, code, message, 413)
+end
+
 --- Answers one HTTP request (the httpd handler).
 -- @within Sandbox
 -- @tparam table req {method, target, headers, body} as the C httpd gives it
 -- @treturn table the response {status, headers, body, delay_ms}, or {reset = true}; AWS errors are
--- responses in the service's protocol (signature, InvalidAction, injected faults, InternalFailure)
+-- responses in the service's protocol (signature, InvalidAction, injected faults, InternalFailure);
+-- or {defer = true} when an action's job answers later (req.id names the connection), which
+-- `step` polls
 function Sandbox:handle(req)
   local request_id = self.state:request_id()
   local scoped = auth.parse_authorization(req.headers.authorization)
@@ -192,9 +254,12 @@ function Sandbox:handle(req)
   end
   local response = self:injected_fault(svc, request_id)
   if response then return response end
+  -- the region is the credential scope's (auth.check refused a region the sandbox does not serve):
+  -- the request sees that region's resources only
+  local region = scoped.region
   local ctx = {
-    sandbox = self, state = self.state, account = identity.account, arn = identity.arn,
-    user_id = identity.user_id, region = self.state:region(), request_id = request_id,
+    sandbox = self, state = self.state:in_region(region), account = identity.account, arn = identity.arn,
+    user_id = identity.user_id, region = region, request_id = request_id,
   }
   for _, m in pairs(self.modules) do
     if m.tick then m.tick(ctx) end
@@ -207,6 +272,18 @@ function Sandbox:handle(req)
   if self.state_path then self.state:save(self.state_path) end
   -- a reset after the action ran: the client cannot tell whether its call took effect
   if (self.faults.reset or 0) > 0 and self:fault_roll() < self.faults.reset then return { reset = true } end
+  -- a job (a Lambda run) answers when it ends, or goes on after the answer below
+  if type(result) == "table" and result._job then
+    local later = result._response == nil
+    self.jobs[#self.jobs + 1] = { id = later and req.id or nil, job = result._job, delay_ms = self.faults.latency_ms }
+    if later and req.id then return { defer = true } end
+    if later then   -- called without a connection: wait for it here
+      local job = table.remove(self.jobs)
+      local out = job.job.poll()
+      while not out do core.process.sleep(0.01, false); out = job.job.poll() end
+      return out
+    end
+  end
   if result == nil then
     -- an error may quote the request: never its secrets
     local secrets = secrets_of(params)
@@ -238,9 +315,9 @@ end
 -- @within Sandbox
 -- @treturn table {accounts = {[id] = {[region] = {Key = array}}}}
 function Sandbox:snapshot()
-  local st = self.state
-  return require("awsnet.sandbox.snapshot").build(st, function(account, ctx)
+  return require("awsnet.sandbox.snapshot").build(self.state, function(account, ctx)
     ctx.sandbox = self
+    local st = ctx.state
     local extra = { DBInstances = {}, Functions = {} }
     local rds, lambda = self:service_module("rds"), self:service_module("lambda")
     for _, inst in ipairs(st:list("db_instance", function(i) return i.owner == account and st:settle(i) ~= "deleted" end)) do
@@ -280,6 +357,41 @@ function Sandbox:log(fmt, ...)
   if self.opts.log then self.opts.log(line) else io.stderr:write(line, "\n") end
 end
 
+--- Answers the deferred requests whose jobs have ended (and forgets background jobs that ended).
+-- @within Sandbox
+-- @treturn integer jobs that ended
+function Sandbox:poll_jobs()
+  local ended = 0
+  for i = #self.jobs, 1, -1 do
+    local j = self.jobs[i]
+    local ok, response = pcall(j.job.poll)
+    if not ok then
+      self:log("%s", tostring(response))
+      response = { status = 500, headers = { ["Content-Type"] = "text/plain" }, body = "sandbox failure" }
+    end
+    if response then
+      table.remove(self.jobs, i)
+      ended = ended + 1
+      if j.id and self.server then
+        response.headers = response.headers or {}
+        response.headers.Date = os.date("!%a, %d %b %Y %H:%M:%S GMT")
+        response.delay_ms = j.delay_ms
+        self.server:respond(j.id, response)
+      end
+    end
+  end
+  return ended
+end
+
+-- One step of the server, then the jobs: while a job runs, in short slices so its answer goes
+-- out soon after it ends.
+local function step_once(self, slice_ms)
+  if #self.jobs > 0 then slice_ms = math.min(slice_ms, 10) end
+  local served = self.server:step(slice_ms, self.handler, self.limiter)
+  if #self.jobs > 0 then self:poll_jobs() end
+  return served
+end
+
 --- Serves requests that arrive within `timeout_ms`; returns how many were answered.
 -- After SIGINT or SIGTERM (process.handle_interrupts) it stops the sandbox and raises the error
 -- {code = "interrupted", signal}: a loop around it ends there (`serve` returns it instead).
@@ -296,7 +408,7 @@ function Sandbox:step(timeout_ms)
     if stop then error(stop, 0) end
     -- in slices, so that an interrupt is seen soon even if it came just before the poll
     local left_ms = math.floor((deadline - clock()) * 1000)
-    served = served + self.server:step(math.max(0, math.min(left_ms, 100)), self.handler)
+    served = served + step_once(self, math.max(0, math.min(left_ms, 100)))
   until served > 0 or clock() >= deadline
   return served
 end
@@ -309,7 +421,7 @@ function Sandbox:serve()
   while true do
     local stop = self:stop_if_interrupted()
     if stop then return nil, stop end
-    self.server:step(100, self.handler)
+    step_once(self, 100)
   end
 end
 
@@ -351,6 +463,8 @@ end
 -- and `__gc`.
 -- @within Sandbox
 function Sandbox:stop()
+  for _, j in ipairs(self.jobs or {}) do j.job.cancel() end
+  self.jobs = {}
   if self.server then self.server:close(); self.server = nil end
   for _, mod in pairs(self.modules) do
     if mod.shutdown then mod.shutdown(self) end
@@ -383,14 +497,19 @@ function sandbox.start(opts)
     if err then return nil, err end
   end
   st = st or state_mod.new(opts)
+  local limits = {}
+  for k, v in pairs(sandbox.LIMITS) do limits[k] = (opts.limits or {})[k] or v end
+  local largest = math.max(limits.body_bytes, limits.code_request_bytes, limits.invoke_bytes)
   local server, msg, code = core.httpd.listen { host = "127.0.0.1", port = opts.port or 4566,
-    max_body_bytes = 64 * 1024 * 1024 }
+    max_body_bytes = largest, head_timeout_ms = math.floor(limits.head_timeout_s * 1000),
+    body_timeout_ms = math.floor(limits.body_timeout_s * 1000) }
   if not server then return errors.fail(code == "in_use" and "in_use" or "listen", msg) end
   local self = setmetatable({
     opts = opts, state = st, state_path = state_path, server = server, port = server:port(),
     faults = opts.faults or {}, fault_rng = ((opts.seed or 1) * 40503) % 4294967296 + 7,
-    modules = {}, max_skew_s = opts.max_skew_s or 900,
+    modules = {}, max_skew_s = opts.max_skew_s or 900, limits = limits, jobs = {},
   }, Sandbox)
+  self.limiter = function(head) return self:body_limit(head) end
   self.endpoint = "http://127.0.0.1:" .. self.port
   -- a bug in the sandbox answers 500 and leaves the server running
   self.handler = function(req)

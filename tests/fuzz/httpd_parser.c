@@ -10,7 +10,7 @@
 #include "httpd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int httpd_fuzz_request(lua_State *L, const char *buf, size_t len);
+int httpd_fuzz_request(lua_State *L, char *buf, size_t len, size_t split);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *buf = malloc(size ? size : 1);
     if (!buf) return 0;
     memcpy(buf, data, size);
-    httpd_fuzz_request(L, buf, size);
+    /* the second pass cuts the input in two reads where its first byte says */
+    httpd_fuzz_request(L, buf, size, size ? (size_t)data[0] * size / 256 : 0);
     free(buf);
     lua_settop(L, 0);
     return 0;

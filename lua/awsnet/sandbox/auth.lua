@@ -96,7 +96,8 @@ end
 --- Checks the request's signature. Returns identity {account, arn, user_id}, service name; or
 -- nil, service name, err. The signature must cover the Host header and the body itself (its
 -- SHA-256: an x-amz-content-sha256 must be that hash), and its credential scope must name the
--- service the request addresses when that is known.
+-- service the request addresses when that is known, and a region the sandbox serves
+-- (awsnet.sandbox.regions).
 -- @param sb the sandbox (its state, accounts' secrets, max_skew_s)
 -- @tparam table req the request {method, target, headers, body}
 -- @tparam[opt] string addressed the service the request's Action, Version or path names
@@ -117,6 +118,14 @@ function auth.check(sb, req, addressed)
   if service ~= "ec2" and service ~= "sts" and service ~= "iam" and service ~= "rds"
      and service ~= "ram" and service ~= "lambda" then
     return nil, "sts", errors.new("InvalidAction", "The sandbox does not serve " .. service, { status = 400 })
+  end
+  -- a region the sandbox does not serve is refused as AWS refuses a credential scope naming another
+  -- region than the endpoint's (an endpoint of an unknown region does not exist on AWS: no
+  -- documented answer; this is the one its endpoints give). The sandbox is every region's endpoint,
+  -- IAM's and the global STS endpoint's too, so those take any served region.
+  if not require("awsnet.sandbox.regions").serves(a.region) then
+    return nil, service, auth_error(service, "bad_signature",
+      "Credential should be scoped to a valid region, not '" .. a.region .. "'. ")
   end
   local body_hash = require("awsnet.core").sigv4.sha256_hex(req.body or "")
   local kind, why = uncovered(a, req, body_hash)

@@ -1,10 +1,12 @@
 --- Lambda in the sandbox: functions with Python runtimes that really run. A function with a
 -- VpcConfig gets `lambda` ENIs, one per subnet and security-group set, shared between functions
 -- like AWS's Hyperplane ENIs and released a while after the last function using them is gone.
--- Invoke runs the handler with /usr/bin/python3 through lambda_bootstrap.py, which acts as the
--- function's network: names resolve as the sandbox's DNS rules say, and a connection reaches a
--- database's backing server only when awsnet.reach traces the path from the function's ENI as
--- reachable; otherwise it is dropped and the connect waits until the socket's timeout.
+-- Invoke runs the handler with /usr/bin/python3 through lambda_bootstrap.py in a child process
+-- and answers when it ends, the sandbox serving other clients meanwhile (the action returns a
+-- job the sandbox polls; see awsnet.sandbox). The bootstrap acts as the function's network:
+-- names resolve as the sandbox's DNS rules say, and a connection reaches a database's backing
+-- server only when awsnet.reach traces the path from the function's ENI as reachable; otherwise
+-- it is dropped and the connect waits until the socket's timeout.
 -- @module awsnet.sandbox.lambda
 local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
@@ -96,20 +98,71 @@ local function files_dir(sb)
   return sb.lambda_dir
 end
 
+-- AWS's limits for a deployment package: a zip of at most 50 MB uploaded directly (the request
+-- limit before it, 69905067 bytes, is the sandbox's body limit for CreateFunction), at most
+-- 250 MB unzipped (262144000 bytes, AWS's figure and message). A zip bomb is refused from its
+-- central directory's sizes before anything is written, and again while extracting, by counting
+-- the bytes written (the directory may lie), so it never fills the disk.
+local ZIP_BYTES, UNZIPPED_BYTES = 52428800, 262144000
+
+-- Extracts argv[1] into argv[2] with at most argv[3] bytes unzipped; prints "ok", "too_large"
+-- or "bad". Names that leave the folder are refused.
+local UNZIP = [[
+import os, sys, zipfile
+src, dest, limit = sys.argv[1], os.path.realpath(sys.argv[2]), int(sys.argv[3])
+try:
+    with zipfile.ZipFile(src) as zf:
+        infos = zf.infolist()
+        if len(infos) > 100000 or sum(i.file_size for i in infos) > limit:
+            print("too_large"); sys.exit(0)
+        total = 0
+        for info in infos:
+            target = os.path.realpath(os.path.join(dest, info.filename))
+            if target != dest and not target.startswith(dest + os.sep):
+                print("bad"); sys.exit(0)
+            if info.is_dir():
+                os.makedirs(target, exist_ok=True); continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with zf.open(info) as f, open(target, "wb") as out:
+                while True:
+                    block = f.read(1 << 16)
+                    if not block: break
+                    total += len(block)
+                    if total > limit:
+                        print("too_large"); sys.exit(0)
+                    out.write(block)
+except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError):
+    print("bad"); sys.exit(0)
+print("ok")
+]]
+
 -- Unpacks a base64 zip into a fresh folder; returns the folder, size and CodeSha256, or nil, err.
 local function store_code(ctx, fn_id, zip_base64)
   local zip = wire.base64_decode(zip_base64)
   if not zip or #zip < 22 or zip:sub(1, 2) ~= "PK" then
     return invalid("Could not unzip uploaded file. Please check your file.")
   end
+  local limits = ctx.sandbox.limits or {}
+  local zip_limit, unzipped_limit = limits.code_zip_bytes or ZIP_BYTES, limits.code_unzipped_bytes or UNZIPPED_BYTES
+  if #zip > zip_limit then
+    return fail("RequestEntityTooLargeException", "Zipped size must be smaller than " .. zip_limit .. " bytes", 413)
+  end
   local sha_hex = require("awsnet.core").sigv4.sha256_hex(zip)
-  local dir = files_dir(ctx.sandbox) .. "/" .. fn_id:gsub("[^%w%-_]", "_") .. "-" .. sha_hex:sub(1, 12)
+  local dir = files_dir(ctx.sandbox) .. "/" .. (ctx.region .. "-" .. fn_id):gsub("[^%w%-_]", "_") .. "-" .. sha_hex:sub(1, 12)
   process.remove(dir)
   process.mkdir(dir)
   process.write_file(dir .. ".zip", zip)
-  local ok = process.run(string.format("env -u LD_PRELOAD /usr/bin/python3 -m zipfile -e %s %s", q(dir .. ".zip"), q(dir)))
+  local verdict = process.run(string.format("env -u LD_PRELOAD /usr/bin/python3 -c %s %s %s %d", q(UNZIP), q(dir .. ".zip"),
+    q(dir), unzipped_limit))
   os.remove(dir .. ".zip")
-  if not ok then return invalid("Could not unzip uploaded file. Please check your file.") end
+  verdict = verdict and verdict:match("%a[%a_]*")
+  if verdict ~= "ok" then
+    process.remove(dir)
+    if verdict == "too_large" then
+      return invalid("Unzipped size must be smaller than " .. unzipped_limit .. " bytes")
+    end
+    return invalid("Could not unzip uploaded file. Please check your file.")
+  end
   local raw = sha_hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
   return dir, #zip, wire.base64_encode(raw)
 end
@@ -404,8 +457,36 @@ local function bootstrap_path()
     "lambda_bootstrap.py not found next to the sandbox modules")
 end
 
--- Runs the handler; returns {payload, function_error, log}.
-local function run(ctx, fn, event)
+-- What a finished run gives: {payload, function_error, log}; removes its folder.
+local function run_result(work, log_path, started, fn, request_id)
+  local core = require("awsnet.core")
+  local duration = (core.httpd.monotonic() - started) * 1000
+  local output = process.read_file(log_path) or ""
+  local result = wire.json_decode(process.read_file(work .. "/result.json") or "") or { timeout = true }
+  process.remove(work)
+  local log = { "START RequestId: " .. request_id .. " Version: $LATEST\n", output }
+  local payload, function_error
+  if result.ok then
+    payload = result.ok
+  elseif result.error then
+    payload, function_error = wire.json(result.error), "Unhandled"
+    log[#log + 1] = string.format("[ERROR] %s: %s\n", tostring(result.error.errorType), tostring(result.error.errorMessage))
+  else
+    payload = wire.json({ errorMessage = string.format("%s %s Task timed out after %.2f seconds",
+      os.date("!%Y-%m-%dT%H:%M:%SZ"), request_id, fn.timeout), errorType = "Sandbox.Timedout" })
+    function_error = "Unhandled"
+    log[#log + 1] = string.format("%s %s Task timed out after %.2f seconds\n", os.date("!%Y-%m-%dT%H:%M:%SZ"),
+      request_id, fn.timeout)
+  end
+  log[#log + 1] = "END RequestId: " .. request_id .. "\n"
+  log[#log + 1] = string.format("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\n",
+    request_id, duration, math.ceil(duration), fn.memory)
+  return { payload = payload, function_error = function_error, log = table.concat(log) }
+end
+
+-- Starts the handler in a child process; returns the run: `run.poll()` gives nil while it goes
+-- on, then {payload, function_error, log} (once); `run.cancel()` ends it and its folder.
+local function start_run(ctx, fn, event)
   local cjson = require "cjson"
   local names, dns, routes = network_for(ctx, fn)
   local work = process.tempdir("awsnet-lambda-run")
@@ -438,32 +519,33 @@ local function run(ctx, fn, event)
   local log_path = work .. "/log"
   local pid = core.process.spawn({ "/usr/bin/python3", bootstrap_path(), spec_path }, { clear_env = true,
     env = env, stdin = "/dev/null", stdout = log_path, stderr = log_path, group = true })
-  if pid and not core.process.wait(pid, fn.timeout + 5) then
-    core.process.kill(-pid, "KILL")
-    core.process.wait(pid, 5, false)
+  local run_ = {}
+  local finished = false
+  local function stop_child()
+    if pid then
+      core.process.kill(-pid, "KILL")
+      core.process.wait(pid, 5, false)
+      pid = nil
+    end
   end
-  local duration = (core.httpd.monotonic() - started) * 1000
-  local output = process.read_file(log_path) or ""
-  local result = wire.json_decode(process.read_file(work .. "/result.json") or "") or { timeout = true }
-  process.remove(work)
-  local log = { "START RequestId: " .. request_id .. " Version: $LATEST\n", output }
-  local payload, function_error
-  if result.ok then
-    payload = result.ok
-  elseif result.error then
-    payload, function_error = wire.json(result.error), "Unhandled"
-    log[#log + 1] = string.format("[ERROR] %s: %s\n", tostring(result.error.errorType), tostring(result.error.errorMessage))
-  else
-    payload = wire.json({ errorMessage = string.format("%s %s Task timed out after %.2f seconds",
-      os.date("!%Y-%m-%dT%H:%M:%SZ"), request_id, fn.timeout), errorType = "Sandbox.Timedout" })
-    function_error = "Unhandled"
-    log[#log + 1] = string.format("%s %s Task timed out after %.2f seconds\n", os.date("!%Y-%m-%dT%H:%M:%SZ"),
-      request_id, fn.timeout)
+  function run_.cancel()
+    if finished then return end
+    finished = true
+    stop_child()
+    process.remove(work)
   end
-  log[#log + 1] = "END RequestId: " .. request_id .. "\n"
-  log[#log + 1] = string.format("REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %d ms\tMemory Size: %d MB\n",
-    request_id, duration, math.ceil(duration), fn.memory)
-  return { payload = payload, function_error = function_error, log = table.concat(log) }
+  function run_.poll()
+    if finished then return nil end
+    -- the bootstrap ends the handler at its timeout; past it and a grace, the sandbox does
+    if pid and not core.process.wait(pid, 0, false) then
+      if core.httpd.monotonic() - started < fn.timeout + 5 then return nil end
+      stop_child()
+    end
+    pid = nil
+    finished = true
+    return run_result(work, log_path, started, fn, request_id)
+  end
+  return run_
 end
 
 function A.Invoke(ctx, p)
@@ -481,15 +563,25 @@ function A.Invoke(ctx, p)
   if event ~= "" and not wire.json_decode(event) then
     return fail("InvalidRequestContentException", "Could not parse request body into json", 400)
   end
-  local out = run(ctx, fn, event)
-  if kind == "Event" then return { _response = wire.json_response(202, nil, ctx.request_id) } end
-  local response_headers = { ["X-Amz-Executed-Version"] = "$LATEST", ["X-Amz-Function-Error"] = out.function_error }
-  if headers["x-amz-log-type"] == "Tail" then
-    response_headers["X-Amz-Log-Result"] = wire.base64_encode(out.log:sub(-4096))
+  local run_ = start_run(ctx, fn, event)
+  -- an asynchronous invocation is answered at once, its run goes on in the background
+  if kind == "Event" then
+    return { _response = wire.json_response(202, nil, ctx.request_id), _job = run_ }
   end
-  local response = wire.json_response(200, nil, ctx.request_id, response_headers)
-  response.body = out.payload
-  return { _response = response }
+  -- the answer comes when the run ends: the sandbox polls the job meanwhile and serves others
+  local job = { cancel = run_.cancel }
+  function job.poll()
+    local out = run_.poll()
+    if not out then return nil end
+    local response_headers = { ["X-Amz-Executed-Version"] = "$LATEST", ["X-Amz-Function-Error"] = out.function_error }
+    if headers["x-amz-log-type"] == "Tail" then
+      response_headers["X-Amz-Log-Result"] = wire.base64_encode(out.log:sub(-4096))
+    end
+    local response = wire.json_response(200, nil, ctx.request_id, response_headers)
+    response.body = out.payload
+    return response
+  end
+  return { _job = job }
 end
 
 --- A function as GetFunctionConfiguration and ListFunctions show it.

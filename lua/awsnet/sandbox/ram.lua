@@ -48,7 +48,8 @@ local function resource_of(ctx, arn)
     return fail("MalformedArnException", "The specified resource ARN " .. tostring(arn) .. " is not valid.")
   end
   local store = ({ ["transit-gateway"] = "tgw", subnet = "subnet" })[kind]
-  local obj = store and ctx.state:get(store, id)
+  -- a share is regional: it holds resources of its own region only
+  local obj = store and region == ctx.region and ctx.state:get(store, id)
   if not obj or account ~= ctx.account or obj.owner ~= ctx.account or obj.state == "deleted" then
     return fail("UnknownResourceException", "The resource " .. arn .. " does not exist or is not owned by you.")
   end

@@ -119,11 +119,15 @@ function rds.resolve(state, name, from_vpc)
   end
 end
 
+-- Every region's endpoint names (<id>.<label>.<region>.rds.amazonaws.com).
 local function dns_records(sb)
   local records = {}
-  for _, inst in ipairs(sb.state:list("db_instance")) do
-    local address = inst.address and rds.resolve(sb.state, inst.address, nil)
-    if address then records[#records + 1] = { type = "A", name = inst.address, address = address, ttl = 5 } end
+  for _, region in ipairs(sb.state:regions()) do
+    local st = sb.state:in_region(region)
+    for _, inst in ipairs(st:list("db_instance")) do
+      local address = inst.address and rds.resolve(st, inst.address, nil)
+      if address then records[#records + 1] = { type = "A", name = inst.address, address = address, ttl = 5 } end
+    end
   end
   return records
 end
@@ -218,8 +222,15 @@ end
 -- The account's endpoint label: like AWS, one random label per account and region.
 local function account_label(ctx)
   local acct = ctx.state:account(ctx.account)
-  if not acct.rds_label then acct.rds_label = ctx.state:token(12, "abcdefghijklmnopqrstuvwxyz0123456789") end
-  return acct.rds_label
+  acct.rds_labels = acct.rds_labels or {}
+  local label = acct.rds_labels[ctx.region]
+  if not label then
+    -- a world saved before labels were per region kept its one label for its region
+    label = (acct.rds_label and ctx.region == ctx.state.data.region) and acct.rds_label
+      or ctx.state:token(12, "abcdefghijklmnopqrstuvwxyz0123456789")
+    acct.rds_labels[ctx.region] = label
+  end
+  return label
 end
 
 --- Starts the MariaDB server behind `inst` when it is not running (first use, or after a restart).
@@ -228,7 +239,9 @@ end
 -- @return the awsnet.svc.mariadb_server server, or nil, err
 function rds.backing(sb, inst)
   sb.databases = sb.databases or {}
-  local srv = sb.databases[inst.id]
+  -- the same identifier may name an instance in each region: the endpoint name tells them apart
+  local key = inst.address or inst.id
+  local srv = sb.databases[key]
   if srv then return srv end
   local mariadb_server = require "awsnet.svc.mariadb_server"
   local err
@@ -238,7 +251,7 @@ function rds.backing(sb, inst)
   -- the RDS master user may create databases and users, not only use one
   srv:sql(string.format("GRANT ALL ON *.* TO %s@'%%' WITH GRANT OPTION; FLUSH PRIVILEGES;",
     mariadb_server.sql_string(inst.master_user)))
-  sb.databases[inst.id] = srv
+  sb.databases[key] = srv
   -- where the data lives, for whoever checks it from outside (the log has no password)
   sb:log("RDS %s (%s) is backed by MariaDB on %s:%d", inst.name, inst.owner, srv.host, srv.port)
   return srv
@@ -348,8 +361,9 @@ function A.DeleteDBInstance(ctx, p)
   out.DBInstanceStatus = "deleting"
   ec2.delete_eni(ctx, inst.eni)
   inst.eni = nil
-  local srv = ctx.sandbox.databases and ctx.sandbox.databases[inst.id]
-  if srv then srv:stop(); ctx.sandbox.databases[inst.id] = nil end
+  local key = inst.address or inst.id
+  local srv = ctx.sandbox.databases and ctx.sandbox.databases[key]
+  if srv then srv:stop(); ctx.sandbox.databases[key] = nil end
   rds.sync_dns(ctx.sandbox)
   return { DBInstance = out }
 end

@@ -5,6 +5,7 @@ local ec2 = require "awsnet.sandbox.ec2"
 
 local snapshot = {}
 
+-- `st` is the state seen from one region (State:in_region): everything below is that region's.
 local function ctx_for(st, account)
   return { state = st, account = account, region = st:region() }
 end
@@ -59,37 +60,47 @@ local function attachments(st, account)
   return vpc_atts, atts
 end
 
---- The reach table for the whole sandbox: {accounts = {[id] = {[region] = {Vpcs = ..., ...}}}}.
--- `extra(account)` may return more keys per account (DBInstances, Functions from their modules).
+-- One account's describe-* data in the region `st` sees.
+local function region_of(st, account, extra)
+  local ctx = ctx_for(st, account)
+  local region = {}
+  region.Vpcs = owned(st, account, "vpc", ec2.render.vpc)
+  region.Subnets = owned(st, account, "subnet", ec2.render.subnet)
+  region.RouteTables = owned(st, account, "rtb", ec2.render.rtb)
+  region.SecurityGroups = owned(st, account, "sg", ec2.render.sg)
+  region.NetworkAcls = owned(st, account, "acl", ec2.render.acl)
+  region.NetworkInterfaces = owned(st, account, "eni", ec2.render.eni)
+  region.TransitGateways = owned(st, account, "tgw", ec2.render.tgw)
+  region.TransitGatewayVpcAttachments, region.TransitGatewayAttachments = attachments(st, account)
+  region.TransitGatewayRouteTables, region.TransitGatewayRoutes, region.TransitGatewayPropagations,
+    region.TransitGatewayAssociations = tgw_tables(st, account)
+  region.VpcAttributes = {}
+  for _, vpc in ipairs(st:list("vpc", function(v) return v.owner == account end)) do
+    region.VpcAttributes[#region.VpcAttributes + 1] = { VpcId = vpc.id, EnableDnsSupport = { Value = vpc.dns_support },
+      EnableDnsHostnames = { Value = vpc.dns_hostnames } }
+  end
+  region.AvailabilityZones = {}
+  for _, z in ipairs(st:zones(account)) do
+    region.AvailabilityZones[#region.AvailabilityZones + 1] = { ZoneName = z.name, ZoneId = z.id, State = "available" }
+  end
+  for k, v in pairs(extra and extra(account, ctx) or {}) do region[k] = v end
+  return region
+end
+
+--- The reach table for the whole sandbox: {accounts = {[id] = {[region] = {Vpcs = ..., ...}}}},
+-- every region that holds a resource (and the default one), each with that region's resources
+-- only. `extra(account, ctx)` may return more keys per account and region (DBInstances,
+-- Functions from their modules); ctx.state and ctx.region are the region's.
 -- @param st the sandbox state
 -- @tparam[opt] function extra (account, ctx) -> table of more keys for that account
 -- @treturn table the table form
 function snapshot.build(st, extra)
   local data = { accounts = {} }
   for _, account in ipairs(st:accounts()) do
-    local ctx = ctx_for(st, account)
-    local region = {}
-    region.Vpcs = owned(st, account, "vpc", ec2.render.vpc)
-    region.Subnets = owned(st, account, "subnet", ec2.render.subnet)
-    region.RouteTables = owned(st, account, "rtb", ec2.render.rtb)
-    region.SecurityGroups = owned(st, account, "sg", ec2.render.sg)
-    region.NetworkAcls = owned(st, account, "acl", ec2.render.acl)
-    region.NetworkInterfaces = owned(st, account, "eni", ec2.render.eni)
-    region.TransitGateways = owned(st, account, "tgw", ec2.render.tgw)
-    region.TransitGatewayVpcAttachments, region.TransitGatewayAttachments = attachments(st, account)
-    region.TransitGatewayRouteTables, region.TransitGatewayRoutes, region.TransitGatewayPropagations,
-      region.TransitGatewayAssociations = tgw_tables(st, account)
-    region.VpcAttributes = {}
-    for _, vpc in ipairs(st:list("vpc", function(v) return v.owner == account end)) do
-      region.VpcAttributes[#region.VpcAttributes + 1] = { VpcId = vpc.id, EnableDnsSupport = { Value = vpc.dns_support },
-        EnableDnsHostnames = { Value = vpc.dns_hostnames } }
+    data.accounts[account] = {}
+    for _, name in ipairs(st:regions()) do
+      data.accounts[account][name] = region_of(st:in_region(name), account, extra)
     end
-    region.AvailabilityZones = {}
-    for _, z in ipairs(st:zones(account)) do
-      region.AvailabilityZones[#region.AvailabilityZones + 1] = { ZoneName = z.name, ZoneId = z.id, State = "available" }
-    end
-    for k, v in pairs(extra and extra(account, ctx) or {}) do region[k] = v end
-    data.accounts[account] = { [st:region()] = region }
   end
   return data
 end

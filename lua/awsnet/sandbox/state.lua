@@ -8,17 +8,15 @@ local state = {}
 local State = {}
 State.__index = State
 
--- Availability zones of the region by AZ ID; each account sees them under shuffled names, like
--- AWS's per-account mapping (the AZ ID is what is the same across accounts).
-local AZ_IDS = { "az1", "az2", "az3", "az4", "az5", "az6" }
-local AZ_LETTERS = { "a", "b", "c", "d", "e", "f" }
-local REGION_PREFIX = {
-  ["us-east-1"] = "use1", ["us-east-2"] = "use2", ["us-west-1"] = "usw1", ["us-west-2"] = "usw2",
-  ["eu-west-1"] = "euw1", ["eu-central-1"] = "euc1", ["ap-southeast-1"] = "apse1",
-}
+local regions = require "awsnet.sandbox.regions"
+
+-- Kinds that belong to an account alone, not to a region (IAM is a global service); every other
+-- kind lives in the region it was made in and is seen only there.
+local GLOBAL_KINDS = { role = true }
 
 --- A fresh world. opts: accounts (array of 12-digit ids), secrets ({[account]=secret}), seed,
--- region, transition_s (time a resource stays pending/deleting).
+-- region (the one `region()` names outside a request, default us-east-1), transition_s (time a
+-- resource stays pending/deleting). Resources live per region (`in_region`).
 -- @tparam table opts the options
 -- @return the state (`State` methods)
 -- @raise on an account id that is not 12 digits
@@ -27,16 +25,13 @@ function state.new(opts)
     data = {
       seed = opts.seed or 1, rng = (opts.seed or 1) * 2654435761 % 4294967296 + 1, clock = 0,
       region = opts.region or "us-east-1",
-      accounts = {}, sessions = {}, res = {},
+      accounts = {}, sessions = {}, res = {}, regions = {},
     },
     transition_s = opts.transition_s or 1,
   }, State)
   for i, id in ipairs(opts.accounts or { "111111111111", "222222222222" }) do
     assert(type(id) == "string" and id:match("^%d%d%d%d%d%d%d%d%d%d%d%d$"), "account ids are 12 digits")
-    local rotation = (i - 1) % #AZ_IDS
-    local names = {}
-    for k = 1, #AZ_IDS do names[AZ_IDS[(k - 1 + rotation) % #AZ_IDS + 1]] = AZ_LETTERS[k] end
-    self.data.accounts[id] = { secret = (opts.secrets or {})[id] or "test", az_letter_of = names }
+    self.data.accounts[id] = { secret = (opts.secrets or {})[id] or "test", zone_rotation = i - 1 }
   end
   return self
 end
@@ -54,6 +49,23 @@ function state.load(path, opts)
   if not ok or type(data) ~= "table" then return errors.fail("state", "unreadable sandbox state " .. path) end
   local self = state.new(opts)
   self.data = data
+  -- a world saved before resources were regional: its regional kinds were the saved region's,
+  -- its accounts' zone letters a table of us-east-1's six zones
+  data.regions = data.regions or {}
+  for _, acct in pairs(data.accounts or {}) do
+    if not acct.zone_rotation and type(acct.az_letter_of) == "table" then
+      local k = ("abcdef"):find(acct.az_letter_of.az1 or "a", 1, true) or 1
+      acct.zone_rotation = (7 - k) % 6
+    end
+  end
+  for kind, objs in pairs(data.res or {}) do
+    if not GLOBAL_KINDS[kind] then
+      local r = data.region or "us-east-1"
+      data.regions[r] = data.regions[r] or {}
+      data.regions[r][kind] = objs
+      data.res[kind] = nil
+    end
+  end
   return self
 end
 
@@ -74,12 +86,37 @@ function State:save(path)
   assert(os.rename(tmp, path))
 end
 
---- The sandbox's region.
+--- The region this view of the state sees (`in_region`); the default one for the whole state.
 -- @within State
 -- @treturn string
-function State:region() return self.data.region end
+function State:region() return self.current_region or self.data.region end
 
---- An account's record {secret, az_letter_of}, nil for an unknown id.
+--- A view of the same world that sees the resources of `region` only (and the global ones:
+-- accounts, sessions, IAM roles). Writes through it change the one world.
+-- @within State
+-- @tparam string region a region name
+-- @return the view (`State` methods)
+function State:in_region(region)
+  return setmetatable({ data = self.data, transition_s = self.transition_s, current_region = region }, State)
+end
+
+--- The regions that hold any resource, sorted (the default region always).
+-- @within State
+-- @treturn {string,...}
+function State:regions()
+  local seen, out = { [self.data.region] = true }, { self.data.region }
+  for r, kinds in pairs(self.data.regions or {}) do
+    if not seen[r] and next(kinds) then
+      for _, objs in pairs(kinds) do
+        if next(objs) then seen[r] = true; out[#out + 1] = r; break end
+      end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+--- An account's record {secret, zone_rotation}, nil for an unknown id.
 -- @within State
 -- @tparam string id the account id
 -- @treturn ?table
@@ -185,13 +222,20 @@ function state.secret_token(n, alphabet)
   return table.concat(out)
 end
 
---- The table of resources of `kind` (id -> object).
+--- The table of resources of `kind` (id -> object) in this view's region (global kinds: all).
 -- @within State
 -- @tparam string kind "vpc", "eni", "db_instance", ...
 -- @treturn table the live table (created when absent)
 function State:all(kind)
-  local t = self.data.res[kind]
-  if not t then t = {}; self.data.res[kind] = t end
+  local bucket = self.data.res
+  if not GLOBAL_KINDS[kind] then
+    local r = self:region()
+    self.data.regions = self.data.regions or {}
+    bucket = self.data.regions[r]
+    if not bucket then bucket = {}; self.data.regions[r] = bucket end
+  end
+  local t = bucket[kind]
+  if not t then t = {}; bucket[kind] = t end
   return t
 end
 
@@ -255,14 +299,22 @@ function State:settle(obj) -- luacheck: no unused args
   return obj.state
 end
 
---- AZ name of `az_id` as `account` sees it (us-east-1a ...); `az_id_of` goes back.
+-- The zones of this view's region as `account` sees them.
+local function zones_of(self, account)
+  local acct = self.data.accounts[account]
+  return regions.zones(self:region(), acct and acct.zone_rotation or 0)
+end
+
+--- AZ name of `az_id` as `account` sees it in this view's region (us-east-1a ...); `az_id_of`
+-- goes back.
 -- @within State
 -- @tparam string account the account id
 -- @tparam string az_id "use1-az1", ...
--- @treturn string the name
+-- @treturn ?string the name (nil for an id not in the region)
 function State:az_name(account, az_id)
-  local suffix = az_id:match("%-(az%d)$")
-  return self.data.region .. self.data.accounts[account].az_letter_of[suffix]
+  for _, z in ipairs(zones_of(self, account)) do
+    if z.id == az_id then return z.name end
+  end
 end
 
 --- The AZ ID of a zone name as `account` sees it, or nil for a name not in the region.
@@ -271,26 +323,17 @@ end
 -- @tparam string az_name "us-east-1a", ...
 -- @treturn ?string the AZ ID
 function State:az_id_of(account, az_name)
-  local letter = az_name:sub(#self.data.region + 1)
-  for suffix, l in pairs(self.data.accounts[account].az_letter_of) do
-    if l == letter and az_name:sub(1, #self.data.region) == self.data.region then
-      return (REGION_PREFIX[self.data.region] or "use1") .. "-" .. suffix
-    end
+  for _, z in ipairs(zones_of(self, account)) do
+    if z.name == az_name then return z.id end
   end
 end
 
---- Every AZ of the region as `account` sees it: array of {name, id}, sorted by name.
+--- Every AZ of the view's region as `account` sees it: array of {name, id}, sorted by name.
 -- @within State
 -- @tparam string account the account id
 -- @treturn table the zones
 function State:zones(account)
-  local out = {}
-  for _, suffix in ipairs(AZ_IDS) do
-    local id = (REGION_PREFIX[self.data.region] or "use1") .. "-" .. suffix
-    out[#out + 1] = { name = self:az_name(account, id), id = id }
-  end
-  table.sort(out, function(a, b) return a.name < b.name end)
-  return out
+  return zones_of(self, account)
 end
 
 return state

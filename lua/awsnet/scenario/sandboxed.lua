@@ -60,9 +60,9 @@ end
 -- @treturn table a user config for scenario.config
 function Handle:config(overrides)
   local cfg = {
-    -- the sandbox serves one region, us-east-1 (the article's ap-northeast-1 once it serves every
-    -- region); the AZ ids of the defaults (az1, az2) are looked up there like on AWS
-    name = "awsnet-demo", region = "us-east-1", state_file = self.dir .. "/state.json",
+    -- the article's region (the sandbox serves every region of the aws partition); the AZ ids of
+    -- the defaults (az1, az2) are looked up there like on AWS
+    name = "awsnet-demo", region = "ap-northeast-1", state_file = self.dir .. "/state.json",
     timeout = 60, poll_interval = 0.05, progress_every = 1,
     accounts = {
       A = { endpoint = self.endpoint, credentials = { access_key_id = sandboxed.ACCOUNTS[1], secret_access_key = "test" } },
@@ -80,13 +80,14 @@ end
 local ENDED = { deleted = true, terminated = true, rejected = true, failed = true, DELETED = true }
 
 -- True while a saved sandbox object is a live resource (a RAM invitation lives with its share).
-local function live(world, obj, now)
+-- `bucket` holds the kinds of the object's region.
+local function live(bucket, obj, now)
   local state = obj.state
   if obj.next_state and now >= (obj.ready_at or 0) then state = obj.next_state end
   if ENDED[state] or ENDED[obj.status] then return false end
   if obj.share then
-    local share = (world.res.ram_share or {})[obj.share]
-    return share ~= nil and live(world, share, now)
+    local share = (bucket.ram_share or {})[obj.share]
+    return share ~= nil and live(bucket, share, now)
   end
   return true
 end
@@ -100,11 +101,15 @@ function Handle:resources()
   local held = {}
   if not text then return held end
   local world = cjson.decode(text)
-  world.res = world.res or {}
+  -- the global kinds (IAM roles) in `res`, every other kind per region in `regions`
+  local buckets = { world.res or {} }
+  for _, bucket in pairs(world.regions or {}) do buckets[#buckets + 1] = bucket end
   local now = os.time()
-  for kind, objects in pairs(world.res) do
-    for id, obj in pairs(objects) do
-      if live(world, obj, now) then held[kind .. " " .. tostring(id)] = true end
+  for _, bucket in ipairs(buckets) do
+    for kind, objects in pairs(bucket) do
+      for id, obj in pairs(objects) do
+        if live(bucket, obj, now) then held[kind .. " " .. tostring(id)] = true end
+      end
     end
   end
   return held

@@ -699,7 +699,7 @@ local function sg_fields(sg)
 end
 
 function A.CreateSecurityGroup(ctx, p)
-  local ok, err = need(p, "GroupName", "GroupDescription")
+  local ok, err = need(p, "GroupName", "Description")
   if not ok then return nil, err end
   local vpc
   vpc, err = lookup(ctx, "vpc", p.VpcId, "InvalidVpcID.NotFound")
@@ -707,7 +707,7 @@ function A.CreateSecurityGroup(ctx, p)
   if p.GroupName == "default" or #ctx.state:list("sg", function(s) return s.vpc == vpc.id and s.name == p.GroupName end) > 0 then
     return fail("InvalidGroup.Duplicate", "The security group '" .. p.GroupName .. "' already exists for VPC '" .. vpc.id .. "'")
   end
-  local sg = new_security_group(ctx, vpc, p.GroupName, p.GroupDescription, spec_tags(p, "security-group"))
+  local sg = new_security_group(ctx, vpc, p.GroupName, p.Description, spec_tags(p, "security-group"))
   return { GroupId = sg.id, Tags = render_tags(sg.tags) }
 end
 

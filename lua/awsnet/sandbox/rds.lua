@@ -294,7 +294,7 @@ function A.CreateDBInstance(ctx, p)
   end
   if #groups == 0 then groups = { ctx.state:get("vpc", group.vpc).default_sg } end
   local subnet = ctx.state:get("subnet", group.subnets[1])
-  local public = p.PubliclyAccessible == "true"
+  local public = p.PubliclyAccessible == true
   local eni
   eni, err = ec2.create_eni(ctx, subnet, { groups = groups, interface_type = "interface", requester_managed = true,
     requester_id = "amazon-rds", description = "RDSNetworkInterface",
@@ -349,7 +349,7 @@ end
 function A.DeleteDBInstance(ctx, p)
   local inst, err = find_instance(ctx, p.DBInstanceIdentifier)
   if not inst then return nil, err end
-  if p.SkipFinalSnapshot ~= "true" and not p.FinalDBSnapshotIdentifier then
+  if p.SkipFinalSnapshot ~= true and not p.FinalDBSnapshotIdentifier then
     return fail("InvalidParameterCombination",
       "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
   end

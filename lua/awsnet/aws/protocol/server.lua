@@ -92,6 +92,8 @@ function read_form(m, ec2, ref, f, prefixes, used, key)
         end
       else
         base = key .. "." .. (inner or "member")
+        -- AWS's own API examples write such lists as `Name.member.N` too (RDS's SubnetIds)
+        if inner and not prefixes[base] and prefixes[key .. ".member"] then base = key .. ".member" end
       end
     end
     if not prefixes[base] then return nil end

@@ -222,7 +222,6 @@ local function match_uri(template, path)
   end
   return out
 end
-server.match_uri = match_uri
 
 local function rest_request(m, op, req, opts)
   local http = op.http or {}

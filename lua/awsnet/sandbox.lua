@@ -17,6 +17,10 @@
 -- credential scope must name the service the request addresses (query Version and Action, or the
 -- REST path), which answers it. Errors never quote a request's secret members (MasterUserPassword,
 -- Lambda environment variables, ...).
+-- Requests are read and answers written by botocore's service models, through the server side of
+-- awsnet.aws.protocol (the client's own wire names and writers): handlers take params and return
+-- results by the models' member names. EC2 refuses a parameter its model does not know
+-- (UnknownParameter, as AWS does); STS, IAM, RDS, RAM and Lambda ignore one (AWS documents nothing).
 -- opts: port (default 4566; 0 = any), accounts, secrets, region, seed, state_dir (saved world,
 -- survives restarts), transition_s (pending -> available time, default 1), faults = {throttle=,
 -- error5xx=, reset=, latency_ms=} (rates in 0..1, drawn from the seed; a reset comes after the
@@ -48,12 +52,12 @@ local process = require "awsnet.svc.process"
 
 local sandbox = {}
 
--- Each service: its protocol, its module and, for query protocols, its XML namespace.
+-- Each service: its name (that of its model), protocol and module.
 local SERVICES = {
   ec2 = { name = "ec2", protocol = "ec2", module = "awsnet.sandbox.ec2" },
-  sts = { name = "sts", protocol = "query", module = "awsnet.sandbox.sts", ns = "https://sts.amazonaws.com/doc/2011-06-15/" },
-  iam = { name = "iam", protocol = "query", module = "awsnet.sandbox.iam", ns = "https://iam.amazonaws.com/doc/2010-05-08/" },
-  rds = { name = "rds", protocol = "query", module = "awsnet.sandbox.rds", ns = "http://rds.amazonaws.com/doc/2014-10-31/" },
+  sts = { name = "sts", protocol = "query", module = "awsnet.sandbox.sts" },
+  iam = { name = "iam", protocol = "query", module = "awsnet.sandbox.iam" },
+  rds = { name = "rds", protocol = "query", module = "awsnet.sandbox.rds" },
   ram = { name = "ram", protocol = "json", module = "awsnet.sandbox.ram" },
   lambda = { name = "lambda", protocol = "json", module = "awsnet.sandbox.lambda" },
 }

@@ -4,7 +4,6 @@
 local socket = require "socket"
 local sigv4 = require "awsnet.sigv4"
 local sandbox = require "awsnet.sandbox"
-local model = require "awsnet.aws.model"
 local protocol = require "awsnet.aws.protocol"
 local shape = require "awsnet.aws.shape"
 local xmldoc = require "awsnet.aws.protocol.xmldoc"
@@ -119,7 +118,7 @@ describe("sandbox answers the scenario reads", function()
       local p = m.metadata.protocol
       if (resp.status or 200) < 300 and (p == "ec2" or p == "query") and m.operations[op].output then
         local root = assert(xmldoc.parse(resp.body))
-        local el = root
+        local el
         if p == "query" then
           el = xmldoc.child(root, m.operations[op].output.resultWrapper or (op .. "Result"))
         else

@@ -187,9 +187,9 @@ end
 local function is_null(v) return v == nil or v == cjson.null end
 
 --- A result laid out as the mysql (and mariadb) client prints a table:
--- (option `--table`) +---+ borders, a column as wide as its longest value or name in bytes (at least 4, for NULL, when it may be NULL), values
--- padded by display width so that double-width characters line up, numbers right-aligned, NULL
--- as NULL.
+-- (option `--table`) +---+ borders, a column as wide as its longest value or name in bytes (at
+-- least 4, for NULL, when it may be NULL), values padded by display width so that double-width
+-- characters line up, numbers right-aligned, NULL as NULL.
 -- @tparam table result {columns = {{name=, numeric=, nullable=}}, rows = {{value, ...}}} (a value is
 -- text, a number, nil or cjson.null for NULL)
 -- @treturn string the table, a line per row, ending in a newline ("" for no columns)

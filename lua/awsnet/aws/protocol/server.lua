@@ -151,8 +151,9 @@ local function query_request(m, op, req, opts)
     end
     prefixes[k] = true
   end
-  local params, err = {}, nil
+  local params = {}
   if op.input then
+    local err
     params, err = read_form(m, m.metadata.protocol == "ec2", op.input, f, prefixes, used, "")
     if err then return nil, err end
   end

@@ -17,6 +17,10 @@
 -- credential scope must name the service the request addresses (query Version and Action, or the
 -- REST path), which answers it. Errors never quote a request's secret members (MasterUserPassword,
 -- Lambda environment variables, ...).
+-- Requests are read and answers written by botocore's service models, through the server side of
+-- awsnet.aws.protocol (the client's own wire names and writers): handlers take params and return
+-- results by the models' member names. EC2 refuses a parameter its model does not know
+-- (UnknownParameter, as AWS does); STS, IAM, RDS, RAM and Lambda ignore one (AWS documents nothing).
 -- opts: port (default 4566; 0 = any), accounts, secrets, region, seed, state_dir (saved world,
 -- survives restarts), transition_s (pending -> available time, default 1), faults = {throttle=,
 -- error5xx=, reset=, latency_ms=} (rates in 0..1, drawn from the seed; a reset comes after the
@@ -42,19 +46,34 @@ local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
 local state_mod = require "awsnet.sandbox.state"
 local auth = require "awsnet.sandbox.auth"
+local aws_model = require "awsnet.aws.model"
+local protocol = require "awsnet.aws.protocol"
 local process = require "awsnet.svc.process"
 
 local sandbox = {}
 
--- Each service: its protocol, its module and, for query protocols, its XML namespace.
+-- Each service: its name (that of its model), protocol and module.
 local SERVICES = {
-  ec2 = { protocol = "ec2", module = "awsnet.sandbox.ec2" },
-  sts = { protocol = "query", module = "awsnet.sandbox.sts", ns = "https://sts.amazonaws.com/doc/2011-06-15/" },
-  iam = { protocol = "query", module = "awsnet.sandbox.iam", ns = "https://iam.amazonaws.com/doc/2010-05-08/" },
-  rds = { protocol = "query", module = "awsnet.sandbox.rds", ns = "http://rds.amazonaws.com/doc/2014-10-31/" },
-  ram = { protocol = "json", module = "awsnet.sandbox.ram" },
-  lambda = { protocol = "json", module = "awsnet.sandbox.lambda" },
+  ec2 = { name = "ec2", protocol = "ec2", module = "awsnet.sandbox.ec2" },
+  sts = { name = "sts", protocol = "query", module = "awsnet.sandbox.sts" },
+  iam = { name = "iam", protocol = "query", module = "awsnet.sandbox.iam" },
+  rds = { name = "rds", protocol = "query", module = "awsnet.sandbox.rds" },
+  ram = { name = "ram", protocol = "json", module = "awsnet.sandbox.ram" },
+  lambda = { name = "lambda", protocol = "json", module = "awsnet.sandbox.lambda" },
 }
+
+-- The service models (botocore's, through awsnet.aws.model), loaded once per process: requests
+-- are read and answers written by them (awsnet.aws.protocol's server side), so the sandbox speaks
+-- exactly what the clients parse.
+local models = {}
+local function model_of(svc)
+  local m = models[svc.name]
+  if not m then
+    m = assert(aws_model.load(svc.name))
+    models[svc.name] = m
+  end
+  return m
+end
 
 -- Error codes for injected faults, per protocol: {throttle code, status}, {5xx code, status}.
 local FAULTS = {
@@ -79,10 +98,8 @@ local Sandbox = {}
 Sandbox.__index = Sandbox
 
 local function error_response(svc, request_id, code, message, status)
-  status = status or 400
-  if svc.protocol == "ec2" then return wire.ec2_error(status, code, message, request_id) end
-  if svc.protocol == "query" then return wire.query_error(status, code, message, svc.ns, request_id) end
-  return wire.json_error(status, code, message, request_id)
+  return protocol.render_error(model_of(svc), { code = code, message = message, status = status or 400 },
+    { request_id = request_id })
 end
 
 -- Turns a failure value (errors object with code/message/status) into the protocol's shape.
@@ -114,24 +131,48 @@ end
 -- Reads the action and its parameters from the request, per protocol.
 local function read_call(svc, mod, req)
   if svc.protocol == "json" then
-    local path, query = wire.split_target(req.target)
-    local action, path_params = mod.route(req.method, path)
-    if not action then
+    local path = wire.split_target(req.target)
+    local action = mod.route(req.method, path)
+    local m = model_of(svc)
+    if not action or not m.operations[action] or not mod.actions[action] then
       return errors.fail("UnknownOperationException", "Unknown operation " .. req.method .. " " .. path, { status = 404 })
     end
-    -- an invocation's body is the event, not parameters
-    local body = action == "Invoke" and {} or wire.json_decode(req.body)
-    if not body then return errors.fail("SerializationException", "The request body is not valid JSON") end
-    for k, v in pairs(query) do if body[k] == nil then body[k] = v end end
-    for k, v in pairs(path_params or {}) do body[k] = v end
-    body._raw_body, body._headers = req.body, req.headers
-    return action, body
+    -- RAM and Lambda (rest-json): a body member, query parameter or header the model does not
+    -- know is accepted and ignored. AWS documents no behaviour for them (unlike EC2's
+    -- UnknownParameter), and its SDKs send only what the model has.
+    local params, err = protocol.parse_request(m, action, req)
+    if not params then
+      if err.code == "invalid_request" then
+        return errors.fail("SerializationException", "The request body is not valid JSON")
+      end
+      local code = svc.name == "lambda" and "InvalidParameterValueException" or "InvalidParameterException"
+      return errors.fail(code, "Invalid value for " .. tostring(err.path) .. ": " .. err.message, { status = 400 })
+    end
+    return action, params
   end
   local _, query = wire.split_target(req.target)
   local flat = req.method == "POST" and wire.parse_form(req.body) or query
   local action = flat.Action
   if not action then return errors.fail("MissingAction", "The request must contain the parameter Action") end
-  return action, wire.nest(flat)
+  local m = model_of(svc)
+  if not m.operations[action] or not mod.actions[action] then
+    return errors.fail("InvalidAction", "The action " .. action .. " is not valid for this web service.")
+  end
+  -- EC2 refuses a parameter its model does not know, as AWS does ("UnknownParameter"). For the
+  -- query services (STS, IAM, RDS) AWS documents no behaviour: the sandbox accepts and ignores
+  -- what the model does not know, as it does for JSON bodies.
+  local unknown
+  local params, err = protocol.parse_request(m, action, req, { on_unknown = function(key)
+    unknown = unknown or key
+  end })
+  if not params then
+    local code = svc.protocol == "ec2" and "InvalidParameterValue" or "ValidationError"
+    return errors.fail(code, "Invalid value for " .. tostring(err.path) .. ": " .. err.message, { status = 400 })
+  end
+  if unknown and svc.protocol == "ec2" then
+    return errors.fail("UnknownParameter", "The parameter " .. unknown .. " is not recognized", { status = 400 })
+  end
+  return action, params
 end
 
 -- The query APIs' Version, per service: what a query request addresses besides its Action.
@@ -170,7 +211,7 @@ local function secrets_of(params, out, depth)
     if SECRET_MEMBERS[k] and type(v) == "string" then out[#out + 1] = v
     elseif SECRET_MEMBERS[k] and type(v) == "table" then
       for _, x in pairs(v) do if type(x) == "string" then out[#out + 1] = x end end
-    elseif type(v) == "table" and k ~= "_headers" then secrets_of(v, out, (depth or 0) + 1) end
+    elseif type(v) == "table" then secrets_of(v, out, (depth or 0) + 1) end
   end
   return out
 end
@@ -191,10 +232,7 @@ local function redact(text, secrets)
 end
 
 local function render(svc, action, result, request_id)
-  if svc.protocol == "ec2" then return wire.ec2_response(action, result, request_id) end
-  if svc.protocol == "query" then return wire.query_response(action, result, svc.ns, request_id) end
-  if type(result) == "table" and result._response then return result._response end
-  return wire.json_response(200, result, request_id)
+  return protocol.render(model_of(svc), action, result, { request_id = request_id })
 end
 
 -- The Lambda operations with their own body limits: method and path -> operation, limit key, code.
@@ -260,6 +298,8 @@ function Sandbox:handle(req)
   local ctx = {
     sandbox = self, state = self.state:in_region(region), account = identity.account, arn = identity.arn,
     user_id = identity.user_id, region = region, request_id = request_id,
+    -- an answer given later (a Lambda run's): the result written by the operation's output shape
+    render = function(result) return render(svc, action, result, request_id) end,
   }
   for _, m in pairs(self.modules) do
     if m.tick then m.tick(ctx) end
@@ -274,7 +314,7 @@ function Sandbox:handle(req)
   if (self.faults.reset or 0) > 0 and self:fault_roll() < self.faults.reset then return { reset = true } end
   -- a job (a Lambda run) answers when it ends, or goes on after the answer below
   if type(result) == "table" and result._job then
-    local later = result._response == nil
+    local later = result._later == true
     self.jobs[#self.jobs + 1] = { id = later and req.id or nil, job = result._job, delay_ms = self.faults.latency_ms }
     if later and req.id then return { defer = true } end
     if later then   -- called without a connection: wait for it here
@@ -497,6 +537,14 @@ function sandbox.start(opts)
     if err then return nil, err end
   end
   st = st or state_mod.new(opts)
+  -- the models first: a sandbox without them cannot speak, and the first client does not wait
+  for _, svc in pairs(SERVICES) do
+    if not models[svc.name] then
+      local m, merr = aws_model.load(svc.name)
+      if not m then return nil, merr end
+      models[svc.name] = m
+    end
+  end
   local limits = {}
   for k, v in pairs(sandbox.LIMITS) do limits[k] = (opts.limits or {})[k] or v end
   local largest = math.max(limits.body_bytes, limits.code_request_bytes, limits.invoke_bytes)

@@ -30,13 +30,10 @@ end
 -- ---------------------------------------------------------------------------------------------
 -- Parameters
 
---- The values of a list parameter under any of its wire names (VpcId.1, TransitGatewayIds.1).
-local function list_param(p, ...)
-  for _, name in ipairs({ ... }) do
-    local v = p[name]
-    if type(v) == "table" then return wire.list(v) end
-  end
-  return {}
+--- The values of a list parameter by its member name (VpcIds), {} when absent.
+local function list_param(p, name)
+  local v = p[name]
+  return type(v) == "table" and v or {}
 end
 
 local function bool_param(v)
@@ -49,9 +46,9 @@ local function need(p, ...) return wire.need(p, "MissingParameter", ...) end
 --- Tags of TagSpecification.N for `resource_type`, as a key -> value map.
 local function spec_tags(p, resource_type)
   local tags = {}
-  for _, spec in ipairs(list_param(p, "TagSpecification", "TagSpecifications")) do
+  for _, spec in ipairs(list_param(p, "TagSpecifications")) do
     if spec.ResourceType == nil or spec.ResourceType == resource_type then
-      for _, t in ipairs(list_param(spec, "Tag", "Tags")) do
+      for _, t in ipairs(list_param(spec, "Tags")) do
         if t.Key then tags[t.Key] = t.Value or "" end
       end
     end
@@ -63,7 +60,7 @@ local function render_tags(tags)
   local out = {}
   for k, v in pairs(tags or {}) do out[#out + 1] = { Key = k, Value = v } end
   table.sort(out, function(a, b) return a.Key < b.Key end)
-  return array(out, "item", "tagSet")
+  return array(out)
 end
 
 -- ---------------------------------------------------------------------------------------------
@@ -136,7 +133,7 @@ end
 local function filters_pass(filters, obj, fields)
   local f = fields(obj)
   for _, flt in ipairs(filters) do
-    local name, values = flt.Name or "", list_param(flt, "Value", "Values")
+    local name, values = flt.Name or "", list_param(flt, "Values")
     local have = f[name]
     if name:match("^tag:") or name == "tag-key" or name == "tag-value" then
       if not tag_filter_match(obj.tags or {}, name, values) then return false end
@@ -184,22 +181,22 @@ local function describe(ctx, kind, p, ids, code, fields)
       if st ~= "deleted" or kind == "tgw_attachment" or kind == "tgw" then found[#found + 1] = obj end
     end
   end
-  return apply_filters(list_param(p, "Filter", "Filters"), found, fields)
+  return apply_filters(list_param(p, "Filters"), found, fields)
 end
 
-local function render_all(objs, render_fn, ctx, tag, xml_name)
+local function render_all(objs, render_fn, ctx)
   local out = {}
   for i, o in ipairs(objs) do out[i] = render_fn(o, ctx) end
-  return array(out, tag or "item", xml_name)
+  return array(out)
 end
 
---- A Describe* action: the visible objects of `kind` narrowed by the id list parameter (under its
--- wire names `id_params`) and filters, rendered under `key` (XML list name `xml_name`).
-local function describer(kind, id_params, code, fields, render, key, xml_name)
+--- A Describe* action: the visible objects of `kind` narrowed by the id list parameter (the
+-- member `id_param`) and filters, rendered under the output member `key`.
+local function describer(kind, id_param, code, fields, render, key)
   return function(ctx, p)
-    local objs, err = describe(ctx, kind, p, list_param(p, table.unpack(id_params)), code, fields)
+    local objs, err = describe(ctx, kind, p, list_param(p, id_param), code, fields)
     if not objs then return nil, err end
-    return { [key] = render_all(objs, render, ctx, "item", xml_name) }
+    return { [key] = render_all(objs, render, ctx) }
   end
 end
 
@@ -254,8 +251,8 @@ function R.eni(e, ctx)
     NetworkInterfaceId = e.id, OwnerId = e.owner, SubnetId = e.subnet, VpcId = e.vpc,
     AvailabilityZone = ctx.state:az_name(e.owner, e.az_id), PrivateIpAddress = e.ip,
     PrivateIpAddresses = array({ { PrivateIpAddress = e.ip, Primary = true,
-      Association = e.public_ip and { PublicIp = e.public_ip } or nil } }, "item", "privateIpAddressesSet"),
-    Groups = array(groups, "item", "groupSet"), InterfaceType = e.interface_type, Description = e.description,
+      Association = e.public_ip and { PublicIp = e.public_ip } or nil } }),
+    Groups = array(groups), InterfaceType = e.interface_type, Description = e.description,
     RequesterId = e.requester_id, RequesterManaged = e.requester_managed or false, Status = e.status,
     MacAddress = e.mac, SourceDestCheck = true, TagSet = render_tags(e.tags),
     Association = e.public_ip and { PublicIp = e.public_ip } or nil,
@@ -271,7 +268,7 @@ function R.vpc(v, ctx)
     VpcId = v.id, OwnerId = v.owner, CidrBlock = v.cidr, State = settle(ctx, "vpc", v), IsDefault = false,
     DhcpOptionsId = v.dhcp, InstanceTenancy = "default", Tags = render_tags(v.tags),
     CidrBlockAssociationSet = array({ { AssociationId = v.cidr_assoc, CidrBlock = v.cidr,
-      CidrBlockState = { State = "associated" } } }, "item", "cidrBlockAssociationSet"),
+      CidrBlockState = { State = "associated" } } }),
   }
 end
 
@@ -334,7 +331,7 @@ function A.CreateVpc(ctx, p)
   return { Vpc = as_started(R.vpc(vpc, ctx), "pending") }
 end
 
-A.DescribeVpcs = describer("vpc", { "VpcId", "VpcIds" }, "InvalidVpcID.NotFound", vpc_fields, R.vpc, "Vpcs", "vpcSet")
+A.DescribeVpcs = describer("vpc", "VpcIds", "InvalidVpcID.NotFound", vpc_fields, R.vpc, "Vpcs")
 
 local function vpc_dependents(ctx, vpc)
   local function in_vpc(o) return o.vpc == vpc.id end
@@ -467,8 +464,8 @@ function A.CreateSubnet(ctx, p)
   return { Subnet = as_started(R.subnet(subnet, ctx), "pending") }
 end
 
-A.DescribeSubnets = describer("subnet", { "SubnetId", "SubnetIds" }, "InvalidSubnetID.NotFound", subnet_fields, R.subnet,
-  "Subnets", "subnetSet")
+A.DescribeSubnets = describer("subnet", "SubnetIds", "InvalidSubnetID.NotFound", subnet_fields, R.subnet,
+  "Subnets")
 
 function A.DeleteSubnet(ctx, p)
   local subnet, err = lookup(ctx, "subnet", p.SubnetId, "InvalidSubnetID.NotFound")
@@ -516,8 +513,8 @@ function R.rtb(rt, ctx)
   end
   return {
     RouteTableId = rt.id, VpcId = rt.vpc, OwnerId = rt.owner, Tags = render_tags(rt.tags),
-    Routes = array(routes, "item", "routeSet"), Associations = array(assocs, "item", "associationSet"),
-    PropagatingVgws = array({}, "item", "propagatingVgwSet"),
+    Routes = array(routes), Associations = array(assocs),
+    PropagatingVgws = array({}),
   }
 end
 
@@ -541,8 +538,8 @@ function A.CreateRouteTable(ctx, p)
   return { RouteTable = R.rtb(new_route_table(ctx, vpc, false, spec_tags(p, "route-table")), ctx) }
 end
 
-A.DescribeRouteTables = describer("rtb", { "RouteTableId", "RouteTableIds" }, "InvalidRouteTableID.NotFound", rtb_fields,
-  R.rtb, "RouteTables", "routeTableSet")
+A.DescribeRouteTables = describer("rtb", "RouteTableIds", "InvalidRouteTableID.NotFound", rtb_fields,
+  R.rtb, "RouteTables")
 
 function A.DeleteRouteTable(ctx, p)
   local rt, err = lookup(ctx, "rtb", p.RouteTableId, "InvalidRouteTableID.NotFound")
@@ -672,9 +669,9 @@ end
 -- Security groups
 
 local function render_rule(r)
-  local perm = { IpProtocol = r.proto, IpRanges = array({}, "item", "ipRanges"),
-                 Ipv6Ranges = array({}, "item", "ipv6Ranges"), PrefixListIds = array({}, "item", "prefixListIds"),
-                 UserIdGroupPairs = array({}, "item", "groups") }
+  local perm = { IpProtocol = r.proto, IpRanges = array({}),
+                 Ipv6Ranges = array({}), PrefixListIds = array({}),
+                 UserIdGroupPairs = array({}) }
   if r.proto ~= "-1" then perm.FromPort, perm.ToPort = r.from, r.to end
   if r.cidr then perm.IpRanges[1] = { CidrIp = r.cidr, Description = r.desc } end
   if r.group then perm.UserIdGroupPairs[1] = { GroupId = r.group, UserId = r.group_owner, Description = r.desc } end
@@ -686,11 +683,11 @@ function R.sg(sg)
   local ingress, egress = {}, {}
   for i, r in ipairs(sg.ingress) do ingress[i] = render_rule(r) end
   for i, r in ipairs(sg.egress) do egress[i] = render_rule(r) end
-  return wire.xml_names({
+  return {
     GroupId = sg.id, GroupName = sg.name, Description = sg.description, VpcId = sg.vpc, OwnerId = sg.owner,
-    IpPermissions = array(ingress, "item", "ipPermissions"), IpPermissionsEgress = array(egress, "item", "ipPermissionsEgress"),
+    IpPermissions = array(ingress), IpPermissionsEgress = array(egress),
     Tags = render_tags(sg.tags),
-  }, { Description = "groupDescription" })
+  }
 end
 
 local function sg_fields(sg)
@@ -699,7 +696,7 @@ local function sg_fields(sg)
 end
 
 function A.CreateSecurityGroup(ctx, p)
-  local ok, err = need(p, "GroupName", "GroupDescription")
+  local ok, err = need(p, "GroupName", "Description")
   if not ok then return nil, err end
   local vpc
   vpc, err = lookup(ctx, "vpc", p.VpcId, "InvalidVpcID.NotFound")
@@ -707,15 +704,15 @@ function A.CreateSecurityGroup(ctx, p)
   if p.GroupName == "default" or #ctx.state:list("sg", function(s) return s.vpc == vpc.id and s.name == p.GroupName end) > 0 then
     return fail("InvalidGroup.Duplicate", "The security group '" .. p.GroupName .. "' already exists for VPC '" .. vpc.id .. "'")
   end
-  local sg = new_security_group(ctx, vpc, p.GroupName, p.GroupDescription, spec_tags(p, "security-group"))
+  local sg = new_security_group(ctx, vpc, p.GroupName, p.Description, spec_tags(p, "security-group"))
   return { GroupId = sg.id, Tags = render_tags(sg.tags) }
 end
 
 function A.DescribeSecurityGroups(ctx, p)
-  local ids = list_param(p, "GroupId", "GroupIds")
+  local ids = list_param(p, "GroupIds")
   local sgs, err = describe(ctx, "sg", p, ids, "InvalidGroup.NotFound", sg_fields)
   if not sgs then return nil, err end
-  local names = list_param(p, "GroupName", "GroupNames")
+  local names = list_param(p, "GroupNames")
   if #names > 0 then
     local keep = {}
     for _, n in ipairs(names) do
@@ -725,7 +722,7 @@ function A.DescribeSecurityGroups(ctx, p)
     end
     sgs = keep
   end
-  return { SecurityGroups = render_all(sgs, R.sg, ctx, "item", "securityGroupInfo") }
+  return { SecurityGroups = render_all(sgs, R.sg, ctx) }
 end
 
 local function sg_in_use(ctx, sg)
@@ -790,7 +787,7 @@ local function rules_of(ctx, p)
       if not c then return fail("InvalidParameterValue", "CIDR block " .. tostring(range.CidrIp) .. " is malformed") end
       add { cidr = c, desc = range.Description }
     end
-    for _, pair in ipairs(list_param(perm, "Groups", "UserIdGroupPairs")) do
+    for _, pair in ipairs(list_param(perm, "UserIdGroupPairs")) do
       local gid = pair.GroupId
       if not gid and pair.GroupName then
         local function named(s) return s.owner == ctx.account and s.name == pair.GroupName end
@@ -836,7 +833,7 @@ local function change_rules(ctx, p, direction, add)
                         IsEgress = direction == "egress", IpProtocol = r.proto, FromPort = r.from or -1,
                         ToPort = r.to or -1, CidrIpv4 = r.cidr }
     end
-    return { Return = true, SecurityGroupRules = array(out, "item", "securityGroupRuleSet") }
+    return { Return = true, SecurityGroupRules = array(out) }
   end
   local unknown = {}
   for _, r in ipairs(rules) do
@@ -847,7 +844,7 @@ local function change_rules(ctx, p, direction, add)
   if #unknown == #rules then
     return fail("InvalidPermission.NotFound", "The specified rule does not exist in this security group.")
   end
-  return { Return = true, UnknownIpPermissions = array(unknown, "item", "unknownIpPermissionSet") }
+  return { Return = true, UnknownIpPermissions = array(unknown) }
 end
 
 function A.AuthorizeSecurityGroupIngress(ctx, p) return change_rules(ctx, p, "ingress", true) end
@@ -868,11 +865,11 @@ function R.acl(acl)
     assocs[i] = { NetworkAclAssociationId = a.id, NetworkAclId = acl.id, SubnetId = a.subnet }
   end
   -- AWS's wire name for NetworkAcl.IsDefault is <default> (the model's locationName)
-  return wire.xml_names({
+  return {
     NetworkAclId = acl.id, VpcId = acl.vpc, OwnerId = acl.owner, IsDefault = acl.default or false,
-    Entries = array(entries, "item", "entrySet"), Associations = array(assocs, "item", "associationSet"),
+    Entries = array(entries), Associations = array(assocs),
     Tags = render_tags(acl.tags),
-  }, { IsDefault = "default" })
+  }
 end
 
 local function acl_fields(acl)
@@ -888,8 +885,8 @@ function A.CreateNetworkAcl(ctx, p)
   return { NetworkAcl = R.acl(new_network_acl(ctx, vpc, false, spec_tags(p, "network-acl"))) }
 end
 
-A.DescribeNetworkAcls = describer("acl", { "NetworkAclId", "NetworkAclIds" }, "InvalidNetworkAclID.NotFound", acl_fields,
-  R.acl, "NetworkAcls", "networkAclSet")
+A.DescribeNetworkAcls = describer("acl", "NetworkAclIds", "InvalidNetworkAclID.NotFound", acl_fields,
+  R.acl, "NetworkAcls")
 
 function A.DeleteNetworkAcl(ctx, p)
   local acl, err = lookup(ctx, "acl", p.NetworkAclId, "InvalidNetworkAclID.NotFound")
@@ -976,11 +973,11 @@ local function eni_fields(e)
            ["status"] = e.status }
 end
 
-A.DescribeNetworkInterfaces = describer("eni", { "NetworkInterfaceId", "NetworkInterfaceIds" },
-  "InvalidNetworkInterfaceID.NotFound", eni_fields, R.eni, "NetworkInterfaces", "networkInterfaceSet")
+A.DescribeNetworkInterfaces = describer("eni", "NetworkInterfaceIds",
+  "InvalidNetworkInterfaceID.NotFound", eni_fields, R.eni, "NetworkInterfaces")
 
 function A.DescribeAvailabilityZones(ctx, p)
-  local names, ids, out = list_param(p, "ZoneName", "ZoneNames"), list_param(p, "ZoneId", "ZoneIds"), {}
+  local names, ids, out = list_param(p, "ZoneNames"), list_param(p, "ZoneIds"), {}
   local function wanted(list, v)
     if #list == 0 then return true end
     for _, x in ipairs(list) do if x == v then return true end end
@@ -988,17 +985,17 @@ function A.DescribeAvailabilityZones(ctx, p)
   end
   for _, z in ipairs(ctx.state:zones(ctx.account)) do
     if wanted(names, z.name) and wanted(ids, z.id) then
-      out[#out + 1] = wire.xml_names({ ZoneName = z.name, ZoneId = z.id, State = "available", RegionName = ctx.region,
+      out[#out + 1] = { ZoneName = z.name, ZoneId = z.id, State = "available", RegionName = ctx.region,
         ZoneType = "availability-zone", OptInStatus = "opt-in-not-required", GroupName = ctx.region,
-        NetworkBorderGroup = ctx.region, Messages = array({}, "item", "messageSet") }, { State = "zoneState" })
+        NetworkBorderGroup = ctx.region, Messages = array({}) }
     end
   end
   local err
-  out, err = apply_filters(list_param(p, "Filter", "Filters"), out, function(o)
+  out, err = apply_filters(list_param(p, "Filters"), out, function(o)
     return { ["zone-name"] = o.ZoneName, ["zone-id"] = o.ZoneId, ["state"] = o.State, ["region-name"] = o.RegionName }
   end)
   if not out then return nil, err end
-  return { AvailabilityZones = array(out, "item", "availabilityZoneInfo") }
+  return { AvailabilityZones = array(out) }
 end
 
 -- AWS-managed prefix lists every account sees (S3 and DynamoDB gateway endpoints' ranges).
@@ -1017,18 +1014,18 @@ local function managed_prefix_lists(ctx)
 end
 
 function A.DescribeManagedPrefixLists(ctx, p)
-  local ids, out = list_param(p, "PrefixListId", "PrefixListIds"), {}
+  local ids, out = list_param(p, "PrefixListIds"), {}
   for _, pl in ipairs(managed_prefix_lists(ctx)) do
     local want = #ids == 0
     for _, id in ipairs(ids) do if id == pl.PrefixListId then want = true end end
     if want then out[#out + 1] = pl end
   end
   local err
-  out, err = apply_filters(list_param(p, "Filter", "Filters"), out, function(o)
+  out, err = apply_filters(list_param(p, "Filters"), out, function(o)
     return { ["prefix-list-id"] = o.PrefixListId, ["prefix-list-name"] = o.PrefixListName, ["owner-id"] = o.OwnerId }
   end)
   if not out then return nil, err end
-  return { PrefixLists = array(out, "item", "prefixListSet") }
+  return { PrefixLists = array(out) }
 end
 
 -- ---------------------------------------------------------------------------------------------
@@ -1090,8 +1087,8 @@ function A.CreateTransitGateway(ctx, p)
   return { TransitGateway = as_started(R.tgw(tgw, ctx), "pending") }
 end
 
-A.DescribeTransitGateways = describer("tgw", { "TransitGatewayIds" }, "InvalidTransitGatewayID.NotFound", tgw_fields, R.tgw,
-  "TransitGateways", "transitGatewaySet")
+A.DescribeTransitGateways = describer("tgw", "TransitGatewayIds", "InvalidTransitGatewayID.NotFound", tgw_fields, R.tgw,
+  "TransitGateways")
 
 local function live_attachment(ctx, att)
   local s = ctx.state:settle(att)
@@ -1123,7 +1120,7 @@ function R.tgw_attachment(att, ctx)
   for i, s in ipairs(att.subnets) do subnets[i] = s end
   return {
     TransitGatewayAttachmentId = att.id, TransitGatewayId = att.tgw, VpcId = att.vpc, VpcOwnerId = att.owner,
-    State = settle(ctx, "tgw_attachment", att), SubnetIds = array(subnets, "item", "subnetIds"),
+    State = settle(ctx, "tgw_attachment", att), SubnetIds = array(subnets),
     CreationTime = wire.timestamp(att.created), Tags = render_tags(att.tags),
     Options = { DnsSupport = flag(att.dns_support), Ipv6Support = "disable", ApplianceModeSupport = flag(att.appliance_mode),
                 SecurityGroupReferencingSupport = flag(att.sg_referencing) },
@@ -1206,9 +1203,8 @@ function A.CreateTransitGatewayVpcAttachment(ctx, p)
   return { TransitGatewayVpcAttachment = as_started(R.tgw_attachment(att, ctx), initial) }
 end
 
-A.DescribeTransitGatewayVpcAttachments = describer("tgw_attachment", { "TransitGatewayAttachmentIds" },
-  "InvalidTransitGatewayAttachmentID.NotFound", attachment_fields, R.tgw_attachment, "TransitGatewayVpcAttachments",
-  "transitGatewayVpcAttachments")
+A.DescribeTransitGatewayVpcAttachments = describer("tgw_attachment", "TransitGatewayAttachmentIds",
+  "InvalidTransitGatewayAttachmentID.NotFound", attachment_fields, R.tgw_attachment, "TransitGatewayVpcAttachments")
 
 function A.DescribeTransitGatewayAttachments(ctx, p)
   local atts, err = describe(ctx, "tgw_attachment", p, list_param(p, "TransitGatewayAttachmentIds"),
@@ -1223,7 +1219,7 @@ function A.DescribeTransitGatewayAttachments(ctx, p)
       CreationTime = wire.timestamp(att.created), Tags = render_tags(att.tags),
     }
   end
-  return { TransitGatewayAttachments = array(out, "item", "transitGatewayAttachments") }
+  return { TransitGatewayAttachments = array(out) }
 end
 
 local function owner_attachment(ctx, id)
@@ -1306,7 +1302,7 @@ function A.DescribeTransitGatewayRouteTables(ctx, p)
     if not rt then return nil, err end
   end
   local rts = describe(ctx, "tgw_rt", p, ids, "InvalidRouteTableID.NotFound", tgw_rt_fields)
-  return { TransitGatewayRouteTables = render_all(rts, R.tgw_rt, ctx, "item", "transitGatewayRouteTables") }
+  return { TransitGatewayRouteTables = render_all(rts, R.tgw_rt, ctx) }
 end
 
 function A.DeleteTransitGatewayRouteTable(ctx, p)
@@ -1402,7 +1398,7 @@ function R.tgw_route(r, ctx)
   if r.attachment then
     local att = ctx.state:get("tgw_attachment", r.attachment)
     out.TransitGatewayAttachments = array({ { TransitGatewayAttachmentId = r.attachment, ResourceType = "vpc",
-      ResourceId = att and att.vpc } }, "item", "transitGatewayAttachments")
+      ResourceId = att and att.vpc } })
   end
   return out
 end
@@ -1449,7 +1445,7 @@ end
 function A.SearchTransitGatewayRoutes(ctx, p)
   local rt, err = tgw_rt_owned(ctx, p.TransitGatewayRouteTableId)
   if not rt then return nil, err end
-  local filters = list_param(p, "Filter", "Filters")
+  local filters = list_param(p, "Filters")
   if #filters == 0 then return fail("MissingParameter", "The request must contain the parameter Filters") end
   local routes
   routes, err = apply_filters(filters, ec2.tgw_routes(ctx, rt), function(o)
@@ -1462,7 +1458,7 @@ function A.SearchTransitGatewayRoutes(ctx, p)
   if not routes then return nil, err end
   local out = {}
   for i, r in ipairs(routes) do out[i] = R.tgw_route(r, ctx) end
-  return { Routes = array(out, "item", "routeSet"), AdditionalRoutesAvailable = false }
+  return { Routes = array(out), AdditionalRoutesAvailable = false }
 end
 
 local function rt_links(ctx, p, which)
@@ -1481,13 +1477,13 @@ end
 function A.GetTransitGatewayRouteTableAssociations(ctx, p)
   local out, err = rt_links(ctx, p, "associations")
   if not out then return nil, err end
-  return { Associations = array(out, "item", "associations") }
+  return { Associations = array(out) }
 end
 
 function A.GetTransitGatewayRouteTablePropagations(ctx, p)
   local out, err = rt_links(ctx, p, "propagations")
   if not out then return nil, err end
-  return { TransitGatewayRouteTablePropagations = array(out, "item", "transitGatewayRouteTablePropagations") }
+  return { TransitGatewayRouteTablePropagations = array(out) }
 end
 
 -- ---------------------------------------------------------------------------------------------
@@ -1509,7 +1505,7 @@ local function taggable(ctx, id)
 end
 
 local function change_tags(ctx, p, add)
-  local ids = list_param(p, "ResourceId", "Resources")
+  local ids = list_param(p, "Resources")
   if #ids == 0 then return fail("MissingParameter", "The request must contain the parameter resourceIdSet") end
   local objs = {}
   for i, id in ipairs(ids) do
@@ -1517,7 +1513,7 @@ local function change_tags(ctx, p, add)
     if not obj then return nil, err end
     objs[i] = obj
   end
-  local tags = list_param(p, "Tag", "Tags")
+  local tags = list_param(p, "Tags")
   for _, obj in ipairs(objs) do
     obj.tags = obj.tags or {}
     for _, t in ipairs(tags) do
@@ -1550,12 +1546,12 @@ end
 -- Every action refuses bad tags in Tag.N and TagSpecification.N.Tag.N before it runs.
 for name, action in pairs(A) do
   A[name] = function(ctx, p)
-    for _, t in ipairs(list_param(p, "Tag", "Tags")) do
+    for _, t in ipairs(list_param(p, "Tags")) do
       local _, err = bad_tag(t)
       if err then return nil, err end
     end
-    for _, spec in ipairs(list_param(p, "TagSpecification", "TagSpecifications")) do
-      for _, t in ipairs(list_param(spec, "Tag", "Tags")) do
+    for _, spec in ipairs(list_param(p, "TagSpecifications")) do
+      for _, t in ipairs(list_param(spec, "Tags")) do
         local _, err = bad_tag(t)
         if err then return nil, err end
       end

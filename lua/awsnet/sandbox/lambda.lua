@@ -136,9 +136,9 @@ except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, 
 print("ok")
 ]]
 
--- Unpacks a base64 zip into a fresh folder; returns the folder, size and CodeSha256, or nil, err.
-local function store_code(ctx, fn_id, zip_base64)
-  local zip = wire.base64_decode(zip_base64)
+-- Unpacks a zip (Code.ZipFile, a blob: the model's reader has decoded its base64) into a fresh
+-- folder; returns the folder, size and CodeSha256, or nil, err.
+local function store_code(ctx, fn_id, zip)
   if not zip or #zip < 22 or zip:sub(1, 2) ~= "PK" then
     return invalid("Could not unzip uploaded file. Please check your file.")
   end
@@ -349,7 +349,7 @@ function A.CreateFunction(ctx, p)
   ctx.state:transition(fn, "Pending", "Active")
   local out = render(fn, ctx)
   out.State, out.StateReasonCode, out.StateReason = "Pending", "Creating", "The function is being created."
-  return { _response = wire.json_response(201, out, ctx.request_id) }
+  return out -- 201, the model's responseCode
 end
 
 function A.GetFunction(ctx, p)
@@ -395,7 +395,7 @@ function A.DeleteFunction(ctx, p)
   ctx.state:remove("lambda_fn", fn.id)
   schedule_release(ctx)
   if fn.code_dir then process.remove(fn.code_dir) end
-  return { _response = wire.json_response(204, nil, ctx.request_id) }
+  return {} -- 204, the model's responseCode
 end
 
 -- ---------------------------------------------------------------------------------------------
@@ -556,32 +556,26 @@ function A.Invoke(ctx, p)
     return fail("ResourceConflictException", "The operation cannot be performed at this time. " ..
       "The function is currently in the following state: " .. state, 409)
   end
-  local headers = p._headers or {}
-  local kind = headers["x-amz-invocation-type"] or "RequestResponse"
-  if kind == "DryRun" then return { _response = wire.json_response(204, nil, ctx.request_id) } end
-  local event = p._raw_body or ""
+  local kind = p.InvocationType or "RequestResponse"
+  if kind == "DryRun" then return { StatusCode = 204 } end
+  local event = p.Payload or ""
   if event ~= "" and not wire.json_decode(event) then
     return fail("InvalidRequestContentException", "Could not parse request body into json", 400)
   end
   local run_ = start_run(ctx, fn, event)
   -- an asynchronous invocation is answered at once, its run goes on in the background
   if kind == "Event" then
-    return { _response = wire.json_response(202, nil, ctx.request_id), _job = run_ }
+    return { StatusCode = 202, _job = run_ }
   end
   -- the answer comes when the run ends: the sandbox polls the job meanwhile and serves others
   local job = { cancel = run_.cancel }
   function job.poll()
     local out = run_.poll()
     if not out then return nil end
-    local response_headers = { ["X-Amz-Executed-Version"] = "$LATEST", ["X-Amz-Function-Error"] = out.function_error }
-    if headers["x-amz-log-type"] == "Tail" then
-      response_headers["X-Amz-Log-Result"] = wire.base64_encode(out.log:sub(-4096))
-    end
-    local response = wire.json_response(200, nil, ctx.request_id, response_headers)
-    response.body = out.payload
-    return response
+    return ctx.render({ StatusCode = 200, ExecutedVersion = "$LATEST", FunctionError = out.function_error,
+      LogResult = p.LogType == "Tail" and wire.base64_encode(out.log:sub(-4096)) or nil, Payload = out.payload })
   end
-  return { _job = job }
+  return { _job = job, _later = true }
 end
 
 --- A function as GetFunctionConfiguration and ListFunctions show it.

@@ -33,7 +33,7 @@ local function render_group(g, ctx)
   end
   return {
     DBSubnetGroupName = g.name, DBSubnetGroupDescription = g.description, VpcId = g.vpc, SubnetGroupStatus = "Complete",
-    Subnets = array(subnets, "Subnet"), DBSubnetGroupArn = "arn:aws:rds:" .. ctx.region .. ":" .. g.owner .. ":subgrp:" .. g.name,
+    Subnets = array(subnets), DBSubnetGroupArn = "arn:aws:rds:" .. ctx.region .. ":" .. g.owner .. ":subgrp:" .. g.name,
   }
 end
 
@@ -49,7 +49,7 @@ function A.CreateDBSubnetGroup(ctx, p)
   if ctx.state:get("db_subnet_group", group_key(ctx.account, p.DBSubnetGroupName)) then
     return fail("DBSubnetGroupAlreadyExists", "The DB subnet group '" .. p.DBSubnetGroupName .. "' already exists.")
   end
-  local ids = wire.list(p.SubnetIds)
+  local ids = (p.SubnetIds or {})
   if #ids == 0 then return fail("InvalidParameterValue", "The request must contain the parameter SubnetIds") end
   local vpc, zones, nzones = nil, {}, 0
   for _, sid in ipairs(ids) do
@@ -82,7 +82,7 @@ function A.DescribeDBSubnetGroups(ctx, p)
   end
   local out = {}
   for i, g in ipairs(groups) do out[i] = render_group(g, ctx) end
-  return { DBSubnetGroups = array(out, "DBSubnetGroup") }
+  return { DBSubnetGroups = array(out) }
 end
 
 function A.DeleteDBSubnetGroup(ctx, p)
@@ -204,7 +204,7 @@ local function render_instance(inst, ctx)
     DBInstanceIdentifier = inst.name, DBInstanceClass = inst.class, Engine = inst.engine, EngineVersion = inst.engine_version,
     DBInstanceStatus = status, MasterUsername = inst.master_user, DBName = inst.db_name, AllocatedStorage = inst.storage,
     Endpoint = status ~= "creating" and { Address = inst.address, Port = inst.port, HostedZoneId = "Z2R2ITUGPM61AM" } or nil,
-    VpcSecurityGroups = array(sgs, "VpcSecurityGroupMembership"), DBSubnetGroup = g and render_group(g, ctx),
+    VpcSecurityGroups = array(sgs), DBSubnetGroup = g and render_group(g, ctx),
     PubliclyAccessible = inst.public, AvailabilityZone = inst.az, MultiAZ = false, StorageEncrypted = false,
     DBInstanceArn = "arn:aws:rds:" .. ctx.region .. ":" .. inst.owner .. ":db:" .. inst.name, DbiResourceId = inst.resource_id,
     IAMDatabaseAuthenticationEnabled = false, DeletionProtection = false, InstanceCreateTime = wire.timestamp(inst.created),
@@ -284,7 +284,7 @@ function A.CreateDBInstance(ctx, p)
   local group
   group, err = find_group(ctx, p.DBSubnetGroupName or "default")
   if not group then return nil, err end
-  local groups = wire.list(p.VpcSecurityGroupIds)
+  local groups = (p.VpcSecurityGroupIds or {})
   for _, gid in ipairs(groups) do
     local sg, serr = ec2.lookup(ctx, "sg", gid, "InvalidGroup.NotFound")
     if not sg then return nil, serr end
@@ -294,7 +294,7 @@ function A.CreateDBInstance(ctx, p)
   end
   if #groups == 0 then groups = { ctx.state:get("vpc", group.vpc).default_sg } end
   local subnet = ctx.state:get("subnet", group.subnets[1])
-  local public = p.PubliclyAccessible == "true"
+  local public = p.PubliclyAccessible == true
   local eni
   eni, err = ec2.create_eni(ctx, subnet, { groups = groups, interface_type = "interface", requester_managed = true,
     requester_id = "amazon-rds", description = "RDSNetworkInterface",
@@ -343,13 +343,13 @@ function A.DescribeDBInstances(ctx, p)
   end
   local out = {}
   for i, inst in ipairs(list) do out[i] = render_instance(inst, ctx) end
-  return { DBInstances = array(out, "DBInstance") }
+  return { DBInstances = array(out) }
 end
 
 function A.DeleteDBInstance(ctx, p)
   local inst, err = find_instance(ctx, p.DBInstanceIdentifier)
   if not inst then return nil, err end
-  if p.SkipFinalSnapshot ~= "true" and not p.FinalDBSnapshotIdentifier then
+  if p.SkipFinalSnapshot ~= true and not p.FinalDBSnapshotIdentifier then
     return fail("InvalidParameterCombination",
       "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.")
   end

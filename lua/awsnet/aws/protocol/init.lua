@@ -14,6 +14,7 @@ local errors = require "awsnet.errors"
 local json = require "awsnet.aws.protocol.json"
 local query = require "awsnet.aws.protocol.query"
 local rest = require "awsnet.aws.protocol.rest"
+local server = require "awsnet.aws.protocol.server"
 local shape = require "awsnet.aws.shape"
 
 local protocol = {}
@@ -132,6 +133,55 @@ function protocol.parse(m, op_name, resp, opts)
     return rest.parse(m, op, resp, opts)
   end
   return errors.fail("invalid_model", "unknown protocol " .. tostring(p))
+end
+
+-- ---- the server side (the sandbox): the mirror of build and parse --------------------------------
+
+--- Reads an operation's HTTP request into params by its input shape (the mirror of `build`).
+-- @tparam table m the model
+-- @tparam string op_name the operation
+-- @tparam table req {method, url or target (path and query), headers, body}
+-- @tparam[opt] table opts {on_unknown = function(path) for each part of the request no member
+-- reads: a form key, a JSON key's dotted path, "?name" for a query parameter}
+-- @treturn table the params by member name (timestamps as epoch seconds), or nil, err
+-- ("invalid_parameter" with `path`, "invalid_request", "unknown_operation")
+-- @raise on arguments of the wrong type
+function protocol.parse_request(m, op_name, req, opts)
+  check_args("parse_request", m, op_name, req, "request table", opts)
+  if type(req) ~= "table" then arg_error("parse_request", 3, "request table", req) end
+  local op, oerr = operation(m, op_name)
+  if not op then return nil, oerr end
+  return server.parse_request(m, op, req, opts or {})
+end
+
+--- Writes an operation's answer from a result by its output shape (the mirror of `parse`).
+-- @tparam table m the model
+-- @tparam string op_name the operation
+-- @tparam[opt] table result by member name (keys starting with "_" are the caller's own)
+-- @tparam[opt] table opts {request_id, on_unknown = function(path) for each result key the
+-- output shape does not have (left out)}
+-- @treturn table {status, headers, body}, or nil, err ("unknown_operation")
+-- @raise on arguments of the wrong type
+function protocol.render(m, op_name, result, opts)
+  check_args("render", m, op_name, result, "table or nil", opts)
+  local op, oerr = operation(m, op_name)
+  if not op then return nil, oerr end
+  return server.render(m, op, result, opts or {})
+end
+
+--- Writes an error answer in the protocol's shape.
+-- @tparam table m the model
+-- @tparam table err {code, message, status (default 400), data (a modeled error's members)}
+-- @tparam[opt] table opts {request_id}
+-- @treturn table {status, headers, body}
+-- @raise on arguments of the wrong type
+function protocol.render_error(m, err, opts)
+  if type(m) ~= "table" or type(m.metadata) ~= "table" or type(m.shapes) ~= "table" then
+    arg_error("render_error", 1, "model", m)
+  end
+  if type(err) ~= "table" then arg_error("render_error", 2, "table", err) end
+  if opts ~= nil and type(opts) ~= "table" then arg_error("render_error", 3, "table or nil", opts) end
+  return server.render_error(m, err, opts or {})
 end
 
 return protocol

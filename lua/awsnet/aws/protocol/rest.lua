@@ -332,4 +332,7 @@ function rest.error(m, resp, opts)
   return nil, err
 end
 
+-- for the server side (awsnet.aws.protocol.server): the same scalar texts both ways
+rest.text_of, rest.header_text, rest.header_value = text_of, header_text, header_value
+
 return rest

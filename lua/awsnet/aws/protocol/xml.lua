@@ -88,7 +88,11 @@ local function parse_structure(m, s, node, opts)
         end
         if v ~= nil then out[name] = xml.scalar(ms, v, opts) end
       end
-      if opts.on_unknown then kids[key] = nil end
+      if opts.on_unknown then
+        kids[key] = nil
+        -- a flattened list repeats under the member's own name too
+        if child == nil and ms.type == "list" then kids[trait(ref, ms, "locationName") or name] = nil end
+      end
     end
   end
   -- for checking an answer against the model: elements no member reads

@@ -9,7 +9,7 @@ static const char *const code_names[EV_CODE_COUNT] = {
     "TGW_ROUTE_AZ_RESTRICTION", "TGW_ATTACH_MISSING_TGW_RTB_ASSOCIATION", "TGW_RTB_ROUTES_ARE_UNKNOWN",
     "TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT", "TGW_RTB_BAD_STATE_ROUTE", "ENI_SG_RULES_MISMATCH",
     "SG_REFERENCING_SUPPORT", "SUBNET_ACL_RESTRICTION", "UNKNOWN_DESTINATION", "UNSUPPORTED_COMPONENT",
-    "NO_PATH",
+    "NO_PATH", "NO_DESTINATION_ENI",
 };
 
 const char *eval_code_name(int code)
@@ -382,8 +382,11 @@ void eval_trace(const model *m, const eval_query *q, eval_result *r)
         }
         hop(&w, H_ENI, m->enis.v[dst_eni].comp, -1, V_DELIVER, EV_OK);
     } else {
+        /* The packet reaches the subnet and no one answers: nothing comes back. */
         r->flags |= F_DST_NOT_ENI;
-        hop(&w, H_SUBNET, m->subnets.v[li.dst_subnet].comp, -1, V_DELIVER, EV_OK);
+        hop(&w, H_SUBNET, m->subnets.v[li.dst_subnet].comp, -1, V_DROP, EV_NO_DESTINATION_ENI);
+        r->nforward = r->n;
+        return;
     }
     r->nforward = r->n;
     if (q->forward_only)

@@ -9,13 +9,14 @@
 
 #include "reach/model.h"
 
-/* Explanation codes, named as in VPC Reachability Analyzer (eval_code_name). */
+/* Explanation codes, named as in VPC Reachability Analyzer (eval_code_name); NO_DESTINATION_ENI
+ * is awsnet's own: the packet reaches the destination's subnet and no interface holds it. */
 enum {
     EV_OK, EV_NO_ROUTE_TO_DESTINATION, EV_BAD_STATE_ROUTE, EV_BAD_STATE, EV_BAD_STATE_ATTACHMENT,
     EV_TGW_ROUTE_AZ_RESTRICTION, EV_TGW_ATTACH_MISSING_TGW_RTB_ASSOCIATION, EV_TGW_RTB_ROUTES_ARE_UNKNOWN,
     EV_TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT, EV_TGW_RTB_BAD_STATE_ROUTE, EV_ENI_SG_RULES_MISMATCH,
     EV_SG_REFERENCING_SUPPORT, EV_SUBNET_ACL_RESTRICTION, EV_UNKNOWN_DESTINATION, EV_UNSUPPORTED_COMPONENT,
-    EV_NO_PATH, EV_CODE_COUNT
+    EV_NO_PATH, EV_NO_DESTINATION_ENI, EV_CODE_COUNT
 };
 const char *eval_code_name(int code);
 
@@ -25,7 +26,7 @@ enum { DIR_FORWARD = 0, DIR_RETURN = 1 };
 /* Assumption flags. */
 enum {
     F_AZ_CROSSED = 1,        /* the TGW left through another AZ than it entered (no subnet there) */
-    F_DST_NOT_ENI = 2,       /* no ENI holds the destination address: delivered to the subnet */
+    F_DST_NOT_ENI = 2,       /* no ENI holds the destination address: dropped in its subnet */
     F_SRC_NO_ENI = 4,        /* the source is an address without ENI: no egress SG evaluated */
     F_NACL_UNKNOWN = 8,      /* a subnet without NACL data: treated as allow-all */
 };

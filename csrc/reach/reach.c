@@ -7,6 +7,7 @@
 
 #include "core.h"
 #include "reach/eval.h"
+#include "reach/jsonkeys.h"
 #include "reach/model.h"
 
 #define MODEL_MT "awsnet.reach.model"
@@ -741,6 +742,30 @@ static int l_ipstr(lua_State *L)
     return 1;
 }
 
+/* core.reach.json_keys(text) -> {key = elements of an array value, or -1}, or nil, why: the
+ * top-level members of a describe file, without decoding it (see reach/jsonkeys.h). */
+static void put_key(void *ud, const char *key, size_t keylen, long count)
+{
+    lua_State *L = ud;
+    lua_pushlstring(L, key, keylen);
+    lua_pushinteger(L, count);
+    lua_rawset(L, -3);
+}
+
+static int l_json_keys(lua_State *L)
+{
+    size_t len;
+    const char *text = luaL_checklstring(L, 1, &len);
+    const char *why = NULL;
+    lua_newtable(L);
+    if (jsonkeys_scan(text, len, put_key, L, &why) != 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    return 1;
+}
+
 static const luaL_Reg model_methods[] = {
     { "vpc", l_vpc }, { "subnet", l_subnet }, { "route_table", l_rtb }, { "main_route_table", l_main_rtb },
     { "route", l_route }, { "network_acl", l_acl }, { "acl_rule", l_acl_rule }, { "security_group", l_sg },
@@ -753,7 +778,8 @@ static const luaL_Reg model_methods[] = {
 };
 
 static const luaL_Reg funcs[] = {
-    { "new", l_new }, { "ip", l_ip }, { "cidr", l_cidr }, { "ipstr", l_ipstr }, { "query", l_query }, { NULL, NULL },
+    { "new", l_new }, { "ip", l_ip }, { "cidr", l_cidr }, { "ipstr", l_ipstr }, { "query", l_query },
+    { "json_keys", l_json_keys }, { NULL, NULL },
 };
 
 void reach_open(lua_State *L)

@@ -32,9 +32,19 @@
 --     are used only for tables without propagation data);
 --   * `TransitGatewayAssociations`: `{"TransitGatewayRouteTableId": ..., "Associations": [...]}`
 --     (the attachments' own `Association` field is read too);
---   * `ManagedPrefixLists` entries inline as `Entries` (get-managed-prefix-list-entries).
+--   * `ManagedPrefixLists` entries inline as `Entries` (get-managed-prefix-list-entries);
+--   * `ResolvedNames`: DNS answers recorded with the snapshot, `{"Name": ..., "Addresses": [...]}`;
+--     a database is reached at the ENI holding its endpoint's address when it is recorded;
+--   * `NotCollected`: what the collector could not read, `{"Key": "SecurityGroups", "Reason": ...}`
+--     (written by awsnet.snapshot). It, and a SecurityGroups, RouteTables or NetworkAcls file missing
+--     where there are subnets, goes to `model.skipped` and into the assumptions of each trace through
+--     that account.
 --
--- Returns a model, or nil, err with err.code "invalid_snapshot" and err.file / err.resource.
+-- A value of the wrong type where the loader reads is "invalid_snapshot" with err.file and err.path
+-- (awsnet.reach.shape); a folder's files over `max_file_size` (default 1 GiB) are refused unread.
+--
+-- Returns a model, or nil, err with err.code "invalid_snapshot" and err.file / err.resource (and
+-- err.path, the JSON path, for a value of the wrong type: see awsnet.reach.shape).
 -- `model.skipped` lists what was not modelled and why; `model.counts` the sizes.
 -- @module awsnet.reach
 local core = require "awsnet.core"
@@ -45,31 +55,61 @@ local report = require "awsnet.reach.report"
 local creach = core.reach
 local reach = {}
 
+-- The table form's values of the wrong type (awsnet.reach.shape), named by account, region and
+-- JSON path; nil when all are right (the shape of `accounts` itself is build's to check).
+local function check_table(data)
+  if type(data.accounts) ~= "table" then return nil end
+  local shape = require "awsnet.reach.shape"
+  for account, regions in pairs(data.accounts) do
+    if type(regions) == "table" then
+      for region, res in pairs(regions) do
+        if type(res) == "table" then
+          local ok, err = shape.check(res, string.format("accounts/%s/%s", tostring(account), tostring(region)), true)
+          if not ok then return err end
+        end
+      end
+    end
+  end
+end
+
 local Model = {}
 Model.__index = Model
 Model.__name = "awsnet.reach.model"
 
 local PROTOCOLS = { tcp = 6, udp = 17, icmp = 1, all = -1, ["-1"] = -1 }
 -- Client source ports the replies go back to (nacl-ephemeral-ports.html).
+local LOAD_GC_PAUSE = 150
 local EPHEMERAL = { lambda = { 1024, 65535 }, default = { 32768, 60999 } }
 
 --- Builds a model from a snapshot folder or table (see the module comment).
 -- @param source a folder path (string) or the data as a table
+-- @tparam[opt] table opts {max_file_size = bytes per file of a folder (default 1 GiB)}
 -- @return the model (`model:trace`, `model:matrix`, `model:who_can_reach`, ...), or nil, err
 -- ("invalid_snapshot" with file or resource, or a read error of the folder)
-function reach.load(source)
+-- @raise on a source that is neither, or a bad max_file_size
+function reach.load(source, opts)
   local data, origins, skipped
+  if opts ~= nil and type(opts) ~= "table" then error("reach.load: options must be a table", 2) end
   if type(source) == "string" then
     local err
-    data, err, skipped = require("awsnet.reach.snapshot").read(source)
+    -- lazily: each file decoded when the builder reaches it, dropped once compiled
+    data, err, skipped = require("awsnet.reach.snapshot").read(source,
+      { lazy = true, max_file_size = opts and opts.max_file_size })
     if not data then return nil, err end
     origins = err
   elseif type(source) == "table" then
     data = source
+    local err = check_table(data)
+    if err then return nil, err end
   else
     error("reach.load: folder name or table expected", 2)
   end
+  -- The collector starts a cycle when the heap has grown to `pause`% of what the last one kept
+  -- (200 by default): while a load makes and drops decoded tables, 150 keeps its peak memory
+  -- close to what it holds, for a few per cent more time (bench/reach).
+  local pause = collectgarbage("setpause", LOAD_GC_PAUSE)
   local b, err = build.compile(data, origins)
+  collectgarbage("setpause", pause)
   if not b then return nil, err end
   if skipped and #skipped > 0 then
     table.move(b.skipped, 1, #b.skipped, #skipped + 1, skipped)
@@ -167,6 +207,26 @@ function Model:resolve(name, role, resolver)
   return { ip = ip, label = name, dns_name = name, resolved = addr, cname_chain = ans.cname_chain }
 end
 
+--- Where a database's endpoint resolves through `resolver`: the address and the ENI holding it
+-- in the database's VPC (-1 when none does: the trace then ends NO_DESTINATION_ENI).
+-- @within Model
+-- @tparam table dst the database's endpoint record (from `Model:endpoint`)
+-- @param resolver as for `Model:resolve`
+-- @treturn table {ip (integer), eni (index or -1), text (the assumption said)}, or nil, err
+-- (awsnet.dns's codes, "unknown_endpoint" without an IPv4 address)
+function Model:resolve_database(dst, resolver)
+  local ans, err = self:resolve(dst.address, "dst", resolver)
+  if not ans then return nil, err end
+  local vpc = self._b.idx.vpc[dst.vpc or ""]
+  local eni = vpc and self._m:lookup("eni", vpc, ans.ip) or -1
+  local eni_id
+  for id, info in pairs(self._b.info.eni) do
+    if info.idx == eni then eni_id = id break end
+  end
+  return { ip = ans.ip, eni = eni, text = string.format("%s: its endpoint %s resolved to %s%s", dst.label, dst.address,
+    creach.ipstr(ans.ip), eni_id and (" (" .. eni_id .. ")") or ", which no network interface holds") }
+end
+
 --- The VPC id a source lives in (for the DNS rules).
 -- @within Model
 -- @tparam table ep an endpoint from `Model:endpoint`
@@ -201,14 +261,15 @@ local function client_ports(src, src_port)
     if not p or p < 0 or p > 65535 then error("bad src_port " .. tostring(src_port), 3) end
     return p, p
   end
-  local eph = src.lambda and EPHEMERAL.lambda or EPHEMERAL.default
+  local eph = (src.lambda or src.hyperplane) and EPHEMERAL.lambda or EPHEMERAL.default
   return eph[1], eph[2]
 end
 
 -- A walked result, with the flags the evaluator does not know (set only when true: a result is
 -- made per trace, and fewer fields keep it in a smaller table).
-local function traced(mt, src, dst, trap, dns_default, src_port, ok, query)
+local function traced(mt, src, dst, trap, dns_default, src_port, resolved, ok, query)
   local r = report.result(mt, src, dst, ok, query)
+  if resolved then r._resolved = resolved end
   if trap then r._trap = true end
   if dns_default then r._dns_default = dns_default end
   if src_port ~= nil then r._spg = true end
@@ -255,7 +316,7 @@ function Model:trace(q)
   -- DNS: a name must resolve in the source's VPC, and a publicly accessible RDS name resolves
   -- to its public address from outside the DB's VPC.
   local dst_ip, dst_eni = dst.ip, -1
-  local trap, dns_default
+  local trap, dns_default, resolved
   if dst.rds or dst.dns_name then
     local src_vpc = self:source_vpc(src)
     local vinfo = src_vpc and self._b.info.vpc[src_vpc]
@@ -272,6 +333,12 @@ function Model:trace(q)
           if dst.public_ip then dst_ip = creach.ip(dst.public_ip) else early = report.public_unknown end
         else
           dst_eni, dst_ip = dst.eni, dst.ip_n
+          if q.resolver and dst.address then
+            -- the database is reached at the address its endpoint resolves to
+            local via, rerr = self:resolve_database(dst, q.resolver)
+            if not via then return nil, rerr end
+            dst_eni, dst_ip, resolved = via.eni, via.ip, via.text
+          end
         end
       end
     end
@@ -290,7 +357,7 @@ function Model:trace(q)
     local first
     local enis = src.enis
     for i, eni in ipairs(enis) do
-      local r = traced(mt, src, dst, trap, dns_default, src_port,
+      local r = traced(mt, src, dst, trap, dns_default, src_port, resolved,
         m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
       if #enis > 1 then r.source, r.source_index = src.ips[i], i end
       if not r.reachable then return r end
@@ -299,7 +366,7 @@ function Model:trace(q)
     return first
   end
   if src.eni then
-    return traced(mt, src, dst, trap, dns_default, src_port,
+    return traced(mt, src, dst, trap, dns_default, src_port, resolved,
       m:trace(src.eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
   end
   local subnet = m:lookup("any_subnet", src.ip)
@@ -307,7 +374,7 @@ function Model:trace(q)
     return errors.fail("unknown_endpoint", "src " .. src.label .. " is in no subnet of the snapshot")
   end
   local eni = m:lookup("eni", self._b.subnet_vpc[subnet], src.ip)
-  return traced(mt, src, dst, trap, dns_default, src_port,
+  return traced(mt, src, dst, trap, dns_default, src_port, resolved,
     m:trace(eni or -1, subnet, src.ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
 end
 

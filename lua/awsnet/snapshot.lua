@@ -4,7 +4,9 @@
 -- keys and types, empty lists as [], 4-space indentation; Lambda environment variable values
 -- redacted, listed in REDACTED.txt), plus the keys
 -- awsnet.reach adds: VpcAttributes (describe-vpc-attribute per VPC), TransitGatewayRoutes
--- (search-transit-gateway-routes per route table) and TransitGatewayPropagations.
+-- (search-transit-gateway-routes per route table) and TransitGatewayPropagations; and, when the
+-- endpoint does not offer a call, NotCollected ([{"Key": <file key>, "Reason": "<service>:<op>: <code>"}]),
+-- which awsnet.reach lists in `skipped` and in the assumptions of each trace it could change.
 --
 --   local snap = assert(snapshot.take{out = dir, region = "us-east-1",
 --                                     accounts = { {client = fn(service) -> aws client}, ... }})
@@ -62,12 +64,20 @@ end
 -- snapshot then has no such data, and says so in `skipped`.
 local UNSUPPORTED = { InvalidAction = true, UnknownOperationException = true, UnsupportedOperation = true }
 
-local function fetch(aws, calls, account_of, skipped)
+local function fetch(aws, calls, account_of, skipped, key_of)
   local pages, errs = aws.pages_many(calls)
   local out = {}
   for i, c in ipairs(calls) do
     if errs[i] and UNSUPPORTED[errs[i].code] and skipped then
       skipped[#skipped + 1] = string.format("%s %s:%s: %s", account_of[i].id, c[1].service, c[2], errs[i].code)
+      -- said in the snapshot too (NotCollected.json), so every trace it could change says so
+      local a = account_of[i]
+      a.not_collected = a.not_collected or {}
+      local key = key_of and key_of(c) or "?"
+      local reason = string.format("%s:%s: %s", c[1].service, c[2], errs[i].code)
+      local seen
+      for _, n in ipairs(a.not_collected) do seen = seen or (n.Key == key and n.Reason == reason) end
+      if not seen then a.not_collected[#a.not_collected + 1] = { Key = key, Reason = reason } end
       pages[i], errs[i] = {}, nil
     end
     if errs[i] then
@@ -154,6 +164,7 @@ function snapshot.take(opts)
   -- 2: every describe call of every account at once
   calls, account_of = {}, {}
   for _, a in ipairs(opts.accounts) do
+    a.not_collected = nil
     for _, c in ipairs(snapshot.CALLS) do
       calls[#calls + 1] = { a.client(c[1]), c[2], {}, c[3] }
       account_of[#calls] = a
@@ -161,7 +172,7 @@ function snapshot.take(opts)
   end
   local skipped = {}
   local items
-  items, err = fetch(aws, calls, account_of, skipped)
+  items, err = fetch(aws, calls, account_of, skipped, function(c) return c[4] end)
   if not items then return nil, err end
   local data = {}
   for i, c in ipairs(calls) do
@@ -177,7 +188,7 @@ function snapshot.take(opts)
       account_of[#calls] = a
     end
   end
-  items, err = fetch(aws, calls, account_of, skipped)
+  items, err = fetch(aws, calls, account_of, skipped, function(c) return c[5] end)
   if not items then return nil, err end
   for i, c in ipairs(calls) do
     local list = data[account_of[i]][c[5]]
@@ -198,6 +209,7 @@ function snapshot.take(opts)
       if not ok then return nil, err end
       for _, n in ipairs(notes) do out.redacted[#out.redacted + 1] = a.id .. " " .. n end
     end
+    if a.not_collected then data[a].NotCollected = a.not_collected end
     for key, list in pairs(data[a]) do
       ok, err = write_json(path .. "/" .. key .. ".json", key, list)
       if not ok then return nil, err end

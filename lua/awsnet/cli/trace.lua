@@ -64,14 +64,10 @@ function cli_trace.run(a)
   else
     print(tostring(result))
   end
-  -- a packet the network lets through to a subnet but no interface holds is not delivered
-  local hops = result.reachable and result.forward and result.forward.hops
-  local delivered = result.reachable and not (hops and hops[#hops] and hops[#hops].kind == "subnet")
-  if result.reachable and not delivered and not a.json then
-    print("not delivered: no network interface holds " .. tostring(result.dst_ip))
-  end
+  -- the library's verdict (an address no interface holds is NO_DESTINATION_ENI: not reachable)
+  local reachable = result.reachable
   model:close()
-  return delivered and 0 or 1
+  return reachable and 0 or 1
 end
 
 return cli_trace

@@ -6,6 +6,7 @@
 -- @module awsnet.reach.build
 local core = require "awsnet.core"
 local errors = require "awsnet.errors"
+local states = require "awsnet.reach.states"
 
 local creach = core.reach
 local build = {}
@@ -45,7 +46,12 @@ local function new_builder(origins)
     rds_names = {},        -- endpoint address -> rds record
     subnet_ids = {},       -- [subnet index] = subnet id
     subnet_vpc = {},       -- [subnet index] = VPC index
+    lambda_enis = {},      -- subnet id -> {ENI id of type lambda, ...} (see index_eni)
+    rds_enis = {},         -- VPC id -> {ENI id requested by RDS, ...}
+    scanned = 0,           -- candidates the functions and databases passes looked at
     skipped = {},
+    notes = {},            -- component id -> {assumption...}: said by each trace through it
+    missing = {},          -- {account, region, key, text}: data a trace in that account depends on
     origins = origins or {},
   }, Builder)
 end
@@ -57,6 +63,14 @@ end
 
 function Builder:rule(text)
   return self.m:rule(text)
+end
+
+-- An assumption every trace through component `id` states.
+function Builder:note(id, text)
+  local n = self.notes[id]
+  if not n then n = {} self.notes[id] = n end
+  for _, t in ipairs(n) do if t == text then return end end
+  n[#n + 1] = text
 end
 
 function Builder:skip(where, what, reason)
@@ -123,9 +137,12 @@ end
 -- Registers id in index `kind`; the same id twice in one list is an error, the same id from
 -- another account or region (a shared resource seen from both sides) is merged: first wins.
 function Builder:claim(kind, id, where)
-  local seen = self.seen or {}
-  self.seen = seen
-  local key = kind .. "\0" .. id
+  -- (a table per kind: no key string made per resource)
+  local all = self.seen or {}
+  self.seen = all
+  local seen = all[kind] or {}
+  all[kind] = seen
+  local key = id
   local prev = seen[key]
   if prev then
     if prev.account == where.account and prev.region == where.region and prev.key == where.key then
@@ -210,8 +227,9 @@ function Builder:transit_gateways(data)
     -- the owner's copy wins over what a participant of the share sees
     if info and not (str(t.OwnerId) == where.account and info.owner ~= where.account) then return end
     local opts = list(t.Options)
+    local works, assumed = states.works("tgw", str(t.State))
     self.info.tgw[id] = { res = t, where = where, owner = str(t.OwnerId) or where.account,
-      available = t.State == "available", sgref = opts.SecurityGroupReferencingSupport == "enable",
+      available = works, assumed = assumed and (id .. ": " .. assumed), sgref = opts.SecurityGroupReferencingSupport == "enable",
       dns = opts.DnsSupport ~= "disable" }
   end)
   for id, info in pairs(self.info.tgw) do
@@ -268,7 +286,7 @@ function Builder:vpcs(data)
 end
 
 function Builder:route_tables(data)
-  self.subnet_rtb, self.rtb_res = {}, {}
+  self.subnet_rtb = {}
   self:each(data, "RouteTables", function(t, where)
     local id = self:first_sight(t, "RouteTableId", "rtb", where)
     if not id then return end
@@ -276,7 +294,7 @@ function Builder:route_tables(data)
     if not vpc then self:raise(where, id, "unknown VPC " .. tostring(t.VpcId)) end
     local r = self.m:route_table(self:comp(id, "route-table", where, tag_name(t)))
     self.idx.rtb[id] = r
-    self.rtb_res[#self.rtb_res + 1] = { res = t, where = where, idx = r, id = id }
+    self:table_routes({ res = t, where = where, idx = r, id = id })
     for _, a in ipairs(list(t.Associations)) do
       local state = type(a.AssociationState) == "table" and a.AssociationState.State or "associated"
       if state == "associated" then
@@ -329,18 +347,25 @@ function Builder:network_acls(data)
   end)
 end
 
+-- Two passes, the groups then their rules (a rule may name any group): a lazily read snapshot
+-- decodes the files twice rather than holding every group until the last one is known.
 function Builder:security_groups(data)
-  local groups = {}
+  local firsts, n = {}, 0 -- [n-th group listed] = its id when first seen there, else false
   self:each(data, "SecurityGroups", function(g, where)
     local id = self:first_sight(g, "GroupId", "sg", where)
+    n = n + 1
+    firsts[n] = id or false
     if not id then return end
     self.idx.sg[id] = self.m:security_group(self:comp(id, "security-group", where, str(g.GroupName)))
-    groups[#groups + 1] = { res = g, where = where, id = id }
   end)
-  for _, g in ipairs(groups) do
-    self:sg_rules(g, list(g.res.IpPermissions), false)
-    self:sg_rules(g, list(g.res.IpPermissionsEgress), true)
-  end
+  n = 0
+  self:each(data, "SecurityGroups", function(g, where)
+    n = n + 1
+    if not firsts[n] then return end
+    local grp = { res = g, where = where, id = firsts[n] }
+    self:sg_rules(grp, list(g.IpPermissions), false)
+    self:sg_rules(grp, list(g.IpPermissionsEgress), true)
+  end)
 end
 
 function Builder:sg_rules(g, perms, egress)
@@ -407,7 +432,8 @@ function Builder:subnets(data)
     self.idx.subnet[id] = idx
     self.subnet_ids[idx] = id
     self.subnet_vpc[idx] = vpc
-    self.info.subnet[id] = { vpc = s.VpcId, cidr = cidr, az = az, az_id = az_id, where = where }
+    self.info.subnet[id] = { vpc = s.VpcId, cidr = cidr, az = az, az_id = az_id, where = where,
+      az_name = str(s.AvailabilityZone) }
   end)
 end
 
@@ -426,50 +452,89 @@ function Builder:peerings(data)
   end)
 end
 
-function Builder:routes()
-  for _, t in ipairs(self.rtb_res) do
-    local where, id = t.where, t.id
-    self.at = where
-    for _, r in ipairs(list(t.res.Routes)) do
-      local dests
-      local rank = RANK_STATIC
-      if str(r.DestinationCidrBlock) then
-        dests = { self:cidr_ok(r.DestinationCidrBlock, where, id) }
-      elseif str(r.DestinationPrefixListId) then
-        dests, rank = self.pls[r.DestinationPrefixListId], RANK_PREFIX_LIST
-        if not dests then
-          self:skip(where, id, "route to unknown prefix list " .. r.DestinationPrefixListId)
-          dests = {}
-        end
-      else
-        self:skip(where, id, "IPv6 route " .. tostring(r.DestinationIpv6CidrBlock))
+-- A route table's routes, compiled as its table is (so its decoded routes need not outlive the
+-- pass; peering connections, which routes name, are compiled before).
+function Builder:table_routes(t)
+  local where, id = t.where, t.id
+  self.at = where
+  for _, r in ipairs(list(t.res.Routes)) do
+    local dests
+    local rank = RANK_STATIC
+    if str(r.DestinationCidrBlock) then
+      dests = { self:cidr_ok(r.DestinationCidrBlock, where, id) }
+    elseif str(r.DestinationPrefixListId) then
+      dests, rank = self.pls[r.DestinationPrefixListId], RANK_PREFIX_LIST
+      if not dests then
+        self:skip(where, id, "route to unknown prefix list " .. r.DestinationPrefixListId)
         dests = {}
       end
-      if r.Origin == "EnableVgwRoutePropagation" then rank = RANK_PROPAGATED end
-      local kind, target, label = RT_OTHER, -1
-      if r.GatewayId == "local" then
-        kind, label = RT_LOCAL, "local"
-      elseif str(r.TransitGatewayId) then
-        label = r.TransitGatewayId
-        if self.idx.tgw[r.TransitGatewayId] then kind, target = RT_TGW, self.idx.tgw[r.TransitGatewayId] end
-      elseif str(r.VpcPeeringConnectionId) then
-        label = r.VpcPeeringConnectionId
-        if self.idx.pcx[label] then kind, target = RT_PCX, self.idx.pcx[label] end
-      else
-        label = str(r.GatewayId) or str(r.NatGatewayId) or str(r.NetworkInterfaceId) or str(r.InstanceId)
-          or str(r.EgressOnlyInternetGatewayId) or str(r.LocalGatewayId) or str(r.CarrierGatewayId)
-          or str(r.CoreNetworkArn) or "?"
-      end
-      local blackhole = r.State == "blackhole"
-      for _, d in ipairs(dests) do
-        local text = string.format("%s -> %s%s%s", d, label,
-          str(r.DestinationPrefixListId) and (" (" .. r.DestinationPrefixListId .. ")") or "",
-          blackhole and " (blackhole)" or "")
-        local ok, err = self.m:route(t.idx, d, kind, target, rank, blackhole, self:rule(text))
-        if not ok then self:raise(where, id, err) end
-      end
+    else
+      self:skip(where, id, "IPv6 route " .. tostring(r.DestinationIpv6CidrBlock))
+      dests = {}
+    end
+    if r.Origin == "EnableVgwRoutePropagation" then rank = RANK_PROPAGATED end
+    local kind, target, label = RT_OTHER, -1
+    if r.GatewayId == "local" then
+      kind, label = RT_LOCAL, "local"
+    elseif str(r.TransitGatewayId) then
+      label = r.TransitGatewayId
+      if self.idx.tgw[r.TransitGatewayId] then kind, target = RT_TGW, self.idx.tgw[r.TransitGatewayId] end
+    elseif str(r.VpcPeeringConnectionId) then
+      label = r.VpcPeeringConnectionId
+      if self.idx.pcx[label] then kind, target = RT_PCX, self.idx.pcx[label] end
+    else
+      label = str(r.GatewayId) or str(r.NatGatewayId) or str(r.NetworkInterfaceId) or str(r.InstanceId)
+        or str(r.EgressOnlyInternetGatewayId) or str(r.LocalGatewayId) or str(r.CarrierGatewayId)
+        or str(r.CoreNetworkArn) or "?"
+    end
+    local blackhole = r.State == "blackhole"
+    for _, d in ipairs(dests) do
+      local text = string.format("%s -> %s%s%s", d, label,
+        str(r.DestinationPrefixListId) and (" (" .. r.DestinationPrefixListId .. ")") or "",
+        blackhole and " (blackhole)" or "")
+      local ok, err = self.m:route(t.idx, d, kind, target, rank, blackhole, self:rule(text))
+      if not ok then self:raise(where, id, err) end
     end
   end
+end
+
+-- The ENIs the functions and databases passes choose from, indexed once as they are added (a scan
+-- of every ENI per function subnet and per database made the load quadratic): Hyperplane ENIs by
+-- subnet id, ENIs RDS requested by VPC id. `scanned` counts the candidates those passes look at
+-- (tests/reach_scale_spec.lua).
+local NONE = {}
+
+function Builder:index_eni(id, e)
+  local by, key
+  if e.type == "lambda" then
+    by, key = self.lambda_enis, e.subnet
+  elseif e.description == "RDSNetworkInterface" or e.requester == "amazon-rds" then
+    by, key = self.rds_enis, self.info.subnet[e.subnet].vpc
+  end
+  if by and key then
+    local l = by[key]
+    if not l then l = {} by[key] = l end
+    l[#l + 1] = id
+  end
+end
+
+-- The ENIs a database's may be: any at the address its endpoint resolves to (an index by address
+-- made at the first such lookup), then those RDS requested in its VPC.
+function Builder:db_candidates(vpc, resolved)
+  local rds = self.rds_enis[vpc or ""] or NONE
+  if not resolved then return rds end
+  if not self.ip_enis then
+    self.ip_enis = {}
+    for eid, e in pairs(self.info.eni) do
+      local l = self.ip_enis[e.ip] or {}
+      self.ip_enis[e.ip] = l
+      l[#l + 1] = eid
+    end
+  end
+  local out = {}
+  table.move(self.ip_enis[resolved] or NONE, 1, #(self.ip_enis[resolved] or NONE), 1, out)
+  table.move(rds, 1, #rds, #out + 1, out)
+  return out
 end
 
 local function group_ids(groups)
@@ -478,6 +543,14 @@ local function group_ids(groups)
     if str(g.GroupId) then out[#out + 1] = g.GroupId end
   end
   return out
+end
+
+-- A group an ENI names that the snapshot lacks: its rules are unknown (the ENI may admit more
+-- than the model shows), listed in `skipped` and said by each trace through the ENI.
+function Builder:missing_group(eni_id, group_id, where)
+  self:skip(where, eni_id, "names security group " .. group_id .. ", which the snapshot lacks")
+  self:note(eni_id, string.format("%s names security group %s, which the snapshot lacks: its rules are not "
+    .. "evaluated", eni_id, group_id))
 end
 
 function Builder:add_eni(id, res, where, kind)
@@ -489,7 +562,7 @@ function Builder:add_eni(id, res, where, kind)
   end
   local sgs, sg_ids = {}, group_ids(res.Groups)
   for _, g in ipairs(sg_ids) do
-    if self.idx.sg[g] then sgs[#sgs + 1] = self.idx.sg[g] end
+    if self.idx.sg[g] then sgs[#sgs + 1] = self.idx.sg[g] else self:missing_group(id, g, where) end
   end
   local ip = str(res.PrivateIpAddress)
   if not ip then self:raise(where, id, "network interface without PrivateIpAddress") end
@@ -505,8 +578,10 @@ function Builder:add_eni(id, res, where, kind)
   self.idx.eni[id] = e
   self.info.eni[id] = { idx = e, ip = ip, subnet = res.SubnetId, sgs = sg_ids, type = str(res.InterfaceType),
     description = str(res.Description) or "", public_ip = pub, requester = str(res.RequesterId) }
+  self:index_eni(id, self.info.eni[id])
+  -- a Hyperplane ENI named directly is a Lambda source: its replies go to 1024-65535
   self.endpoints[id] = { eni = e, ip_n = creach.ip(ip), ip_s = ip, label = id,
-    vpc = self.info.subnet[res.SubnetId].vpc }
+    vpc = self.info.subnet[res.SubnetId].vpc, hyperplane = res.InterfaceType == "lambda" or nil }
   return e
 end
 
@@ -587,7 +662,14 @@ function Builder:attachments(data)
       self:skip(a.where, a.id, "attachment to unknown transit gateway " .. tostring(a.tgw))
     else
       local available = true
-      for _, st in ipairs(a.states or {}) do available = available and st == "available" end
+      for _, st in ipairs(a.states or {}) do
+        local works, assumed = states.works("attachment", st)
+        available = available and works
+        if assumed then self:note(a.id, a.id .. ": " .. assumed) end
+      end
+      -- a TGW taken as forwarding in a state no AWS page explains: said by each trace through it
+      local tinfo = self.info.tgw[a.tgw]
+      if tinfo.assumed then self:note(a.id, tinfo.assumed) end
       local vpc = a.vpc and self.idx.vpc[a.vpc] or -1
       if a.type == "vpc" and vpc == -1 then
         self:skip(a.where, a.id, "attachment of a VPC outside the snapshot " .. tostring(a.vpc))
@@ -616,10 +698,12 @@ end
 
 -- CIDRs already installed in one TGW route table, to find overlaps in a few lookups:
 -- `exact[key(net, len)]` for each installed CIDR and `inside[key(prefix, l)]` for each of its
--- shorter prefixes (key = net * 64 + len); `lens` lists the installed lengths.
+-- shorter prefixes (key = net * 64 + len) whose length `l` is one of `qlens`, the lengths that
+-- will be asked about (every shorter one made the load superlinear: 20 entries per CIDR and
+-- table in tables too big for the caches); `lens` lists the installed lengths.
 local function prefix(net, len) return len == 0 and 0 or net & ((0xffffffff << (32 - len)) & 0xffffffff) end
 
-local function new_cidr_set() return { exact = {}, inside = {}, lens = {} } end
+local function new_cidr_set(qlens) return { exact = {}, inside = {}, lens = {}, qlens = qlens } end
 
 -- The installed CIDR sharing an address with `cidr`, or nil.
 local function overlapping(set, cidr)
@@ -637,11 +721,21 @@ local function install(set, cidr)
   local net, len = creach.cidr(cidr)
   set.exact[net * 64 + len] = cidr
   set.lens[len] = true
-  for l = 0, len - 1 do set.inside[prefix(net, l) * 64 + l] = cidr end
+  for l in pairs(set.qlens) do
+    if l < len then set.inside[prefix(net, l) * 64 + l] = cidr end
+  end
 end
 
 function Builder:tgw_routes(data)
   local propagated_tables = {}
+  local qlens = {} -- the lengths of the CIDRs propagations install (the VPCs')
+  local order -- attachment id -> its place in propagation order
+  for _, v in pairs(self.info.vpc) do
+    for _, c in ipairs(v.cidrs) do
+      local _, len = creach.cidr(c)
+      qlens[len] = true
+    end
+  end
   -- Propagations (Batfish's wrapper of get-transit-gateway-route-table-propagations):
   -- {"TransitGatewayPropagations": [{"TransitGatewayRouteTableId": ..., "TransitGatewayRouteTablePropagations": [...]}]}
   self:each(data, "TransitGatewayPropagations", function(w, where)
@@ -659,12 +753,20 @@ function Builder:tgw_routes(data)
     end
     -- A VPC whose CIDR overlaps one already propagated into the table is not propagated
     -- (tgw-vpc-attachments.html): the earlier attachment keeps the route.
-    table.sort(enabled, function(x, y)
-      local cx, cy = self.info.att[x].created or "", self.info.att[y].created or ""
-      if cx ~= cy then return cx < cy end
-      return x < y
-    end)
-    local installed = new_cidr_set()
+    if not order then
+      -- every attachment ranked once by (creation time, id): each table's sort compares integers
+      local all = {}
+      for aid in pairs(self.info.att) do all[#all + 1] = aid end
+      table.sort(all, function(x, y)
+        local cx, cy = self.info.att[x].created or "", self.info.att[y].created or ""
+        if cx ~= cy then return cx < cy end
+        return x < y
+      end)
+      order = {}
+      for i, aid in ipairs(all) do order[aid] = i end
+    end
+    table.sort(enabled, function(x, y) return order[x] < order[y] end)
+    local installed = new_cidr_set(qlens)
     for _, aid in ipairs(enabled) do
       local att = self.info.att[aid]
       local vinfo = att.type == "vpc" and self.info.vpc[att.vpc or ""]
@@ -724,7 +826,9 @@ function Builder:synthetic_eni(id, subnet_id, sgs, where, why)
   local net = creach.cidr(s.cidr)
   local ip = creach.ipstr(net + 4)
   local sg_idx = {}
-  for _, g in ipairs(sgs) do if self.idx.sg[g] then sg_idx[#sg_idx + 1] = self.idx.sg[g] end end
+  for _, g in ipairs(sgs) do
+    if self.idx.sg[g] then sg_idx[#sg_idx + 1] = self.idx.sg[g] else self:missing_group(id, g, where) end
+  end
   local e = self.m:eni(self:comp(id, "network-interface", where, why), self.idx.subnet[subnet_id], ip, sg_idx)
   self.assumed = self.assumed or {}
   self.assumed[#self.assumed + 1] = string.format("%s: no ENI in the snapshot, assumed at %s in %s", why, ip, subnet_id)
@@ -754,8 +858,10 @@ function Builder:functions(data)
         self:skip(where, name, "function subnet outside the snapshot " .. sid)
       else
         local found
-        for eid, e in pairs(self.info.eni) do
-          if e.subnet == sid and e.type == "lambda" and same_set(e.sgs, sgs) then
+        for _, eid in ipairs(self.lambda_enis[sid] or NONE) do
+          self.scanned = self.scanned + 1
+          local e = self.info.eni[eid]
+          if same_set(e.sgs, sgs) then
             if not found or eid < found then found = eid end
           end
         end
@@ -774,6 +880,45 @@ function Builder:functions(data)
   end)
 end
 
+-- The ENI a database is reached at. describe-network-interfaces does not tie an RDS ENI to its
+-- instance; the endpoint resolves to the primary's ENI, in the instance's own AZ (a Multi-AZ
+-- standby or a read replica sharing the groups is not the destination). So: the ENI holding the
+-- address the endpoint resolved to when the snapshot records it (`ResolvedNames`); else the RDS
+-- ENIs of the VPC carrying the instance's groups, in its AZ; several left are named in an
+-- assumption. Returns the ENI id (or nil) and the assumptions.
+function Builder:db_eni(id, d, vpc, sg_ids, address)
+  local resolved = address and self.resolved and self.resolved[address:lower()]
+  local candidates = {}
+  for _, eid in ipairs(self:db_candidates(vpc, resolved)) do
+    self.scanned = self.scanned + 1
+    local e = self.info.eni[eid]
+    local s = self.info.subnet[e.subnet]
+    if s and s.vpc == vpc then
+      if resolved and e.ip == resolved then return eid, {} end
+      if (e.description == "RDSNetworkInterface" or e.requester == "amazon-rds") and same_set(e.sgs, sg_ids)
+          and (not str(d.AvailabilityZone) or s.az_name == nil or s.az_name == d.AvailabilityZone) then
+        candidates[#candidates + 1] = eid
+      end
+    end
+  end
+  table.sort(candidates)
+  if #candidates > 1 then
+    return candidates[1], { string.format("rds:%s: %d network interfaces fit (%s): took %s; trace with a resolver "
+      .. "(or record the endpoint's address in the snapshot) to pick the one its endpoint resolves to",
+      id, #candidates, table.concat(candidates, ", "), candidates[1]) }
+  end
+  return candidates[1], {}
+end
+
+-- DNS answers the snapshot records: {"ResolvedNames": [{"Name": ..., "Addresses": ["10.1.128.10"]}]}.
+function Builder:resolved_names(data)
+  self.resolved = {}
+  self:each(data, "ResolvedNames", function(r)
+    local name, addrs = str(r.Name), list(r.Addresses)
+    if name and str(addrs[1]) then self.resolved[name:lower()] = addrs[1] end
+  end)
+end
+
 function Builder:databases(data)
   self:each(data, "DBInstances", function(d, where)
     local id = self:need_id(d, "DBInstanceIdentifier", where)
@@ -783,15 +928,8 @@ function Builder:databases(data)
     end
     local group = type(d.DBSubnetGroup) == "table" and d.DBSubnetGroup or {}
     local vpc = str(group.VpcId)
-    -- the instance's ENI: requested by RDS, in its VPC, carrying its groups
-    local found
-    for eid, e in pairs(self.info.eni) do
-      local s = self.info.subnet[e.subnet]
-      if s and s.vpc == vpc and (e.description == "RDSNetworkInterface" or e.requester == "amazon-rds")
-          and same_set(e.sgs, sg_ids) and (not found or eid < found) then
-        found = eid
-      end
-    end
+    local endpoint = type(d.Endpoint) == "table" and d.Endpoint or {}
+    local found, notes = self:db_eni(id, d, vpc, sg_ids, str(endpoint.Address))
     local idx, ip, pub
     if found then
       idx, ip, pub = self.info.eni[found].idx, self.info.eni[found].ip, self.info.eni[found].public_ip
@@ -808,10 +946,13 @@ function Builder:databases(data)
       end
       idx, ip = self:synthetic_eni("rds:" .. id, sid, sg_ids, where, "ENI of rds:" .. id)
     end
-    local endpoint = type(d.Endpoint) == "table" and d.Endpoint or {}
+    local status = str(d.DBInstanceStatus)
+    local serves, assumed = states.works("rds", status)
+    if assumed then notes[#notes + 1] = "rds:" .. id .. ": " .. assumed end
     local rec = { eni = idx, ip_n = creach.ip(ip), ip_s = ip, label = "rds:" .. id, rds = true, vpc = vpc,
       public = d.PubliclyAccessible == true, public_ip = pub, address = str(endpoint.Address),
-      port = math.tointeger(endpoint.Port), available = d.DBInstanceStatus == nil or d.DBInstanceStatus == "available" }
+      port = math.tointeger(endpoint.Port), available = serves, status = status,
+      assumptions = #notes > 0 and notes or nil }
     self.endpoints["rds:" .. id] = rec
     if rec.address then self.rds_names[rec.address:lower()] = rec end
   end)
@@ -823,7 +964,7 @@ local KNOWN_KEYS = {
   TransitGatewayVpcAttachments = true, TransitGatewayRouteTables = true, TransitGatewayStaticRoutes = true,
   TransitGatewayRoutes = true, TransitGatewayPropagations = true, TransitGatewayAssociations = true,
   DBInstances = true, Functions = true, VpcAttributes = true, ManagedPrefixLists = true, PrefixLists = true,
-  AvailabilityZones = true, VpcPeeringConnections = true,
+  AvailabilityZones = true, VpcPeeringConnections = true, ResolvedNames = true, NotCollected = true,
 }
 
 function Builder:unknown_keys(data)
@@ -851,6 +992,40 @@ function Builder:unknown_keys(data)
   end
 end
 
+-- What a trace depends on in each account and region that has subnets.
+local DEPENDS = { "SecurityGroups", "RouteTables", "NetworkAcls" }
+
+-- One mechanism for what is missing: a file a trace depends on that is absent, or a part the
+-- collector could not read (`NotCollected`: [{"Key": ..., "Reason": ...}], written by every
+-- producer of snapshots), goes to `skipped` and to `missing`, which each trace through that
+-- account states.
+function Builder:missing_data(data)
+  local told = {}
+  self:each(data, "NotCollected", function(n, where)
+    local key = str(n.Key) or "?"
+    local text = string.format("%s in account %s, %s: not collected (%s)", key, where.account, where.region,
+      str(n.Reason) or "no reason given")
+    self:skip(where, key, "not collected: " .. (str(n.Reason) or "no reason given"))
+    self.missing[#self.missing + 1] = { account = where.account, region = where.region, key = key, text = text }
+    told[where.account .. "/" .. where.region .. "/" .. key] = true
+  end)
+  for _, account in ipairs(sorted_keys(data.accounts)) do
+    for _, region in ipairs(sorted_keys(data.accounts[account])) do
+      local res = data.accounts[account][region]
+      if type(res.Subnets) == "table" and res.Subnets[1] ~= nil then
+        for _, key in ipairs(DEPENDS) do
+          if res[key] == nil and not told[account .. "/" .. region .. "/" .. key] then
+            local where = { account = account, region = region, key = key }
+            self:skip(where, key, "missing from the snapshot")
+            self.missing[#self.missing + 1] = { account = account, region = region, key = key,
+              text = string.format("%s of account %s, %s missing from the snapshot", key, account, region) }
+          end
+        end
+      end
+    end
+  end
+end
+
 --- Compiles `data` (the table form); returns the builder state, or nil, err.
 -- @tparam table data {accounts = {[id] = {[region] = {Key = array}}}}
 -- @tparam[opt] table origins origins[account][region][Key] = file path, for messages
@@ -863,36 +1038,40 @@ function build.compile(data, origins)
       b:raise({ account = "?", region = "?", key = "accounts" }, "accounts", "table form needs an `accounts` table")
     end
     b:unknown_keys(data)
+    b:missing_data(data)
     b:zones(data)
     b:prefix_lists(data)
     b:transit_gateways(data)
     b:tgw_route_tables(data)
     b:vpcs(data)
+    b:peerings(data)
     b:route_tables(data)
     b:network_acls(data)
     b:security_groups(data)
     b:subnets(data)
     -- security-group referencing across a TGW is not supported for attachments in use1-az3
     if b.az_codes["use1-az3"] then b.m:no_sgref_az(b.az_codes["use1-az3"]) end
-    b:peerings(data)
-    b:routes()
     b:interfaces(data)
     b:attachments(data)
     b:tgw_routes(data)
     b:functions(data)
+    b:resolved_names(data)
     b:databases(data)
     b.m:finish()
   end)
   if not ok then
     b.m:close()
     if type(err) == "table" and err[1] == STOP then return nil, err[2] end
+    -- a file of a lazily read snapshot that does not decode or check (awsnet.reach.snapshot)
+    if errors.is(err) then return nil, err end
     -- a shape no check above foresaw (a number where an object belongs...): still the
     -- snapshot's fault, named by the file being read
     local where = b.at or { account = "?", region = "?", key = "?" }
     return nil, b:fail(where, where.key, "unexpected content: " .. tostring(err):gsub("^.-:%d+: ", ""))
   end
   -- what only the build needed (and what would keep the input alive)
-  for _, k in ipairs({ "seen", "rtb_res", "subnet_rtb", "subnet_acl", "default_acl", "pls", "az_ids", "at" }) do b[k] = nil end
+  for _, k in ipairs({ "seen", "rtb_res", "subnet_rtb", "subnet_acl", "default_acl", "pls", "az_ids", "at", "lambda_enis",
+    "rds_enis", "ip_enis" }) do b[k] = nil end
   for _, t in pairs(b.info.tgw) do t.res = nil end
   if b.known_items == 0 then
     b.m:close()

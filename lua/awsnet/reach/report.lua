@@ -25,6 +25,30 @@ local HOP_SIZE = creach.HOP_SIZE
 local F_AZ_CROSSED, F_DST_NOT_ENI, F_SRC_NO_ENI, F_NACL_UNKNOWN = 1, 2, 4, 8
 local PROTO_NAMES = { [6] = "tcp", [17] = "udp", [1] = "icmp", [-1] = "all" }
 
+--- The explanation codes a result can carry: Reachability Analyzer's (explanation-codes.html),
+-- named as it names them, and awsnet's own (`source = "awsnet"`), for what it reports that the
+-- Analyzer has no code for. `report.CODES[code] = {source, meaning}`.
+report.CODES = {
+  NO_ROUTE_TO_DESTINATION = { "Reachability Analyzer", "the route table has no route for the destination" },
+  BAD_STATE_ROUTE = { "Reachability Analyzer", "the route is a blackhole" },
+  BAD_STATE = { "Reachability Analyzer", "a component is not in a working state" },
+  BAD_STATE_ATTACHMENT = { "Reachability Analyzer", "the TGW attachment is missing or not available" },
+  TGW_ROUTE_AZ_RESTRICTION = { "Reachability Analyzer", "the attachment has no subnet in the source's AZ" },
+  TGW_ATTACH_MISSING_TGW_RTB_ASSOCIATION = { "Reachability Analyzer", "the ingress attachment has no route table" },
+  TGW_RTB_ROUTES_ARE_UNKNOWN = { "Reachability Analyzer", "the TGW route table's routes are not in the snapshot" },
+  TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT = { "Reachability Analyzer", "the TGW route table has no route for the destination" },
+  TGW_RTB_BAD_STATE_ROUTE = { "Reachability Analyzer", "the TGW route is a blackhole" },
+  ENI_SG_RULES_MISMATCH = { "Reachability Analyzer", "no security-group rule admits the packet" },
+  SG_REFERENCING_SUPPORT = { "Reachability Analyzer", "group identity does not cross this TGW" },
+  SUBNET_ACL_RESTRICTION = { "Reachability Analyzer", "the subnet's network ACL denies the packet" },
+  UNKNOWN_DESTINATION = { "Reachability Analyzer", "no subnet holds the destination" },
+  UNSUPPORTED_COMPONENT = { "Reachability Analyzer", "the path leaves the modelled network" },
+  NO_PATH = { "Reachability Analyzer", "the reply does not come back to the source" },
+  DNS_SUPPORT_DISABLED = { "awsnet", "the source's VPC cannot resolve the destination's name" },
+  NO_DESTINATION_ENI = { "awsnet", "the packet reaches the destination's subnet and no network interface holds "
+    .. "the address: no one answers" },
+}
+
 local Result = {}
 local lazy = {}
 
@@ -128,8 +152,8 @@ function lazy.assumptions(r)
       .. "that AZ; AWS picks one where it is present)"
   end
   if f & F_DST_NOT_ENI ~= 0 then
-    out[#out + 1] = "no network interface holds " .. creach.ipstr(ctx._dip)
-      .. ": delivered to its subnet, no security group evaluated there"
+    out[#out + 1] = "no network interface holds " .. creach.ipstr(ctx._dip) .. ": the packet reaches its subnet "
+      .. "and no one answers"
   end
   if f & F_SRC_NO_ENI ~= 0 then
     out[#out + 1] = "the source address has no network interface in the snapshot: no egress security group evaluated"
@@ -137,7 +161,7 @@ function lazy.assumptions(r)
   if f & F_NACL_UNKNOWN ~= 0 then out[#out + 1] = "a subnet without a known network ACL was treated as allow-all" end
   if (ctx._proto == 6 or ctx._proto == 17) and not ctx._fo then
     out[#out + 1] = string.format("replies checked against network ACLs for client ports %d-%d%s", ctx._lo,
-      ctx._hi, ctx._spg and "" or (ctx._src.lambda and " (Lambda)" or " (Linux default)"))
+      ctx._hi, ctx._spg and "" or ((ctx._src.lambda or ctx._src.hyperplane) and " (Lambda)" or " (Linux default)"))
   end
   if ctx._trap then
     out[#out + 1] = string.format("%s is publicly accessible: from outside its VPC its name resolves to the public "
@@ -149,6 +173,24 @@ function lazy.assumptions(r)
   end
   if ctx._dst.resolved then
     out[#out + 1] = string.format("%s resolved to %s", ctx._dst.dns_name, ctx._dst.resolved)
+  end
+  if ctx._resolved then out[#out + 1] = ctx._resolved end
+  for _, a in ipairs(ctx._dst.assumptions or {}) do out[#out + 1] = a end
+  local b = ctx._model._b
+  if next(b.notes) or #b.missing > 0 then
+    -- what the model says about the components on the path, and data missing in their accounts
+    local accounts, said = {}, {}
+    for _, leg in ipairs({ r.forward.hops, r.ret.hops }) do
+      for _, h in ipairs(leg) do
+        if h.account then accounts[h.account] = true end
+        for _, text in ipairs(b.notes[h.component] or {}) do
+          if not said[text] then said[text] = true out[#out + 1] = text end
+        end
+      end
+    end
+    for _, m in ipairs(b.missing) do
+      if accounts[m.account] and not said[m.text] then said[m.text] = true out[#out + 1] = m.text end
+    end
   end
   rawset(r, "assumptions", out)
 end
@@ -202,6 +244,9 @@ local FIXES = {
     return "the route " .. tostring(h.rule) .. " leaves the modelled network (internet, NAT, VPN...): route it via the TGW"
   end,
   NO_PATH = function() return "the reply does not come back the way it left: check both sides' routes" end,
+  NO_DESTINATION_ENI = function(h, to)
+    return "no network interface in " .. h.component .. " holds " .. to .. ": trace to an address in use"
+  end,
 }
 
 local function fix_for(r)
@@ -264,7 +309,8 @@ end
 -- @tparam table ctx the query as plain fields
 -- @return the result, blocked with BAD_STATE
 function report.db_unavailable(mt, ctx)
-  return early(mt, ctx, { component = ctx._dst.label, kind = "rds", rule = "DBInstanceStatus is not available" },
+  return early(mt, ctx, { component = ctx._dst.label, kind = "rds",
+    rule = "DBInstanceStatus is " .. tostring(ctx._dst.status or "not available") },
     "BAD_STATE", "wait until " .. ctx._dst.label .. " is available (or start it)")
 end
 

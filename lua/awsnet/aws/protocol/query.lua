@@ -25,8 +25,14 @@ local function capitalise(s)
   return s:sub(1, 1):upper() .. s:sub(2)
 end
 
--- The wire name of a member (or list member / map key) for the protocol.
-local function wire_name(ec2, ref, s, default)
+--- The wire name of a member (or list member / map key) in a query or EC2 form: EC2 takes the
+-- member's `queryName`, else its `locationName` capitalised; query its `locationName`.
+-- @tparam boolean ec2 true for the EC2 protocol
+-- @tparam table ref the member's reference
+-- @tparam table s the member's shape
+-- @tparam string default the name without a trait (the member's name)
+-- @treturn string the name on the wire
+function query.wire_name(ec2, ref, s, default)
   if ec2 then
     local q = trait(ref, s, "queryName")
     if q then return q end
@@ -36,6 +42,7 @@ local function wire_name(ec2, ref, s, default)
   end
   return trait(ref, s, "locationName") or default
 end
+local wire_name = query.wire_name
 
 local flatten
 

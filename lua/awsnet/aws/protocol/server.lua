@@ -44,19 +44,8 @@ end
 
 -- ---- query and ec2 requests ---------------------------------------------------------------------
 
-local function capitalise(s) return s:sub(1, 1):upper() .. s:sub(2) end
-
--- The wire name of a member as query.lua writes it (ec2: queryName, else locationName capitalised).
-local function wire_name(ec2, ref, s, default)
-  if ec2 then
-    local q = trait(ref, s, "queryName")
-    if q then return q end
-    local l = trait(ref, s, "locationName")
-    if l then return capitalise(l) end
-    return default
-  end
-  return trait(ref, s, "locationName") or default
-end
+-- The wire name of a member as query.lua writes it, so that both sides read one rule.
+local wire_name = require("awsnet.aws.protocol.query").wire_name
 
 local read_form
 

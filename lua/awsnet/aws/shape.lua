@@ -226,7 +226,6 @@ end
 -- plan gives up (nil) on anything else, including every error, and `check` above then decides.
 local has_core, core = pcall(require, "awsnet.core")
 local queryform = has_core and type(core) == "table" and core.queryform or nil
-local plans = setmetatable({}, { __mode = "k" }) -- model -> input reference -> plan or false
 
 local SCALAR_KIND = { string = "string", integer = "integer", long = "integer", short = "integer",
   byte = "integer", float = "float", double = "float", boolean = "boolean", blob = "blob" }
@@ -280,20 +279,32 @@ local function plan_desc(m, ref)
   return { nodes = nodes, null = jsoncodec.null, array_mt = jsoncodec.array_mt, with_keys = jsoncodec.with_keys }
 end
 
-local function plan_for(m, ref)
-  local by_ref = plans[m]
-  if not by_ref then
-    by_ref = {}
-    plans[m] = by_ref
+--- A cache of what `compile(m, key)` makes once per model and key (a compiled C plan), false
+-- where it makes nothing; the models are weak keys, so a dropped model takes its plans along.
+-- @tparam function compile (m, key) -> plan, or nil/false when the shape has none
+-- @treturn function (m, key) -> the plan, or false
+function shape.plan_cache(compile)
+  local plans = setmetatable({}, { __mode = "k" }) -- model -> key -> plan or false
+  return function(m, key)
+    local by_key = plans[m]
+    if not by_key then
+      by_key = {}
+      plans[m] = by_key
+    end
+    local plan = by_key[key]
+    if plan == nil then
+      plan = compile(m, key) or false
+      by_key[key] = plan
+    end
+    return plan
   end
-  local plan = by_ref[ref]
-  if plan == nil then
-    local ok, compiled = pcall(function() return queryform.compile(plan_desc(m, ref)) end)
-    plan = ok and compiled or false
-    by_ref[ref] = plan
-  end
-  return plan
 end
+
+-- a shape the C plan cannot describe makes describing or compiling raise: the Lua check runs then
+local plan_for = shape.plan_cache(function(m, ref)
+  local ok, compiled = pcall(function() return queryform.compile(plan_desc(m, ref)) end)
+  return ok and compiled
+end)
 
 --- Checks parameters against an operation's input shape and returns them normalised.
 -- @tparam table m the model (awsnet.aws.model)

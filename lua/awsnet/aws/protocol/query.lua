@@ -249,7 +249,6 @@ end
 -- on anything else (blobs, timestamps, maps, fractional floats), and the writers above then run.
 local has_core, core = pcall(require, "awsnet.core")
 local queryform = has_core and type(core) == "table" and core.queryform or nil
-local form_plans = setmetatable({}, { __mode = "k" }) -- model -> input reference -> plan or false
 local FORM_KIND = { structure = "structure", list = "list", boolean = "boolean", string = "string",
   integer = "integer", long = "integer", short = "integer", byte = "integer", float = "float", double = "float",
   blob = "other", timestamp = "other", map = "other" }
@@ -283,21 +282,12 @@ local function form_desc(m, ec2, ref)
   return { nodes = nodes, null = jsoncodec.null, array_mt = jsoncodec.array_mt, with_keys = jsoncodec.with_keys }
 end
 
-local function form_plan(m, op)
-  local by_ref = form_plans[m]
-  if not by_ref then
-    by_ref = {}
-    form_plans[m] = by_ref
-  end
-  local plan = by_ref[op.input]
-  if plan == nil then
-    local ec2 = m.metadata.protocol == "ec2"
-    local ok, compiled = pcall(function() return queryform.compile(form_desc(m, ec2, op.input)) end)
-    plan = ok and compiled or false
-    by_ref[op.input] = plan
-  end
-  return plan
-end
+local form_plan = shape.plan_cache(function(m, input)
+  local ok, compiled = pcall(function()
+    return queryform.compile(form_desc(m, m.metadata.protocol == "ec2", input))
+  end)
+  return ok and compiled
+end)
 
 --- Builds the unsigned request.
 -- @tparam table m the model
@@ -308,7 +298,7 @@ function query.build(m, op, params)
   local head = "Action=" .. percent(op.name) .. "&Version=" .. percent(m.metadata.apiVersion)
   local body = head
   if op.input then
-    local plan = queryform and form_plan(m, op)
+    local plan = queryform and form_plan(m, op.input)
     body = plan and queryform.encode(plan, params, head)
     if not body then
       local parts = { head }
@@ -369,24 +359,15 @@ end
 -- for `opts.on_unknown`, for XML expat refuses, and when the core is not built.
 shapexml = has_core and type(core) == "table" and core.shapexml or nil
 local TIMESTAMP = { type = "timestamp" }
-local plans = setmetatable({}, { __mode = "k" }) -- model -> operation name -> plan or false
 
 -- The compiled plan of an operation's answer, or false.
+local answer_plan = shape.plan_cache(function(m, op)
+  local wrapper = m.metadata.protocol ~= "ec2" and (op.output.resultWrapper or (op.name .. "Result")) or nil
+  local desc = xml.plan(m, op.output, wrapper)
+  return desc and shapexml.compile(desc)
+end)
 function plan_for(m, op)
-  if not shapexml then return false end
-  local by_op = plans[m]
-  if not by_op then
-    by_op = {}
-    plans[m] = by_op
-  end
-  local plan = by_op[op.name]
-  if plan == nil then
-    local wrapper = m.metadata.protocol ~= "ec2" and (op.output.resultWrapper or (op.name .. "Result")) or nil
-    local desc = xml.plan(m, op.output, wrapper)
-    plan = desc and shapexml.compile(desc) or false
-    by_op[op.name] = plan
-  end
-  return plan
+  return shapexml ~= nil and answer_plan(m, op)
 end
 
 --- Reads a successful answer into the output shape.

@@ -1,7 +1,6 @@
 -- The sandbox speaks by the models (issue 15, "The sandbox's request path", item 1): EC2 refuses a
 -- parameter its model does not know with UnknownParameter, as AWS does, and every answer the
 -- scenario reads has the model's element names in the model's order.
-local socket = require "socket"
 local sigv4 = require "awsnet.sigv4"
 local sandbox = require "awsnet.sandbox"
 local protocol = require "awsnet.aws.protocol"
@@ -12,26 +11,8 @@ local A = "111111111111"
 
 -- Sends raw request text and steps `sb` until the answer is back: status, body.
 local function exchange(sb, text)
-  local c = assert(socket.tcp())
-  c:settimeout(2)
-  assert(c:connect("127.0.0.1", sb.port))
-  assert(c:send(text))
-  c:settimeout(0)
-  local got = {}
-  for _ = 1, 3000 do
-    sb:step(10)
-    local data, err, partial = c:receive(65536)
-    local chunk = data or partial
-    if chunk and #chunk > 0 then got[#got + 1] = chunk end
-    local all = table.concat(got)
-    local head_end = all:find("\r\n\r\n", 1, true)
-    local len = tonumber(all:match("[Cc]ontent%-[Ll]ength: (%d+)"))
-    if head_end and len and #all >= head_end + 3 + len then break end
-    if err == "closed" then break end
-  end
-  c:close()
-  local all = table.concat(got)
-  return tonumber(all:match("^HTTP/1%.1 (%d+)")), all:match("\r\n\r\n(.*)$")
+  local status, _, body = require("helpers.sandbox_exchange")(sb, text)
+  return status, body
 end
 
 -- An EC2 form body signed as account A and sent as it is.

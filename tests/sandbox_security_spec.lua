@@ -1,7 +1,6 @@
 -- The sandbox under attack (issue 15, "The sandbox's request path", items 3, 4, 5, 6, 8, 9): real
 -- HTTP on loopback to a sandbox in this Lua process, with requests signed by hand through
 -- awsnet.sigv4 where a well-behaved client would refuse to send them.
-local socket = require "socket"
 local cjson = require "cjson"
 local core = require "awsnet.core"
 local sigv4 = require "awsnet.sigv4"
@@ -24,31 +23,7 @@ local function form(params)
 end
 
 -- Sends raw request text and steps `sb` until the answer is back: status, headers, body.
-local function exchange(sb, text)
-  local c = assert(socket.tcp())
-  c:settimeout(2)
-  assert(c:connect("127.0.0.1", sb.port))
-  assert(c:send(text))
-  c:settimeout(0)
-  local got = {}
-  for _ = 1, 3000 do
-    sb:step(10)
-    local data, err, partial = c:receive(65536)
-    local chunk = data or partial
-    if chunk and #chunk > 0 then got[#got + 1] = chunk end
-    local all = table.concat(got)
-    local head_end = all:find("\r\n\r\n", 1, true)
-    local len = tonumber(all:match("[Cc]ontent%-[Ll]ength: (%d+)"))
-    if head_end and len and #all >= head_end + 3 + len then break end
-    if err == "closed" then break end
-  end
-  c:close()
-  local all = table.concat(got)
-  local head, body = all:match("^(.-)\r\n\r\n(.*)$")
-  local hdrs = {}
-  for k, v in (head or ""):gmatch("\r\n([^:]+): ([^\r]*)") do hdrs[k:lower()] = v end
-  return tonumber(all:match("^HTTP/1%.1 (%d+)")), hdrs, body
-end
+local exchange = require "helpers.sandbox_exchange"
 
 -- One request signed for `service` as `account` (or creds {access_key_id, secret_access_key,
 -- session_token}). opts.sign: extra sigv4 options; opts.send_body: the body sent, when it is not

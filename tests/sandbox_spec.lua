@@ -1,7 +1,7 @@
 -- The sandbox in this Lua process: a lua-socket client sends SigV4-signed requests and the test
 -- steps the server until the answer is back. Covers what the AWS CLI spec cannot reach quickly:
 -- clock skew, fault injection, persistence across restarts, reset, state transitions, seeded ids.
-local socket = require "socket"
+local exchange = require "helpers.sandbox_exchange"
 local cjson = require "cjson"
 local sigv4 = require "awsnet.sigv4"
 local sandbox = require "awsnet.sandbox"
@@ -33,30 +33,8 @@ local function call(sb, service, account, req, opts)
   local lines = { (req.method or "POST") .. " " .. (req.target or "/") .. " HTTP/1.1" }
   for k, v in pairs(signed) do lines[#lines + 1] = k .. ": " .. v end
   lines[#lines + 1] = "Content-Length: " .. #(req.body or "")
-  local c = assert(socket.tcp())
-  c:settimeout(2)
-  assert(c:connect("127.0.0.1", sb.port))
-  assert(c:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. (req.body or "")))
-  c:settimeout(0)
-  local got = {}
-  for _ = 1, 500 do
-    sb:step(10)
-    local data, err, partial = c:receive(65536)
-    local chunk = data or partial
-    if chunk and #chunk > 0 then got[#got + 1] = chunk end
-    local text = table.concat(got)
-    local head_end = text:find("\r\n\r\n", 1, true)
-    local len = tonumber(text:match("Content%-Length: (%d+)"))
-    if head_end and len and #text >= head_end + 3 + len then break end
-    if err == "closed" then break end
-  end
-  c:close()
-  local text = table.concat(got)
-  if text == "" then return "reset" end
-  local status = tonumber(text:match("^HTTP/1%.1 (%d+)"))
-  local head, body = text:match("^(.-)\r\n\r\n(.*)$")
-  local hdrs = {}
-  for k, v in head:gmatch("\r\n([^:]+): ([^\r]*)") do hdrs[k:lower()] = v end
+  local status, hdrs, body = exchange(sb, table.concat(lines, "\r\n") .. "\r\n\r\n" .. (req.body or ""))
+  if not status and not hdrs then return "reset" end
   return status, hdrs, body
 end
 

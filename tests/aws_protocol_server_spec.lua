@@ -8,7 +8,7 @@ local model = require "awsnet.aws.model"
 local protocol = require "awsnet.aws.protocol"
 local shape = require "awsnet.aws.shape"
 
-local DIR = "tests/fixtures/aws-protocol-tests"
+local suites_data = require "helpers.protocol_suites"
 local PROTOCOLS = { ec2 = true, query = true, json = true, ["rest-json"] = true }
 
 -- case id -> why it does not round-trip (the wire does not carry what the params say)
@@ -20,19 +20,7 @@ local NOT_ROUND_TRIP = {
   HttpPrefixHeadersResponse = "a map of every header (prefix \"\") reads the request id and content type too",
 }
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function show(v)
-  if type(v) == "table" then return (jsoncodec.encode(v)) or tostring(v) end
-  return string.format("%q", tostring(v)) .. " (" .. (math.type(v) or type(v)) .. ")"
-end
-
-local SPECIAL = { NaN = true, Infinity = math.huge, ["-Infinity"] = -math.huge }
+local show, SPECIAL = suites_data.show, suites_data.SPECIAL
 
 -- `sparse`: an empty list or map the wire leaves out (ec2 lists, query strings) reads back absent
 local function differ(actual, expected, path, sparse)
@@ -70,33 +58,11 @@ local function check_same(actual, expected, what, sparse)
   if d then error(d, 2) end
 end
 
-local function list_dir(dir)
-  local out = {}
-  local p = io.popen("ls -1 " .. dir)
-  for line in p:lines() do
-    if line:match("%.json$") then out[#out + 1] = line end
-  end
-  p:close()
-  table.sort(out)
-  return out
-end
-
 local ran, skipped = {}, 0
 
--- the cases the client side skips (the suites' own ignore list), skipped here too
-local ignore = assert(jsoncodec.decode(read(DIR .. "/protocol-tests-ignore-list.json")))
-local function ignored(file, kind, suite, id)
-  if kind == "input" then
-    for _, d in ipairs(ignore.general.input.suites or {}) do if d == suite.description then return true end end
-  end
-  local p = ignore.protocols[(file:gsub("%.json$", ""))]
-  for _, c in ipairs(p and p[kind] and p[kind].cases or {}) do if c == id then return true end end
-  return false
-end
-
 for _, kind in ipairs({ "input", "output" }) do
-  for _, file in ipairs(list_dir(DIR .. "/" .. kind)) do
-    local suites = assert(jsoncodec.decode(read(DIR .. "/" .. kind .. "/" .. file)))
+  for _, f in ipairs(suites_data.files(kind)) do
+    local file, suites = f.file, f.suites
     describe(file .. " " .. kind .. " in reverse", function()
       for _, suite in ipairs(suites) do
         local proto = suite.metadata.protocol
@@ -104,8 +70,8 @@ for _, kind in ipairs({ "input", "output" }) do
           for _, case in ipairs(suite.cases) do
             local id = case.id or case.description
             local name = string.format("%s %s: %s: %s", proto, kind, suite.description, id)
-            if ignored(file, kind, suite, id) then
-              skipped = skipped + 1 -- as the client side skips them
+            if suites_data.ignored(f.base, kind, suite, id) then
+              skipped = skipped + 1 -- the suites' own ignore list, as the client side skips them
             elseif NOT_ROUND_TRIP[id] then
               pending(name .. " (" .. NOT_ROUND_TRIP[id] .. ")")
             else

@@ -8,45 +8,15 @@ local xmldoc = require "awsnet.aws.protocol.xmldoc"
 local model = require "awsnet.aws.model"
 local protocol = require "awsnet.aws.protocol"
 
-local DIR = "tests/fixtures/aws-protocol-tests"
+local suites_data = require "helpers.protocol_suites"
 
 -- case id -> why it does not pass yet
 local NOT_YET = {
 }
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function load_json(path)
-  return assert(jsoncodec.decode(read(path)))
-end
-
-local function set_of(list)
-  local out = {}
-  for _, v in ipairs(list or {}) do out[v] = true end
-  return out
-end
-
-local ignore = load_json(DIR .. "/protocol-tests-ignore-list.json")
-local ignored_suites = set_of(ignore.general.input.suites)
-
-local function ignored_cases(base, kind)
-  local p = ignore.protocols[base]
-  return set_of(p and p[kind] and p[kind].cases)
-end
-
 -- ---- comparisons ---------------------------------------------------------------------------
 
-local function show(v)
-  if type(v) == "table" then return (jsoncodec.encode(v)) or tostring(v) end
-  return string.format("%q", tostring(v)) .. " (" .. (math.type(v) or type(v)) .. ")"
-end
-
-local SPECIAL = { NaN = true, Infinity = math.huge, ["-Infinity"] = -math.huge }
+local show, SPECIAL = suites_data.show, suites_data.SPECIAL
 
 -- Deep equality; a failure is reported with the path where it differs.
 local function differ(actual, expected, path)
@@ -183,17 +153,6 @@ end
 
 -- ---- the suites ----------------------------------------------------------------------------
 
-local function list_dir(dir)
-  local out = {}
-  local p = io.popen("ls -1 " .. dir)
-  for line in p:lines() do
-    if line:match("%.json$") then out[#out + 1] = line end
-  end
-  p:close()
-  table.sort(out)
-  return out
-end
-
 local counts = {}
 
 local function count(proto, what)
@@ -202,17 +161,15 @@ local function count(proto, what)
 end
 
 for _, kind in ipairs({ "input", "output" }) do
-  for _, file in ipairs(list_dir(DIR .. "/" .. kind)) do
-    local base = file:gsub("%.json$", "")
-    local skip_cases = ignored_cases(base, kind)
-    local suites = load_json(DIR .. "/" .. kind .. "/" .. file)
+  for _, f in ipairs(suites_data.files(kind)) do
+    local base, suites = f.base, f.suites
     describe(base .. " " .. kind, function()
       for _, suite in ipairs(suites) do
         local proto = suite.metadata.protocol
         for _, case in ipairs(suite.cases) do
           local id = case.id or case.description
           local name = string.format("%s %s: %s: %s", proto, kind, suite.description, id)
-          if (kind == "input" and ignored_suites[suite.description]) or skip_cases[id] then
+          if suites_data.ignored(base, kind, suite, id) then
             count(proto, "ignored")
           elseif NOT_YET[id] then
             count(proto, "pending")

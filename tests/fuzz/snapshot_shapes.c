@@ -6,24 +6,9 @@
  * crash); when the new value has the wrong type where awsnet.reach.shape says the loader reads,
  * the error must name that JSON path; traces on a model it returns must answer. Run from the
  * repository root; cjson is Debian's lua-cjson. */
-#include <lauxlib.h>
-#include <lua.h>
-#include <lualib.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-
-#include "core.h"
-#include "reach/reach.h"
+#include "fuzz_reach.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int open_core(lua_State *L)
-{
-    lua_newtable(L);
-    reach_open(L);
-    return 1;
-}
 
 /* Loaded once: returns the function run per input. */
 static const char *const SETUP =
@@ -117,27 +102,6 @@ static const char *const SETUP =
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static lua_State *L; /* one state for the run: loading the modules per input is too slow */
-    if (!L) {
-        L = luaL_newstate();
-        luaL_openlibs(L);
-        luaL_dostring(L, "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path");
-        luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-        lua_pushcfunction(L, open_core);
-        lua_setfield(L, -2, "awsnet.core");
-        lua_pop(L, 1);
-        if (luaL_loadstring(L, SETUP) != LUA_OK || lua_pcall(L, 0, 1, 0) != LUA_OK) {
-            fprintf(stderr, "%s\n", lua_tostring(L, -1));
-            abort();
-        }
-        lua_setfield(L, LUA_REGISTRYINDEX, "awsnet.fuzz.run");
-    }
-    lua_getfield(L, LUA_REGISTRYINDEX, "awsnet.fuzz.run");
-    lua_pushlstring(L, (const char *)data, size);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-        fprintf(stderr, "reach.load on a mutated snapshot: %s\n", lua_tostring(L, -1));
-        abort();
-    }
-    lua_gc(L, LUA_GCCOLLECT);
+    fuzz_reach_run(SETUP, "reach.load on a mutated snapshot", data, size);
     return 0;
 }

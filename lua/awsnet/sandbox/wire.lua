@@ -6,29 +6,22 @@
 local cjson = require "cjson"
 local jsoncodec = require "awsnet.aws.protocol.jsoncodec"
 local errors = require "awsnet.errors"
+local server = require "awsnet.aws.protocol.server"
 
 local wire = {}
 
-local function url_decode(s)
-  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
---- Decodes form encoding: "+" is a space, %XX a byte.
+--- Decodes form encoding: "+" is a space, %XX a byte (the protocols' server side's rule).
 -- @function url_decode
 -- @tparam string s the encoded text
 -- @treturn string
-wire.url_decode = url_decode
+wire.url_decode = server.url_decode
+local url_decode = wire.url_decode
 
---- Decodes `a=1&b=2` into a flat map.
+--- Decodes `a=1&b=2` into a flat map (the protocols' server side's rule).
+-- @function parse_form
 -- @tparam ?string text the form (nil is empty)
 -- @treturn table name -> value
-function wire.parse_form(text)
-  local out = {}
-  for pair in (text or ""):gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    out[url_decode(k)] = url_decode(v)
-  end
-  return out
-end
+wire.parse_form = server.parse_form
 
 --- Splits a request target into its path and its decoded query map.
 -- @tparam string target "/path?a=1"

@@ -9,6 +9,7 @@
 -- which model fragments need for XML member order. `null` decodes to `jsoncodec.null`.
 -- @module awsnet.aws.protocol.jsoncodec
 local errors = require "awsnet.errors"
+local scalar = require "awsnet.aws.protocol.scalar"
 
 local jsoncodec = {}
 
@@ -203,16 +204,10 @@ local function encode_string(s)
   end) .. '"'
 end
 
+-- JSON has no text for NaN and the infinities; every other number is written as requests write it
 local function encode_number(v)
-  if math.type(v) == "integer" then return string.format("%d", v) end
   if v ~= v or v == math.huge or v == -math.huge then error("cannot encode " .. tostring(v) .. " in JSON", 0) end
-  if v == math.floor(v) and math.abs(v) < 2 ^ 63 then return string.format("%d", math.tointeger(v)) end
-  -- the shortest text that reads back as the same double
-  for digits = 15, 17 do
-    local s = string.format("%." .. digits .. "g", v)
-    if tonumber(s) == v then return s end
-  end
-  return string.format("%.17g", v)
+  return scalar.number_text(v)
 end
 
 local function encode(v, out)

@@ -26,9 +26,13 @@ local function invalid(path, message)
   return errors.fail("invalid_parameter", string.format("%s: %s", path, message), { path = path })
 end
 
-local function url_decode(s)
+--- Decodes form encoding: "+" is a space, %XX a byte.
+-- @tparam string s the encoded text
+-- @treturn string the decoded text
+function server.url_decode(s)
   return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
+local url_decode = server.url_decode
 
 --- Decodes form encoding (`a=1&b=2`, "+" a space, %XX a byte) into a map, in order as pairs too.
 -- @tparam ?string text the form

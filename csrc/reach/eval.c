@@ -2,6 +2,8 @@
  * shared/docs/aws-network-semantics.md. The walk records every component it passes. */
 #include "reach/eval.h"
 
+#include "reach/blocked.h"
+
 #include <string.h>
 
 static const char *const code_names[EV_CODE_COUNT] = {
@@ -17,12 +19,18 @@ const char *eval_code_name(int code)
     return code >= 0 && code < EV_CODE_COUNT ? code_names[code] : "UNKNOWN";
 }
 
-/* Per-walk state: the result being filled and the leg's direction. */
+/* Per-walk state: the result being filled and the leg's direction; for a blocked path also
+ * where the leg is going (its VPC found on first need) and the route it assumed. */
 typedef struct {
     const model *m;
     eval_result *r;
     int dir;
+    int collect;
+    int32_t goal_eni, goal_vpc;
+    route_t assumed;
 } walk;
+
+#define GOAL_UNKNOWN (-2)
 
 /* Records a hop; a blocking verdict also sets the result's code. Returns 1 when the walk
  * may go on, 0 when this hop stopped it. */
@@ -35,10 +43,12 @@ static int hop(walk *w, int kind, int32_t comp, int32_t rule, int verdict, int c
         r->n++;
     }
     if (verdict == V_DENY || verdict == V_DROP) {
+        if (r->ok) {
+            r->code = code;
+            r->blocked = r->n - 1;
+        }
         r->ok = 0;
-        r->code = code;
-        r->blocked = r->n - 1;
-        return 0;
+        return w->collect && verdict == V_DENY; /* a blocked path passes a denying filter */
     }
     return 1;
 }
@@ -205,6 +215,70 @@ static int32_t att_subnet_in(const model *m, const att_t *a, int32_t az)
     return -1;
 }
 
+/* ---- blocked paths: past a missing route ------------------------------------------------ */
+
+static void collecting(walk *w, const eval_query *q, int32_t goal_vpc)
+{
+    w->collect = q->collect_blockers;
+    w->goal_eni = q->dst_eni;
+    w->goal_vpc = goal_vpc;
+}
+
+static int32_t goal_of(walk *w, uint32_t dst_ip)
+{
+    if (w->goal_vpc == GOAL_UNKNOWN)
+        w->goal_vpc = blocked_goal_vpc(w->m, w->goal_eni, dst_ip);
+    return w->goal_vpc;
+}
+
+/* The route a blocked path takes from a VPC route table: `rt` when it leads on; else the
+ * blocker is recorded and the walk goes on through the one joining connection (NULL: none or
+ * several, the walk stops). */
+static const route_t *past_bad_route(walk *w, int32_t rcomp, const route_t *rt, int32_t vpc, uint32_t dst_ip)
+{
+    if (rt && !rt->blackhole && rt->kind != RT_OTHER)
+        return rt;
+    hop(w, H_RTB, rcomp, rt ? rt->rule : -1, V_DROP,
+        !rt ? EV_NO_ROUTE_TO_DESTINATION : rt->blackhole ? EV_BAD_STATE_ROUTE : EV_UNSUPPORTED_COMPONENT);
+    int n = blocked_joining(w->m, vpc, goal_of(w, dst_ip), &w->assumed);
+    if (n != 1) {
+        w->r->flags |= n == 0 ? F_STOP_NO_CONNECTION : F_STOP_SEVERAL_CONNECTIONS;
+        return NULL;
+    }
+    w->r->flags |= F_ASSUMED_CONNECTION;
+    if (w->assumed.kind == RT_TGW) /* the connection taken; a peering connection is a hop anyway */
+        hop(w, H_TGW, w->m->tgws.v[w->assumed.target].comp, -1, V_FORWARD, EV_OK);
+    return &w->assumed;
+}
+
+/* The same in a TGW route table: on to the destination VPC's attachment of this TGW. */
+static const route_t *past_bad_tgw_route(walk *w, int32_t tcomp, const route_t *tr, int32_t tgw, uint32_t dst_ip)
+{
+    if (tr && !tr->blackhole)
+        return tr;
+    hop(w, H_TGW_RTB, tcomp, tr ? tr->rule : -1, V_DROP,
+        tr ? EV_TGW_RTB_BAD_STATE_ROUTE : EV_TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT);
+    int32_t att = blocked_tgw_attachment(w->m, tgw, goal_of(w, dst_ip));
+    if (att < 0) {
+        w->r->flags |= F_STOP_NO_CONNECTION;
+        return NULL;
+    }
+    w->r->flags |= F_ASSUMED_CONNECTION;
+    w->assumed = (route_t){ .kind = RT_TGW, .target = att, .rule = -1, .table = -1 };
+    return &w->assumed;
+}
+
+/* A forward leg walked apart from the result: its first blocker becomes the result's when the
+ * result has none yet. */
+static void merge_leg(eval_result *r, const eval_result *leg, int at)
+{
+    if (leg->ok || !r->ok)
+        return;
+    r->ok = 0;
+    r->code = leg->code;
+    r->blocked = at + leg->blocked < r->n ? at + leg->blocked : r->n - 1;
+}
+
 /* Through a TGW from subnet `cur`: returns the egress attachment's subnet, or -1 if blocked. */
 static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_ip, uint32_t dst_ip, int proto,
                          uint16_t lo, uint16_t hi, leg_info *li)
@@ -237,6 +311,8 @@ static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_i
     if (!tt->available)
         return hop(w, H_TGW_RTB, tt->comp, -1, V_DROP, EV_BAD_STATE), -1;
     const route_t *tr = model_lpm(m, m->troutes.v, &m->trtbs_tab.v[in->assoc], dst_ip);
+    if (w->collect && !(tr = past_bad_tgw_route(w, tt->comp, tr, rt->target, dst_ip)))
+        return -1;
     if (!tr)
         return hop(w, H_TGW_RTB, tt->comp, -1, V_DROP, EV_TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT), -1;
     if (tr->blackhole)
@@ -281,6 +357,8 @@ static int walk_leg(walk *w, int32_t subnet, uint32_t src_ip, uint32_t dst_ip, i
             return hop(w, H_SUBNET, s->comp, -1, V_DROP, EV_NO_ROUTE_TO_DESTINATION);
         const route_t *rt = model_lpm(m, m->routes.v, &m->rtbs.v[rtb], dst_ip);
         int32_t rcomp = m->rtbs.v[rtb].comp;
+        if (w->collect && !(rt = past_bad_route(w, rcomp, rt, s->vpc, dst_ip)))
+            return 0;
         if (!rt)
             return hop(w, H_RTB, rcomp, -1, V_DROP, EV_NO_ROUTE_TO_DESTINATION);
         if (rt->blackhole)
@@ -340,7 +418,8 @@ void eval_trace(const model *m, const eval_query *q, eval_result *r)
     r->blocked = -1;
     r->flags = q->src_eni < 0 ? F_SRC_NO_ENI : 0;
     r->dst_eni = q->dst_eni;
-    walk w = { m, r, DIR_FORWARD };
+    walk w = { .m = m, .r = r, .dir = DIR_FORWARD };
+    collecting(&w, q, GOAL_UNKNOWN);
     int32_t src_comp = q->src_eni >= 0 ? m->enis.v[q->src_eni].comp : m->subnets.v[q->src_subnet].comp;
 
     hop(&w, q->src_eni >= 0 ? H_ENI : H_SUBNET, src_comp, -1, V_FORWARD, EV_OK);
@@ -352,7 +431,8 @@ void eval_trace(const model *m, const eval_query *q, eval_result *r)
     leg.code = EV_OK;
     leg.blocked = -1;
     leg.flags = 0;
-    walk lw = { m, &leg, DIR_FORWARD };
+    walk lw = { .m = m, .r = &leg, .dir = DIR_FORWARD };
+    collecting(&lw, q, GOAL_UNKNOWN);
     leg_info li = { .dst_subnet = -1 };
     int arrived = walk_leg(&lw, q->src_subnet, q->src_ip, q->dst_ip, q->proto, q->port, q->port, &li);
     r->flags |= leg.flags;
@@ -366,12 +446,11 @@ void eval_trace(const model *m, const eval_query *q, eval_result *r)
         r->nforward = r->n;
         return;
     }
+    int leg_at = r->n;
     for (int i = 0; i < leg.n && r->n < EVAL_MAX_HOPS; i++)
         r->hops[r->n++] = leg.hops[i];
+    merge_leg(r, &leg, leg_at);
     if (!arrived) {
-        r->ok = 0;
-        r->code = leg.code;
-        r->blocked = r->n - 1;
         r->nforward = r->n;
         return;
     }
@@ -395,6 +474,7 @@ void eval_trace(const model *m, const eval_query *q, eval_result *r)
     /* The reply: stateful security groups let it out and in; routes and NACLs are evaluated
      * again, with the client's ephemeral ports as destination ports. */
     w.dir = DIR_RETURN;
+    collecting(&w, q, m->subnets.v[q->src_subnet].vpc);
     leg_info back = { .dst_subnet = -1 };
     if (!walk_leg(&w, li.dst_subnet, q->dst_ip, q->src_ip, q->proto, q->eph_lo, q->eph_hi, &back))
         return;

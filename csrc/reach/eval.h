@@ -3,7 +3,10 @@
  * Contract: `eval_trace` never allocates and never fails; it fills `r` with the hops it
  * walked (forward hops first, then return hops), `ok`, the explanation `code` of the first
  * blocking hop (EV_OK when reachable), `blocked` (that hop's index, -1 if none) and
- * assumption flags. Everything it reads is in the model and the query. */
+ * assumption flags. Everything it reads is in the model and the query.
+ * With `collect_blockers` the walk records every hop that refuses the packet and goes on as if
+ * it had been admitted (a filter) or routed through the one joining connection (a missing route,
+ * reach/blocked.h); `code` and `blocked` still name the first of them. */
 #ifndef AWSNET_REACH_EVAL_H
 #define AWSNET_REACH_EVAL_H
 
@@ -29,6 +32,11 @@ enum {
     F_DST_NOT_ENI = 2,       /* no ENI holds the destination address: dropped in its subnet */
     F_SRC_NO_ENI = 4,        /* the source is an address without ENI: no egress SG evaluated */
     F_NACL_UNKNOWN = 8,      /* a subnet without NACL data: treated as allow-all */
+    /* Blocked paths (collect_blockers): past a missing route the walk went on through the one
+     * joining connection, or stopped because there is none or there are several. */
+    F_ASSUMED_CONNECTION = 16,
+    F_STOP_NO_CONNECTION = 32,
+    F_STOP_SEVERAL_CONNECTIONS = 64,
 };
 
 typedef struct {
@@ -51,6 +59,7 @@ typedef struct {
     uint16_t eph_lo, eph_hi; /* client's source ports, checked on the return leg's NACLs */
     int forward_only;
     int skip_src_sg;         /* who_can_reach: judge the network, not a source ENI's egress */
+    int collect_blockers;    /* blocked path: record every blocking hop and walk on past it */
 } eval_query;
 
 typedef struct {

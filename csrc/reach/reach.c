@@ -419,6 +419,7 @@ static void unpack_query(lua_State *L, int arg, eval_query *q, int *code)
     q->proto = proto;
     q->forward_only = fo;
     q->skip_src_sg = 0;
+    q->collect_blockers = 0;
     *code = c;
     if (proto < PROTO_ALL || proto > 255 || q->eph_lo > q->eph_hi || fo > 1 || c >= EV_CODE_COUNT)
         luaL_argerror(L, arg, "not a trace query");
@@ -450,6 +451,7 @@ static int l_trace(lua_State *L)
     query_ports(L, 7, &q, 1);
     q.forward_only = lua_toboolean(L, 11);
     q.skip_src_sg = 0;
+    q.collect_blockers = 0;
     eval_result r;
     eval_trace(m, &q, &r);
     lua_pushboolean(L, r.ok);
@@ -457,14 +459,16 @@ static int l_trace(lua_State *L)
     return 2;
 }
 
-/* m:walk(query) -> a string holding a header "<i4i4i4i4" (number of forward hops, 1-based index
- * of the blocking hop or 0, assumption flags, destination ENI or -1) and then the hops, each
- * "<BBBBHHi4i4" (kind, verdict, direction, -, code, -, component, rule). */
+/* m:walk(query[, blocked_path]) -> a string holding a header "<i4i4i4i4" (number of forward hops,
+ * 1-based index of the blocking hop or 0, assumption flags, destination ENI or -1) and then the
+ * hops, each "<BBBBHHi4i4" (kind, verdict, direction, -, code, -, component, rule). With
+ * blocked_path true the walk collects every blocker (eval.h) and each such hop carries its code. */
 static int l_walk(lua_State *L)
 {
     model *m = check_model(L, 1);
     eval_query q;
     check_query(L, 2, m, &q);
+    q.collect_blockers = lua_toboolean(L, 3);
     eval_result r;
     eval_trace(m, &q, &r);
     int32_t header[4] = { r.nforward, r.blocked + 1, (int32_t)r.flags, r.dst_eni };
@@ -539,6 +543,7 @@ static int l_matrix(lua_State *L)
     endpoint *dst = read_endpoints(L, 3, m, 3, &nd);
     q.forward_only = 0;
     q.skip_src_sg = 0;
+    q.collect_blockers = 0;
     eval_result r;
     lua_createtable(L, (int)ns, 0);
     lua_createtable(L, (int)ns, 0);
@@ -636,6 +641,7 @@ static int l_who_can_reach(lua_State *L)
     query_ports(L, 4, &q, 1);
     q.forward_only = 0;
     q.skip_src_sg = 1;
+    q.collect_blockers = 0;
     points p = { 0 };
     if (collect_points(m, &p) != 0) {
         free(p.v);

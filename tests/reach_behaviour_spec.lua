@@ -239,7 +239,8 @@ describe("destinations", function()
     assert.same({}, res.ret.hops)
     assert.matches("no network interface holds 10.0.2.99", said(res), 1, true)
     assert.matches("NO_DESTINATION_ENI", tostring(res), 1, true)
-    assert.is_string(res.fix)
+    assert.is_string(res.fix[1].change)
+    assert.matches("the blocked path stops at subnet subnet-s", res.blocked_path.stopped, 1, true)
   end)
 
   -- A VPC's secondary CIDR has its own local route (VPC_Route_Tables.html) and is propagated to a

@@ -2,6 +2,7 @@
 -- account A reaching an RDS MySQL in account B through A's TGW, and single faults of it.
 local reach = require "awsnet.reach"
 local snapshot = require "awsnet.reach.snapshot"
+local blocked = require "awsnet.reach.blocked"
 
 local FIXTURE = "tests/fixtures/reach/article"
 local A, B = "111111111111", "222222222222"
@@ -218,9 +219,24 @@ describe("reach single faults", function()
         assert.equals(component, r.blocked_at.component)
         assert.equals(direction, r.blocked_at.direction)
         assert.equals(code, r.blocked_at.code)
-        assert.is_string(r.fix)
+        -- the blocked path's first blocker is the blocking hop, and its change is in the fix set
+        local first = r.blockers[1]
+        assert.same({ code, component, direction }, { first.code, first.component, first.direction })
+        assert.is_string(first.setting)
+        assert.is_string(r.fix[1].change)
         assert.matches("NOT REACHABLE", tostring(r))
         assert.matches(code, tostring(r), 1, true)
+        -- made in a copy of the snapshot, a fix set whose every change is data gives reachable
+        local data = copy(base)
+        mutate(data, region(data, A), region(data, B))
+        local fixed, missed = blocked.apply(data, r.fix)
+        local again = assert(assert(reach.load(fixed)):trace{ src = "lambda:writer", dst = "rds:orders", port = 3306 })
+        if #missed == 0 then
+          assert.is_true(again.reachable, tostring(r.fix))
+        else
+          assert.is_nil(missed[1].action) -- said, not applied: a state to wait for, a subnet to add
+          assert.is_false(again.reachable)
+        end
       end)
     end
   end
@@ -261,7 +277,7 @@ describe("reach single faults", function()
     assert.equals("rtb-0a0000000000000l1", r.blocked_at.component)
     assert.equals("3.210.10.20", r.dst_ip)
     assert.matches("publicly accessible", table.concat(r.assumptions, "\n"))
-    assert.matches("PubliclyAccessible=false", r.fix)
+    assert.matches("PubliclyAccessible=false", tostring(r.fix))
   end)
 
   it("a Lambda in two subnets needs both to get through (one AZ has no attachment subnet)", function()
@@ -319,7 +335,7 @@ describe("reach single faults", function()
     local r = trace_with(function(_, _, b) b.DBInstances[1].DBInstanceStatus = "stopped" end)
     assert.equals("BAD_STATE", r.code)
     assert.equals("rds:orders", r.blocked_at.component)
-    assert.matches("wait until rds:orders is available", r.fix, 1, true) -- found by the fuzzer
+    assert.matches("wait until rds:orders is available", tostring(r.fix), 1, true) -- found by the fuzzer
   end)
 
   it("security-group referencing does not cross the TGW through use1-az3", function()

@@ -798,5 +798,12 @@ void reach_open(lua_State *L)
     lua_pushinteger(L, RT_PCX); lua_setfield(L, -2, "RT_PCX");
     lua_pushinteger(L, RT_OTHER); lua_setfield(L, -2, "RT_OTHER");
     lua_pushinteger(L, (lua_Integer)sizeof(hop_t)); lua_setfield(L, -2, "HOP_SIZE");
+    /* CODES[code + 1]: the explanation codes' names, for the code each blocking hop carries */
+    lua_createtable(L, EV_CODE_COUNT, 0);
+    for (int c = 0; c < EV_CODE_COUNT; c++) {
+        lua_pushstring(L, eval_code_name(c));
+        lua_rawseti(L, -2, c + 1);
+    }
+    lua_setfield(L, -2, "CODES");
     lua_pop(L, 1);
 }

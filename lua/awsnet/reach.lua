@@ -321,7 +321,7 @@ function Model:trace(q)
     local src_vpc = self:source_vpc(src)
     local vinfo = src_vpc and self._b.info.vpc[src_vpc]
     local early -- the report of a result decided here, before any packet moves
-    if vinfo and not vinfo.dns_support then
+    if vinfo and not vinfo.dns_support and not q._past_dns then
       early = report.dns_blocked
     else
       if vinfo and not vinfo.dns_known then dns_default = src_vpc end
@@ -343,10 +343,18 @@ function Model:trace(q)
       end
     end
     if early then
-      -- no walk, so no packed query: the result carries the query as plain fields
+      -- no walk, so no packed query: the result carries the query as plain fields; past a name
+      -- that does not resolve, its blocked path is the trace as if it did
+      local past
+      if early == report.dns_blocked then
+        past = function()
+          return self:trace{ src = q.src, dst = q.dst, protocol = q.protocol, port = q.port, src_port = q.src_port,
+            resolver = q.resolver, direction = q.direction, _past_dns = true }
+        end
+      end
       return early(mt, { _src = src, _dst = dst, _proto = proto, _port = port, _lo = eph_lo, _hi = eph_hi,
         _dip = false, _fo = forward_only or nil, _spg = src_port ~= nil or nil, _dns_default = dns_default,
-        _trap = trap }, src_vpc)
+        _trap = trap, _past = past }, src_vpc)
     end
   elseif dst.eni then
     dst_eni, dst_ip = dst.eni, dst.ip_n

@@ -77,7 +77,7 @@ function cli_scenario.printer(out, json)
         e.step, tostring(e.id), e.seconds or 0))
     elseif e.event == "waiting" then
       out:write(string.format("%s %s  waiting   %-16s %s (%.0f s so far)\n", stamp, e.account, e.step, e.what, e.elapsed))
-    elseif e.event == "progress" or e.event == "check" then
+    elseif e.event == "progress" or e.event == "check" or e.event == "reverse" then
       out:write(string.format("%s %s\n", stamp, e.message or e.name or ""))
     end
     out:flush()

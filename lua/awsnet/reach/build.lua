@@ -230,7 +230,7 @@ function Builder:transit_gateways(data)
     local works, assumed = states.works("tgw", str(t.State))
     self.info.tgw[id] = { res = t, where = where, owner = str(t.OwnerId) or where.account,
       available = works, assumed = assumed and (id .. ": " .. assumed), sgref = opts.SecurityGroupReferencingSupport == "enable",
-      dns = opts.DnsSupport ~= "disable" }
+      dns = opts.DnsSupport ~= "disable", default_rtb = str(opts.AssociationDefaultRouteTableId) }
   end)
   for id, info in pairs(self.info.tgw) do
     self.idx.tgw[id] = self.m:tgw(self:comp(id, "transit-gateway", info.where, tag_name(info.res)),
@@ -817,6 +817,8 @@ function Builder:tgw_routes(data)
   end
   self:each(data, "TransitGatewayStaticRoutes", add_routes)
   self:each(data, "TransitGatewayRoutes", add_routes)
+  -- the tables whose routes follow their propagations (a blocked path's fix propagates there)
+  self.propagated_tables = propagated_tables
 end
 
 -- A Hyperplane ENI (Lambda) or an RDS ENI the snapshot does not list: placed at the first

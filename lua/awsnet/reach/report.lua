@@ -23,6 +23,8 @@ local HEADER_FORMAT, HEADER_SIZE = "=i4i4i4i4", 16
 local HOP_FORMAT = "=BBBBHHi4i4"
 local HOP_SIZE = creach.HOP_SIZE
 local F_AZ_CROSSED, F_DST_NOT_ENI, F_SRC_NO_ENI, F_NACL_UNKNOWN = 1, 2, 4, 8
+local V_DENY, V_DROP = 2, 4
+local CODE_NAMES = creach.CODES -- [code + 1] = name
 local PROTO_NAMES = { [6] = "tcp", [17] = "udp", [1] = "icmp", [-1] = "all" }
 
 --- The explanation codes a result can carry: Reachability Analyzer's (explanation-codes.html),
@@ -114,21 +116,35 @@ local function header(r)
   return nforward, blocked > 0 and blocked or nil, flags
 end
 
-local function decode_hops(r)
-  local ctx = r
-  local m = ctx._model._m
-  local nforward, blocked = header(r)
-  local fwd, ret = {}, {}
-  local s = walk(r)
+--- The hops of a packed walk (what `m:walk` returns), in words: each {component, kind, rule,
+-- verdict, direction, account, name}, and `code` on each hop that refuses the packet.
+-- @param m the C model the walk was made on
+-- @tparam string s the packed walk
+-- @treturn table the forward hops
+-- @treturn table the return hops
+-- @treturn ?integer the 1-based index of the first blocking hop over both legs
+-- @treturn ?table that hop
+-- @treturn integer the walk's flags
+function report.decode_walk(m, s)
+  local _, blocked, flags = string.unpack(HEADER_FORMAT, s)
+  local fwd, ret, first = {}, {}, nil
   for i = 1, (#s - HEADER_SIZE) // HOP_SIZE do
-    local kind, verdict, dir, _, _, _, comp, rule = string.unpack(HOP_FORMAT, s, HEADER_SIZE + (i - 1) * HOP_SIZE + 1)
+    local kind, verdict, dir, _, code, _, comp, rule = string.unpack(HOP_FORMAT, s, HEADER_SIZE + (i - 1) * HOP_SIZE + 1)
     local id, _, account, name = m:component_info(comp)
     local hop = { component = id, kind = KINDS[kind], rule = m:rule_text(rule), verdict = VERDICTS[verdict],
       direction = dir == 0 and "forward" or "return", account = account, name = name }
-    if i == blocked then hop.code = r.code end
+    if verdict == V_DENY or verdict == V_DROP then hop.code = CODE_NAMES[code + 1] end
     if dir == 0 then fwd[#fwd + 1] = hop else ret[#ret + 1] = hop end
-    if i == blocked then rawset(r, "blocked_at", hop) end
+    if i == blocked then first = hop end
   end
+  return fwd, ret, blocked > 0 and blocked or nil, first, flags
+end
+
+local function decode_hops(r)
+  local ctx = r
+  local nforward, blocked = header(r)
+  local fwd, ret, _, first = report.decode_walk(ctx._model._m, walk(r))
+  if first then rawset(r, "blocked_at", first) end
   rawset(r, "forward", { ok = blocked == nil or blocked > nforward, hops = fwd })
   rawset(r, "ret", { ok = r.reachable and not ctx._fo, hops = ret })
 end
@@ -195,19 +211,31 @@ function lazy.assumptions(r)
   rawset(r, "assumptions", out)
 end
 
-local function ports_text(ctx, hop)
+--- What a hop was asked to pass, as text: "tcp 3306" forward, "tcp 1024-65535" on the return leg.
+-- @param ctx the result
+-- @tparam table hop the hop (its `direction`)
+-- @treturn string the protocol and ports
+function report.ports_text(ctx, hop)
   if ctx._proto ~= 6 and ctx._proto ~= 17 then return PROTO_NAMES[ctx._proto] or ("proto " .. ctx._proto) end
   if hop.direction == "return" then
     return string.format("%s %d-%d", PROTO_NAMES[ctx._proto], ctx._lo, ctx._hi)
   end
   return string.format("%s %d", PROTO_NAMES[ctx._proto], ctx._port)
 end
+local ports_text = report.ports_text
 
 local FIXES = {
   NO_ROUTE_TO_DESTINATION = function(h, to)
+    if h._via then return string.format("add a route for %s in %s via %s", h._cidr or to, h.component, h._via) end
     return string.format("add a route for %s (or its VPC CIDR) in %s, towards the transit gateway", to, h.component)
   end,
-  BAD_STATE_ROUTE = function(h) return "replace the blackhole route " .. tostring(h.rule) .. " in " .. h.component end,
+  BAD_STATE_ROUTE = function(h)
+    if h._via then
+      return string.format("replace the blackhole route %s in %s with a route for %s via %s", tostring(h.rule), h.component,
+        h._cidr, h._via)
+    end
+    return "replace the blackhole route " .. tostring(h.rule) .. " in " .. h.component
+  end,
   BAD_STATE = function(h) return h.component .. " is not available: wait for it or recreate it" end,
   BAD_STATE_ATTACHMENT = function(h)
     return "attach this VPC to the transit gateway and make the attachment available (" .. h.component .. ")"
@@ -216,15 +244,30 @@ local FIXES = {
     return "add a subnet in the source's Availability Zone to the attachment " .. h.component
   end,
   TGW_ATTACH_MISSING_TGW_RTB_ASSOCIATION = function(h)
+    if h._via and h._rtb then
+      return string.format("associate %s with %s (the default association route table of %s)", h._via, h._rtb,
+        h.component)
+    end
     return "associate the ingress attachment with a route table of " .. h.component
   end,
   TGW_RTB_ROUTES_ARE_UNKNOWN = function(h)
     return "add the TGW owner's describe output for " .. h.component .. " to the snapshot"
   end,
   TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT = function(h, to)
+    if h._via and h._propagate then
+      return string.format("propagate %s (%s) to %s", h._via, h._vpc, h.component)
+    elseif h._via then
+      return string.format("add a static route for %s to %s in %s", h._cidr, h._via, h.component)
+    end
     return string.format("propagate the destination VPC's attachment to %s, or add a static route for %s", h.component, to)
   end,
-  TGW_RTB_BAD_STATE_ROUTE = function(h) return "remove the blackhole route " .. tostring(h.rule) .. " from " .. h.component end,
+  TGW_RTB_BAD_STATE_ROUTE = function(h)
+    if h._via then
+      return string.format("replace the blackhole route %s in %s with a static route for %s to %s", tostring(h.rule),
+        h.component, h._cidr, h._via)
+    end
+    return "remove the blackhole route " .. tostring(h.rule) .. " from " .. h.component
+  end,
   ENI_SG_RULES_MISMATCH = function(h, to, from, ctx)
     if h.direction == "forward" and h._outbound then
       return string.format("add an outbound rule to %s: allow %s to %s/32", h.component, ports_text(ctx, h), to)
@@ -236,11 +279,21 @@ local FIXES = {
       .. "or allow %s/32 (a CIDR) in %s instead of the group", from, h.component)
   end,
   SUBNET_ACL_RESTRICTION = function(h, to, from, ctx)
+    if h._egress ~= nil then
+      local n = h.rule and h.rule:match("rule (%d+):")
+      return string.format("in %s add an %s rule allowing %s %s %s/32, numbered below %s%s", h.component,
+        h._egress and "outbound" or "inbound", ports_text(ctx, h), h._egress and "to" or "from", h._egress and to or from,
+        n or "the default deny (*)", n and (" (or remove rule " .. n .. " when a later rule allows it)") or "")
+    end
     return string.format("in %s allow %s between %s and %s with a rule numbered before %s", h.component,
       ports_text(ctx, h), from, to, h.rule or "the default deny (*)")
   end,
   UNKNOWN_DESTINATION = function(h, to) return "no subnet of " .. h.component .. " holds " .. to end,
   UNSUPPORTED_COMPONENT = function(h)
+    if h._via then
+      return string.format("the route %s leaves the modelled network: replace it in %s with a route for %s via %s",
+        tostring(h.rule), h.component, h._cidr, h._via)
+    end
     return "the route " .. tostring(h.rule) .. " leaves the modelled network (internet, NAT, VPN...): route it via the TGW"
   end,
   NO_PATH = function() return "the reply does not come back the way it left: check both sides' routes" end,
@@ -249,29 +302,51 @@ local FIXES = {
   end,
 }
 
-local function fix_for(r)
-  if r.reachable then return nil end
+--- The packet's addresses as text: the source's (the traced ENI's for a Lambda) and the destination's.
+-- @param r a result
+-- @treturn string the source address
+-- @treturn string the destination address
+function report.addresses(r)
+  local src = r._src
+  return src.ip and creach.ipstr(src.ip) or (src.ips and src.ips[r.source_index or 1]) or src.ip_s,
+    r._dip and creach.ipstr(r._dip) or "?"
+end
+
+--- The smallest change that would admit the packet at one blocking hop, in words (nil when
+-- there is nothing to say for its code). A blocked path (awsnet.reach.blocked) sets what it
+-- found on the hop first: `_via` (the connection the missing route should take, or the attachment
+-- to associate), `_cidr`, `_vpc`, `_rtb`, `_propagate`, `_outbound`, `_egress`.
+-- @param r the result the hop belongs to
+-- @tparam table h the hop, with its `code`
+-- @treturn ?string the change
+function report.suggest(r, h)
+  local fix = FIXES[h.code]
+  if not fix then return nil end
+  local src_ip, dst_ip = report.addresses(r)
+  local to, from = dst_ip, src_ip
+  if h.direction == "return" then to, from = src_ip, dst_ip end
+  return fix(h, to, from, r)
+end
+
+--- The change for a result decided without a walk, or a publicly accessible database reached at
+-- its public address (nil otherwise).
+-- @param r the result
+-- @treturn ?string the change
+function report.early_fix(r)
   if r._fix then return r._fix end -- results decided before any walk carry their own
   if r._trap then
     return "set PubliclyAccessible=false on " .. r._dst.label .. " (or resolve it from its own VPC)"
   end
-  local h = r.blocked_at
-  if not (h and FIXES[r.code]) then return nil end
-  local src = r._src
-  local src_ip = src.ip and creach.ipstr(src.ip) or (src.ips and src.ips[r.source_index or 1]) or src.ip_s
-  local dst_ip = creach.ipstr(r._dip)
-  local to, from = dst_ip, src_ip
-  if h.direction == "return" then to, from = src_ip, dst_ip end
-  -- the source's outbound rules are the forward path's first security-group hop
-  h._outbound = h.kind == "security-group" and r.forward.hops[2] == h
-  local fix = FIXES[r.code](h, to, from, r)
-  h._outbound = nil
-  return fix
 end
 
-function lazy.fix(r)
-  rawset(r, "fix", fix_for(r) or false)
+-- The blocked path and the fix set: computed together, on first use (awsnet.reach.blocked).
+local function blocked_path(r)
+  local b = require("awsnet.reach.blocked").compute(r)
+  rawset(r, "blockers", b.blockers)
+  rawset(r, "blocked_path", b.path)
+  rawset(r, "fix", b.fix)
 end
+lazy.blockers, lazy.blocked_path, lazy.fix = blocked_path, blocked_path, blocked_path
 
 --- A trace's result: the endpoints it was asked about, its packed query and its verdict; the
 -- rest is read from these on first use. `mt` is the model's result metatable (report.metatable).
@@ -362,10 +437,37 @@ function Result.__tostring(r)
     local h = r.blocked_at
     lines[#lines + 1] = string.format("blocked at %s %s (%s): %s", h and h.kind or "?", h and tostring(h.component) or "?",
       h and h.direction or "?", r.code)
-    if r.fix then lines[#lines + 1] = "fix: " .. r.fix end
+    report.blocked_lines(r, lines)
   end
   for _, a in ipairs(r.assumptions) do lines[#lines + 1] = "assumption: " .. a end
   return table.concat(lines, "\n")
+end
+
+--- The blocked path in words, appended to `lines`: every blocker with its setting and change,
+-- whether the path past them is complete (or where and why it stops), and the fix set.
+-- @param r a result that is not reachable
+-- @tparam table lines the lines so far
+-- @treturn table lines
+function report.blocked_lines(r, lines)
+  local blockers, path = r.blockers, r.blocked_path
+  lines[#lines + 1] = string.format("blockers (%d, in path order):", #blockers)
+  for i, b in ipairs(blockers) do
+    lines[#lines + 1] = string.format("  %2d. %-7s %-18s %-28s %s", i, b.direction, b.kind or "?", tostring(b.component),
+      b.code)
+    lines[#lines + 1] = "        setting: " .. tostring(b.setting)
+    if b.change then lines[#lines + 1] = "        change:  " .. b.change end
+  end
+  if path then
+    lines[#lines + 1] = path.complete and "blocked path: complete, past every blocker" or
+      ("blocked path: " .. tostring(path.stopped))
+    for _, a in ipairs(path.assumptions or {}) do lines[#lines + 1] = "  assumed: " .. a end
+  end
+  if r.fix and #r.fix > 0 then
+    lines[#lines + 1] = string.format("fix (%d change%s%s):", #r.fix, #r.fix == 1 and "" or "s",
+      path and path.complete and ", together" or "; the path beyond the stop is not known")
+    for _, c in ipairs(r.fix) do lines[#lines + 1] = "  - " .. c.change end
+  end
+  return lines
 end
 
 local function plain_hops(hops)
@@ -381,13 +483,28 @@ end
 -- @within Result
 -- @param r the result
 -- @treturn table {reachable, code, src, dst, dst_ip, protocol, port, source, fix, blocked_at,
--- forward, ret, assumptions}
+-- forward, ret, assumptions, blockers, blocked_path}
 function Result.data(r)
-  return { reachable = r.reachable, code = r.code, src = r.src, dst = r.dst, dst_ip = r.dst_ip or nil,
-    protocol = r.protocol, port = r.port, source = r.source, fix = r.fix or nil,
+  local d = { reachable = r.reachable, code = r.code, src = r.src, dst = r.dst, dst_ip = r.dst_ip or nil,
+    protocol = r.protocol, port = r.port, source = r.source,
     blocked_at = r.blocked_at and plain_hops({ r.blocked_at })[1] or nil,
     forward = { ok = r.forward.ok, hops = plain_hops(r.forward.hops) },
     ret = { ok = r.ret.ok, hops = plain_hops(r.ret.hops) }, assumptions = r.assumptions }
+  if not r.reachable then
+    local path = r.blocked_path
+    d.blockers, d.fix = {}, {}
+    for i, b in ipairs(r.blockers) do
+      d.blockers[i] = { direction = b.direction, component = b.component, kind = b.kind, account = b.account,
+        code = b.code, setting = b.setting, change = b.change, action = b.action, assumed = b.assumed }
+    end
+    for i, c in ipairs(r.fix or {}) do
+      d.fix[i] = { component = c.component, kind = c.kind, code = c.code, change = c.change, action = c.action }
+    end
+    d.blocked_path = { complete = path.complete, stopped = path.stopped,
+      assumptions = #path.assumptions > 0 and path.assumptions or nil,
+      forward = { hops = plain_hops(path.forward.hops) }, ret = { hops = plain_hops(path.ret.hops) } }
+  end
+  return d
 end
 
 --- The result as JSON: `result:json()`.

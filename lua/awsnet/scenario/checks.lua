@@ -11,6 +11,7 @@
 -- report's errors; a failed check is not an error but `ok = false` with its detail.
 -- @module awsnet.scenario.checks
 local cjson = require "cjson"
+local edit = require "awsnet.reach.edit"
 local errors = require "awsnet.errors"
 local process = require "awsnet.svc.process"
 local report = require "awsnet.report"
@@ -31,22 +32,11 @@ function checks.read_snapshot(dir)
   return require("awsnet.reach.snapshot").read(dir)
 end
 
-local function deep_copy(v)
-  if type(v) ~= "table" then return v end
-  local out = {}
-  for k, x in pairs(v) do out[k] = deep_copy(x) end
-  return setmetatable(out, getmetatable(v))
-end
+local deep_copy = edit.copy
 
 -- Every item under `key` in every account and region of `data`.
 local function items(data, key)
-  local out = {}
-  for _, regions in pairs(data.accounts) do
-    for _, d in pairs(regions) do
-      for _, item in ipairs(d[key] or {}) do out[#out + 1] = item end
-    end
-  end
-  return out
+  return (edit.items(data, key))
 end
 
 -- ------------------------------------------------------------------------------------------
@@ -342,13 +332,7 @@ end
 -- ------------------------------------------------------------------------------------------
 -- prove
 
-local function remove_if(list, pred)
-  local kept, removed = {}, 0
-  for _, v in ipairs(list or {}) do
-    if pred(v) then removed = removed + 1 else kept[#kept + 1] = v end
-  end
-  return kept, removed
-end
+local remove_if = edit.remove_if
 
 -- Removes the VPC route to `dest` via the TGW from every route table of `vpc_id`.
 local function drop_vpc_route(data, vpc_id, dest)
@@ -408,8 +392,32 @@ local function disable_vpc_dns(data, vpc_id)
   return n
 end
 
+-- A deny of the database port from A's CIDR in the network ACLs of the database's subnets,
+-- numbered just before their first inbound rule (nothing is changed where that rule is number 1).
+local function deny_in_nacl(data, out, cfg)
+  local subnets, n = {}, 0
+  for _, k in ipairs({ "subnet_b", "subnet2_b" }) do
+    if out[k] then subnets[out[k].id] = true end
+  end
+  for _, acl in ipairs(items(data, "NetworkAcls")) do
+    local here = false
+    for _, a in ipairs(acl.Associations or {}) do here = here or subnets[a.SubnetId] == true end
+    local lowest = 32767
+    for _, e in ipairs(acl.Entries or {}) do
+      if e.Egress ~= true then lowest = math.min(lowest, math.tointeger(e.RuleNumber) or 32767) end
+    end
+    if here and lowest > 1 then
+      acl.Entries = acl.Entries or {}
+      table.insert(acl.Entries, { RuleNumber = lowest - 1, Egress = false, Protocol = "6", RuleAction = "deny",
+        CidrBlock = cfg.network.A.cidr, PortRange = { From = cfg.database.port, To = cfg.database.port } })
+      n = n + 1
+    end
+  end
+  return n
+end
+
 --- The cases of prove: {case, mutate(data, out, cfg) -> number of things changed}; the first is
--- the path as built, each other one removes one piece.
+-- the path as built, each other one removes one piece (the NACL case adds a deny).
 checks.PROVE_CASES = {
   { case = "as built (DNS support, TGW routes both ways, security groups)", mutate = function() return 1 end },
   { case = "DNS support off in A's VPC", mutate = function(data, out) return disable_vpc_dns(data, out.vpc_a.id) end },
@@ -423,15 +431,71 @@ checks.PROVE_CASES = {
     return drop_sg_rules(data, out.sg_database.id, "IpPermissions") end },
   { case = "Lambda security group without egress tcp/3306 to B", mutate = function(data, out)
     return drop_sg_rules(data, out.sg_lambda.id, "IpPermissionsEgress") end },
+  { case = "database subnet's network ACL denies tcp/3306 from A", mutate = deny_in_nacl },
 }
+
+--- prove in reverse: every pair and every triple of the faults of PROVE_CASES (their indices,
+-- the as-built case left out), in order.
+-- @treturn {{integer,...},...} the combinations
+function checks.fault_sets()
+  local sets, n = {}, #checks.PROVE_CASES
+  for i = 2, n do
+    for j = i + 1, n do
+      sets[#sets + 1] = { i, j }
+    end
+  end
+  for i = 2, n do
+    for j = i + 1, n do
+      for k = j + 1, n do sets[#sets + 1] = { i, j, k } end
+    end
+  end
+  return sets
+end
+
+--- One row of prove's reverse table: the faults of `set` made in a copy of `data`, the trace's
+-- blockers and fix set, and whether the fix set, made in a copy of that copy, gives reachable.
+-- @tparam table data the snapshot's table form (left as it was)
+-- @tparam {integer,...} set indices into PROVE_CASES
+-- @tparam table out the state file's outputs
+-- @tparam table cfg the scenario config
+-- @treturn table {faults, reachable, blockers, fix, complete, fixed, result, fixed_result}, or nil, err
+function checks.reverse_case(data, set, out, cfg)
+  local reach = require "awsnet.reach"
+  local copy, faults = deep_copy(data), {}
+  for _, i in ipairs(set) do
+    local case = checks.PROVE_CASES[i]
+    faults[#faults + 1] = case.case
+    case.mutate(copy, out, cfg)
+  end
+  local model, err = reach.load(copy)
+  if not model then return nil, err end
+  local r
+  r, err = trace(model, out, cfg)
+  if not r then return nil, err end
+  local row = { faults = faults, reachable = r.reachable, blockers = {}, fix = {}, result = r }
+  for _, b in ipairs(r.blockers) do
+    row.blockers[#row.blockers + 1] = string.format("%s at %s (%s)", b.code, report.component_id(b), b.direction)
+  end
+  for _, c in ipairs(r.fix or {}) do row.fix[#row.fix + 1] = c.change end
+  row.complete = r.blocked_path and r.blocked_path.complete
+  local fixed_data = require("awsnet.reach.blocked").apply(copy, r.fix)
+  local fixed_model
+  fixed_model, err = reach.load(fixed_data)
+  if not fixed_model then return nil, err end
+  row.fixed_result, err = trace(fixed_model, out, cfg)
+  if not row.fixed_result then return nil, err end
+  row.fixed = row.fixed_result.reachable
+  return row
+end
 
 --- The prove table. opts: out_dir, aws, on_event, stdout, snapshot_dir (use this snapshot
 -- instead of taking one), resolver for the DNS case.
 -- @tparam table cfg the scenario config
 -- @param rb the scenario's runbook
 -- @tparam[opt] table opts {out_dir, aws, on_event, stdout, snapshot_dir, merge}
--- @treturn table {ok, cases = {{case, reachable, code, blocked_at, changed, as_expected}}, report},
--- or nil, err
+-- @treturn table {ok, cases = {{case, reachable, code, blocked_at, changed, as_expected}},
+-- reverse = {{faults, blockers, fix, fixed}} (every pair and triple of faults, each with the fix set
+-- awsnet proposes and whether, made in a copy, it gives reachable), report}, or nil, err
 function checks.prove(cfg, rb, opts)
   opts = opts or {}
   local out, err = outputs_or_fail(rb)
@@ -468,11 +532,25 @@ function checks.prove(cfg, rb, opts)
         (": " .. tostring(r.code) .. " at " .. tostring(row.blocked_at))) }
     end
   end
+  -- in reverse: several pieces removed at once, and the fix set proposed for each
+  local reverse = {}
+  for _, set in ipairs(checks.fault_sets()) do
+    local row, rerr = checks.reverse_case(data, set, out, cfg)
+    if not row then return nil, rerr end
+    row.result, row.fixed_result = nil, nil
+    reverse[#reverse + 1] = row
+    ok = ok and row.fixed and not row.reachable
+    if opts.on_event then
+      opts.on_event{ event = "reverse", name = table.concat(row.faults, " + "), ok = row.fixed, message =
+        string.format("%s: %d blockers, fix of %d changes %s", table.concat(row.faults, " + "), #row.blockers,
+          #row.fix, row.fixed and "-> reachable" or "-> STILL BLOCKED") }
+    end
+  end
   local paths, rerr = report.write(dir, { title = TITLE,
-    topology = topology(cfg, out, data), trace = first, prove = cases,
+    topology = topology(cfg, out, data), trace = first, prove = cases, reverse = reverse,
     timings = { { phase = "prove", seconds = clock() - started } } }, { merge = opts.merge })
   if not paths then return nil, rerr end
-  return { ok = ok, cases = cases, report = paths }
+  return { ok = ok, cases = cases, reverse = reverse, report = paths }
 end
 
 return checks

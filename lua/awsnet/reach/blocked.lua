@@ -1,0 +1,400 @@
+--- Blocked paths: when a trace is not reachable, every setting on the intended path that refuses
+-- the packet, the smallest change at each, and the set of changes that makes the path work
+-- (after Bayless et al., "Debugging Network Reachability with Blocked Paths", CAV 2021, as VPC
+-- Reachability Analyzer answers a path that is not reachable).
+--
+-- The C evaluator walks the path again in its blocked-path mode (`m:walk(query, true)`): a
+-- filter that denies (network ACL, security group) is passed as if it admitted the packet; a
+-- route table without a usable route (missing, blackhole, or a target beyond the model) goes on
+-- through the one connection joining the two VPCs (a transit gateway both are attached to, a
+-- peering connection; in a TGW route table the destination VPC's attachment), and says it
+-- assumed so; with none or several the blocked path stops there and says why. Anything else that
+-- stops a packet (a component not available, no interface holding the address) ends it too.
+--
+-- What is policy lives here: the words of each blocker, the change proposed, and `apply`, which
+-- makes the changes in a copy of the snapshot's table form for reach.load to read again.
+--
+--   result.blockers = { {direction, component, kind, account, code, setting, change, action,
+--                        assumed}... }        -- path order, forward then return
+--   result.blocked_path = {forward = {hops}, ret = {hops}, complete, stopped, assumptions}
+--   result.fix = { {component, kind, code, change, action}... }  -- the set; tostring joins it
+--
+-- `action` is the change as data: {op = "route" | "tgw_propagation" | "tgw_route" | "tgw_association" |
+-- "nacl_allow" | "sg_allow" | "dns_support", ...} (see `apply`); a change without one (a component to make
+-- available, say) is said but not applied.
+-- @module awsnet.reach.blocked
+local core = require "awsnet.core"
+local edit = require "awsnet.reach.edit"
+local report = require "awsnet.reach.report"
+
+local creach = core.reach
+local blocked = {}
+
+local F_ASSUMED_CONNECTION, F_STOP_NO_CONNECTION, F_STOP_SEVERAL_CONNECTIONS = 16, 32, 64
+local IP_PROTOCOLS = { [6] = "tcp", [17] = "udp", [1] = "icmp", [-1] = "-1" }
+local ROUTE_CODES = { NO_ROUTE_TO_DESTINATION = true, BAD_STATE_ROUTE = true, UNSUPPORTED_COMPONENT = true }
+local TGW_ROUTE_CODES = { TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT = true, TGW_RTB_BAD_STATE_ROUTE = true }
+local SG_CODES = { ENI_SG_RULES_MISMATCH = true, SG_REFERENCING_SUPPORT = true }
+
+-- The fix set prints as its changes, one per line.
+local FixSet = { __name = "awsnet.reach.fix" }
+function FixSet.__tostring(f)
+  local lines = {}
+  for i, c in ipairs(f) do lines[i] = c.change end
+  return table.concat(lines, "\n")
+end
+
+local function contains(cidr, ip)
+  local net, len = creach.cidr(cidr)
+  if not net then return false end
+  local shift = 32 - len
+  return len == 0 or (ip >> shift) == (net >> shift)
+end
+
+-- The VPC holding an address (the endpoint's own when it has one), and its CIDR around the address.
+local function vpc_around(r, ep, ip)
+  local model = r._model
+  local b = model._b
+  local vpc = ep and ep.vpc
+  if not vpc then
+    local subnet = model._m:lookup("any_subnet", ip)
+    vpc = subnet and b.info.subnet[b.subnet_ids[subnet]].vpc
+  end
+  local info = vpc and b.info.vpc[vpc]
+  for _, c in ipairs(info and info.cidrs or {}) do
+    if contains(c, ip) then return vpc, c end
+  end
+  return vpc, creach.ipstr(ip) .. "/32"
+end
+
+-- Where a leg goes: the VPC and the CIDR a missing route should cover.
+local function goal(r, direction)
+  if direction == "return" then
+    local src = r._src
+    local ip = src.ip or creach.ip(src.ips and src.ips[r.source_index or 1] or src.ip_s or "")
+    return vpc_around(r, src.eni and src or nil, ip)
+  end
+  return vpc_around(r, r._dst.eni and r._dst or nil, r._dip)
+end
+
+-- The connection a blocked path took past hop i of `leg`: the transit gateway or peering
+-- connection after a route table, the egress attachment after a TGW route table.
+local function connection_after(leg, i, kinds)
+  for j = i + 1, #leg do
+    local h = leg[j]
+    if h.code then return nil end
+    if kinds[h.kind] then return h.component end
+  end
+end
+
+local function ports_of(r, direction)
+  if r._proto ~= 6 and r._proto ~= 17 then return nil, nil end
+  if direction == "return" then return r._lo, r._hi end
+  return r._port, r._port
+end
+
+-- The refusing setting, in words.
+local function setting_of(r, h, egress, peer)
+  local code = h.code
+  local ports = report.ports_text(r, h)
+  if ROUTE_CODES[code] or TGW_ROUTE_CODES[code] then
+    if h.rule then return "route " .. h.rule end
+    local _, to = report.addresses(r)
+    if h.direction == "return" then to = report.addresses(r) end
+    return "no route for " .. to
+  elseif code == "SUBNET_ACL_RESTRICTION" then
+    if h.rule and not h.rule:match("rule %*:") then return h.rule end
+    return string.format("no %s rule allows %s %s %s; the default rule (*) denies it", egress and "outbound" or
+      "inbound", ports, egress and "to" or "from", peer)
+  elseif code == "ENI_SG_RULES_MISMATCH" then
+    return string.format("no %s rule of %s allows %s %s %s/32", egress and "outbound" or "inbound", h.component, ports,
+      egress and "to" or "from", peer)
+  elseif code == "SG_REFERENCING_SUPPORT" then
+    return "a rule naming the peer's group would allow it, but group identity does not cross the transit gateway"
+  elseif code == "TGW_ATTACH_MISSING_TGW_RTB_ASSOCIATION" then
+    return tostring(h._via or "the ingress attachment") .. " is associated with no route table of " .. h.component
+  end
+  if h.rule then return h.rule end
+  local c = report.CODES[code]
+  return c and c[2] or code
+end
+
+-- One blocker from hop i of `leg`: the setting, the smallest change and the change as data.
+local function blocker_of(r, leg, i, flags)
+  local h = leg[i]
+  local src_ip, dst_ip = report.addresses(r)
+  local to, from = dst_ip, src_ip
+  if h.direction == "return" then to, from = src_ip, dst_ip end
+  local b = { direction = h.direction, component = h.component, kind = h.kind, account = h.account, code = h.code }
+  local action, egress, peer
+  if ROUTE_CODES[h.code] and h.kind == "route-table" then
+    local via = flags & F_ASSUMED_CONNECTION ~= 0 and
+      connection_after(leg, i, { ["transit-gateway"] = true, ["peering-connection"] = true })
+    local vpc, cidr = goal(r, h.direction)
+    -- a blackhole is replaced where it is; past a route to a target beyond the model (an internet
+    -- gateway, say) the destination's CIDR is added, more specific than it
+    cidr = h.code == "BAD_STATE_ROUTE" and h.rule and h.rule:match("^(%S+) %->") or cidr
+    if via then
+      h._via, h._cidr = via, cidr
+      action = { op = "route", route_table = h.component, cidr = cidr,
+        target = via:match("^pcx%-") and { VpcPeeringConnectionId = via } or { TransitGatewayId = via } }
+      b.assumed = string.format("past %s the blocked path takes the one connection joining its VPC to %s: %s",
+        h.component, tostring(vpc), via)
+    end
+  elseif TGW_ROUTE_CODES[h.code] then
+    local via = connection_after(leg, i, { ["tgw-attachment"] = true })
+    if via then
+      local b_info = r._model._b
+      local vpc = b_info.info.att[via] and b_info.info.att[via].vpc
+      local _, cidr = goal(r, h.direction)
+      cidr = h.code == "TGW_RTB_BAD_STATE_ROUTE" and h.rule and h.rule:match("^(%S+) %->") or cidr
+      local propagate = h.code == "TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT" and b_info.propagated_tables
+        and b_info.propagated_tables[h.component] and vpc ~= nil
+      h._via, h._cidr, h._vpc, h._propagate = via, cidr, vpc, propagate
+      action = { op = propagate and "tgw_propagation" or "tgw_route", route_table = h.component, attachment = via,
+        vpc = vpc, cidr = cidr }
+      b.assumed = string.format("past %s the blocked path takes %s's attachment %s", h.component, tostring(vpc), via)
+    end
+  elseif h.code == "TGW_ATTACH_MISSING_TGW_RTB_ASSOCIATION" then
+    -- the attachment just crossed; the TGW's default association table, when it has one
+    local att = leg[i - 1] and leg[i - 1].kind == "tgw-attachment" and leg[i - 1].component
+    local t = r._model._b.info.tgw[h.component]
+    h._via, h._rtb = att or nil, t and t.default_rtb
+    if att and h._rtb then action = { op = "tgw_association", attachment = att, route_table = h._rtb } end
+  elseif h.code == "SUBNET_ACL_RESTRICTION" then
+    if h.rule then
+      egress = h.rule:match("^outbound") ~= nil
+    else -- no entry listed at all: the walk checks the outbound ACL first, then the inbound one
+      egress = not (leg[i - 1] and leg[i - 1].kind == "network-acl")
+    end
+    peer = egress and to or from
+    h._egress = egress
+    local lo, hi = ports_of(r, h.direction)
+    action = { op = "nacl_allow", acl = h.component, egress = egress, below = tonumber(h.rule and
+      h.rule:match("rule (%d+):")) or 32767, protocol = r._proto, from_port = lo, to_port = hi, cidr = peer .. "/32" }
+  elseif SG_CODES[h.code] then
+    egress = h.direction == "forward" and r.blocked_path.forward.hops[2] == h
+    peer = egress and to or from
+    h._outbound = egress
+    local lo, hi = ports_of(r, h.direction)
+    action = { op = "sg_allow", group = h.component, egress = egress, protocol = r._proto, from_port = lo,
+      to_port = hi, cidr = peer .. "/32" }
+  end
+  b.setting = setting_of(r, h, egress, peer or from)
+  b.change = report.suggest(r, h)
+  b.action = action
+  for _, k in ipairs({ "_via", "_cidr", "_vpc", "_rtb", "_propagate", "_egress", "_outbound" }) do h[k] = nil end
+  return b
+end
+
+-- Why a blocked path that did not reach its end stopped.
+local function stop_reason(r, last, flags)
+  if flags & F_STOP_SEVERAL_CONNECTIONS ~= 0 then
+    return string.format("the blocked path stops at %s: several connections (transit gateways, peering "
+      .. "connections) join its VPC to the destination's, and which one a route should take is not assumed",
+      last.component)
+  elseif flags & F_STOP_NO_CONNECTION ~= 0 then
+    local vpc = goal(r, last.direction)
+    return string.format("the blocked path stops at %s: no transit gateway or peering connection joins it to %s",
+      last.component, tostring(vpc))
+  end
+  local c = last.code and report.CODES[last.code]
+  return string.format("the blocked path stops at %s %s: %s", last.kind or "?", tostring(last.component),
+    c and c[2] or tostring(last.code or "the walk ended"))
+end
+
+local function new_fix(blockers)
+  local fix, said = setmetatable({}, FixSet), {}
+  for _, b in ipairs(blockers) do
+    if b.change and not said[b.change] then
+      said[b.change] = true
+      fix[#fix + 1] = { component = b.component, kind = b.kind, code = b.code, change = b.change, action = b.action }
+    end
+  end
+  return fix
+end
+
+-- A result walked by the C evaluator: walk it again collecting blockers.
+local function walked(r)
+  local m = r._model._m
+  local fwd, ret, _, _, flags = report.decode_walk(m, m:walk(rawget(r, "_q"), true))
+  local path = { forward = { hops = fwd }, ret = { hops = ret }, assumptions = {} }
+  rawset(r, "blocked_path", path) -- blocker_of reads the forward hops
+  local blockers = {}
+  for _, leg in ipairs({ fwd, ret }) do
+    for i, h in ipairs(leg) do
+      if h.code then
+        local b = blocker_of(r, leg, i, flags)
+        blockers[#blockers + 1] = b
+        if b.assumed then path.assumptions[#path.assumptions + 1] = b.assumed end
+      end
+    end
+  end
+  local last = ret[#ret] or fwd[#fwd]
+  path.complete = last ~= nil and last.verdict == "deliver" and (last.direction == "return" or r._fo == true)
+  if not path.complete and last then path.stopped = stop_reason(r, last, flags) end
+  return blockers, path
+end
+
+--- Computes a result's blockers, blocked path and fix set (what `result.blockers`,
+-- `result.blocked_path` and `result.fix` read on first use).
+-- @param r a trace result (awsnet.reach.report)
+-- @treturn table {blockers, path, fix}: empty blockers, and path and fix false, when reachable
+function blocked.compute(r)
+  if r.reachable then return { blockers = {}, path = false, fix = false } end
+  local blockers, path
+  if rawget(r, "_q") then
+    blockers, path = walked(r)
+  else
+    -- decided before any packet moved (DNS, a database not available): that one setting, then
+    -- the path as if it were fixed when the result can say it
+    local h = r.blocked_at
+    local first = { direction = "forward", component = h.component, kind = h.kind, code = h.code,
+      setting = h.rule or (report.CODES[h.code] or {})[2], change = report.early_fix(r),
+      action = h.code == "DNS_SUPPORT_DISABLED" and { op = "dns_support", vpc = h.component } or nil }
+    blockers = { first }
+    local past = r._past and r._past()
+    if past then
+      local rest = blocked.compute(past)
+      for _, b in ipairs(rest.blockers) do blockers[#blockers + 1] = b end
+      path = rest.path or { forward = past.forward, ret = past.ret, complete = true, assumptions = {} }
+      local hops = { h }
+      table.move(path.forward.hops, 1, #path.forward.hops, 2, hops)
+      path = { forward = { hops = hops }, ret = path.ret, complete = path.complete, stopped = path.stopped,
+        assumptions = path.assumptions }
+    else
+      path = { forward = { hops = { h } }, ret = { hops = {} }, complete = false, assumptions = {},
+        stopped = "the blocked path stops at " .. tostring(h.component) .. ": nothing beyond it is walked" }
+    end
+  end
+  if r._trap then
+    -- a publicly accessible database seen from another VPC: the one change is to reach it privately
+    return { blockers = blockers, path = path, fix = setmetatable({ { component = r._dst.label, kind = "rds",
+      code = r.code, change = report.early_fix(r) } }, FixSet) }
+  end
+  return { blockers = blockers, path = path, fix = new_fix(blockers) }
+end
+
+-- ---- applying a fix set ------------------------------------------------------------------
+
+local function add_route(data, a)
+  local n = 0
+  for _, rt in ipairs((edit.find(data, "RouteTables", "RouteTableId", a.route_table))) do
+    rt.Routes = edit.remove_if(rt.Routes, function(x) return x.DestinationCidrBlock == a.cidr end)
+    local route = { DestinationCidrBlock = a.cidr, Origin = "CreateRoute", State = "active" }
+    for k, v in pairs(a.target) do route[k] = v end
+    rt.Routes[#rt.Routes + 1] = route
+    n = n + 1
+  end
+  return n
+end
+
+local function tgw_propagation(data, a)
+  local n = 0
+  for _, p in ipairs((edit.find(data, "TransitGatewayPropagations", "TransitGatewayRouteTableId", a.route_table))) do
+    p.TransitGatewayRouteTablePropagations = p.TransitGatewayRouteTablePropagations or {}
+    table.insert(p.TransitGatewayRouteTablePropagations, { TransitGatewayAttachmentId = a.attachment,
+      ResourceId = a.vpc, ResourceType = "vpc", State = "enabled" })
+    n = n + 1
+  end
+  return n
+end
+
+local function tgw_route(data, a)
+  local route = { DestinationCidrBlock = a.cidr, State = "active", Type = "static",
+    TransitGatewayAttachments = { { TransitGatewayAttachmentId = a.attachment, ResourceId = a.vpc,
+      ResourceType = "vpc" } } }
+  local entries = edit.find(data, "TransitGatewayRoutes", "TransitGatewayRouteTableId", a.route_table)
+  if #entries == 0 then
+    -- a table listed without routes: its routes go next to it, in its owner's region
+    local _, where = edit.find(data, "TransitGatewayRouteTables", "TransitGatewayRouteTableId", a.route_table)
+    if not where[1] then return 0 end
+    where[1].TransitGatewayRoutes = where[1].TransitGatewayRoutes or {}
+    entries[1] = { TransitGatewayRouteTableId = a.route_table, Routes = {} }
+    table.insert(where[1].TransitGatewayRoutes, entries[1])
+  end
+  for _, e in ipairs(entries) do
+    e.Routes = edit.remove_if(e.Routes, function(x) return x.DestinationCidrBlock == a.cidr and x.Type ~= "propagated" end)
+    e.Routes[#e.Routes + 1] = edit.copy(route)
+  end
+  return #entries
+end
+
+local function tgw_association(data, a)
+  local items = edit.find(data, "TransitGatewayAttachments", "TransitGatewayAttachmentId", a.attachment)
+  for _, att in ipairs(items) do
+    att.Association = { State = "associated", TransitGatewayRouteTableId = a.route_table }
+  end
+  return #items
+end
+
+local function nacl_allow(data, a)
+  local n = 0
+  for _, acl in ipairs((edit.find(data, "NetworkAcls", "NetworkAclId", a.acl))) do
+    local used = {}
+    for _, e in ipairs(acl.Entries or {}) do
+      if (e.Egress == true) == a.egress then used[math.tointeger(e.RuleNumber) or -1] = true end
+    end
+    -- the lowest free number: before every rule that could match this packet
+    local number
+    for k = 1, a.below - 1 do
+      if not used[k] then number = k break end
+    end
+    if number then
+      local entry = { RuleNumber = number, Egress = a.egress, Protocol = tostring(a.protocol), RuleAction = "allow",
+        CidrBlock = a.cidr }
+      if a.from_port then entry.PortRange = { From = a.from_port, To = a.to_port } end
+      acl.Entries = acl.Entries or {}
+      acl.Entries[#acl.Entries + 1] = entry
+      n = n + 1
+    end
+  end
+  return n
+end
+
+local function sg_allow(data, a)
+  local n = 0
+  for _, g in ipairs((edit.find(data, "SecurityGroups", "GroupId", a.group))) do
+    local field = a.egress and "IpPermissionsEgress" or "IpPermissions"
+    local perm = { IpProtocol = IP_PROTOCOLS[a.protocol] or tostring(a.protocol), IpRanges = { { CidrIp = a.cidr } } }
+    if a.from_port then
+      perm.FromPort, perm.ToPort = a.from_port, a.to_port
+    elseif a.protocol == 1 then
+      perm.FromPort, perm.ToPort = -1, -1
+    end
+    g[field] = g[field] or {}
+    table.insert(g[field], perm)
+    n = n + 1
+  end
+  return n
+end
+
+local function dns_support(data, a)
+  local n = 0
+  for _, attr in ipairs((edit.find(data, "VpcAttributes", "VpcId", a.vpc))) do
+    if attr.EnableDnsSupport then
+      attr.EnableDnsSupport.Value = true
+      n = n + 1
+    end
+  end
+  return n
+end
+
+local APPLY = { route = add_route, tgw_propagation = tgw_propagation, tgw_route = tgw_route,
+  tgw_association = tgw_association, nacl_allow = nacl_allow, sg_allow = sg_allow, dns_support = dns_support }
+
+--- Makes a fix set's changes in a copy of a snapshot's table form (the input is left as it was).
+-- @tparam table data the snapshot as reach.load takes it as a table
+-- @tparam table fix a result's fix set (`result.fix`)
+-- @treturn table the changed copy
+-- @treturn {table,...} the changes that could not be made (no action, or nothing to change found)
+function blocked.apply(data, fix)
+  local copy, missed = edit.copy(data), {}
+  for _, c in ipairs(fix or {}) do
+    local f = c.action and APPLY[c.action.op]
+    if not (f and f(copy, c.action) > 0) then missed[#missed + 1] = c end
+  end
+  return copy, missed
+end
+
+return blocked

@@ -53,6 +53,7 @@ describe("scenario prove", function()
       ["no route in B's VPC back to A (return path)"] = { "NO_ROUTE_TO_DESTINATION" },
       ["database security group without the tcp/3306 rule from A"] = { "ENI_SG_RULES_MISMATCH", "sg-0b00000000000db001" },
       ["Lambda security group without egress tcp/3306 to B"] = { "ENI_SG_RULES_MISMATCH", "sg-0a000000000lambda" },
+      ["database subnet's network ACL denies tcp/3306 from A"] = { "SUBNET_ACL_RESTRICTION", "acl-0b00000000000db01" },
     }
     for case, want in pairs(expected) do
       local c = assert(by_case[case], case)
@@ -64,8 +65,21 @@ describe("scenario prove", function()
     assert.is_false(tgw.reachable)
     assert.matches("^TGW_RTB", tgw.code)
     assert.is_true(r.ok)
-    assert.equals(#checks.PROVE_CASES, #events)
+    local counts = {}
+    for _, e in ipairs(events) do counts[e.event] = (counts[e.event] or 0) + 1 end
+    assert.same({ check = #checks.PROVE_CASES, reverse = #checks.fault_sets() }, counts)
+    -- in reverse: every pair and triple blocked, each with a fix set that makes it reachable
+    assert.equals(#checks.fault_sets(), #r.reverse)
+    for _, row in ipairs(r.reverse) do
+      assert.is_false(row.reachable)
+      assert.is_true(row.fixed, table.concat(row.faults, " + "))
+      assert.equals(#row.faults, #row.blockers)
+      assert.equals(#row.faults, #row.fix)
+    end
     local md = assert(process.read_file(r.report.markdown))
+    assert.matches("## Prove in reverse: pieces removed at once, and the fix set awsnet proposes", md, 1, true)
+    assert.matches("| DNS support off in A's VPC + no route in A's VPC to B via the TGW | DNS_SUPPORT_DISABLED at "
+      .. "vpc-0a00000000000000a (forward); NO_ROUTE_TO_DESTINATION at rtb-0a0000000000000l1 (forward) | ", md, 1, true)
     assert.matches("| DNS support off in A's VPC | blocked | DNS_SUPPORT_DISABLED | vpc-0a00000000000000a |", md, 1, true)
     assert.matches("<svg", assert(process.read_file(r.report.svg)))
   end)

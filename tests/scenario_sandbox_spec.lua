@@ -80,7 +80,11 @@ describe("scenario against the sandbox", function()
     local codes = {}
     for _, c in ipairs(p.cases) do codes[#codes + 1] = c.code or "reachable" end
     assert.same({ "reachable", "DNS_SUPPORT_DISABLED", "NO_ROUTE_TO_DESTINATION", "NO_ROUTE_TO_DESTINATION",
-      "TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT", "ENI_SG_RULES_MISMATCH", "ENI_SG_RULES_MISMATCH" }, codes)
+      "TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT", "ENI_SG_RULES_MISMATCH", "ENI_SG_RULES_MISMATCH",
+      "SUBNET_ACL_RESTRICTION" }, codes)
+    -- in reverse: two or three pieces removed at once, each fixed by the set awsnet proposes
+    assert.equals(#checks.fault_sets(), #p.reverse)
+    for _, row in ipairs(p.reverse) do assert.is_true(row.fixed, table.concat(row.faults, " + ")) end
     -- one report with verify's checks and prove's table
     local md = assert(process.read_file(p.report.markdown))
     assert.matches("## Checks", md, 1, true)

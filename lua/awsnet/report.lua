@@ -9,10 +9,13 @@
 --         items={{id=, label=, sgs={sg ids}}}}}, workload={id=, label=}}, ... },  -- items: ENIs, attachments
 --       tgw = {id=, account=, route_table=},
 --     },
---     trace = result of model:trace (optional): its hops are drawn and listed, the blocking one red,
+--     trace = result of model:trace (optional): its hops are drawn and listed, the blocking one red;
+--       when it is not reachable, its blocked path is drawn and every blocker marked red, listed
+--       with its setting and change, and the fix set under them,
 --     checks = { {name=, ok=, detail=, seconds=} },      -- verify's checks, in order
 --     readback = text,                                   -- what the Lambda read back (mysql layout)
 --     prove = { {case=, reachable=, code=, blocked_at=} }, -- prove's table
+--     reverse = { {faults=, blockers=, fix=, fixed=} },   -- prove in reverse: faults at once, fix sets
 --     timings = { {phase=, seconds=} },
 --   }
 -- Nothing here reaches AWS: it formats what the scenario collected.
@@ -58,14 +61,15 @@ local function seconds(s)
   return s and string.format("%.2f s", s) or ""
 end
 
-local function hop_rows(out, title, leg, blocked)
+-- `blocking`: the set of the ids of the components that refuse the packet.
+local function hop_rows(out, title, leg, blocking, status)
   if not leg or not leg.hops then return end
-  out[#out + 1] = string.format("\n### %s (%s)\n", title, leg.ok and "passes" or "blocked")
+  out[#out + 1] = string.format("\n### %s (%s)\n", title, status or (leg.ok and "passes" or "blocked"))
   out[#out + 1] = "| # | component | kind | rule | verdict |"
   out[#out + 1] = "|---|---|---|---|---|"
   for i, h in ipairs(leg.hops) do
     local id = component_id(h.component)
-    local mark = (blocked and id == blocked and h.verdict ~= "accept" and h.verdict ~= "allow") and " **(blocks)**" or ""
+    local mark = (blocking[id] and (h.verdict == "deny" or h.verdict == "drop")) and " **(blocks)**" or ""
     out[#out + 1] = string.format("| %d | %s%s | %s | %s | %s |", i, md_escape(id), mark, md_escape(h.kind),
       md_escape(rule_text(h.rule)), md_escape(h.verdict))
   end
@@ -117,9 +121,27 @@ function report.markdown(data)
     out[#out + 1] = "\n## Path Lambda → database\n"
     out[#out + 1] = string.format("Result: **%s**%s", tr.reachable and "reachable" or "not reachable",
       tr.code and (" — " .. tostring(tr.code) .. (tr.blocked_at and (" at " .. component_id(tr.blocked_at)) or "")) or "")
-    local blocked = tr.blocked_at and component_id(tr.blocked_at)
-    hop_rows(out, "Forward", tr.forward, blocked)
-    hop_rows(out, "Return", tr.ret, blocked)
+    local blocking = {}
+    if tr.blocked_at then blocking[component_id(tr.blocked_at)] = true end
+    for _, b in ipairs(tr.blockers or {}) do blocking[component_id(b.component)] = true end
+    hop_rows(out, "Forward", tr.forward, blocking)
+    hop_rows(out, "Return", tr.ret, blocking)
+    if tr.blockers and #tr.blockers > 0 then
+      md_table(out, "Blockers: every setting on the path that refuses the packet", { "#", "leg", "component",
+        "kind", "code", "setting", "smallest change" }, tr.blockers, function(b)
+          return { tostring(b.n), b.direction, component_id(b.component), b.kind, b.code, b.setting, b.change }
+        end)
+      local path = tr.blocked_path or {}
+      out[#out + 1] = "\n" .. (path.complete and "The blocked path is complete: past every blocker it reaches the "
+        .. "destination and comes back." or ("The blocked path stops: " .. md_escape(path.stopped or "?")))
+      for _, a in ipairs(path.assumptions or {}) do out[#out + 1] = "- assumed: " .. md_escape(a) end
+      hop_rows(out, "Blocked path, forward", path.forward, blocking, "past every blocker")
+      hop_rows(out, "Blocked path, return", path.ret, blocking, "past every blocker")
+      if tr.fix and #tr.fix > 0 then
+        out[#out + 1] = "\n### Fix set\n"
+        for _, c in ipairs(tr.fix) do out[#out + 1] = "- " .. md_escape(c) end
+      end
+    end
     if tr.assumptions and #tr.assumptions > 0 then
       out[#out + 1] = "\nAssumptions:\n"
       for _, a in ipairs(tr.assumptions) do out[#out + 1] = "- " .. md_escape(type(a) == "table" and (a.text or a.code) or a) end
@@ -128,6 +150,11 @@ function report.markdown(data)
   md_table(out, "Prove: what each piece does", { "configuration", "path", "code", "blocking hop" }, data.prove,
     function(p)
       return { p.case, p.reachable and "reachable" or "blocked", p.code, p.blocked_at and component_id(p.blocked_at) }
+    end)
+  md_table(out, "Prove in reverse: pieces removed at once, and the fix set awsnet proposes", { "removed",
+    "blockers (path order)", "fix set", "fixed" }, data.reverse, function(p)
+      return { table.concat(p.faults or {}, " + "), table.concat(p.blockers or {}, "; "), table.concat(p.fix or {}, "; "),
+        p.fixed and "reachable" or "**still blocked**" }
     end)
   md_table(out, "Timings", { "phase", "time" }, data.timings, function(t) return { t.phase, seconds(t.seconds) } end)
   out[#out + 1] = ""
@@ -427,7 +454,7 @@ local function draw_leg(c, hops, style, start, blocked, badges)
         local x2, y2 = edge(b, px, py)
         local len = math.max(1, math.sqrt((x2 - x1) ^ 2 + (y2 - y1) ^ 2))
         local ox, oy = -(y2 - y1) / len * style.offset, (x2 - x1) / len * style.offset
-        local bad = blocked and h.component == blocked and h.verdict ~= "allow" and h.verdict ~= "forward"
+        local bad = blocked[h.component] and (h.verdict == "deny" or h.verdict == "drop")
         arrows[#arrows + 1] = string.format('<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="2.2"%s ' ..
           'marker-end="url(#%s)"/>', fmt(x1 + ox), fmt(y1 + oy), fmt(x2 + ox), fmt(y2 + oy), bad and RED or style.color,
           style.dash and (' stroke-dasharray="' .. style.dash .. '"') or "", bad and "arrow-red" or style.marker)
@@ -530,44 +557,61 @@ end
 -- @treturn string the SVG
 function report.topology_svg(data)
   local tr = data.trace
-  local blocked = tr and tr.blocked_at and component_id(tr.blocked_at)
+  -- every blocker (the blocked path's, or the one blocking hop of a trace without one)
+  local blockers = {}
+  if tr and tr.blockers and #tr.blockers > 0 then
+    for _, b in ipairs(tr.blockers) do blockers[#blockers + 1] = { id = component_id(b.component), code = b.code } end
+  elseif tr and tr.blocked_at then
+    blockers[1] = { id = component_id(tr.blocked_at), code = tr.code or "blocked" }
+  end
   local hot = {}
-  if blocked then hot[blocked] = true end
+  for _, b in ipairs(blockers) do hot[b.id] = true end
   local topo = data.topology or { accounts = {} }
   local c, bottom = layout(topo, hot, data.title)
   local badges = {}
   if tr then
-    local start = draw_leg(c, hop_list(tr.forward), { name = "forward", color = BLUE, marker = "arrow-fwd", offset = -5 },
-      nil, blocked, badges)
-    local ret = hop_list(tr.ret)
+    -- the blocked path when there is one: the path as intended, through every blocker
+    local legs = tr.blocked_path and tr.blocked_path.forward and tr.blocked_path or tr
+    local start = draw_leg(c, hop_list(legs.forward), { name = "forward", color = BLUE, marker = "arrow-fwd",
+      offset = -5 }, nil, hot, badges)
+    local ret = hop_list(legs.ret)
     -- the reply starts where the request arrived
     draw_leg(c, ret, { name = "return", color = ORANGE, marker = "arrow-ret", offset = 5, dash = "7 4" }, start,
-      blocked, badges)
+      hot, badges)
   end
   draw_badges(c, badges)
-  -- the blocking hop: its code next to it, in red
+  -- each blocking component: its codes next to it, in red
   local y = bottom + 28
-  if blocked then
-    local boxes = c.places[blocked]
-    local code = tostring(tr.code or "blocked")
-    if boxes then
+  local drawn = {}
+  for _, blk in ipairs(blockers) do
+    local boxes = c.places[blk.id]
+    if boxes and not drawn[blk.id] then
+      local codes = {}
+      for _, other in ipairs(blockers) do
+        if other.id == blk.id then codes[#codes + 1] = tostring(other.code) end
+      end
+      drawn[blk.id] = true
       local b = boxes[1]
-      c.add('<g class="blocked" data-code="' .. x_escape(code) .. '">')
+      c.add('<g class="blocked" data-code="' .. x_escape(table.concat(codes, " ")) .. '">')
       c.rect(b.x - 3, b.y - 3, b.w + 6, b.h + 6, { rx = 6, attrs = 'fill="none" stroke="' .. RED .. '" stroke-width="3"' })
-      c.text(b.x, b.y + b.h + 16, "✖ " .. code, 12, 'font-weight="bold" fill="' .. RED .. '"')
+      c.text(b.x, b.y + b.h + 16, "✖ " .. table.concat(codes, ", "), 12, 'font-weight="bold" fill="' .. RED .. '"')
       c.add("</g>")
     end
-    c.add('<g class="blocked" data-code="' .. x_escape(code) .. '">')
-    c.text(MARGIN, y, "blocked: " .. code .. " at " .. blocked, 13, 'font-weight="bold" fill="' .. RED .. '"')
+  end
+  for i, blk in ipairs(blockers) do
+    c.add('<g class="blocked" data-code="' .. x_escape(tostring(blk.code)) .. '">')
+    c.text(MARGIN, y, (#blockers > 1 and string.format("blocker %d: ", i) or "blocked: ") .. tostring(blk.code)
+      .. " at " .. blk.id, 13, 'font-weight="bold" fill="' .. RED .. '"')
     c.add("</g>")
     y = y + 24
-  elseif tr then
+  end
+  if #blockers == 0 and tr then
     c.text(MARGIN, y, "reachable, forward and return", 13, 'font-weight="bold" fill="#2e7d32"')
     y = y + 24
   end
   legend(c, MARGIN, y, "forward", "forward path (request), hop numbers in blue")
   legend(c, MARGIN + 400, y, "return", "return path (reply), hop numbers in orange")
-  legend(c, MARGIN + 800, y, "red", "the blocking hop")
+  legend(c, MARGIN + 800, y, "red", #blockers > 1 and "a blocking hop" or "the blocking hop")
   return finish(c, y + 14)
 end
 
@@ -728,11 +772,25 @@ local function plain_trace(tr)
   end
   local assumptions = {}
   for i, a in ipairs(tr.assumptions or {}) do assumptions[i] = type(a) == "table" and (a.text or a.code) or tostring(a) end
-  return { reachable = tr.reachable, code = tr.code, blocked_at = tr.blocked_at and component_id(tr.blocked_at),
+  local out = { reachable = tr.reachable, code = tr.code, blocked_at = tr.blocked_at and component_id(tr.blocked_at),
     forward = leg(tr.forward), ret = leg(tr.ret), assumptions = assumptions }
+  if not tr.reachable and tr.blockers then
+    out.blockers, out.fix = {}, {}
+    for i, b in ipairs(tr.blockers) do
+      out.blockers[i] = { n = i, component = component_id(b.component), kind = b.kind, code = b.code,
+        direction = b.direction, setting = b.setting, change = b.change }
+    end
+    for i, c in ipairs(tr.fix or {}) do out.fix[i] = type(c) == "table" and c.change or tostring(c) end
+    local path = tr.blocked_path
+    if path then
+      out.blocked_path = { complete = path.complete, stopped = path.stopped, assumptions = path.assumptions,
+        forward = leg(path.forward), ret = leg(path.ret) }
+    end
+  end
+  return out
 end
 
-local SECTIONS = { "topology", "trace", "checks", "readback", "prove" }
+local SECTIONS = { "topology", "trace", "checks", "readback", "prove", "reverse" }
 
 -- Sections of an earlier report in `dir` (report.json), for merging.
 local function earlier(dir)

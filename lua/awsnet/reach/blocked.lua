@@ -335,16 +335,23 @@ local function nacl_allow(data, a)
     for _, e in ipairs(acl.Entries or {}) do
       if (e.Egress == true) == a.egress then used[math.tointeger(e.RuleNumber) or -1] = true end
     end
-    -- the lowest free number: before every rule that could match this packet
+    -- the lowest free number: before every rule that could match this packet; with none free below
+    -- the denying rule, the allow takes its number (the deny is moved out of the way: removed)
     local number
     for k = 1, a.below - 1 do
       if not used[k] then number = k break end
+    end
+    acl.Entries = acl.Entries or {}
+    if not number and a.below < 32767 then
+      number = a.below
+      acl.Entries = edit.remove_if(acl.Entries, function(e)
+        return (e.Egress == true) == a.egress and math.tointeger(e.RuleNumber) == number
+      end)
     end
     if number then
       local entry = { RuleNumber = number, Egress = a.egress, Protocol = tostring(a.protocol), RuleAction = "allow",
         CidrBlock = a.cidr }
       if a.from_port then entry.PortRange = { From = a.from_port, To = a.to_port } end
-      acl.Entries = acl.Entries or {}
       acl.Entries[#acl.Entries + 1] = entry
       n = n + 1
     end

@@ -8,7 +8,8 @@
 -- misses its target is measured once more; missed again, the run exits 1.
 -- Then the generated organisations of issue 12 (bench/reach/org.lua; see "organisations" below):
 -- load with and without Lambdas and databases, the slope against VPC count, peak memory against
--- the snapshot's JSON, and traces at 5,000 VPCs.
+-- the snapshot's JSON, and traces at 5,000 VPCs. And the blocked path's cost against a plain failed
+-- trace (bench/reach/blocked.lua; `AWSNET_BENCH_REACH=blocked` runs that section alone).
 -- A process that only loads a snapshot folder (`run.lua --load DIR`): prints the CPU seconds of
 -- reach.load and the process's peak resident memory (VmHWM, kB), for the organisation figures;
 -- `--bare`: the peak of the interpreter alone, before anything is loaded.
@@ -172,6 +173,15 @@ for _, q in ipairs(queries) do
 end
 assert(reachable == #queries, "bench traces should all be reachable, got " .. reachable)
 
+-- The blocked path against a plain failed trace (issue 18). AWSNET_BENCH_REACH=blocked runs this
+-- section alone.
+local blocked_ok = require("reach.blocked").run(model, report, {
+  eni = function(vpc, k) return string.format("eni-%012d%05d", vpc, k) end, peer = peer })
+if os.getenv("AWSNET_BENCH_REACH") == "blocked" then
+  model:close()
+  os.exit(blocked_ok and 0 or 1)
+end
+
 -- Best of ROUNDS runs of N traces each (as timeit does): a busy moment of the machine only
 -- adds time, so the fastest run is the closest to what the code costs.
 local N, ROUNDS = 100000, 5
@@ -230,6 +240,10 @@ if not (load_ok and trace_ok and matrix_ok) then
     print("reach: target(s) missed twice")
     os.exit(1)
   end
+end
+if not blocked_ok then
+  print("reach: the blocked-path target missed twice")
+  os.exit(1)
 end
 model:close()
 model = nil -- luacheck: ignore 311

@@ -462,7 +462,8 @@ static int l_trace(lua_State *L)
 /* m:walk(query[, blocked_path]) -> a string holding a header "<i4i4i4i4" (number of forward hops,
  * 1-based index of the blocking hop or 0, assumption flags, destination ENI or -1) and then the
  * hops, each "<BBBBHHi4i4" (kind, verdict, direction, -, code, -, component, rule). With
- * blocked_path true the walk collects every blocker (eval.h) and each such hop carries its code. */
+ * blocked_path true the walk collects every blocker (eval.h), each such hop carries its code, and
+ * a second string holds their 1-based indices, a byte each. */
 static int l_walk(lua_State *L)
 {
     model *m = check_model(L, 1);
@@ -477,7 +478,17 @@ static int l_walk(lua_State *L)
     luaL_addlstring(&b, (const char *)header, sizeof header);
     luaL_addlstring(&b, (const char *)r.hops, (size_t)r.n * sizeof(hop_t));
     luaL_pushresult(&b);
-    return 1;
+    if (!q.collect_blockers)
+        return 1;
+    /* and the 1-based indices of the blocking hops, a byte each (EVAL_MAX_HOPS < 256) */
+    char at[EVAL_MAX_HOPS];
+    size_t nat = 0;
+    for (int i = 0; i < r.n; i++) {
+        if (r.hops[i].verdict == V_DENY || r.hops[i].verdict == V_DROP)
+            at[nat++] = (char)(i + 1);
+    }
+    lua_pushlstring(L, at, nat);
+    return 2;
 }
 
 /* core.reach.query(query) -> src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo,

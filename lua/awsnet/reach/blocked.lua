@@ -77,14 +77,31 @@ local function goal(r, direction)
   return vpc_around(r, r._dst.eni and r._dst or nil, r._dip)
 end
 
--- The connection a blocked path took past hop i of `leg`: the transit gateway or peering
--- connection after a route table, the egress attachment after a TGW route table.
-local function connection_after(leg, i, kinds)
-  for j = i + 1, #leg do
-    local h = leg[j]
-    if h.code then return nil end
-    if kinds[h.kind] then return h.component end
+local KIND, VERDICT = report.KIND, report.VERDICT
+local DENY, DROP, DELIVER = VERDICT.deny, VERDICT.drop, VERDICT.deliver
+
+-- A packed blocked-path walk, read hop by hop: only the hops a blocker needs are put in words
+-- (the whole path is, when `blocked_path.forward` or `.ret` is read).
+local function view(m, s)
+  return { m = m, s = s, n = report.hop_count(s) }
+end
+
+-- The connection a blocked path took past hop i: the transit gateway or peering connection after
+-- a route table, the egress attachment after a TGW route table (its id, or nil).
+local function connection_after(w, i, kinds)
+  local _, _, dir = report.hop_bytes(w.s, i)
+  for j = i + 1, w.n do
+    local k, v, d = report.hop_bytes(w.s, j)
+    if d ~= dir or v == DENY or v == DROP then return nil end
+    if kinds[k] then return report.component_at(w.m, w.s, j) end
   end
+end
+
+-- Whether hop i - 1 is of `kind`, on the same leg.
+local function after(w, i, kind)
+  if i < 2 then return false end
+  local k, _, d = report.hop_bytes(w.s, i - 1)
+  return k == kind and d == select(3, report.hop_bytes(w.s, i))
 end
 
 local function ports_of(r, direction)
@@ -119,17 +136,40 @@ local function setting_of(r, h, egress, peer)
   return c and c[2] or code
 end
 
--- One blocker from hop i of `leg`: the setting, the smallest change and the change as data.
-local function blocker_of(r, leg, i, flags)
-  local h = leg[i]
-  local src_ip, dst_ip = report.addresses(r)
+-- A blocker's words (setting, change, assumed) are made when first read: a script that only
+-- applies the fix set, or counts blockers, does not pay for them.
+local Blocker = { __name = "awsnet.reach.blocker" }
+function Blocker.__index(b, key)
+  if (key ~= "setting" and key ~= "change" and key ~= "assumed") or rawget(b, "_worded") then return nil end
+  local h = b._h
+  rawset(b, "_worded", true)
+  rawset(b, "setting", setting_of(b._r, h, b._egress, b._peer))
+  rawset(b, "change", report.suggest(b._r, h))
+  if b._via_kind == "route" then
+    rawset(b, "assumed", string.format("past %s the blocked path takes the one connection joining its VPC to %s: %s",
+      h.component, tostring(b._via_vpc), b._via))
+  elseif b._via_kind then
+    rawset(b, "assumed", string.format("past %s the blocked path takes %s's attachment %s", h.component,
+      tostring(b._via_vpc), b._via))
+  end
+  return rawget(b, key)
+end
+
+local VIA_ROUTE = { [KIND["transit-gateway"]] = true, [KIND["peering-connection"]] = true }
+local VIA_TGW_ROUTE = { [KIND["tgw-attachment"]] = true }
+
+-- One blocker from hop i of the walk: where, why, and the smallest change as data (its words
+-- when first read).
+local function blocker_of(r, w, i, flags, src_ip, dst_ip)
+  -- the hop in words, which the blocker is made of; its words say the rest when first read
+  local h = report.hop_at(w.m, w.s, i)
   local to, from = dst_ip, src_ip
   if h.direction == "return" then to, from = src_ip, dst_ip end
-  local b = { direction = h.direction, component = h.component, kind = h.kind, account = h.account, code = h.code }
+  local b = setmetatable({ direction = h.direction, component = h.component, kind = h.kind, account = h.account,
+    code = h.code, _r = r, _h = h }, Blocker)
   local action, egress, peer
   if ROUTE_CODES[h.code] and h.kind == "route-table" then
-    local via = flags & F_ASSUMED_CONNECTION ~= 0 and
-      connection_after(leg, i, { ["transit-gateway"] = true, ["peering-connection"] = true })
+    local via = flags & F_ASSUMED_CONNECTION ~= 0 and connection_after(w, i, VIA_ROUTE)
     local vpc, cidr = goal(r, h.direction)
     -- a blackhole is replaced where it is; past a route to a target beyond the model (an internet
     -- gateway, say) the destination's CIDR is added, more specific than it
@@ -138,11 +178,10 @@ local function blocker_of(r, leg, i, flags)
       h._via, h._cidr = via, cidr
       action = { op = "route", route_table = h.component, cidr = cidr,
         target = via:match("^pcx%-") and { VpcPeeringConnectionId = via } or { TransitGatewayId = via } }
-      b.assumed = string.format("past %s the blocked path takes the one connection joining its VPC to %s: %s",
-        h.component, tostring(vpc), via)
+      b._via_kind, b._via_vpc, b._via = "route", vpc, via
     end
   elseif TGW_ROUTE_CODES[h.code] then
-    local via = connection_after(leg, i, { ["tgw-attachment"] = true })
+    local via = connection_after(w, i, VIA_TGW_ROUTE)
     if via then
       local b_info = r._model._b
       local vpc = b_info.info.att[via] and b_info.info.att[via].vpc
@@ -153,11 +192,11 @@ local function blocker_of(r, leg, i, flags)
       h._via, h._cidr, h._vpc, h._propagate = via, cidr, vpc, propagate
       action = { op = propagate and "tgw_propagation" or "tgw_route", route_table = h.component, attachment = via,
         vpc = vpc, cidr = cidr }
-      b.assumed = string.format("past %s the blocked path takes %s's attachment %s", h.component, tostring(vpc), via)
+      b._via_kind, b._via_vpc, b._via = "tgw", vpc, via
     end
   elseif h.code == "TGW_ATTACH_MISSING_TGW_RTB_ASSOCIATION" then
     -- the attachment just crossed; the TGW's default association table, when it has one
-    local att = leg[i - 1] and leg[i - 1].kind == "tgw-attachment" and leg[i - 1].component
+    local att = after(w, i, KIND["tgw-attachment"]) and report.component_at(w.m, w.s, i - 1)
     local t = r._model._b.info.tgw[h.component]
     h._via, h._rtb = att or nil, t and t.default_rtb
     if att and h._rtb then action = { op = "tgw_association", attachment = att, route_table = h._rtb } end
@@ -165,7 +204,7 @@ local function blocker_of(r, leg, i, flags)
     if h.rule then
       egress = h.rule:match("^outbound") ~= nil
     else -- no entry listed at all: the walk checks the outbound ACL first, then the inbound one
-      egress = not (leg[i - 1] and leg[i - 1].kind == "network-acl")
+      egress = not after(w, i, KIND["network-acl"])
     end
     peer = egress and to or from
     h._egress = egress
@@ -173,17 +212,15 @@ local function blocker_of(r, leg, i, flags)
     action = { op = "nacl_allow", acl = h.component, egress = egress, below = tonumber(h.rule and
       h.rule:match("rule (%d+):")) or 32767, protocol = r._proto, from_port = lo, to_port = hi, cidr = peer .. "/32" }
   elseif SG_CODES[h.code] then
-    egress = h.direction == "forward" and r.blocked_path.forward.hops[2] == h
+    egress = h.direction == "forward" and i == 2 -- the source's own group, right after it
     peer = egress and to or from
     h._outbound = egress
     local lo, hi = ports_of(r, h.direction)
     action = { op = "sg_allow", group = h.component, egress = egress, protocol = r._proto, from_port = lo,
       to_port = hi, cidr = peer .. "/32" }
   end
-  b.setting = setting_of(r, h, egress, peer or from)
-  b.change = report.suggest(r, h)
+  b._egress, b._peer = egress, peer or from
   b.action = action
-  for _, k in ipairs({ "_via", "_cidr", "_vpc", "_rtb", "_propagate", "_egress", "_outbound" }) do h[k] = nil end
   return b
 end
 
@@ -203,36 +240,77 @@ local function stop_reason(r, last, flags)
     c and c[2] or tostring(last.code or "the walk ended"))
 end
 
+-- A change of the fix set says what its blocker's change says.
+local Change = { __name = "awsnet.reach.change" }
+function Change.__index(c, key)
+  if key == "change" then return c._blocker.change end
+end
+
+-- The same setting refusing the packet twice on one leg asks for one change.
+local function change_key(b)
+  return b.direction .. " " .. b.code .. " " .. b.component
+end
+
 local function new_fix(blockers)
   local fix, said = setmetatable({}, FixSet), {}
   for _, b in ipairs(blockers) do
-    if b.change and not said[b.change] then
-      said[b.change] = true
-      fix[#fix + 1] = { component = b.component, kind = b.kind, code = b.code, change = b.change, action = b.action }
+    local key = change_key(b)
+    if (b.action or report.suggests(b.code) or rawget(b, "change")) and not said[key] then
+      said[key] = true
+      fix[#fix + 1] = setmetatable({ component = b.component, kind = b.kind, code = b.code, action = b.action,
+        _blocker = b }, Change)
     end
   end
   return fix
 end
 
+-- The walk past a route table without a usable route records it twice, dropping and then
+-- forwarding as if it had the route (after the transit gateway it takes, if one): the blocked
+-- path shows it once, where it blocks.
+local function once(leg)
+  local out = {}
+  for _, h in ipairs(leg) do
+    local prev = out[#out]
+    if prev and prev.kind == "transit-gateway" and not prev.code then prev = out[#out - 1] end
+    local again = h.verdict == "forward" and h.rule == nil and prev and prev.code and prev.component == h.component
+    if not again then out[#out + 1] = h end
+  end
+  return out
+end
+
+-- The blocked path's hops in words, made when first read.
+local Path = { __name = "awsnet.reach.blocked_path" }
+function Path.__index(p, key)
+  if key == "assumptions" then
+    local out = {}
+    for _, b in ipairs(rawget(p, "_blockers")) do
+      if b._via_kind then out[#out + 1] = b.assumed end
+    end
+    rawset(p, "assumptions", out)
+    return out
+  end
+  if key ~= "forward" and key ~= "ret" then return nil end
+  local w = rawget(p, "_w")
+  local fwd, ret = report.decode_walk(w.m, w.s)
+  rawset(p, "forward", { hops = once(fwd) })
+  rawset(p, "ret", { hops = once(ret) })
+  p._w = nil
+  return rawget(p, key)
+end
+
 -- A result walked by the C evaluator: walk it again collecting blockers.
 local function walked(r)
   local m = r._model._m
-  local fwd, ret, _, _, flags = report.decode_walk(m, m:walk(rawget(r, "_q"), true))
-  local path = { forward = { hops = fwd }, ret = { hops = ret }, assumptions = {} }
-  rawset(r, "blocked_path", path) -- blocker_of reads the forward hops
+  local s, at = m:walk(rawget(r, "_q"), true)
+  local flags = select(3, string.unpack("=i4i4i4", s))
+  local w = view(m, s)
   local blockers = {}
-  for _, leg in ipairs({ fwd, ret }) do
-    for i, h in ipairs(leg) do
-      if h.code then
-        local b = blocker_of(r, leg, i, flags)
-        blockers[#blockers + 1] = b
-        if b.assumed then path.assumptions[#path.assumptions + 1] = b.assumed end
-      end
-    end
-  end
-  local last = ret[#ret] or fwd[#fwd]
-  path.complete = last ~= nil and last.verdict == "deliver" and (last.direction == "return" or r._fo == true)
-  if not path.complete and last then path.stopped = stop_reason(r, last, flags) end
+  local path = setmetatable({ _w = w, _blockers = blockers }, Path)
+  local src_ip, dst_ip = report.addresses(r)
+  for k = 1, #at do blockers[k] = blocker_of(r, w, string.byte(at, k), flags, src_ip, dst_ip) end
+  local _, v, d = report.hop_bytes(s, w.n)
+  path.complete = w.n > 0 and v == DELIVER and (d == 1 or r._fo == true)
+  if not path.complete and w.n > 0 then path.stopped = stop_reason(r, report.hop_at(m, s, w.n), flags) end
   return blockers, path
 end
 

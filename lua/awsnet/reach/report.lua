@@ -128,17 +128,59 @@ end
 function report.decode_walk(m, s)
   local _, blocked, flags = string.unpack(HEADER_FORMAT, s)
   local fwd, ret, first = {}, {}, nil
-  for i = 1, (#s - HEADER_SIZE) // HOP_SIZE do
-    local kind, verdict, dir, _, code, _, comp, rule = string.unpack(HOP_FORMAT, s, HEADER_SIZE + (i - 1) * HOP_SIZE + 1)
-    local id, _, account, name = m:component_info(comp)
-    local hop = { component = id, kind = KINDS[kind], rule = m:rule_text(rule), verdict = VERDICTS[verdict],
-      direction = dir == 0 and "forward" or "return", account = account, name = name }
-    if verdict == V_DENY or verdict == V_DROP then hop.code = CODE_NAMES[code + 1] end
-    if dir == 0 then fwd[#fwd + 1] = hop else ret[#ret + 1] = hop end
+  for i = 1, report.hop_count(s) do
+    local hop = report.hop_at(m, s, i)
+    if hop.direction == "forward" then fwd[#fwd + 1] = hop else ret[#ret + 1] = hop end
     if i == blocked then first = hop end
   end
   return fwd, ret, blocked > 0 and blocked or nil, first, flags
 end
+
+--- The number of hops in a packed walk.
+-- @tparam string s the packed walk
+-- @treturn integer the count
+function report.hop_count(s)
+  return (#s - HEADER_SIZE) // HOP_SIZE
+end
+
+--- The i-th hop of a packed walk as numbers, without making a table: kind, verdict and direction
+-- (as the evaluator numbers them: see `report.KIND`, `report.VERDICT`; direction 0 forward, 1 return).
+-- @tparam string s the packed walk
+-- @tparam integer i the hop's 1-based index
+-- @treturn integer kind
+-- @treturn integer verdict
+-- @treturn integer direction
+function report.hop_bytes(s, i)
+  return string.byte(s, HEADER_SIZE + (i - 1) * HOP_SIZE + 1, HEADER_SIZE + (i - 1) * HOP_SIZE + 3)
+end
+
+--- The id of the i-th hop's component in a packed walk.
+-- @param m the C model the walk was made on
+-- @tparam string s the packed walk
+-- @tparam integer i the hop's 1-based index
+-- @treturn string the component's id
+function report.component_at(m, s, i)
+  return (m:component_info((string.unpack("=i4", s, HEADER_SIZE + (i - 1) * HOP_SIZE + 9))))
+end
+
+--- The i-th hop of a packed walk in words (as `decode_walk` gives each).
+-- @param m the C model the walk was made on
+-- @tparam string s the packed walk
+-- @tparam integer i the hop's 1-based index
+-- @treturn table the hop
+function report.hop_at(m, s, i)
+  local kind, verdict, dir, _, code, _, comp, rule = string.unpack(HOP_FORMAT, s, HEADER_SIZE + (i - 1) * HOP_SIZE + 1)
+  local id, _, account, name = m:component_info(comp)
+  local hop = { component = id, kind = KINDS[kind], rule = m:rule_text(rule), verdict = VERDICTS[verdict],
+    direction = dir == 0 and "forward" or "return", account = account, name = name }
+  if verdict == V_DENY or verdict == V_DROP then hop.code = CODE_NAMES[code + 1] end
+  return hop
+end
+
+--- The evaluator's numbers of hop kinds and verdicts (what `hop_bytes` returns), by name.
+report.KIND, report.VERDICT = {}, {}
+for i, k in ipairs(KINDS) do report.KIND[k] = i end
+for i, v in ipairs(VERDICTS) do report.VERDICT[v] = i end
 
 local function decode_hops(r)
   local ctx = r
@@ -326,6 +368,13 @@ function report.suggest(r, h)
   local to, from = dst_ip, src_ip
   if h.direction == "return" then to, from = src_ip, dst_ip end
   return fix(h, to, from, r)
+end
+
+--- Whether `suggest` has words for a code.
+-- @tparam string code an explanation code
+-- @treturn boolean
+function report.suggests(code)
+  return FIXES[code] ~= nil
 end
 
 --- The change for a result decided without a walk, or a publicly accessible database reached at

@@ -195,6 +195,27 @@ describe("blocked paths past a missing route", function()
     assert.is_true(trace((blocked.apply(data, r.fix))).reachable)
   end)
 
+  it("fixes every ENI of a Lambda function in two subnets, not only the one it reports", function()
+    local data = copy(base)
+    local a = region(data, A)
+    a.Subnets[#a.Subnets + 1] = { SubnetId = "subnet-0a0000000000000l2", VpcId = VPC_A, CidrBlock = "10.0.128.16/28",
+      AvailabilityZone = "us-east-1a", AvailabilityZoneId = "use1-az1" }
+    a.RouteTables[1].Associations[#a.RouteTables[1].Associations + 1] = { Main = false,
+      SubnetId = "subnet-0a0000000000000l2" }
+    a.NetworkAcls[1].Associations[#a.NetworkAcls[1].Associations + 1] = { SubnetId = "subnet-0a0000000000000l2" }
+    table.insert(a.Functions[1].VpcConfig.SubnetIds, "subnet-0a0000000000000l2")
+    region(data, B).SecurityGroups[1].IpPermissions = {} -- neither ENI is let in
+    local r = trace(data)
+    assert.equals(LAMBDA_IP, r.source)
+    assert.same({ { "ENI_SG_RULES_MISMATCH", SG_DB } }, { { r.blockers[1].code, r.blockers[1].component } })
+    -- the second ENI (10.0.128.20, outside the database NACL's 10.0.128.0/28) needs more
+    local cidrs = {}
+    for _, c in ipairs(r.fix) do cidrs[#cidrs + 1] = c.action.op .. " " .. c.action.cidr end
+    assert.same({ "sg_allow " .. LAMBDA_IP .. "/32", "nacl_allow 10.0.128.20/32", "sg_allow 10.0.128.20/32",
+      "nacl_allow 10.0.128.20/32" }, cidrs)
+    assert.is_true(trace((blocked.apply(data, r.fix))).reachable)
+  end)
+
   it("leaves a reachable trace without blockers or fix", function()
     local r = trace(copy(base))
     assert.same({}, r.blockers)
@@ -266,5 +287,45 @@ describe("blocked paths shown", function()
       assert.matches('data-code="' .. code .. '"', svg, 1, true)
     end
     assert.matches("blocker 3: NO_ROUTE_TO_DESTINATION at " .. RTB_B, svg, 1, true)
+  end)
+end)
+
+describe("blocked paths on every snapshot of the fixtures", function()
+  it("say every failed trace in words and JSON, and their complete fix sets make the path reachable", function()
+    local snapshot = require "awsnet.reach.snapshot"
+    local dirs = {}
+    local p = assert(io.popen("find tests/fixtures -name aws_configs -type d | sort"))
+    for d in p:lines() do dirs[#dirs + 1] = d:gsub("/aws_configs$", "") end
+    p:close()
+    local applied, fixed, failed = 0, 0, 0
+    for _, dir in ipairs(dirs) do
+      local model = reach.load(dir)
+      local data = model and snapshot.read(dir)
+      local names = model and model:endpoints() or {}
+      for i = 1, math.min(#names, 25) do
+        for j = 1, math.min(#names, 25) do
+          for _, port in ipairs(i ~= j and { 22, 3306 } or {}) do
+            local q = { src = names[i], dst = names[j], port = port }
+            local r = model:trace(q)
+            if r and not r.reachable then
+              failed = failed + 1
+              assert.matches("blockers %(%d+, in path order%)", tostring(r))
+              assert.is_table(cjson.decode(r:json()).blockers)
+              assert.equals(r.code, r.blockers[1].code, dir .. " " .. names[i] .. " -> " .. names[j])
+              local changed, missed = blocked.apply(data, r.fix)
+              if #missed == 0 and r.blocked_path.complete then
+                applied = applied + 1
+                local again = assert(assert(reach.load(changed)):trace(q))
+                assert.is_true(again.reachable, dir .. " " .. names[i] .. " -> " .. names[j] .. ": " .. tostring(r.fix))
+                fixed = fixed + 1
+              end
+            end
+          end
+        end
+      end
+    end
+    -- enough of each to mean something (the Batfish snapshots and the article)
+    assert.is_true(failed > 500 and applied > 200, failed .. " failed, " .. applied .. " fixed")
+    assert.equals(applied, fixed)
   end)
 end)

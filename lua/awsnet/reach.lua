@@ -364,11 +364,25 @@ function Model:trace(q)
     -- A Lambda function uses a Hyperplane ENI in each configured subnet: every one must get through.
     local first
     local enis = src.enis
-    for i, eni in ipairs(enis) do
+    local function from_eni(i)
       local r = traced(mt, src, dst, trap, dns_default, src_port, resolved,
-        m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
+        m:trace(enis[i], nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
       if #enis > 1 then r.source, r.source_index = src.ips[i], i end
-      if not r.reachable then return r end
+      return r
+    end
+    for i = 1, #enis do
+      local r = from_eni(i)
+      if not r.reachable then
+        if i < #enis then
+          -- the function's other ENIs, which its fix set must get through too (awsnet.reach.blocked)
+          r._siblings = function()
+            local others = {}
+            for k = i + 1, #enis do others[#others + 1] = from_eni(k) end
+            return others
+          end
+        end
+        return r
+      end
       first = first or r
     end
     return first

@@ -19,6 +19,9 @@
 --   result.blocked_path = {forward = {hops}, ret = {hops}, complete, stopped, assumptions}
 --   result.fix = { {component, kind, code, change, action}... }  -- the set; tostring joins it
 --
+-- The blockers are those of the traced source (for a Lambda function, its first ENI that does not
+-- get through, `result.source`); the fix set also holds the changes its other ENIs need.
+--
 -- `action` is the change as data: {op = "route" | "tgw_propagation" | "tgw_route" | "tgw_association" |
 -- "nacl_allow" | "sg_allow" | "dns_support", ...} (see `apply`); a change without one (a component to make
 -- available, say) is said but not applied.
@@ -246,14 +249,22 @@ function Change.__index(c, key)
   if key == "change" then return c._blocker.change end
 end
 
--- The same setting refusing the packet twice on one leg asks for one change.
+-- The same setting refusing the packet twice on one leg, the same way, asks for one change (a
+-- group refusing it both out of the source and into the destination asks for two).
 local function change_key(b)
-  return b.direction .. " " .. b.code .. " " .. b.component
+  return b.direction .. " " .. b.code .. " " .. b.component .. (b._egress and " out " or " ") ..
+    (b.action and b.action.cidr or "")
 end
 
-local function new_fix(blockers)
+-- The fix set of `blockers`, and of `more` (the blockers of a Lambda function's other ENIs).
+local function new_fix(blockers, more)
   local fix, said = setmetatable({}, FixSet), {}
-  for _, b in ipairs(blockers) do
+  local all = blockers
+  if more and #more > 0 then
+    all = table.move(blockers, 1, #blockers, 1, {})
+    table.move(more, 1, #more, #all + 1, all)
+  end
+  for _, b in ipairs(all) do
     local key = change_key(b)
     if (b.action or report.suggests(b.code) or rawget(b, "change")) and not said[key] then
       said[key] = true
@@ -350,7 +361,12 @@ function blocked.compute(r)
     return { blockers = blockers, path = path, fix = setmetatable({ { component = r._dst.label, kind = "rds",
       code = r.code, change = report.early_fix(r) } }, FixSet) }
   end
-  return { blockers = blockers, path = path, fix = new_fix(blockers) }
+  -- a Lambda function's other ENIs must get through too: their changes join the fix set
+  local more = {}
+  for _, other in ipairs(r._siblings and r._siblings() or {}) do
+    if not other.reachable then table.move(other.blockers, 1, #other.blockers, #more + 1, more) end
+  end
+  return { blockers = blockers, path = path, fix = new_fix(blockers, more) }
 end
 
 -- ---- applying a fix set ------------------------------------------------------------------

@@ -177,8 +177,10 @@ function report.hop_at(m, s, i)
   return hop
 end
 
---- The evaluator's numbers of hop kinds and verdicts (what `hop_bytes` returns), by name.
-report.KIND, report.VERDICT = {}, {}
+--- The evaluator's numbers of hop kinds (what `hop_bytes` returns first), by name.
+report.KIND = {}
+--- The evaluator's numbers of verdicts (what `hop_bytes` returns second), by name.
+report.VERDICT = {}
 for i, k in ipairs(KINDS) do report.KIND[k] = i end
 for i, v in ipairs(VERDICTS) do report.VERDICT[v] = i end
 

@@ -32,8 +32,8 @@ typedef struct {
 
 #define GOAL_UNKNOWN (-2)
 
-/* Records a hop; a blocking verdict also sets the result's code. Returns 1 when the walk
- * may go on, 0 when this hop stopped it. */
+/* Records a hop; the first blocking verdict also sets the result's code. Returns 1 when the
+ * walk may go on, 0 when this hop stopped it. */
 static int hop(walk *w, int kind, int32_t comp, int32_t rule, int verdict, int code)
 {
     eval_result *r = w->r;

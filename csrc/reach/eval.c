@@ -48,9 +48,11 @@ static int proto_matches(int rule_proto, int proto)
     return rule_proto == PROTO_ALL || rule_proto == proto;
 }
 
+/* TCP and UDP rules have port ranges; ICMP (1) and ICMPv6 (58) rules have types and codes, kept
+ * in the same 16 bits as type << 8 | code (see eval_query). */
 static int has_ports(int proto)
 {
-    return proto == 6 || proto == 17;
+    return proto == 6 || proto == 17 || proto == 1 || proto == 58;
 }
 
 /* The entries of a NACL or SG that apply in one direction: [*first, *end). */
@@ -60,7 +62,7 @@ static void direction_range(const table_t *t, int egress, int32_t *first, int32_
     *end = egress ? t->off + t->cnt : t->egress;
 }
 
-static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress, uint32_t ip, int proto,
+static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress, addr_t ip, int proto,
                                    uint16_t port)
 {
     int32_t first, end;
@@ -79,7 +81,7 @@ static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress,
 /* First-match evaluation for every port in [lo, hi]: rules are evaluated at each point where
  * some rule's port range starts or ends, which covers every distinct outcome. *deciding is
  * the denying rule (NULL for the implicit deny) or the rule that allowed `lo`. */
-static int acl_allows(const model *m, const table_t *t, int egress, uint32_t ip, int proto, uint16_t lo,
+static int acl_allows(const model *m, const table_t *t, int egress, addr_t ip, int proto, uint16_t lo,
                       uint16_t hi, const acl_rule_t **deciding)
 {
     uint32_t p = lo;
@@ -110,7 +112,7 @@ static int acl_allows(const model *m, const table_t *t, int egress, uint32_t ip,
     return 1;
 }
 
-static int check_acl(walk *w, int32_t subnet, int egress, uint32_t ip, int proto, uint16_t lo, uint16_t hi)
+static int check_acl(walk *w, int32_t subnet, int egress, addr_t ip, int proto, uint16_t lo, uint16_t hi)
 {
     const model *m = w->m;
     int32_t acl = m->subnets.v[subnet].nacl;
@@ -136,7 +138,7 @@ static int eni_in_sg(const model *m, int32_t eni, int32_t sg)
 
 /* The first rule of the ENI's groups admitting the packet; *ref_lost is set when a rule
  * naming the peer's group would have admitted it but group identity did not survive. */
-static const sg_rule_t *sg_admits(const model *m, int32_t eni, int egress, uint32_t peer_ip, int32_t peer_eni,
+static const sg_rule_t *sg_admits(const model *m, int32_t eni, int egress, addr_t peer_ip, int32_t peer_eni,
                                   int proto, uint16_t port, int refs_ok, int *ref_lost)
 {
     const eni_t *e = &m->enis.v[eni];
@@ -164,7 +166,7 @@ static const sg_rule_t *sg_admits(const model *m, int32_t eni, int egress, uint3
     return NULL;
 }
 
-static int check_sg(walk *w, int32_t eni, int egress, uint32_t peer_ip, int32_t peer_eni, int proto,
+static int check_sg(walk *w, int32_t eni, int egress, addr_t peer_ip, int32_t peer_eni, int proto,
                     uint16_t port, int refs_ok)
 {
     const model *m = w->m;
@@ -206,7 +208,7 @@ static int32_t att_subnet_in(const model *m, const att_t *a, int32_t az)
 }
 
 /* Through a TGW from subnet `cur`: returns the egress attachment's subnet, or -1 if blocked. */
-static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_ip, uint32_t dst_ip, int proto,
+static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, addr_t src_ip, addr_t dst_ip, int proto,
                          uint16_t lo, uint16_t hi, leg_info *li)
 {
     const model *m = w->m;
@@ -219,6 +221,8 @@ static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_i
         return hop(w, H_TGW, tgw->comp, -1, V_DROP, EV_BAD_STATE_ATTACHMENT), -1;
     const att_t *in = &m->atts.v[ai];
     if (!in->available)
+        return hop(w, H_TGW_ATT, in->comp, -1, V_DROP, EV_BAD_STATE_ATTACHMENT), -1;
+    if (!in->ipv6 && !addr_is_v4(dst_ip)) /* IPv6 support off (tgw-vpc-attachments.html) */
         return hop(w, H_TGW_ATT, in->comp, -1, V_DROP, EV_BAD_STATE_ATTACHMENT), -1;
     int32_t in_sub = att_subnet_in(m, in, s->az);
     if (in_sub < 0)
@@ -248,7 +252,7 @@ static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_i
         return hop(w, H_TGW_ATT, out->comp, -1, V_DROP, EV_BAD_STATE_ATTACHMENT), -1;
     if (out->vpc < 0) /* VPN, Direct Connect, peering: beyond the model */
         return hop(w, H_TGW_ATT, out->comp, -1, V_DROP, EV_UNSUPPORTED_COMPONENT), -1;
-    if (out->sub_cnt == 0)
+    if (out->sub_cnt == 0 || (!out->ipv6 && !addr_is_v4(dst_ip)))
         return hop(w, H_TGW_ATT, out->comp, -1, V_DROP, EV_BAD_STATE_ATTACHMENT), -1;
     /* The TGW stays in the AZ it was entered in when the egress attachment is there too. */
     int32_t out_sub = att_subnet_in(m, out, s->az);
@@ -267,7 +271,7 @@ static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_i
 
 /* Routes a packet from an ENI in `subnet` to dst_ip; fills li->dst_subnet. Returns 1 if it
  * arrives in the destination's subnet, 0 if a hop stopped it. */
-static int walk_leg(walk *w, int32_t subnet, uint32_t src_ip, uint32_t dst_ip, int proto, uint16_t lo,
+static int walk_leg(walk *w, int32_t subnet, addr_t src_ip, addr_t dst_ip, int proto, uint16_t lo,
                     uint16_t hi, leg_info *li)
 {
     const model *m = w->m;

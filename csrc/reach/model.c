@@ -29,7 +29,7 @@ void model_init(model *m)
 
 void model_free(model *m)
 {
-    free(m->vpcs.v); free(m->subnets.v); free(m->subnet_order.v); free(m->rtbs.v);
+    free(m->vpcs.v); free(m->subnets.v); free(m->subnet_cidrs.v); free(m->rtbs.v);
     free(m->routes.v); free(m->acls.v); free(m->acl_rules.v); free(m->sgs.v);
     free(m->sg_rules.v); free(m->enis.v); free(m->eni_sgs.v); free(m->addrs.v);
     free(m->tgws.v); free(m->atts.v); free(m->att_subnets.v); free(m->trtbs_tab.v);
@@ -47,7 +47,16 @@ int32_t model_add_vpc(model *m, int32_t comp, int dns_support)
     return (int32_t)(m->vpcs.n - 1);
 }
 
-int32_t model_add_subnet(model *m, int32_t comp, int32_t vpc, cidr4 cidr, int32_t az, int32_t rtb, int32_t nacl)
+int32_t model_add_subnet_cidr(model *m, int32_t subnet, cidr_t cidr)
+{
+    subnet_cidr_t *c;
+    if (m->finished || !VALID(m->subnets, subnet) || !(c = PUSH(m->subnet_cidrs)))
+        return -1;
+    *c = (subnet_cidr_t){ .cidr = cidr, .vpc = m->subnets.v[subnet].vpc, .subnet = subnet };
+    return subnet;
+}
+
+int32_t model_add_subnet(model *m, int32_t comp, int32_t vpc, cidr_t cidr, int32_t az, int32_t rtb, int32_t nacl)
 {
     subnet_t *s;
     if (m->finished || !VALID(m->vpcs, vpc) || !OPTIONAL(m->rtbs, rtb) || !OPTIONAL(m->acls, nacl))
@@ -55,7 +64,8 @@ int32_t model_add_subnet(model *m, int32_t comp, int32_t vpc, cidr4 cidr, int32_
     if (!(s = PUSH(m->subnets)))
         return -1;
     *s = (subnet_t){ .comp = comp, .vpc = vpc, .cidr = cidr, .az = az, .rtb = rtb, .nacl = nacl };
-    return (int32_t)(m->subnets.n - 1);
+    int32_t idx = (int32_t)(m->subnets.n - 1);
+    return model_add_subnet_cidr(m, idx, cidr) < 0 ? -1 : idx;
 }
 
 static int32_t add_table(model *m, void *vec_any, int32_t comp)
@@ -80,7 +90,7 @@ int32_t model_set_main_rtb(model *m, int32_t vpc, int32_t rtb)
     return vpc;
 }
 
-int32_t model_add_route(model *m, int32_t rtb, cidr4 dst, int kind, int32_t target, int rank, int blackhole,
+int32_t model_add_route(model *m, int32_t rtb, cidr_t dst, int kind, int32_t target, int rank, int blackhole,
                         int32_t rule)
 {
     route_t *r;
@@ -101,7 +111,7 @@ static int valid_ports(int proto, int lo, int hi)
 }
 
 int32_t model_add_acl_rule(model *m, int32_t acl, int egress, int32_t number, int proto, int lo, int hi,
-                           cidr4 cidr, int allow, int32_t rule)
+                           cidr_t cidr, int allow, int32_t rule)
 {
     acl_rule_t *r;
     if (m->finished || !VALID(m->acls, acl) || !valid_ports(proto, lo, hi) || !(r = PUSH(m->acl_rules)))
@@ -112,7 +122,7 @@ int32_t model_add_acl_rule(model *m, int32_t acl, int egress, int32_t number, in
     return (int32_t)(m->acl_rules.n - 1);
 }
 
-int32_t model_add_sg_rule(model *m, int32_t sg, int egress, int proto, int lo, int hi, const cidr4 *cidr,
+int32_t model_add_sg_rule(model *m, int32_t sg, int egress, int proto, int lo, int hi, const cidr_t *cidr,
                           int32_t ref_sg, int32_t rule)
 {
     sg_rule_t *r;
@@ -127,16 +137,19 @@ int32_t model_add_sg_rule(model *m, int32_t sg, int egress, int proto, int lo, i
     return (int32_t)(m->sg_rules.n - 1);
 }
 
-int32_t model_add_eni_ip(model *m, int32_t eni, uint32_t ip)
+int32_t model_add_eni_ip(model *m, int32_t eni, addr_t ip)
 {
-    addr_t *a;
+    eni_addr_t *a;
     if (m->finished || !VALID(m->enis, eni) || !(a = PUSH(m->addrs)))
         return -1;
-    *a = (addr_t){ .ip = ip, .vpc = m->subnets.v[m->enis.v[eni].subnet].vpc, .eni = eni };
+    *a = (eni_addr_t){ .ip = ip, .vpc = m->subnets.v[m->enis.v[eni].subnet].vpc, .eni = eni };
+    eni_t *e = &m->enis.v[eni];
+    if (addr_is_v4(ip) ? e->ip == 0 : e->ip6 == 0)
+        *(addr_is_v4(ip) ? &e->ip : &e->ip6) = ip;
     return eni;
 }
 
-int32_t model_add_eni(model *m, int32_t comp, int32_t subnet, uint32_t ip, const int32_t *sgs, size_t nsgs)
+int32_t model_add_eni(model *m, int32_t comp, int32_t subnet, addr_t ip, const int32_t *sgs, size_t nsgs)
 {
     eni_t *e;
     if (m->finished || !VALID(m->subnets, subnet))
@@ -154,7 +167,7 @@ int32_t model_add_eni(model *m, int32_t comp, int32_t subnet, uint32_t ip, const
     }
     if (!(e = PUSH(m->enis)))
         return -1;
-    *e = (eni_t){ .comp = comp, .subnet = subnet, .ip = ip, .sg_off = (int32_t)sg_off, .sg_cnt = (int32_t)nsgs };
+    *e = (eni_t){ .comp = comp, .subnet = subnet, .sg_off = (int32_t)sg_off, .sg_cnt = (int32_t)nsgs };
     int32_t idx = (int32_t)(m->enis.n - 1);
     return model_add_eni_ip(m, idx, ip) < 0 ? -1 : idx;
 }
@@ -177,12 +190,20 @@ int32_t model_add_att(model *m, int32_t comp, int32_t tgw, int32_t vpc, int avai
         return -1;
     int32_t idx = (int32_t)(m->atts.n - 1);
     *a = (att_t){ .comp = comp, .tgw = tgw, .vpc = vpc, .assoc = assoc, .next_in_vpc = -1,
-                  .sub_off = -1, .available = (uint8_t)!!available, .sgref = (uint8_t)!!sgref };
+                  .sub_off = -1, .available = (uint8_t)!!available, .sgref = (uint8_t)!!sgref, .ipv6 = 1 };
     if (vpc >= 0) {
         a->next_in_vpc = m->vpcs.v[vpc].first_att;
         m->vpcs.v[vpc].first_att = idx;
     }
     return idx;
+}
+
+int32_t model_set_att_ipv6(model *m, int32_t att, int ipv6)
+{
+    if (m->finished || !VALID(m->atts, att))
+        return -1;
+    m->atts.v[att].ipv6 = (uint8_t)!!ipv6;
+    return att;
 }
 
 /* An attachment's subnets must be added right after it, together (they form one run). */
@@ -214,7 +235,7 @@ int32_t model_add_trtb(model *m, int32_t comp, int known, int available)
     return (int32_t)(m->trtbs.n - 1);
 }
 
-int32_t model_add_troute(model *m, int32_t trtb, cidr4 dst, int32_t att, int rank, int blackhole, int32_t rule)
+int32_t model_add_troute(model *m, int32_t trtb, cidr_t dst, int32_t att, int rank, int blackhole, int32_t rule)
 {
     route_t *r;
     if (m->finished || !VALID(m->trtbs, trtb) || !OPTIONAL(m->atts, att) || (att < 0 && !blackhole))
@@ -332,18 +353,16 @@ static int sg_order(const void *pa, const void *pb)
 
 static int addr_order(const void *pa, const void *pb)
 {
-    const addr_t *a = pa, *b = pb;
+    const eni_addr_t *a = pa, *b = pb;
     int c = CMP(a->vpc, b->vpc);
     return c ? c : CMP(a->ip, b->ip);
 }
 
-/* Subnet order needs the subnets array; carry the keys in a temporary. */
-typedef struct { int32_t vpc; uint32_t net; int32_t idx; } subnet_key;
-static int subnet_key_order(const void *pa, const void *pb)
+static int subnet_cidr_order(const void *pa, const void *pb)
 {
-    const subnet_key *a = pa, *b = pb;
+    const subnet_cidr_t *a = pa, *b = pb;
     int c = CMP(a->vpc, b->vpc);
-    return c ? c : CMP(a->net, b->net);
+    return c ? c : CMP(a->cidr.net, b->cidr.net);
 }
 
 /* Sets off/cnt of each table from a vector sorted by table; `table_at` reads the key. */
@@ -358,6 +377,14 @@ static int subnet_key_order(const void *pa, const void *pb)
     } while (0)
 
 #define LPM_HASH_MIN 16  /* groups at least this large get a hash */
+
+/* A network's 32-bit digest: the IPv4 address itself for IPv4, the four words folded for IPv6. */
+static uint32_t net_digest(addr_t net)
+{
+    if (addr_is_v4(net))
+        return addr_low32(net);
+    return (uint32_t)net ^ (uint32_t)(net >> 32) ^ (uint32_t)(net >> 64) ^ (uint32_t)(net >> 96);
+}
 
 /* Networks differ in their high bits and end in zeros: mix every bit into the low ones. */
 static uint32_t net_hash(uint32_t h)
@@ -387,10 +414,11 @@ static int hash_group(model *m, lpm_group *g, const route_t *routes)
     for (int32_t i = g->off; i < g->off + g->cnt; i++) {
         if (i > g->off && routes[i - 1].dst.net == routes[i].dst.net)
             continue; /* same network, lower priority */
-        uint32_t h = net_hash(routes[i].dst.net) & g->hash_mask;
+        uint32_t digest = net_digest(routes[i].dst.net);
+        uint32_t h = net_hash(digest) & g->hash_mask;
         while (slots[h].route >= 0)
             h = (h + 1) & g->hash_mask;
-        slots[h] = (lpm_slot){ .net = routes[i].dst.net, .route = i };
+        slots[h] = (lpm_slot){ .net = digest, .route = i };
     }
     return 0;
 }
@@ -412,7 +440,7 @@ static int group_routes(model *m, void *tables_any, const route_t *routes)
             lpm_group *g = PUSH(m->groups);
             if (!g)
                 return -1;
-            *g = (lpm_group){ .len = len, .mask = cidr_mask(len), .off = i, .cnt = 1, .hash_off = -1 };
+            *g = (lpm_group){ .len = len, .off = i, .cnt = 1, .hash_off = -1 };
             tab->grp_cnt++;
         }
         for (int32_t k = tab->grp_off; k < tab->grp_off + tab->grp_cnt; k++) {
@@ -423,16 +451,21 @@ static int group_routes(model *m, void *tables_any, const route_t *routes)
     return 0;
 }
 
-const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t, uint32_t ip)
+const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t, addr_t ip)
 {
     for (int32_t g = t->grp_off; g < t->grp_off + t->grp_cnt; g++) {
         const lpm_group *grp = &m->groups.v[g];
-        uint32_t key = ip & grp->mask;
+        addr_t key = ip & addr_mask(grp->len);
         if (grp->hash_off >= 0) {
             const lpm_slot *slots = m->lpm_slots.v + grp->hash_off;
-            for (uint32_t h = net_hash(key) & grp->hash_mask; slots[h].route >= 0; h = (h + 1) & grp->hash_mask) {
-                if (slots[h].net == key)
-                    return &routes[slots[h].route];
+            uint32_t digest = net_digest(key);
+            for (uint32_t h = net_hash(digest) & grp->hash_mask; slots[h].route >= 0; h = (h + 1) & grp->hash_mask) {
+                const route_t *r = &routes[slots[h].route];
+                if (slots[h].net == digest && r->dst.net == key) {
+                    if (cidr_contains(&r->dst, ip))
+                        return r;
+                    break; /* the other family's route: a shorter prefix may still match */
+                }
             }
             continue;
         }
@@ -441,7 +474,7 @@ const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t
             int32_t mid = lo + (hi - lo) / 2;
             if (routes[mid].dst.net < key) lo = mid + 1; else hi = mid;
         }
-        if (lo < grp->off + grp->cnt && routes[lo].dst.net == key)
+        if (lo < grp->off + grp->cnt && routes[lo].dst.net == key && cidr_contains(&routes[lo].dst, ip))
             return &routes[lo];
     }
     return NULL;
@@ -478,42 +511,27 @@ int model_finish(model *m)
     if (group_routes(m, &m->rtbs, m->routes.v) != 0 || group_routes(m, &m->trtbs_tab, m->troutes.v) != 0)
         return -1;
 
-    size_t n = m->subnets.n;
-    subnet_key *keys = malloc((n ? n : 1) * sizeof *keys);
-    int32_t *order = malloc((n ? n : 1) * sizeof *order);
-    if (!keys || !order) {
-        free(keys);
-        free(order);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++)
-        keys[i] = (subnet_key){ m->subnets.v[i].vpc, m->subnets.v[i].cidr.net, (int32_t)i };
-    sort(keys, n, sizeof *keys, subnet_key_order);
+    sort(m->subnet_cidrs.v, m->subnet_cidrs.n, sizeof *m->subnet_cidrs.v, subnet_cidr_order);
     for (size_t i = 0; i < m->vpcs.n; i++)
         m->vpcs.v[i].sub_off = m->vpcs.v[i].sub_cnt = 0;
-    for (size_t i = n; i-- > 0;) {
-        order[i] = keys[i].idx;
-        vpc_t *v = &m->vpcs.v[keys[i].vpc];
+    for (size_t i = m->subnet_cidrs.n; i-- > 0;) {
+        vpc_t *v = &m->vpcs.v[m->subnet_cidrs.v[i].vpc];
         v->sub_off = (int32_t)i;
         v->sub_cnt++;
     }
-    free(keys);
-    free(m->subnet_order.v);
-    m->subnet_order.v = order;
-    m->subnet_order.n = m->subnet_order.cap = n;
     m->finished = 1;
     return 0;
 }
 
-int32_t model_subnet_of(const model *m, int32_t vpc, uint32_t ip)
+int32_t model_subnet_of(const model *m, int32_t vpc, addr_t ip)
 {
     if (!VALID(m->vpcs, vpc))
         return -1;
     const vpc_t *v = &m->vpcs.v[vpc];
     int32_t lo = v->sub_off, hi = v->sub_off + v->sub_cnt - 1, best = -1;
-    while (lo <= hi) { /* last subnet whose network address is <= ip */
+    while (lo <= hi) { /* last subnet CIDR whose network address is <= ip */
         int32_t mid = lo + (hi - lo) / 2;
-        if (m->subnets.v[m->subnet_order.v[mid]].cidr.net <= ip) {
+        if (m->subnet_cidrs.v[mid].cidr.net <= ip) {
             best = mid;
             lo = mid + 1;
         } else {
@@ -522,14 +540,14 @@ int32_t model_subnet_of(const model *m, int32_t vpc, uint32_t ip)
     }
     if (best < 0)
         return -1;
-    int32_t s = m->subnet_order.v[best];
-    return cidr_contains(&m->subnets.v[s].cidr, ip) ? s : -1;
+    const subnet_cidr_t *c = &m->subnet_cidrs.v[best];
+    return cidr_contains(&c->cidr, ip) ? c->subnet : -1;
 }
 
-int32_t model_eni_at(const model *m, int32_t vpc, uint32_t ip)
+int32_t model_eni_at(const model *m, int32_t vpc, addr_t ip)
 {
     size_t lo = 0, hi = m->addrs.n;
-    addr_t key = { .ip = ip, .vpc = vpc };
+    eni_addr_t key = { .ip = ip, .vpc = vpc };
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (addr_order(&m->addrs.v[mid], &key) < 0)
@@ -542,7 +560,7 @@ int32_t model_eni_at(const model *m, int32_t vpc, uint32_t ip)
     return -1;
 }
 
-int32_t model_subnet_anywhere(const model *m, uint32_t ip)
+int32_t model_subnet_anywhere(const model *m, addr_t ip)
 {
     for (size_t v = 0; v < m->vpcs.n; v++) {
         int32_t s = model_subnet_of(m, (int32_t)v, ip);

@@ -23,7 +23,14 @@ local HEADER_FORMAT, HEADER_SIZE = "=i4i4i4i4", 16
 local HOP_FORMAT = "=BBBBHHi4i4"
 local HOP_SIZE = creach.HOP_SIZE
 local F_AZ_CROSSED, F_DST_NOT_ENI, F_SRC_NO_ENI, F_NACL_UNKNOWN = 1, 2, 4, 8
-local PROTO_NAMES = { [6] = "tcp", [17] = "udp", [1] = "icmp", [-1] = "all" }
+local PROTO_NAMES = { [6] = "tcp", [17] = "udp", [1] = "icmp", [58] = "icmpv6", [-1] = "all" }
+
+local function is_icmp(proto) return proto == 1 or proto == 58 end
+
+-- "icmp type 8 code 0": the evaluator keeps an ICMP type and code as type << 8 | code.
+local function icmp_text(proto, point)
+  return string.format("%s type %d code %d", PROTO_NAMES[proto], point >> 8, point & 255)
+end
 
 --- The explanation codes a result can carry: Reachability Analyzer's (explanation-codes.html),
 -- named as it names them, and awsnet's own (`source = "awsnet"`), for what it reports that the
@@ -73,6 +80,7 @@ function report.metatable(model)
 end
 
 local function proto_text(ctx)
+  if is_icmp(ctx._proto) then return icmp_text(ctx._proto, ctx._port) end
   local p = PROTO_NAMES[ctx._proto] or ("proto " .. ctx._proto)
   if ctx._proto == 6 or ctx._proto == 17 then p = p .. "/" .. ctx._port end
   return p
@@ -159,6 +167,10 @@ function lazy.assumptions(r)
     out[#out + 1] = "the source address has no network interface in the snapshot: no egress security group evaluated"
   end
   if f & F_NACL_UNKNOWN ~= 0 then out[#out + 1] = "a subnet without a known network ACL was treated as allow-all" end
+  if is_icmp(ctx._proto) then
+    out[#out + 1] = ctx._fo and (icmp_text(ctx._proto, ctx._port) .. ": forward path only (no reply to this type)")
+      or ("replies checked as " .. icmp_text(ctx._proto, ctx._lo))
+  end
   if (ctx._proto == 6 or ctx._proto == 17) and not ctx._fo then
     out[#out + 1] = string.format("replies checked against network ACLs for client ports %d-%d%s", ctx._lo,
       ctx._hi, ctx._spg and "" or ((ctx._src.lambda or ctx._src.hyperplane) and " (Lambda)" or " (Linux default)"))
@@ -196,12 +208,16 @@ function lazy.assumptions(r)
 end
 
 local function ports_text(ctx, hop)
+  if is_icmp(ctx._proto) then return icmp_text(ctx._proto, hop.direction == "return" and ctx._lo or ctx._port) end
   if ctx._proto ~= 6 and ctx._proto ~= 17 then return PROTO_NAMES[ctx._proto] or ("proto " .. ctx._proto) end
   if hop.direction == "return" then
     return string.format("%s %d-%d", PROTO_NAMES[ctx._proto], ctx._lo, ctx._hi)
   end
   return string.format("%s %d", PROTO_NAMES[ctx._proto], ctx._port)
 end
+
+-- One address as a CIDR: /32 for IPv4, /128 for IPv6 (an Ipv6Ranges rule).
+local function host(ip) return ip .. (ip:find(":", 1, true) and "/128" or "/32") end
 
 local FIXES = {
   NO_ROUTE_TO_DESTINATION = function(h, to)
@@ -227,13 +243,13 @@ local FIXES = {
   TGW_RTB_BAD_STATE_ROUTE = function(h) return "remove the blackhole route " .. tostring(h.rule) .. " from " .. h.component end,
   ENI_SG_RULES_MISMATCH = function(h, to, from, ctx)
     if h.direction == "forward" and h._outbound then
-      return string.format("add an outbound rule to %s: allow %s to %s/32", h.component, ports_text(ctx, h), to)
+      return string.format("add an outbound rule to %s: allow %s to %s", h.component, ports_text(ctx, h), host(to))
     end
-    return string.format("add an inbound rule to %s: allow %s from %s/32", h.component, ports_text(ctx, h), from)
+    return string.format("add an inbound rule to %s: allow %s from %s", h.component, ports_text(ctx, h), host(from))
   end,
   SG_REFERENCING_SUPPORT = function(h, _, from)
     return string.format("enable SecurityGroupReferencingSupport on the transit gateway and both VPC attachments, "
-      .. "or allow %s/32 (a CIDR) in %s instead of the group", from, h.component)
+      .. "or allow %s (a CIDR) in %s instead of the group", host(from), h.component)
   end,
   SUBNET_ACL_RESTRICTION = function(h, to, from, ctx)
     return string.format("in %s allow %s between %s and %s with a rule numbered before %s", h.component,
@@ -258,7 +274,10 @@ local function fix_for(r)
   local h = r.blocked_at
   if not (h and FIXES[r.code]) then return nil end
   local src = r._src
-  local src_ip = src.ip and creach.ipstr(src.ip) or (src.ips and src.ips[r.source_index or 1]) or src.ip_s
+  local v6 = type(r._dip) == "string"
+  local src_ip = src.ip and creach.ipstr(src.ip)
+    or (v6 and ((src.ips6 and src.ips6[r.source_index or 1]) or src.ip6_s))
+    or (src.ips and src.ips[r.source_index or 1]) or src.ip_s
   local dst_ip = creach.ipstr(r._dip)
   local to, from = dst_ip, src_ip
   if h.direction == "return" then to, from = src_ip, dst_ip end
@@ -323,23 +342,12 @@ function report.public_unknown(mt, ctx)
     "set PubliclyAccessible=false on " .. ctx._dst.label .. ": its public address is not in the snapshot")
 end
 
---- The smallest list of CIDRs covering [first, last] (integers).
--- @tparam integer first the first IPv4 address, as an integer
--- @tparam integer last the last one
+--- The smallest list of CIDRs covering [first, last].
+-- @param first the first address as core.reach.ip gives it (an integer for IPv4, 16 bytes for IPv6)
+-- @param last the last one, of the same family
 -- @treturn {string,...} CIDR blocks
 function report.cidrs(first, last)
-  local out = {}
-  while first <= last do
-    local len = 32
-    while len > 0 do
-      local size = 1 << (33 - len)
-      if first % size ~= 0 or first + size - 1 > last then break end
-      len = len - 1
-    end
-    out[#out + 1] = creach.ipstr(first) .. "/" .. len
-    first = first + (1 << (32 - len))
-  end
-  return out
+  return creach.cidrs(first, last)
 end
 
 local function hop_line(i, h)

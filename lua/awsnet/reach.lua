@@ -323,10 +323,15 @@ end
 -- every Hyperplane ENI, a plain address its own family.
 local function has_family(ep, v6)
   if ep.lambda then
-    for _, a in ipairs((v6 and ep.ips6) or (not v6 and ep.ips) or {}) do if not a then return false end end
-    return (v6 and ep.ips6 or ep.ips) ~= nil
+    local ips = v6 and ep.ips6 or (not v6 and ep.ips) or nil
+    if not ips then return false end
+    for _, a in ipairs(ips) do if not a then return false end end
+    return true
   end
-  if ep.eni then return (v6 and ep.ip6_n or ep.ip_n) ~= nil end
+  if ep.eni then
+    if v6 then return ep.ip6_n ~= nil end
+    return ep.ip_n ~= nil
+  end
   return (type(ep.ip) == "string") == v6
 end
 
@@ -421,7 +426,8 @@ function Model:trace(q)
           trap = true
           if dst.public_ip then dst_ip = creach.ip(dst.public_ip) else early = report.public_unknown end
         else
-          dst_eni, dst_ip = dst.eni, v6 and dst.ip6_n or dst.ip_n
+          dst_eni, dst_ip = dst.eni, dst.ip_n
+          if v6 then dst_ip = dst.ip6_n end
           if q.resolver and dst.address then
             -- the database is reached at the address its endpoint resolves to
             local via, rerr = self:resolve_database(dst, q.resolver, v6)
@@ -438,7 +444,8 @@ function Model:trace(q)
         _trap = trap }, src_vpc)
     end
   elseif dst.eni then
-    dst_eni, dst_ip = dst.eni, v6 and dst.ip6_n or dst.ip_n
+    dst_eni, dst_ip = dst.eni, dst.ip_n
+    if v6 then dst_ip = dst.ip6_n end
   end
   local m = self._m
   if src.lambda then

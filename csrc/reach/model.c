@@ -319,12 +319,14 @@ static void sort(void *v, size_t n, size_t size, int (*cmp)(const void *, const 
         qsort(v, n, size, cmp);
 }
 
-/* Routes: by table, then longest prefix first, then network, then priority rank, then
- * insertion order; so the first route of a prefix is the one that wins it. */
+/* Routes: by table, then family (IPv4 first: a lookup walks only its family's groups), then
+ * longest prefix first, then network, then priority rank, then insertion order; so the first
+ * route of a prefix is the one that wins it. */
 static int route_order(const void *pa, const void *pb)
 {
     const route_t *a = pa, *b = pb;
     int c = CMP(a->table, b->table);
+    if (!c) c = CMP(b->dst.v4, a->dst.v4);
     if (!c) c = CMP(b->dst.len, a->dst.len);
     if (!c) c = CMP(a->dst.net, b->dst.net);
     if (!c) c = CMP(a->rank, b->rank);
@@ -432,15 +434,15 @@ static int group_routes(model *m, void *tables_any, const route_t *routes)
         tab->grp_off = (int32_t)m->groups.n;
         tab->grp_cnt = 0;
         for (int32_t i = tab->off; i < tab->off + tab->cnt; i++) {
-            uint8_t len = routes[i].dst.len;
-            if (tab->grp_cnt > 0 && m->groups.v[m->groups.n - 1].len == len) {
+            uint8_t len = routes[i].dst.len, v4 = routes[i].dst.v4;
+            if (tab->grp_cnt > 0 && m->groups.v[m->groups.n - 1].len == len && m->groups.v[m->groups.n - 1].v4 == v4) {
                 m->groups.v[m->groups.n - 1].cnt++;
                 continue;
             }
             lpm_group *g = PUSH(m->groups);
             if (!g)
                 return -1;
-            *g = (lpm_group){ .len = len, .off = i, .cnt = 1, .hash_off = -1 };
+            *g = (lpm_group){ .len = len, .v4 = v4, .off = i, .cnt = 1, .hash_off = -1 };
             tab->grp_cnt++;
         }
         for (int32_t k = tab->grp_off; k < tab->grp_off + tab->grp_cnt; k++) {
@@ -453,8 +455,14 @@ static int group_routes(model *m, void *tables_any, const route_t *routes)
 
 const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t, addr_t ip)
 {
+    uint8_t v4 = (uint8_t)addr_is_v4(ip);
     for (int32_t g = t->grp_off; g < t->grp_off + t->grp_cnt; g++) {
         const lpm_group *grp = &m->groups.v[g];
+        if (grp->v4 != v4) {
+            if (v4)
+                break; /* the IPv6 groups come after the IPv4 ones */
+            continue;
+        }
         addr_t key = ip & addr_mask(grp->len);
         if (grp->hash_off >= 0) {
             const lpm_slot *slots = m->lpm_slots.v + grp->hash_off;

@@ -36,20 +36,21 @@ typedef struct { int32_t comp; int32_t off, cnt; int32_t egress; int32_t grp_off
  * then rank; one group per length, looked up by the network of the address: large groups in an
  * open-addressing hash of their first route per network (one or two cache lines instead of a
  * binary search's dozen), small ones by binary search. */
-typedef struct { uint8_t len; int32_t off, cnt; int32_t hash_off; uint32_t hash_mask; } lpm_group;
+/* (`v4`: a group holds one family's routes: a lookup skips the other family's groups) */
+typedef struct { uint8_t len; uint8_t v4; int32_t off, cnt; int32_t hash_off; uint32_t hash_mask; } lpm_group;
 /* A hash slot of an LPM group: a 32-bit digest of the network next to its route's index (-1 =
  * empty), so a probe reads one slot; a digest that matches is confirmed on the route, which the
  * caller reads next anyway (the IPv4 digest is the address itself: the slots are as small as
  * they were before IPv6). */
 typedef struct { uint32_t net; int32_t route; } lpm_slot;
 /* A route of the other family than the packet never matches it (::/0 holds no IPv4 address). */
-typedef struct { cidr_t dst; int32_t table; uint8_t kind; uint8_t rank; uint8_t blackhole;
-                 int32_t target; int32_t rule; } route_t;
+typedef struct { cidr_t dst; int32_t table; int32_t target; int32_t rule; uint8_t kind; uint8_t rank;
+                 uint8_t blackhole; } route_t;
 /* `lo`..`hi`: ports for TCP and UDP; for ICMP and ICMPv6, type << 8 | code (eval_icmp_point). */
-typedef struct { cidr_t cidr; int32_t table; int32_t number; int16_t proto; uint16_t lo, hi; uint8_t egress;
-                 uint8_t allow; int32_t rule; } acl_rule_t;
-typedef struct { cidr_t cidr; int32_t table; int16_t proto; uint16_t lo, hi; uint8_t egress; int32_t ref_sg;
-                 int32_t rule; } sg_rule_t;
+typedef struct { cidr_t cidr; int32_t table; int32_t number; int32_t rule; int16_t proto; uint16_t lo, hi;
+                 uint8_t egress; uint8_t allow; } acl_rule_t;
+typedef struct { cidr_t cidr; int32_t table; int32_t ref_sg; int32_t rule; int16_t proto; uint16_t lo, hi;
+                 uint8_t egress; } sg_rule_t;
 /* `ip`: the primary IPv4 address, `ip6`: the first IPv6 address; 0 (never a valid address of
  * either family: IPv4 is ::ffff:a.b.c.d) when the ENI has none. */
 typedef struct { int32_t comp; int32_t subnet; addr_t ip; addr_t ip6; int32_t sg_off, sg_cnt; } eni_t;

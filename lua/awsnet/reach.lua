@@ -342,14 +342,15 @@ local function family_check(src, dst, proto, v4)
   local v6 = not v4
   if v6 and proto == 1 then error("trace: protocol icmp is IPv4's; an IPv6 trace uses \"icmpv6\" (58)", 3) end
   if v4 and proto == 58 then error("trace: protocol icmpv6 is IPv6's; an IPv4 trace uses \"icmp\" (1)", 3) end
-  for _, e in ipairs({ { src, "src" }, { dst, "dst" } }) do
-    local ep = e[1]
-    if not (ep.rds and not ep.available) and not has_family(ep, v6) then
-      local why = ep.rds and (" (NetworkType " .. tostring(ep.network_type) .. "; DUAL answers AAAA)") or ""
-      return select(2, errors.fail("invalid_endpoint", string.format("%s %s has no %s address%s", e[2], ep.label,
-        v6 and "IPv6" or "IPv4", why)))
-    end
+  -- (no table made: IPv6 traces come here each time)
+  local ep, role = src, "src"
+  if has_family(src, v6) then
+    if (dst.rds and not dst.available) or has_family(dst, v6) then return nil end
+    ep, role = dst, "dst"
   end
+  local why = ep.rds and (" (NetworkType " .. tostring(ep.network_type) .. "; DUAL answers AAAA)") or ""
+  return select(2, errors.fail("invalid_endpoint", string.format("%s %s has no %s address%s", role, ep.label,
+    v6 and "IPv6" or "IPv4", why)))
 end
 
 --- model:trace{src=, dst=, protocol="tcp", port=3306, src_port=, resolver=, direction="both"}
@@ -450,16 +451,18 @@ function Model:trace(q)
   local m = self._m
   if src.lambda then
     -- A Lambda function uses a Hyperplane ENI in each configured subnet: every one must get through.
-    local first
+    -- The result is of the first that does not, or of the first ENI (one result table made).
     local enis = src.enis
-    for i, eni in ipairs(enis) do
-      local r = traced(mt, src, dst, trap, dns_default, src_port, resolved,
-        m:trace(eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
-      if #enis > 1 then r.source, r.source_index = (v6 and src.ips6 or src.ips)[i], i end
-      if not r.reachable then return r end
-      first = first or r
+    local n = #enis
+    local ok1, q1, at = nil, nil, 1
+    for i = 1, n do
+      local ok, query = m:trace(enis[i], nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
+      if i == 1 or not ok then ok1, q1, at = ok, query, i end
+      if not ok then break end
     end
-    return first
+    local r = traced(mt, src, dst, trap, dns_default, src_port, resolved, ok1, q1)
+    if n > 1 then r.source, r.source_index = (v6 and src.ips6 or src.ips)[at], at end
+    return r
   end
   if src.eni then
     return traced(mt, src, dst, trap, dns_default, src_port, resolved,

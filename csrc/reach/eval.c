@@ -69,7 +69,7 @@ static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress,
     direction_range(t, egress, &first, &end);
     for (int32_t i = first; i < end; i++) {
         const acl_rule_t *a = &m->acl_rules.v[i];
-        if (!proto_matches(a->proto, proto) || !cidr_contains(&a->cidr, ip))
+        if (!proto_matches(a->proto, proto) || !model_rule_contains(m, &a->cidr, ip))
             continue;
         if (has_ports(proto) && a->proto != PROTO_ALL && (port < a->lo || port > a->hi))
             continue;
@@ -158,7 +158,7 @@ static const sg_rule_t *sg_admits(const model *m, int32_t eni, int egress, addr_
                         return s;
                     *ref_lost = 1;
                 }
-            } else if (cidr_contains(&s->cidr, peer_ip)) {
+            } else if (model_rule_contains(m, &s->cidr, peer_ip)) {
                 return s;
             }
         }

@@ -31,10 +31,10 @@ void model_free(model *m)
 {
     free(m->vpcs.v); free(m->subnets.v); free(m->subnet_cidrs.v); free(m->rtbs.v);
     free(m->routes.v); free(m->acls.v); free(m->acl_rules.v); free(m->sgs.v);
-    free(m->sg_rules.v); free(m->enis.v); free(m->eni_sgs.v); free(m->addrs.v);
+    free(m->sg_rules.v); free(m->enis.v); free(m->eni_ip6.v); free(m->eni_sgs.v); free(m->addrs.v);
     free(m->tgws.v); free(m->atts.v); free(m->att_subnets.v); free(m->trtbs_tab.v);
     free(m->trtbs.v); free(m->troutes.v); free(m->pcxs.v); free(m->groups.v); free(m->lpm_slots.v);
-    free(m->text.v); free(m->comp_text.v); free(m->rule_text.v);
+    free(m->text.v); free(m->comp_text.v); free(m->rule_text.v); free(m->long_cidrs.v);
     memset(m, 0, sizeof *m);
 }
 
@@ -105,6 +105,34 @@ int32_t model_add_route(model *m, int32_t rtb, cidr_t dst, int kind, int32_t tar
     return (int32_t)(m->routes.n - 1);
 }
 
+/* A rule's prefix in its compact form (rule_cidr_t); -1 when memory runs out. */
+static int rule_cidr_of(model *m, cidr_t c, rule_cidr_t *out)
+{
+    if (c.v4) {
+        *out = (rule_cidr_t){ .w0 = addr_low32(c.net), .w1 = addr_low32(addr_mask(c.len)), .len = (uint8_t)(c.len - 96),
+                              .kind = RC_V4 };
+    } else if (c.len <= 64) {
+        uint64_t hi = (uint64_t)(c.net >> 64);
+        *out = (rule_cidr_t){ .w0 = (uint32_t)hi, .w1 = (uint32_t)(hi >> 32), .len = c.len, .kind = RC_V6 };
+    } else {
+        cidr_t *slot = PUSH(m->long_cidrs);
+        if (!slot || m->long_cidrs.n > UINT32_MAX)
+            return -1;
+        *slot = c;
+        *out = (rule_cidr_t){ .w0 = (uint32_t)(m->long_cidrs.n - 1), .len = c.len, .kind = RC_V6_LONG };
+    }
+    return 0;
+}
+
+cidr_t model_rule_cidr(const model *m, const rule_cidr_t *c)
+{
+    if (c->kind == RC_V6_LONG)
+        return m->long_cidrs.v[c->w0];
+    if (c->kind == RC_V4)
+        return (cidr_t){ .net = addr_v4(c->w0), .len = (uint8_t)(96 + c->len), .v4 = 1 };
+    return (cidr_t){ .net = (addr_t)((uint64_t)c->w1 << 32 | c->w0) << 64, .len = c->len, .v4 = 0 };
+}
+
 static int valid_ports(int proto, int lo, int hi)
 {
     return proto >= PROTO_ALL && proto <= 255 && lo >= 0 && hi <= 65535 && lo <= hi;
@@ -114,11 +142,14 @@ int32_t model_add_acl_rule(model *m, int32_t acl, int egress, int32_t number, in
                            cidr_t cidr, int allow, int32_t rule)
 {
     acl_rule_t *r;
-    if (m->finished || !VALID(m->acls, acl) || !valid_ports(proto, lo, hi) || !(r = PUSH(m->acl_rules)))
+    rule_cidr_t rc;
+    if (m->finished || !VALID(m->acls, acl) || !valid_ports(proto, lo, hi) || rule_cidr_of(m, cidr, &rc) != 0)
+        return -1;
+    if (!(r = PUSH(m->acl_rules)))
         return -1;
     *r = (acl_rule_t){ .table = acl, .number = number, .proto = (int16_t)proto, .lo = (uint16_t)lo,
                        .hi = (uint16_t)hi, .egress = (uint8_t)!!egress, .allow = (uint8_t)!!allow,
-                       .cidr = cidr, .rule = rule };
+                       .cidr = rc, .rule = rule };
     return (int32_t)(m->acl_rules.n - 1);
 }
 
@@ -128,12 +159,13 @@ int32_t model_add_sg_rule(model *m, int32_t sg, int egress, int proto, int lo, i
     sg_rule_t *r;
     if (m->finished || !VALID(m->sgs, sg) || !valid_ports(proto, lo, hi) || !OPTIONAL(m->sgs, ref_sg))
         return -1;
-    if ((cidr == NULL) == (ref_sg < 0) || !(r = PUSH(m->sg_rules)))
+    rule_cidr_t rc = { 0 };
+    if ((cidr == NULL) == (ref_sg < 0))
         return -1; /* exactly one of a CIDR and a group */
+    if ((cidr && rule_cidr_of(m, *cidr, &rc) != 0) || !(r = PUSH(m->sg_rules)))
+        return -1;
     *r = (sg_rule_t){ .table = sg, .proto = (int16_t)proto, .lo = (uint16_t)lo, .hi = (uint16_t)hi,
-                      .egress = (uint8_t)!!egress, .ref_sg = ref_sg, .rule = rule };
-    if (cidr)
-        r->cidr = *cidr;
+                      .egress = (uint8_t)!!egress, .ref_sg = ref_sg, .rule = rule, .cidr = rc };
     return (int32_t)(m->sg_rules.n - 1);
 }
 
@@ -143,9 +175,10 @@ int32_t model_add_eni_ip(model *m, int32_t eni, addr_t ip)
     if (m->finished || !VALID(m->enis, eni) || !(a = PUSH(m->addrs)))
         return -1;
     *a = (eni_addr_t){ .ip = ip, .vpc = m->subnets.v[m->enis.v[eni].subnet].vpc, .eni = eni };
-    eni_t *e = &m->enis.v[eni];
-    if (addr_is_v4(ip) ? e->ip == 0 : e->ip6 == 0)
-        *(addr_is_v4(ip) ? &e->ip : &e->ip6) = ip;
+    if (addr_is_v4(ip) && m->enis.v[eni].ip4 == 0)
+        m->enis.v[eni].ip4 = addr_low32(ip);
+    else if (!addr_is_v4(ip) && m->eni_ip6.v[eni] == 0)
+        m->eni_ip6.v[eni] = ip;
     return eni;
 }
 
@@ -165,8 +198,10 @@ int32_t model_add_eni(model *m, int32_t comp, int32_t subnet, addr_t ip, const i
             return -1;
         *slot = sgs[i];
     }
-    if (!(e = PUSH(m->enis)))
+    addr_t *ip6 = PUSH(m->eni_ip6);
+    if (!ip6 || !(e = PUSH(m->enis)))
         return -1;
+    *ip6 = 0;
     *e = (eni_t){ .comp = comp, .subnet = subnet, .sg_off = (int32_t)sg_off, .sg_cnt = (int32_t)nsgs };
     int32_t idx = (int32_t)(m->enis.n - 1);
     return model_add_eni_ip(m, idx, ip) < 0 ? -1 : idx;
@@ -381,9 +416,9 @@ static int subnet_cidr_order(const void *pa, const void *pb)
 #define LPM_HASH_MIN 16  /* groups at least this large get a hash */
 
 /* A network's 32-bit digest: the IPv4 address itself for IPv4, the four words folded for IPv6. */
-static uint32_t net_digest(addr_t net)
+static uint32_t net_digest(addr_t net, int v4)
 {
-    if (addr_is_v4(net))
+    if (v4)
         return addr_low32(net);
     return (uint32_t)net ^ (uint32_t)(net >> 32) ^ (uint32_t)(net >> 64) ^ (uint32_t)(net >> 96);
 }
@@ -416,7 +451,7 @@ static int hash_group(model *m, lpm_group *g, const route_t *routes)
     for (int32_t i = g->off; i < g->off + g->cnt; i++) {
         if (i > g->off && routes[i - 1].dst.net == routes[i].dst.net)
             continue; /* same network, lower priority */
-        uint32_t digest = net_digest(routes[i].dst.net);
+        uint32_t digest = net_digest(routes[i].dst.net, g->v4);
         uint32_t h = net_hash(digest) & g->hash_mask;
         while (slots[h].route >= 0)
             h = (h + 1) & g->hash_mask;
@@ -466,14 +501,11 @@ const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t
         addr_t key = ip & addr_mask(grp->len);
         if (grp->hash_off >= 0) {
             const lpm_slot *slots = m->lpm_slots.v + grp->hash_off;
-            uint32_t digest = net_digest(key);
+            uint32_t digest = net_digest(key, v4);
             for (uint32_t h = net_hash(digest) & grp->hash_mask; slots[h].route >= 0; h = (h + 1) & grp->hash_mask) {
                 const route_t *r = &routes[slots[h].route];
-                if (slots[h].net == digest && r->dst.net == key) {
-                    if (cidr_contains(&r->dst, ip))
-                        return r;
-                    break; /* the other family's route: a shorter prefix may still match */
-                }
+                if (slots[h].net == digest && r->dst.net == key)
+                    return r;
             }
             continue;
         }
@@ -482,7 +514,7 @@ const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t
             int32_t mid = lo + (hi - lo) / 2;
             if (routes[mid].dst.net < key) lo = mid + 1; else hi = mid;
         }
-        if (lo < grp->off + grp->cnt && routes[lo].dst.net == key && cidr_contains(&routes[lo].dst, ip))
+        if (lo < grp->off + grp->cnt && routes[lo].dst.net == key)
             return &routes[lo];
     }
     return NULL;

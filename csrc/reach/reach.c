@@ -446,7 +446,7 @@ static addr_t get_addr16(const char *buf, size_t *at)
 /* The source address a v6 query leaves out: the source ENI's first IPv6 address. */
 static int src_implied(const model *m, const eval_query *q)
 {
-    return q->src_eni >= 0 && m->enis.v[q->src_eni].ip6 == q->src_ip;
+    return q->src_eni >= 0 && model_eni_ip(m, q->src_eni, 0) == q->src_ip;
 }
 
 static void push_query(lua_State *L, const model *m, const eval_query *q, int code)
@@ -532,9 +532,9 @@ static void check_query(lua_State *L, int arg, const model *m, eval_query *q)
           q->src_subnet < (int32_t)m->subnets.n && q->dst_eni >= -1 && q->dst_eni < (int32_t)m->enis.n))
         luaL_argerror(L, arg, "not a trace query of this model");
     if (!src_known) {
-        if (q->src_eni < 0 || m->enis.v[q->src_eni].ip6 == 0)
+        if (q->src_eni < 0 || model_eni_ip(m, q->src_eni, 0) == 0)
             luaL_argerror(L, arg, "not a trace query of this model");
-        q->src_ip = m->enis.v[q->src_eni].ip6;
+        q->src_ip = model_eni_ip(m, q->src_eni, 0);
     }
 }
 
@@ -548,11 +548,10 @@ static int l_trace(lua_State *L)
     q.src_subnet = q.src_eni >= 0 ? m->enis.v[q.src_eni].subnet : index_in(L, 3, m->subnets.n);
     luaL_argcheck(L, q.src_subnet >= 0, 3, "source subnet required");
     q.dst_eni = index_in(L, 5, m->enis.n);
-    q.dst_ip = q.dst_eni >= 0 && lua_isnoneornil(L, 6) ? m->enis.v[q.dst_eni].ip : ip_arg(L, 6);
+    q.dst_ip = q.dst_eni >= 0 && lua_isnoneornil(L, 6) ? model_eni_ip(m, q.dst_eni, 1) : ip_arg(L, 6);
     int v4 = addr_is_v4(q.dst_ip);
     /* a source ENI sends from its address of the destination's family */
-    q.src_ip = q.src_eni >= 0 && lua_isnoneornil(L, 4) ? (v4 ? m->enis.v[q.src_eni].ip : m->enis.v[q.src_eni].ip6)
-                                                       : ip_arg(L, 4);
+    q.src_ip = q.src_eni >= 0 && lua_isnoneornil(L, 4) ? model_eni_ip(m, q.src_eni, v4) : ip_arg(L, 4);
     luaL_argcheck(L, q.src_ip != 0 && q.dst_ip != 0 && addr_is_v4(q.src_ip) == v4, 4,
                   "source and destination need addresses of one family");
     query_ports(L, 7, &q, 1);
@@ -731,10 +730,14 @@ static int collect_points(const model *m, points *p)
     int err = 0;
     for (size_t i = 0; i < m->routes.n; i++) err |= add_cidr_points(p, &m->routes.v[i].dst);
     for (size_t i = 0; i < m->troutes.n; i++) err |= add_cidr_points(p, &m->troutes.v[i].dst);
-    for (size_t i = 0; i < m->acl_rules.n; i++) err |= add_cidr_points(p, &m->acl_rules.v[i].cidr);
+    for (size_t i = 0; i < m->acl_rules.n; i++) {
+        cidr_t c = model_rule_cidr(m, &m->acl_rules.v[i].cidr);
+        err |= add_cidr_points(p, &c);
+    }
     for (size_t i = 0; i < m->sg_rules.n; i++) {
+        cidr_t c = model_rule_cidr(m, &m->sg_rules.v[i].cidr);
         if (m->sg_rules.v[i].ref_sg < 0)
-            err |= add_cidr_points(p, &m->sg_rules.v[i].cidr);
+            err |= add_cidr_points(p, &c);
     }
     for (size_t i = 0; i < m->subnet_cidrs.n; i++) err |= add_cidr_points(p, &m->subnet_cidrs.v[i].cidr);
     for (size_t i = 0; i < m->addrs.n; i++)

@@ -80,6 +80,10 @@ describe("reach in dual stack: the article", function()
     assert.matches("2600:1f18:100:a00::/56 -> tgw", rules(r6.ret.hops), 1, true)
   end)
 
+  it("is what tests/fixtures/reach/article-dual holds (the README traces that folder)", function()
+    assert.same(base, assert(snapshot.read("tests/fixtures/reach/article-dual")))
+  end)
+
   it("keeps an IPv6 result's query short enough for Lua to intern, and readable after the model closes", function()
     local m = model_with()
     local r = assert(m:trace(with(ARTICLE, { family = "ipv6" })))
@@ -161,16 +165,15 @@ describe("reach in dual stack: the article", function()
     assert.is_true(r6.reachable, tostring(r6))
   end)
 
-  it("an attachment without IPv6 support drops IPv6 it would carry by a static route", function()
+  it("an attachment without IPv6 support still carries IPv6 by a static route (the option does not filter it)", function()
     local _, r6 = both(function(data, a)
       each_att(data, ATT_B, function(att) att.Options.Ipv6Support = "disable" end)
       a.TransitGatewayRoutes[1].Routes[#a.TransitGatewayRoutes[1].Routes + 1] = {
         DestinationCidrBlock = dual.VPC6["10.1.0.0/16"], Type = "static", State = "active",
         TransitGatewayAttachments = { { TransitGatewayAttachmentId = ATT_B, ResourceType = "vpc" } } }
     end)
-    assert.is_false(r6.reachable)
-    assert.equals("BAD_STATE_ATTACHMENT", r6.code)
-    assert.equals(ATT_B, r6.blocked_at.component)
+    assert.is_true(r6.reachable, tostring(r6))
+    assert.matches(dual.VPC6["10.1.0.0/16"] .. " -> " .. ATT_B .. " (static)", rules(r6.forward.hops), 1, true)
   end)
 
   it("a TGW static route for IPv6 (DestinationCidrBlock holds either family) and its blackhole", function()

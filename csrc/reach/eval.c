@@ -222,8 +222,6 @@ static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, addr_t src_ip,
     const att_t *in = &m->atts.v[ai];
     if (!in->available)
         return hop(w, H_TGW_ATT, in->comp, -1, V_DROP, EV_BAD_STATE_ATTACHMENT), -1;
-    if (!in->ipv6 && !addr_is_v4(dst_ip)) /* IPv6 support off (tgw-vpc-attachments.html) */
-        return hop(w, H_TGW_ATT, in->comp, -1, V_DROP, EV_BAD_STATE_ATTACHMENT), -1;
     int32_t in_sub = att_subnet_in(m, in, s->az);
     if (in_sub < 0)
         return hop(w, H_TGW_ATT, in->comp, -1, V_DROP, EV_TGW_ROUTE_AZ_RESTRICTION), -1;
@@ -252,7 +250,7 @@ static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, addr_t src_ip,
         return hop(w, H_TGW_ATT, out->comp, -1, V_DROP, EV_BAD_STATE_ATTACHMENT), -1;
     if (out->vpc < 0) /* VPN, Direct Connect, peering: beyond the model */
         return hop(w, H_TGW_ATT, out->comp, -1, V_DROP, EV_UNSUPPORTED_COMPONENT), -1;
-    if (out->sub_cnt == 0 || (!out->ipv6 && !addr_is_v4(dst_ip)))
+    if (out->sub_cnt == 0)
         return hop(w, H_TGW_ATT, out->comp, -1, V_DROP, EV_BAD_STATE_ATTACHMENT), -1;
     /* The TGW stays in the AZ it was entered in when the egress attachment is there too. */
     int32_t out_sub = att_subnet_in(m, out, s->az);

@@ -177,8 +177,15 @@ int32_t model_add_eni_ip(model *m, int32_t eni, addr_t ip)
     *a = (eni_addr_t){ .ip = ip, .vpc = m->subnets.v[m->enis.v[eni].subnet].vpc, .eni = eni };
     if (addr_is_v4(ip) && m->enis.v[eni].ip4 == 0)
         m->enis.v[eni].ip4 = addr_low32(ip);
-    else if (!addr_is_v4(ip) && m->eni_ip6.v[eni] == 0)
+    else if (!addr_is_v4(ip) && model_eni_ip(m, eni, 0) == 0) {
+        while (m->eni_ip6.n <= (size_t)eni) {
+            addr_t *slot = PUSH(m->eni_ip6);
+            if (!slot)
+                return -1;
+            *slot = 0;
+        }
         m->eni_ip6.v[eni] = ip;
+    }
     return eni;
 }
 
@@ -198,10 +205,8 @@ int32_t model_add_eni(model *m, int32_t comp, int32_t subnet, addr_t ip, const i
             return -1;
         *slot = sgs[i];
     }
-    addr_t *ip6 = PUSH(m->eni_ip6);
-    if (!ip6 || !(e = PUSH(m->enis)))
+    if (!(e = PUSH(m->enis)))
         return -1;
-    *ip6 = 0;
     *e = (eni_t){ .comp = comp, .subnet = subnet, .sg_off = (int32_t)sg_off, .sg_cnt = (int32_t)nsgs };
     int32_t idx = (int32_t)(m->enis.n - 1);
     return model_add_eni_ip(m, idx, ip) < 0 ? -1 : idx;
@@ -225,20 +230,12 @@ int32_t model_add_att(model *m, int32_t comp, int32_t tgw, int32_t vpc, int avai
         return -1;
     int32_t idx = (int32_t)(m->atts.n - 1);
     *a = (att_t){ .comp = comp, .tgw = tgw, .vpc = vpc, .assoc = assoc, .next_in_vpc = -1,
-                  .sub_off = -1, .available = (uint8_t)!!available, .sgref = (uint8_t)!!sgref, .ipv6 = 1 };
+                  .sub_off = -1, .available = (uint8_t)!!available, .sgref = (uint8_t)!!sgref };
     if (vpc >= 0) {
         a->next_in_vpc = m->vpcs.v[vpc].first_att;
         m->vpcs.v[vpc].first_att = idx;
     }
     return idx;
-}
-
-int32_t model_set_att_ipv6(model *m, int32_t att, int ipv6)
-{
-    if (m->finished || !VALID(m->atts, att))
-        return -1;
-    m->atts.v[att].ipv6 = (uint8_t)!!ipv6;
-    return att;
 }
 
 /* An attachment's subnets must be added right after it, together (they form one run). */

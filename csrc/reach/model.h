@@ -65,7 +65,7 @@ typedef struct { int32_t comp; int32_t subnet; uint32_t ip4; int32_t sg_off, sg_
 typedef struct { addr_t ip; int32_t vpc; int32_t eni; } eni_addr_t;
 typedef struct { int32_t comp; uint8_t available; uint8_t sgref; } tgw_t;
 typedef struct { int32_t comp; int32_t tgw; int32_t vpc; int32_t assoc; int32_t next_in_vpc;
-                 int32_t sub_off, sub_cnt; uint8_t available; uint8_t sgref; uint8_t ipv6; } att_t;
+                 int32_t sub_off, sub_cnt; uint8_t available; uint8_t sgref; } att_t;
 typedef struct { int32_t comp; uint8_t known; uint8_t available; } trtb_t;
 typedef struct { int32_t comp; int32_t vpc_a, vpc_b; uint8_t active; } pcx_t;
 
@@ -82,7 +82,8 @@ typedef struct model {
     VEC(table_t) sgs;
     VEC(sg_rule_t) sg_rules;
     VEC(eni_t) enis;
-    VEC(addr_t) eni_ip6;          /* [eni] = its first IPv6 address, 0 when none */
+    VEC(addr_t) eni_ip6;          /* [eni] = its first IPv6 address, 0 when none (as long as the
+                                   * last ENI with one: an IPv4-only model has none of it) */
     VEC(int32_t) eni_sgs;
     VEC(eni_addr_t) addrs;        /* every private address, by (vpc, ip) after finish */
     VEC(tgw_t) tgws;
@@ -121,7 +122,7 @@ static inline addr_t model_eni_ip(const model *m, int32_t eni, int v4)
 {
     if (v4)
         return m->enis.v[eni].ip4 ? addr_v4(m->enis.v[eni].ip4) : 0;
-    return m->eni_ip6.v[eni];
+    return (size_t)eni < m->eni_ip6.n ? m->eni_ip6.v[eni] : 0;
 }
 /* A rule's prefix as a cidr_t. */
 cidr_t model_rule_cidr(const model *m, const rule_cidr_t *c);
@@ -148,8 +149,6 @@ int32_t model_add_eni(model *m, int32_t comp, int32_t subnet, addr_t ip, const i
 int32_t model_add_eni_ip(model *m, int32_t eni, addr_t ip);
 int32_t model_add_tgw(model *m, int32_t comp, int available, int sgref);
 int32_t model_add_att(model *m, int32_t comp, int32_t tgw, int32_t vpc, int available, int sgref, int32_t assoc);
-/* Ipv6Support of a VPC attachment: without it the TGW carries no IPv6 to or from the VPC. */
-int32_t model_set_att_ipv6(model *m, int32_t att, int ipv6);
 int32_t model_add_att_subnet(model *m, int32_t att, int32_t subnet);
 int32_t model_add_trtb(model *m, int32_t comp, int known, int available);
 int32_t model_add_troute(model *m, int32_t trtb, cidr_t dst, int32_t att, int rank, int blackhole, int32_t rule);

@@ -263,12 +263,6 @@ static int l_att(lua_State *L)
                                        lua_toboolean(L, 6), opt_index(L, 7)), "transit gateway attachment");
 }
 
-static int l_att_ipv6(lua_State *L)
-{
-    model *m = check_model(L, 0);
-    return push_index(L, model_set_att_ipv6(m, opt_index(L, 2), lua_toboolean(L, 3)), "attachment IPv6 support");
-}
-
 static int l_att_subnet(lua_State *L)
 {
     model *m = check_model(L, 0);
@@ -942,7 +936,7 @@ static int l_json_keys(lua_State *L)
 static const luaL_Reg model_methods[] = {
     { "vpc", l_vpc }, { "subnet", l_subnet }, { "route_table", l_rtb }, { "main_route_table", l_main_rtb },
     { "route", l_route }, { "network_acl", l_acl }, { "acl_rule", l_acl_rule }, { "security_group", l_sg },
-    { "sg_rule", l_sg_rule }, { "eni", l_eni }, { "subnet_cidr", l_subnet_cidr }, { "attachment_ipv6", l_att_ipv6 }, { "eni_ip", l_eni_ip }, { "tgw", l_tgw },
+    { "sg_rule", l_sg_rule }, { "eni", l_eni }, { "subnet_cidr", l_subnet_cidr }, { "eni_ip", l_eni_ip }, { "tgw", l_tgw },
     { "tgw_attachment", l_att }, { "attachment_subnet", l_att_subnet }, { "tgw_route_table", l_trtb },
     { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace }, { "walk", l_walk },
     { "matrix", l_matrix }, { "who_can_reach", l_who_can_reach }, { "lookup", l_lookup },

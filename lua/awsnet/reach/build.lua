@@ -638,9 +638,11 @@ function Builder:add_eni(id, res, where, kind)
   local pub = type(res.Association) == "table" and str(res.Association.PublicIp)
   local ip4 = str(res.PrivateIpAddress)
   self.idx.eni[id] = e
-  self.info.eni[id] = { idx = e, ip = ip4, ip6 = ip6s[1], subnet = res.SubnetId, sgs = sg_ids,
-    type = str(res.InterfaceType), description = str(res.Description) or "", public_ip = pub,
-    requester = str(res.RequesterId) }
+  local info = { idx = e, ip = ip4, subnet = res.SubnetId, sgs = sg_ids, type = str(res.InterfaceType),
+    description = str(res.Description) or "", public_ip = pub, requester = str(res.RequesterId) }
+  -- (set only when there is one: a ninth field in the constructor doubles every ENI's table)
+  if ip6s[1] then info.ip6 = ip6s[1] end
+  self.info.eni[id] = info
   self:index_eni(id, self.info.eni[id])
   -- a Hyperplane ENI named directly is a Lambda source: its replies go to 1024-65535
   self.endpoints[id] = { eni = e, ip_n = ip4 and creach.ip(ip4), ip_s = ip4, ip6_n = ip6s[1] and creach.ip(ip6s[1]),
@@ -709,7 +711,9 @@ function Builder:attachments(data)
     a.subnets = a.subnets or list(t.SubnetIds)
     local opts = list(t.Options)
     a.sgref = opts.SecurityGroupReferencingSupport ~= "disable"
-    a.ipv6 = opts.Ipv6Support == "enable" -- AWS's default is disable
+    -- AWS's default is disable; it decides propagation only ("does not filter IPv6 traffic":
+    -- API_CreateTransitGatewayVpcAttachmentRequestOptions.html)
+    a.ipv6 = opts.Ipv6Support == "enable"
     a.appliance = opts.ApplianceModeSupport == "enable"
     a.res = a.res or t
   end)
@@ -744,7 +748,6 @@ function Builder:attachments(data)
       if a.assoc then assoc = self.idx.trtb[a.assoc] or self:unknown_trtb(a.assoc, a.where) end
       local idx = self.m:tgw_attachment(self:comp(a.id, "tgw-attachment", a.where, tag_name(a.res)), tgw, vpc,
         available, a.sgref ~= false, assoc)
-      self.m:attachment_ipv6(idx, a.ipv6 == true)
       self.idx.att[a.id] = idx
       self.info.att[a.id] = { vpc = a.vpc, type = a.type, idx = idx, created = a.created, ipv6 = a.ipv6 == true }
       if vpc ~= -1 then

@@ -274,6 +274,30 @@ describe("reach in dual stack: routes, gateways and rules", function()
     assert.is_true(r6.reachable)
   end)
 
+  it("prefixes longer than /64 in rules (a /128 group rule, a /120 NACL entry) match exactly their addresses", function()
+    local lambda6 = dual.address("10.0.128.6") -- the Lambda's Hyperplane ENI
+    local function only(sg_cidr, nacl_cidr)
+      return function(_, _, b)
+        find(b.SecurityGroups, "GroupId", DB_SG).IpPermissions = { { IpProtocol = "tcp", FromPort = 3306, ToPort = 3306,
+          Ipv6Ranges = { { CidrIpv6 = sg_cidr } } } }
+        local n = find(b.NetworkAcls, "NetworkAclId", DB_ACL)
+        for _, e in ipairs(n.Entries) do
+          if e.Ipv6CidrBlock and e.RuleNumber == 101 and not e.Egress then e.Ipv6CidrBlock = nacl_cidr end
+        end
+      end
+    end
+    local r6 = select(2, both(only(lambda6 .. "/128", lambda6:gsub("::%x+$", "::/120"))))
+    assert.is_true(r6.reachable, tostring(r6))
+    assert.matches("from " .. lambda6 .. "/128", rules(r6.forward.hops), 1, true)
+    r6 = select(2, both(only(lambda6:gsub("::%x+$", "::7") .. "/128", "::/0")))
+    assert.equals("ENI_SG_RULES_MISMATCH", r6.code)
+    r6 = select(2, both(only("::/0", "2600:1f18:100:a00::100/120")))
+    assert.equals("SUBNET_ACL_RESTRICTION", r6.code)
+    local m = model_with(only(lambda6 .. "/128", "::/0"))
+    local who = assert(m:who_can_reach{ dst = "rds:orders", protocol = "tcp", port = 3306, family = "ipv6" })
+    assert.same({ lambda6 .. "/128" }, who.ranges[1].cidrs)
+  end)
+
   it("ICMPv6 (58) with its types: the echo request out, the echo reply (129) back", function()
     local function icmp6(sg_type, nacl_reply)
       return function(_, _, b)

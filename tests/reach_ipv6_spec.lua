@@ -84,6 +84,22 @@ describe("reach in dual stack: the article", function()
     assert.same(base, assert(snapshot.read("tests/fixtures/reach/article-dual")))
   end)
 
+  it("refuses IPv6 fields of the wrong type with the file's JSON path (never an empty list)", function()
+    for _, case in ipairs({
+      { function(_, b) find(b.SecurityGroups, "GroupId", DB_SG).IpPermissions[1].Ipv6Ranges = "::/0" end, "Ipv6Ranges" },
+      { function(a) a.Vpcs[1].Ipv6CidrBlockAssociationSet = { Ipv6CidrBlock = "2600::/56" } end,
+        "Ipv6CidrBlockAssociationSet" },
+      { function(_, b) b.NetworkInterfaces[1].Ipv6Addresses = { "2600::1" } end, "Ipv6Addresses" },
+    }) do
+      local data = copy(base)
+      case[1](region(data, A), region(data, B))
+      local m, err = reach.load(data)
+      assert.is_nil(m)
+      assert.equals("invalid_snapshot", err.code)
+      assert.matches(case[2], err.path, 1, true)
+    end
+  end)
+
   it("keeps an IPv6 result's query short enough for Lua to intern, and readable after the model closes", function()
     local m = model_with()
     local r = assert(m:trace(with(ARTICLE, { family = "ipv6" })))

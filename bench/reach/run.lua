@@ -368,17 +368,14 @@ local function org_report(again)
   ok = report("peak memory / snapshot JSON" .. tag, worst(memory_ratio), "x (worst)", 2, false) and ok
   return report(string.format("trace from Lua at %d VPCs%s", NT, tag), org_rate, "traces/s", 200000, true) and ok
 end
+-- (a miss is reported after the dual-stack figures, which are measured in any case)
+local org_missed = false
 if not org_report(false) then
   print("reach: measuring the organisation figures again")
   org_rate = math.max(org_rate, measure_org_trace())
   measure_loads()
   table_rows()
-  if not org_report(true) then
-    big:close()
-    cleanup()
-    print("reach: organisation target(s) missed twice")
-    os.exit(1)
-  end
+  org_missed = not org_report(true)
 end
 big:close()
 big = nil -- luacheck: ignore 311
@@ -428,15 +425,14 @@ local function dual_report(again)
   print(string.format("dual stack: IPv4 %.0f traces/s, IPv6 %.0f traces/s%s", rate4, rate6, tag))
   return report("IPv6 trace cost / IPv4 (dual stack)" .. tag, rate4 / rate6, "x", 1.3, false)
 end
+local dual_missed = false
 if not dual_report(false) then
   print("reach: measuring the dual-stack figures again")
   measure_dual()
-  if not dual_report(true) then
-    dual:close()
-    cleanup()
-    print("reach: dual-stack target missed twice")
-    os.exit(1)
-  end
+  dual_missed = not dual_report(true)
 end
 dual:close()
 cleanup()
+if org_missed then print("reach: organisation target(s) missed twice") end
+if dual_missed then print("reach: dual-stack target missed twice") end
+if org_missed or dual_missed then os.exit(1) end

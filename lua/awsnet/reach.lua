@@ -359,7 +359,9 @@ end
 -- makes one small table, the result.)
 -- @within Model
 -- @tparam table q {src, dst (IP, ENI id, instance id, "lambda:<name>", "rds:<id>" or a DNS name),
--- protocol ("tcp", "udp", "icmp", "all" or a number), port, src_port, resolver, direction}
+-- protocol ("tcp", "udp", "icmp", "icmpv6", "all" or a number), port, src_port, resolver, direction,
+-- family ("ipv4", the default, or "ipv6": each endpoint's IPv6 address, AAAA for DNS names; an IPv6
+-- address as src or dst implies it), icmp_type and icmp_code (ICMP: default the echo request, code 0)}
 -- @return the result {reachable, code, blocked_at, forward, ret, assumptions}, or nil, err
 -- ("unknown_endpoint", "invalid_endpoint", a DNS error)
 -- @raise on a query of the wrong shape
@@ -391,8 +393,8 @@ function Model:trace(q)
   if v6 then
     err = family_check(src, dst, proto)
     if err then return nil, err end
-  elseif proto == 58 or type(src.ip) == "string" or type(dst.ip) == "string" or (src.eni and not src.ip_n)
-      or (dst.eni and not dst.ip_n) then
+  elseif proto == 58 or src.ip or dst.ip or (src.eni and not src.ip_n) or (dst.eni and not dst.ip_n) then
+    -- (a plain address, an endpoint without IPv4, ICMPv6: checked; no call on the common path)
     err = family_check(src, dst, proto, true)
     if err then return nil, err end
   end
@@ -482,7 +484,7 @@ end
 -- Sources and destinations are names as for trace (a Lambda counts with its first ENI); replies
 -- are checked for each source's client ports as in trace (or `src_port`).
 -- @within Model
--- @tparam table q {sources, destinations, protocol, port, src_port}
+-- @tparam table q {sources, destinations, protocol, port, src_port, family ("ipv4" or "ipv6"), icmp_type}
 -- @treturn table {reachable, codes, sources, destinations}, or nil, err ("unknown_endpoint")
 -- @raise on a query of the wrong shape
 function Model:matrix(q)
@@ -529,7 +531,7 @@ end
 -- applied in `enis`: the ids of the ENIs that get through with their own security groups. Replies
 -- are checked for client ports 1024-65535 (any client: Lambda's range, the widest).
 -- @within Model
--- @tparam table q {dst, protocol, port, resolver}
+-- @tparam table q {dst, protocol, port, resolver, family ("ipv4" or "ipv6"; an IPv6 address implies it)}
 -- @treturn table {ranges, enis}, or nil, err ("unknown_endpoint", "invalid_endpoint" for a Lambda)
 -- @raise on a query of the wrong shape
 function Model:who_can_reach(q)

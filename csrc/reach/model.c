@@ -488,6 +488,7 @@ static int group_routes(model *m, void *tables_any, const route_t *routes)
 const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t, addr_t ip)
 {
     uint8_t v4 = (uint8_t)addr_is_v4(ip);
+    uint32_t ip32 = addr_low32(ip);
     for (int32_t g = t->grp_off; g < t->grp_off + t->grp_cnt; g++) {
         const lpm_group *grp = &m->groups.v[g];
         if (grp->v4 != v4) {
@@ -495,10 +496,12 @@ const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t
                 break; /* the IPv6 groups come after the IPv4 ones */
             continue;
         }
-        addr_t key = ip & addr_mask(grp->len);
+        /* an IPv4 network in 32 bits (its /n is a 128-bit /96+n: the mask covers the ::ffff prefix) */
+        uint32_t key32 = v4 && grp->len > 96 ? ip32 & (0xffffffffu << (128 - grp->len)) : 0;
+        addr_t key = v4 ? ADDR_V4_PREFIX | key32 : ip & addr_mask(grp->len);
         if (grp->hash_off >= 0) {
             const lpm_slot *slots = m->lpm_slots.v + grp->hash_off;
-            uint32_t digest = net_digest(key, v4);
+            uint32_t digest = v4 ? key32 : net_digest(key, 0);
             for (uint32_t h = net_hash(digest) & grp->hash_mask; slots[h].route >= 0; h = (h + 1) & grp->hash_mask) {
                 const route_t *r = &routes[slots[h].route];
                 if (slots[h].net == digest && r->dst.net == key)

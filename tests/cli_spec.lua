@@ -118,6 +118,32 @@ describe("awsnet command line", function()
       status = awsnet(t .. "--src 192.0.2.1 --dst rds:orders --port 3306")
       assert.equals(1, status)
     end)
+    it("traces a dual-stack snapshot in either family (--family, --protocol icmpv6 --icmp-type)", function()
+      local dual = "trace tests/fixtures/reach/article-dual --src lambda:writer --dst rds:orders "
+      local status, out = awsnet(dual .. "--port 3306 --family ipv6")
+      assert.equals(0, status)
+      assert.matches("(2600:1f18:100:b00::a) tcp/3306", out, 1, true)
+      -- the README shows this trace: every line it shows is the command's
+      local readme = assert(process.read_file(ROOT .. "/README.md"))
+      local shown = assert(readme:match("\n%$ bin/awsnet trace tests/fixtures/reach/article%-dual [^\n]*\n(.-)\n```"))
+      for line in shown:gmatch("[^\n]+") do
+        if line ~= "   ..." then assert.matches(line, out, 1, true) end
+      end
+      status, out = awsnet(dual .. "--port 3306")
+      assert.equals(0, status)
+      assert.matches("(10.1.128.10) tcp/3306", out, 1, true)
+      -- the Lambda's group lets only tcp/3306 out
+      status, out = awsnet(dual .. "--protocol icmpv6 --icmp-type 128 --family ipv6")
+      assert.equals(1, status)
+      assert.matches("icmpv6 type 128 code 0", out, 1, true)
+      refused(dual .. "--port 3306 --family ip7", "family")
+      -- the IPv4-only article has no IPv6 address to trace to
+      local err
+      status, out, err = awsnet(t .. "--src lambda:writer --dst rds:orders --port 3306 --family ipv6")
+      assert.equals("", out)
+      assert.equals(2, status)
+      assert.matches("has no IPv6 address", err)
+    end)
     it("2 for a question the evaluator refuses (a database as source)", function()
       local status, _, err = awsnet(t .. "--src rds:orders --dst lambda:writer --port 3306")
       assert.equals(2, status)

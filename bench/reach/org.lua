@@ -7,6 +7,10 @@
 -- return route), 2 instances, and with `services`: a Lambda function in 2 subnets (its Hyperplane
 -- ENIs listed) and an RDS instance (its ENI listed). Every ENI is in describe-network-interfaces,
 -- instances' also under Reservations, as the CLI prints them.
+-- With `dual` (issue 17), every VPC is dual stack as AWS makes one: a /56 per VPC, a /64 per subnet,
+-- an IPv6 address per ENI, and next to each IPv4 route, NACL entry and security-group range its
+-- IPv6 twin (NACL entries numbered one above, 32768 beside 32767); the TGW attachments have
+-- Ipv6Support, the Lambda functions Ipv6AllowedForDualStack, the databases NetworkType DUAL.
 local org = {}
 
 org.ACCOUNTS, org.REGION, org.TGW = 50, "us-east-1", "tgw-0org00000000000001"
@@ -19,6 +23,18 @@ local function vpc_net(i) return (10 << 24) + i * 2048 end -- a /21 each: 8,192 
 local function vpc_cidr(i) return ip(vpc_net(i)) .. "/21" end
 local function subnet_id(i, k) return string.format("subnet-%012d%05d", i, k) end
 local function sg_id(i, g) return string.format("sg-%012d%05d", i, g) end
+
+-- IPv6: VPC i's /56 and subnet k's /64 in it (2600:1f18::/32 holds them all), and the twins of the
+-- IPv4 CIDRs the organisation uses.
+local function vpc6_prefix(i) return string.format("2600:1f18:%x:%02x", i >> 8, i & 255) end
+local function vpc6_cidr(i) return vpc6_prefix(i) .. "00::/56" end
+local function subnet6_prefix(i, k) return string.format("%s%02x", vpc6_prefix(i), k - 1) end
+local TWIN = { ["10.0.0.0/8"] = "2600:1f18::/32", ["10.255.0.0/16"] = "2600:1f18:ff00::/40",
+  ["10.254.0.0/16"] = "2600:1f18:fe00::/40", ["172.16.0.0/12"] = "fd00::/8", ["0.0.0.0/0"] = "::/0",
+  ["192.168.0.0/16"] = "fd00:c0a8::/32" }
+local twin_of = {} -- VPC CIDR -> its /56, filled as VPCs are made
+local function twin(c) return TWIN[c] or twin_of[c] or error("org: no IPv6 twin for " .. c) end
+org.vpc6_cidr = vpc6_cidr
 
 --- The VPC `n`-th on the routed ring of `i` (n in -PEERS..PEERS, not 0): it routes back to i.
 function org.peer(nvpc, i, n) return (i + n * 37) % nvpc end
@@ -62,13 +78,14 @@ local function nacl_entries()
   return e
 end
 
-local function eni(id, i, k, host, groups, extra)
+local function eni(id, i, k, host, groups, extra, dual)
   local sid = subnet_id(i, k)
   local addr = ip(vpc_net(i) + (k - 1) * 512 + host)
   local n = { NetworkInterfaceId = id, SubnetId = sid, VpcId = string.format("vpc-%017d", i),
     AvailabilityZone = "us-east-1" .. ((k - 1) % 2 == 0 and "a" or "b"), PrivateIpAddress = addr,
     PrivateIpAddresses = { { Primary = true, PrivateIpAddress = addr } }, InterfaceType = "interface",
-    Status = "in-use", OwnerId = org.account(i), Description = "" }
+    Status = "in-use", OwnerId = org.account(i), Description = "",
+    Ipv6Addresses = dual and { { Ipv6Address = string.format("%s::%x", subnet6_prefix(i, k), host) } } or nil }
   -- (no empty list: cjson would write it as an object)
   for _, g in ipairs(groups) do
     n.Groups = n.Groups or {}
@@ -78,10 +95,36 @@ local function eni(id, i, k, host, groups, extra)
   return n
 end
 
+-- The IPv6 twins of a list of NACL entries (see the module comment).
+local function nacl_twins(entries)
+  local n = #entries
+  for i = 1, n do
+    local e = entries[i]
+    entries[#entries + 1] = { RuleNumber = e.RuleNumber + 1, Egress = e.Egress, RuleAction = e.RuleAction,
+      Protocol = e.Protocol == "1" and "58" or e.Protocol, Ipv6CidrBlock = twin(e.CidrBlock), PortRange = e.PortRange }
+  end
+  return entries
+end
+
+-- Each permission's Ipv6Ranges: the twins of its IpRanges.
+local function sg_twins(perms)
+  for _, p in ipairs(perms) do
+    if p.IpRanges then
+      p.Ipv6Ranges = {}
+      for _, r in ipairs(p.IpRanges) do p.Ipv6Ranges[#p.Ipv6Ranges + 1] = { CidrIpv6 = twin(r.CidrIp) } end
+    end
+  end
+  return perms
+end
+
 --- The snapshot in the table form, `{accounts = {[id] = {[region] = {Key = array}}}}`.
 -- @tparam integer nvpc VPCs
 -- @tparam boolean services with a Lambda function and an RDS instance per VPC
-function org.generate(nvpc, services)
+-- @tparam[opt] boolean dual dual stack (see the module comment)
+function org.generate(nvpc, services, dual)
+  if dual then
+    for i = 0, nvpc - 1 do twin_of[vpc_cidr(i)] = vpc6_cidr(i) end
+  end
   local accounts = {}
   local function res(i)
     local a = org.account(i)
@@ -106,13 +149,16 @@ function org.generate(nvpc, services)
     local r, acct = res(i), org.account(i)
     local vid = string.format("vpc-%017d", i)
     r.Vpcs[#r.Vpcs + 1] = { VpcId = vid, CidrBlock = vpc_cidr(i), OwnerId = acct, State = "available",
-      CidrBlockAssociationSet = { { CidrBlock = vpc_cidr(i), CidrBlockState = { State = "associated" } } } }
+      CidrBlockAssociationSet = { { CidrBlock = vpc_cidr(i), CidrBlockState = { State = "associated" } } },
+      Ipv6CidrBlockAssociationSet = dual and { { Ipv6CidrBlock = vpc6_cidr(i), Ipv6Pool = "Amazon",
+        Ipv6CidrBlockState = { State = "associated" } } } or nil }
     local subnets = {}
     for k = 1, 4 do
       subnets[k] = subnet_id(i, k)
       r.Subnets[#r.Subnets + 1] = { SubnetId = subnets[k], VpcId = vid, CidrBlock = ip(vpc_net(i) + (k - 1) * 512) .. "/23",
         AvailabilityZone = "us-east-1" .. ((k - 1) % 2 == 0 and "a" or "b"), AvailabilityZoneId = "use1-az" .. ((k - 1) % 2 + 1),
-        OwnerId = acct, State = "available" }
+        OwnerId = acct, State = "available", Ipv6CidrBlockAssociationSet = dual and { {
+          Ipv6CidrBlock = subnet6_prefix(i, k) .. "::/64", Ipv6CidrBlockState = { State = "associated" } } } or nil }
     end
     local routes = { { DestinationCidrBlock = vpc_cidr(i), GatewayId = "local", Origin = "CreateRouteTable", State = "active" } }
     for n = 1, 2 * PEERS + 1 do
@@ -120,6 +166,14 @@ function org.generate(nvpc, services)
       if n == 2 * PEERS + 1 then other = nil end
       routes[#routes + 1] = { DestinationCidrBlock = other and vpc_cidr(other) or "192.168.0.0/16", Origin = "CreateRoute",
         TransitGatewayId = org.TGW, State = "active" }
+    end
+    if dual then
+      for n = 1, #routes do
+        local t = {}
+        for key, v in pairs(routes[n]) do t[key] = v end
+        t.DestinationCidrBlock, t.DestinationIpv6CidrBlock = nil, twin(routes[n].DestinationCidrBlock)
+        routes[#routes + 1] = t
+      end
     end
     local assoc = { { Main = true, RouteTableAssociationId = string.format("rtbassoc-%012d%05d", i, 0),
       AssociationState = { State = "associated" } } }
@@ -134,7 +188,7 @@ function org.generate(nvpc, services)
       nassoc[k] = { NetworkAclAssociationId = string.format("aclassoc-%012d%05d", i, k), SubnetId = sid }
     end
     r.NetworkAcls[#r.NetworkAcls + 1] = { NetworkAclId = string.format("acl-%017d", i), VpcId = vid, IsDefault = false,
-      OwnerId = acct, Associations = nassoc, Entries = nacl_entries() }
+      OwnerId = acct, Associations = nassoc, Entries = dual and nacl_twins(nacl_entries()) or nacl_entries() }
     for g = 1, 3 do
       local perms = {
         { IpProtocol = "tcp", FromPort = 443, ToPort = 443, IpRanges = { { CidrIp = "10.0.0.0/8" } } },
@@ -146,12 +200,13 @@ function org.generate(nvpc, services)
           IpRanges = { { CidrIp = vpc_cidr(org.peer(nvpc, i, n)) } } }
       end
       r.SecurityGroups[#r.SecurityGroups + 1] = { GroupId = sg_id(i, g), GroupName = sg_id(i, g), VpcId = vid, OwnerId = acct,
-        Description = "bench", IpPermissions = perms,
-        IpPermissionsEgress = { { IpProtocol = "-1", IpRanges = { { CidrIp = "0.0.0.0/0" } } } } }
+        Description = "bench", IpPermissions = dual and sg_twins(perms) or perms,
+        IpPermissionsEgress = { { IpProtocol = "-1", IpRanges = { { CidrIp = "0.0.0.0/0" } },
+          Ipv6Ranges = dual and { { CidrIpv6 = "::/0" } } or nil } } }
     end
     for k = 1, 2 do
       local n = eni(string.format("eni-%012d%05d", i, k), i, k, 10, { 1, 2 },
-        { Attachment = { DeviceIndex = 0, InstanceId = org.instance(i, k), Status = "attached" } })
+        { Attachment = { DeviceIndex = 0, InstanceId = org.instance(i, k), Status = "attached" } }, dual)
       r.NetworkInterfaces[#r.NetworkInterfaces + 1] = n
       r.Reservations[#r.Reservations + 1] = { ReservationId = string.format("r-%012d%05d", i, k), OwnerId = acct,
         Instances = { { InstanceId = org.instance(i, k), SubnetId = n.SubnetId, VpcId = vid,
@@ -160,22 +215,24 @@ function org.generate(nvpc, services)
     for k = 1, 2 do -- the TGW attachment's ENIs
       r.NetworkInterfaces[#r.NetworkInterfaces + 1] = eni(string.format("eni-%012d%05d", i, 10 + k), i, k, 200, {},
         { InterfaceType = "transit_gateway", RequesterId = "amazon-transit-gateway", RequesterManaged = true,
-          Description = "Network Interface for Transit Gateway Attachment" })
+          Description = "Network Interface for Transit Gateway Attachment" }, dual)
     end
     if services then
       local fname = org.lambda(i):sub(8)
       for k = 3, 4 do
         r.NetworkInterfaces[#r.NetworkInterfaces + 1] = eni(string.format("eni-%012d%05d", i, 20 + k), i, k, 30, { 1 },
           { InterfaceType = "lambda", RequesterId = "AROAEXAMPLE:" .. fname, RequesterManaged = true,
-            Description = "AWS Lambda VPC ENI-" .. fname })
+            Description = "AWS Lambda VPC ENI-" .. fname }, dual)
       end
       r.Functions[#r.Functions + 1] = { FunctionName = fname, Runtime = "python3.12", State = "Active",
-        VpcConfig = { VpcId = vid, SubnetIds = { subnets[3], subnets[4] }, SecurityGroupIds = { sg_id(i, 1) } } }
+        VpcConfig = { VpcId = vid, SubnetIds = { subnets[3], subnets[4] }, SecurityGroupIds = { sg_id(i, 1) },
+          Ipv6AllowedForDualStack = dual or nil } }
       r.NetworkInterfaces[#r.NetworkInterfaces + 1] = eni(string.format("eni-%012d%05d", i, 30), i, 3, 40, { 3 },
-        { RequesterId = "amazon-rds", RequesterManaged = true, Description = "RDSNetworkInterface" })
+        { RequesterId = "amazon-rds", RequesterManaged = true, Description = "RDSNetworkInterface" }, dual)
       local dbid = org.rds(i):sub(5)
       r.DBInstances[#r.DBInstances + 1] = { DBInstanceIdentifier = dbid, Engine = "postgres",
         DBInstanceStatus = "available", AvailabilityZone = "us-east-1a", PubliclyAccessible = false, MultiAZ = false,
+        NetworkType = dual and "DUAL" or nil,
         Endpoint = { Address = dbid .. ".cexample.us-east-1.rds.amazonaws.com", Port = 5432 },
         VpcSecurityGroups = { { VpcSecurityGroupId = sg_id(i, 3), Status = "active" } },
         DBSubnetGroup = { DBSubnetGroupName = "db-" .. i, VpcId = vid, SubnetGroupStatus = "Complete",
@@ -185,7 +242,7 @@ function org.generate(nvpc, services)
     local aid = string.format("tgw-attach-%012d", i)
     r.TransitGatewayVpcAttachments[#r.TransitGatewayVpcAttachments + 1] = { TransitGatewayAttachmentId = aid,
       TransitGatewayId = org.TGW, VpcId = vid, VpcOwnerId = acct, State = "available", SubnetIds = { subnets[1], subnets[2] },
-      Options = { DnsSupport = "enable", ApplianceModeSupport = "disable" } }
+      Options = { DnsSupport = "enable", ApplianceModeSupport = "disable", Ipv6Support = dual and "enable" or nil } }
     local tid = owner.TransitGatewayRouteTables[i % TGW_TABLES + 1].TransitGatewayRouteTableId
     owner.TransitGatewayAttachments[#owner.TransitGatewayAttachments + 1] = { TransitGatewayAttachmentId = aid,
       TransitGatewayId = org.TGW, TransitGatewayOwnerId = org.account(0), ResourceOwnerId = acct, ResourceType = "vpc",

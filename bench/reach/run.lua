@@ -8,8 +8,10 @@
 -- misses its target is measured once more; missed again, the run exits 1.
 -- Then the generated organisations of issue 12 (bench/reach/org.lua; see "organisations" below):
 -- load with and without Lambdas and databases, the slope against VPC count, peak memory against
--- the snapshot's JSON, and traces at 5,000 VPCs. And the blocked path's cost against a plain failed
--- trace (bench/reach/blocked.lua; `AWSNET_BENCH_REACH=blocked` runs that section alone).
+-- the snapshot's JSON, and traces at 5,000 VPCs; then the same organisation in dual stack
+-- (issue 17): IPv6 traces against IPv4 traces on one model, printed as their cost ratio. And the
+-- blocked path's cost against a plain failed trace (bench/reach/blocked.lua;
+-- `AWSNET_BENCH_REACH=blocked` runs that section alone).
 -- A process that only loads a snapshot folder (`run.lua --load DIR`): prints the CPU seconds of
 -- reach.load and the process's peak resident memory (VmHWM, kB), for the organisation figures;
 -- `--bare`: the peak of the interpreter alone, before anything is loaded.
@@ -381,17 +383,71 @@ local function org_report(again)
   ok = report("peak memory / snapshot JSON" .. tag, worst(memory_ratio), "x (worst)", 2, false) and ok
   return report(string.format("trace from Lua at %d VPCs%s", NT, tag), org_rate, "traces/s", 200000, true) and ok
 end
+-- (a miss is reported after the dual-stack figures, which are measured in any case)
+local org_missed = false
 if not org_report(false) then
   print("reach: measuring the organisation figures again")
   org_rate = math.max(org_rate, measure_org_trace())
   measure_loads()
   table_rows()
-  if not org_report(true) then
-    big:close()
-    cleanup()
-    print("reach: organisation target(s) missed twice")
-    os.exit(1)
-  end
+  org_missed = not org_report(true)
 end
 big:close()
+big = nil -- luacheck: ignore 311
+collectgarbage()
+
+-- ---- dual stack (issue 17) -----------------------------------------------------------------------
+-- The organisation of NT VPCs in dual stack (bench/reach/org.lua, `dual`: every VPC, subnet, ENI,
+-- route, NACL entry and group rule has its IPv6 twin), written and loaded as the others; the same
+-- random queries traced in IPv4 and in IPv6 (family = "ipv6") on that one model, side by side: the
+-- rounds alternate the two families, best of ROUNDS each. Target: an IPv6 trace costs at most 1.3x
+-- an IPv4 trace (the ratio of the IPv4 rate to the IPv6 rate).
+local dual_dir = string.format("%s/%d-dual", tmp, NT)
+assert(os.execute("mkdir -p '" .. dual_dir .. "'"))
+do
+  local data = org.generate(NT, true, true)
+  org.write(data, dual_dir)
+end
+collectgarbage()
+local dual = assert(reach.load(dual_dir))
+local oq6 = {}
+for q, v in ipairs(oq) do
+  oq6[q] = { src = v.src, dst = v.dst, protocol = v.protocol, port = v.port, family = "ipv6" }
+end
+local reach4, reach6 = 0, 0
+for q = 1, #oq do
+  local r4, r6 = assert(dual:trace(oq[q])), assert(dual:trace(oq6[q]))
+  if r4.reachable then reach4 = reach4 + 1 end
+  if r6.reachable then reach6 = reach6 + 1 end
+  assert(r4.reachable == r6.reachable, "dual stack: the families disagree on " .. oq[q].src .. " -> " .. oq[q].dst)
+end
+print(string.format("dual stack at %d VPCs: %d (IPv4) and %d (IPv6) of %d sample queries reachable", NT, reach4,
+  reach6, #oq))
+local rate4, rate6 = 0, 0
+local function measure_dual()
+  for _ = 1, ROUNDS do
+    local t0 = os.clock()
+    for n = 1, N do dual:trace(oq[n % #oq + 1]) end
+    rate4 = math.max(rate4, N / (os.clock() - t0))
+    t0 = os.clock()
+    for n = 1, N do dual:trace(oq6[n % #oq6 + 1]) end
+    rate6 = math.max(rate6, N / (os.clock() - t0))
+  end
+end
+measure_dual()
+local function dual_report(again)
+  local tag = again and " (re-run)" or ""
+  print(string.format("dual stack: IPv4 %.0f traces/s, IPv6 %.0f traces/s%s", rate4, rate6, tag))
+  return report("IPv6 trace cost / IPv4 (dual stack)" .. tag, rate4 / rate6, "x", 1.3, false)
+end
+local dual_missed = false
+if not dual_report(false) then
+  print("reach: measuring the dual-stack figures again")
+  measure_dual()
+  dual_missed = not dual_report(true)
+end
+dual:close()
 cleanup()
+if org_missed then print("reach: organisation target(s) missed twice") end
+if dual_missed then print("reach: dual-stack target missed twice") end
+if org_missed or dual_missed then os.exit(1) end

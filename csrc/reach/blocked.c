@@ -1,7 +1,7 @@
 /* The joining connection a blocked path assumes past a missing route (reach/blocked.h). */
 #include "reach/blocked.h"
 
-int32_t blocked_goal_vpc(const model *m, int32_t dst_eni, uint32_t dst_ip)
+int32_t blocked_goal_vpc(const model *m, int32_t dst_eni, addr_t dst_ip)
 {
     if (dst_eni >= 0 && (size_t)dst_eni < m->enis.n)
         return m->subnets.v[m->enis.v[dst_eni].subnet].vpc;

@@ -11,7 +11,7 @@
 
 /* The VPC the destination address lives in: the ENI's when known, else the first VPC with a
  * subnet holding the address; -1 when none. */
-int32_t blocked_goal_vpc(const model *m, int32_t dst_eni, uint32_t dst_ip);
+int32_t blocked_goal_vpc(const model *m, int32_t dst_eni, addr_t dst_ip);
 
 /* The connections joining `vpc` to `goal`: returns how many there are (0, 1 or 2 meaning "two or
  * more") and, when there is exactly one, a route towards it in *via (kind RT_TGW with the TGW's

@@ -58,9 +58,11 @@ static int proto_matches(int rule_proto, int proto)
     return rule_proto == PROTO_ALL || rule_proto == proto;
 }
 
+/* TCP and UDP rules have port ranges; ICMP (1) and ICMPv6 (58) rules have types and codes, kept
+ * in the same 16 bits as type << 8 | code (see eval_query). */
 static int has_ports(int proto)
 {
-    return proto == 6 || proto == 17;
+    return proto == 6 || proto == 17 || proto == 1 || proto == 58;
 }
 
 /* The entries of a NACL or SG that apply in one direction: [*first, *end). */
@@ -70,14 +72,14 @@ static void direction_range(const table_t *t, int egress, int32_t *first, int32_
     *end = egress ? t->off + t->cnt : t->egress;
 }
 
-static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress, uint32_t ip, int proto,
+static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress, addr_t ip, int proto,
                                    uint16_t port)
 {
     int32_t first, end;
     direction_range(t, egress, &first, &end);
     for (int32_t i = first; i < end; i++) {
         const acl_rule_t *a = &m->acl_rules.v[i];
-        if (!proto_matches(a->proto, proto) || !cidr_contains(&a->cidr, ip))
+        if (!proto_matches(a->proto, proto) || !model_rule_contains(m, &a->cidr, ip))
             continue;
         if (has_ports(proto) && a->proto != PROTO_ALL && (port < a->lo || port > a->hi))
             continue;
@@ -89,7 +91,7 @@ static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress,
 /* First-match evaluation for every port in [lo, hi]: rules are evaluated at each point where
  * some rule's port range starts or ends, which covers every distinct outcome. *deciding is
  * the denying rule (NULL for the implicit deny) or the rule that allowed `lo`. */
-static int acl_allows(const model *m, const table_t *t, int egress, uint32_t ip, int proto, uint16_t lo,
+static int acl_allows(const model *m, const table_t *t, int egress, addr_t ip, int proto, uint16_t lo,
                       uint16_t hi, const acl_rule_t **deciding)
 {
     uint32_t p = lo;
@@ -120,7 +122,7 @@ static int acl_allows(const model *m, const table_t *t, int egress, uint32_t ip,
     return 1;
 }
 
-static int check_acl(walk *w, int32_t subnet, int egress, uint32_t ip, int proto, uint16_t lo, uint16_t hi)
+static int check_acl(walk *w, int32_t subnet, int egress, addr_t ip, int proto, uint16_t lo, uint16_t hi)
 {
     const model *m = w->m;
     int32_t acl = m->subnets.v[subnet].nacl;
@@ -146,7 +148,7 @@ static int eni_in_sg(const model *m, int32_t eni, int32_t sg)
 
 /* The first rule of the ENI's groups admitting the packet; *ref_lost is set when a rule
  * naming the peer's group would have admitted it but group identity did not survive. */
-static const sg_rule_t *sg_admits(const model *m, int32_t eni, int egress, uint32_t peer_ip, int32_t peer_eni,
+static const sg_rule_t *sg_admits(const model *m, int32_t eni, int egress, addr_t peer_ip, int32_t peer_eni,
                                   int proto, uint16_t port, int refs_ok, int *ref_lost)
 {
     const eni_t *e = &m->enis.v[eni];
@@ -166,7 +168,7 @@ static const sg_rule_t *sg_admits(const model *m, int32_t eni, int egress, uint3
                         return s;
                     *ref_lost = 1;
                 }
-            } else if (cidr_contains(&s->cidr, peer_ip)) {
+            } else if (model_rule_contains(m, &s->cidr, peer_ip)) {
                 return s;
             }
         }
@@ -174,7 +176,7 @@ static const sg_rule_t *sg_admits(const model *m, int32_t eni, int egress, uint3
     return NULL;
 }
 
-static int check_sg(walk *w, int32_t eni, int egress, uint32_t peer_ip, int32_t peer_eni, int proto,
+static int check_sg(walk *w, int32_t eni, int egress, addr_t peer_ip, int32_t peer_eni, int proto,
                     uint16_t port, int refs_ok)
 {
     const model *m = w->m;
@@ -224,7 +226,7 @@ static void collecting(walk *w, const eval_query *q, int32_t goal_vpc)
     w->goal_vpc = goal_vpc;
 }
 
-static int32_t goal_of(walk *w, uint32_t dst_ip)
+static int32_t goal_of(walk *w, addr_t dst_ip)
 {
     if (w->goal_vpc == GOAL_UNKNOWN)
         w->goal_vpc = blocked_goal_vpc(w->m, w->goal_eni, dst_ip);
@@ -234,7 +236,7 @@ static int32_t goal_of(walk *w, uint32_t dst_ip)
 /* The route a blocked path takes from a VPC route table: `rt` when it leads on; else the
  * blocker is recorded and the walk goes on through the one joining connection (NULL: none or
  * several, the walk stops). */
-static const route_t *past_bad_route(walk *w, int32_t rcomp, const route_t *rt, int32_t vpc, uint32_t dst_ip)
+static const route_t *past_bad_route(walk *w, int32_t rcomp, const route_t *rt, int32_t vpc, addr_t dst_ip)
 {
     if (rt && !rt->blackhole && rt->kind != RT_OTHER)
         return rt;
@@ -252,7 +254,7 @@ static const route_t *past_bad_route(walk *w, int32_t rcomp, const route_t *rt, 
 }
 
 /* The same in a TGW route table: on to the destination VPC's attachment of this TGW. */
-static const route_t *past_bad_tgw_route(walk *w, int32_t tcomp, const route_t *tr, int32_t tgw, uint32_t dst_ip)
+static const route_t *past_bad_tgw_route(walk *w, int32_t tcomp, const route_t *tr, int32_t tgw, addr_t dst_ip)
 {
     if (tr && !tr->blackhole)
         return tr;
@@ -280,7 +282,7 @@ static void merge_leg(eval_result *r, const eval_result *leg, int at)
 }
 
 /* Through a TGW from subnet `cur`: returns the egress attachment's subnet, or -1 if blocked. */
-static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_ip, uint32_t dst_ip, int proto,
+static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, addr_t src_ip, addr_t dst_ip, int proto,
                          uint16_t lo, uint16_t hi, leg_info *li)
 {
     const model *m = w->m;
@@ -343,7 +345,7 @@ static int32_t cross_tgw(walk *w, int32_t cur, const route_t *rt, uint32_t src_i
 
 /* Routes a packet from an ENI in `subnet` to dst_ip; fills li->dst_subnet. Returns 1 if it
  * arrives in the destination's subnet, 0 if a hop stopped it. */
-static int walk_leg(walk *w, int32_t subnet, uint32_t src_ip, uint32_t dst_ip, int proto, uint16_t lo,
+static int walk_leg(walk *w, int32_t subnet, addr_t src_ip, addr_t dst_ip, int proto, uint16_t lo,
                     uint16_t hi, leg_info *li)
 {
     const model *m = w->m;

@@ -51,12 +51,13 @@ typedef struct {
 typedef struct {
     int32_t src_eni;         /* -1: an address without ENI, in src_subnet */
     int32_t src_subnet;
-    uint32_t src_ip;
+    addr_t src_ip;           /* both of one family (IPv4 mapped: see reach/cidr.h) */
     int32_t dst_eni;         /* -1: find the ENI holding dst_ip where the path ends */
-    uint32_t dst_ip;
+    addr_t dst_ip;
     int proto;               /* IP protocol number, PROTO_ALL for all */
-    uint16_t port;           /* destination port (tcp/udp) */
-    uint16_t eph_lo, eph_hi; /* client's source ports, checked on the return leg's NACLs */
+    uint16_t port;           /* destination port (tcp/udp), ICMP type << 8 | code (icmp/icmpv6) */
+    uint16_t eph_lo, eph_hi; /* client's source ports, checked on the return leg's NACLs (the
+                              * reply's ICMP type << 8 | code for ICMP) */
     int forward_only;
     int skip_src_sg;         /* who_can_reach: judge the network, not a source ENI's egress */
     int collect_blockers;    /* blocked path: record every blocking hop and walk on past it */

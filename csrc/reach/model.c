@@ -29,12 +29,12 @@ void model_init(model *m)
 
 void model_free(model *m)
 {
-    free(m->vpcs.v); free(m->subnets.v); free(m->subnet_order.v); free(m->rtbs.v);
+    free(m->vpcs.v); free(m->subnets.v); free(m->subnet_cidrs.v); free(m->rtbs.v);
     free(m->routes.v); free(m->acls.v); free(m->acl_rules.v); free(m->sgs.v);
-    free(m->sg_rules.v); free(m->enis.v); free(m->eni_sgs.v); free(m->addrs.v);
+    free(m->sg_rules.v); free(m->enis.v); free(m->eni_ip6.v); free(m->eni_sgs.v); free(m->addrs.v);
     free(m->tgws.v); free(m->atts.v); free(m->att_subnets.v); free(m->trtbs_tab.v);
     free(m->trtbs.v); free(m->troutes.v); free(m->pcxs.v); free(m->groups.v); free(m->lpm_slots.v);
-    free(m->text.v); free(m->comp_text.v); free(m->rule_text.v);
+    free(m->text.v); free(m->comp_text.v); free(m->rule_text.v); free(m->long_cidrs.v);
     memset(m, 0, sizeof *m);
 }
 
@@ -47,7 +47,16 @@ int32_t model_add_vpc(model *m, int32_t comp, int dns_support)
     return (int32_t)(m->vpcs.n - 1);
 }
 
-int32_t model_add_subnet(model *m, int32_t comp, int32_t vpc, cidr4 cidr, int32_t az, int32_t rtb, int32_t nacl)
+int32_t model_add_subnet_cidr(model *m, int32_t subnet, cidr_t cidr)
+{
+    subnet_cidr_t *c;
+    if (m->finished || !VALID(m->subnets, subnet) || !(c = PUSH(m->subnet_cidrs)))
+        return -1;
+    *c = (subnet_cidr_t){ .cidr = cidr, .vpc = m->subnets.v[subnet].vpc, .subnet = subnet };
+    return subnet;
+}
+
+int32_t model_add_subnet(model *m, int32_t comp, int32_t vpc, cidr_t cidr, int32_t az, int32_t rtb, int32_t nacl)
 {
     subnet_t *s;
     if (m->finished || !VALID(m->vpcs, vpc) || !OPTIONAL(m->rtbs, rtb) || !OPTIONAL(m->acls, nacl))
@@ -55,7 +64,8 @@ int32_t model_add_subnet(model *m, int32_t comp, int32_t vpc, cidr4 cidr, int32_
     if (!(s = PUSH(m->subnets)))
         return -1;
     *s = (subnet_t){ .comp = comp, .vpc = vpc, .cidr = cidr, .az = az, .rtb = rtb, .nacl = nacl };
-    return (int32_t)(m->subnets.n - 1);
+    int32_t idx = (int32_t)(m->subnets.n - 1);
+    return model_add_subnet_cidr(m, idx, cidr) < 0 ? -1 : idx;
 }
 
 static int32_t add_table(model *m, void *vec_any, int32_t comp)
@@ -80,7 +90,7 @@ int32_t model_set_main_rtb(model *m, int32_t vpc, int32_t rtb)
     return vpc;
 }
 
-int32_t model_add_route(model *m, int32_t rtb, cidr4 dst, int kind, int32_t target, int rank, int blackhole,
+int32_t model_add_route(model *m, int32_t rtb, cidr_t dst, int kind, int32_t target, int rank, int blackhole,
                         int32_t rule)
 {
     route_t *r;
@@ -95,48 +105,91 @@ int32_t model_add_route(model *m, int32_t rtb, cidr4 dst, int kind, int32_t targ
     return (int32_t)(m->routes.n - 1);
 }
 
+/* A rule's prefix in its compact form (rule_cidr_t); -1 when memory runs out. */
+static int rule_cidr_of(model *m, cidr_t c, rule_cidr_t *out)
+{
+    if (c.v4) {
+        *out = (rule_cidr_t){ .w0 = addr_low32(c.net), .w1 = addr_low32(addr_mask(c.len)), .len = (uint8_t)(c.len - 96),
+                              .kind = RC_V4 };
+    } else if (c.len <= 64) {
+        uint64_t hi = (uint64_t)(c.net >> 64);
+        *out = (rule_cidr_t){ .w0 = (uint32_t)hi, .w1 = (uint32_t)(hi >> 32), .len = c.len, .kind = RC_V6 };
+    } else {
+        cidr_t *slot = PUSH(m->long_cidrs);
+        if (!slot || m->long_cidrs.n > UINT32_MAX)
+            return -1;
+        *slot = c;
+        *out = (rule_cidr_t){ .w0 = (uint32_t)(m->long_cidrs.n - 1), .len = c.len, .kind = RC_V6_LONG };
+    }
+    return 0;
+}
+
+cidr_t model_rule_cidr(const model *m, const rule_cidr_t *c)
+{
+    if (c->kind == RC_V6_LONG)
+        return m->long_cidrs.v[c->w0];
+    if (c->kind == RC_V4)
+        return (cidr_t){ .net = addr_v4(c->w0), .len = (uint8_t)(96 + c->len), .v4 = 1 };
+    return (cidr_t){ .net = (addr_t)((uint64_t)c->w1 << 32 | c->w0) << 64, .len = c->len, .v4 = 0 };
+}
+
 static int valid_ports(int proto, int lo, int hi)
 {
     return proto >= PROTO_ALL && proto <= 255 && lo >= 0 && hi <= 65535 && lo <= hi;
 }
 
 int32_t model_add_acl_rule(model *m, int32_t acl, int egress, int32_t number, int proto, int lo, int hi,
-                           cidr4 cidr, int allow, int32_t rule)
+                           cidr_t cidr, int allow, int32_t rule)
 {
     acl_rule_t *r;
-    if (m->finished || !VALID(m->acls, acl) || !valid_ports(proto, lo, hi) || !(r = PUSH(m->acl_rules)))
+    rule_cidr_t rc;
+    if (m->finished || !VALID(m->acls, acl) || !valid_ports(proto, lo, hi) || rule_cidr_of(m, cidr, &rc) != 0)
+        return -1;
+    if (!(r = PUSH(m->acl_rules)))
         return -1;
     *r = (acl_rule_t){ .table = acl, .number = number, .proto = (int16_t)proto, .lo = (uint16_t)lo,
                        .hi = (uint16_t)hi, .egress = (uint8_t)!!egress, .allow = (uint8_t)!!allow,
-                       .cidr = cidr, .rule = rule };
+                       .cidr = rc, .rule = rule };
     return (int32_t)(m->acl_rules.n - 1);
 }
 
-int32_t model_add_sg_rule(model *m, int32_t sg, int egress, int proto, int lo, int hi, const cidr4 *cidr,
+int32_t model_add_sg_rule(model *m, int32_t sg, int egress, int proto, int lo, int hi, const cidr_t *cidr,
                           int32_t ref_sg, int32_t rule)
 {
     sg_rule_t *r;
     if (m->finished || !VALID(m->sgs, sg) || !valid_ports(proto, lo, hi) || !OPTIONAL(m->sgs, ref_sg))
         return -1;
-    if ((cidr == NULL) == (ref_sg < 0) || !(r = PUSH(m->sg_rules)))
+    rule_cidr_t rc = { 0 };
+    if ((cidr == NULL) == (ref_sg < 0))
         return -1; /* exactly one of a CIDR and a group */
+    if ((cidr && rule_cidr_of(m, *cidr, &rc) != 0) || !(r = PUSH(m->sg_rules)))
+        return -1;
     *r = (sg_rule_t){ .table = sg, .proto = (int16_t)proto, .lo = (uint16_t)lo, .hi = (uint16_t)hi,
-                      .egress = (uint8_t)!!egress, .ref_sg = ref_sg, .rule = rule };
-    if (cidr)
-        r->cidr = *cidr;
+                      .egress = (uint8_t)!!egress, .ref_sg = ref_sg, .rule = rule, .cidr = rc };
     return (int32_t)(m->sg_rules.n - 1);
 }
 
-int32_t model_add_eni_ip(model *m, int32_t eni, uint32_t ip)
+int32_t model_add_eni_ip(model *m, int32_t eni, addr_t ip)
 {
-    addr_t *a;
+    eni_addr_t *a;
     if (m->finished || !VALID(m->enis, eni) || !(a = PUSH(m->addrs)))
         return -1;
-    *a = (addr_t){ .ip = ip, .vpc = m->subnets.v[m->enis.v[eni].subnet].vpc, .eni = eni };
+    *a = (eni_addr_t){ .ip = ip, .vpc = m->subnets.v[m->enis.v[eni].subnet].vpc, .eni = eni };
+    if (addr_is_v4(ip) && m->enis.v[eni].ip4 == 0)
+        m->enis.v[eni].ip4 = addr_low32(ip);
+    else if (!addr_is_v4(ip) && model_eni_ip(m, eni, 0) == 0) {
+        while (m->eni_ip6.n <= (size_t)eni) {
+            addr_t *slot = PUSH(m->eni_ip6);
+            if (!slot)
+                return -1;
+            *slot = 0;
+        }
+        m->eni_ip6.v[eni] = ip;
+    }
     return eni;
 }
 
-int32_t model_add_eni(model *m, int32_t comp, int32_t subnet, uint32_t ip, const int32_t *sgs, size_t nsgs)
+int32_t model_add_eni(model *m, int32_t comp, int32_t subnet, addr_t ip, const int32_t *sgs, size_t nsgs)
 {
     eni_t *e;
     if (m->finished || !VALID(m->subnets, subnet))
@@ -154,7 +207,7 @@ int32_t model_add_eni(model *m, int32_t comp, int32_t subnet, uint32_t ip, const
     }
     if (!(e = PUSH(m->enis)))
         return -1;
-    *e = (eni_t){ .comp = comp, .subnet = subnet, .ip = ip, .sg_off = (int32_t)sg_off, .sg_cnt = (int32_t)nsgs };
+    *e = (eni_t){ .comp = comp, .subnet = subnet, .sg_off = (int32_t)sg_off, .sg_cnt = (int32_t)nsgs };
     int32_t idx = (int32_t)(m->enis.n - 1);
     return model_add_eni_ip(m, idx, ip) < 0 ? -1 : idx;
 }
@@ -214,7 +267,7 @@ int32_t model_add_trtb(model *m, int32_t comp, int known, int available)
     return (int32_t)(m->trtbs.n - 1);
 }
 
-int32_t model_add_troute(model *m, int32_t trtb, cidr4 dst, int32_t att, int rank, int blackhole, int32_t rule)
+int32_t model_add_troute(model *m, int32_t trtb, cidr_t dst, int32_t att, int rank, int blackhole, int32_t rule)
 {
     route_t *r;
     if (m->finished || !VALID(m->trtbs, trtb) || !OPTIONAL(m->atts, att) || (att < 0 && !blackhole))
@@ -298,12 +351,14 @@ static void sort(void *v, size_t n, size_t size, int (*cmp)(const void *, const 
         qsort(v, n, size, cmp);
 }
 
-/* Routes: by table, then longest prefix first, then network, then priority rank, then
- * insertion order; so the first route of a prefix is the one that wins it. */
+/* Routes: by table, then family (IPv4 first: a lookup walks only its family's groups), then
+ * longest prefix first, then network, then priority rank, then insertion order; so the first
+ * route of a prefix is the one that wins it. */
 static int route_order(const void *pa, const void *pb)
 {
     const route_t *a = pa, *b = pb;
     int c = CMP(a->table, b->table);
+    if (!c) c = CMP(b->dst.v4, a->dst.v4);
     if (!c) c = CMP(b->dst.len, a->dst.len);
     if (!c) c = CMP(a->dst.net, b->dst.net);
     if (!c) c = CMP(a->rank, b->rank);
@@ -332,18 +387,16 @@ static int sg_order(const void *pa, const void *pb)
 
 static int addr_order(const void *pa, const void *pb)
 {
-    const addr_t *a = pa, *b = pb;
+    const eni_addr_t *a = pa, *b = pb;
     int c = CMP(a->vpc, b->vpc);
     return c ? c : CMP(a->ip, b->ip);
 }
 
-/* Subnet order needs the subnets array; carry the keys in a temporary. */
-typedef struct { int32_t vpc; uint32_t net; int32_t idx; } subnet_key;
-static int subnet_key_order(const void *pa, const void *pb)
+static int subnet_cidr_order(const void *pa, const void *pb)
 {
-    const subnet_key *a = pa, *b = pb;
+    const subnet_cidr_t *a = pa, *b = pb;
     int c = CMP(a->vpc, b->vpc);
-    return c ? c : CMP(a->net, b->net);
+    return c ? c : CMP(a->cidr.net, b->cidr.net);
 }
 
 /* Sets off/cnt of each table from a vector sorted by table; `table_at` reads the key. */
@@ -358,6 +411,14 @@ static int subnet_key_order(const void *pa, const void *pb)
     } while (0)
 
 #define LPM_HASH_MIN 16  /* groups at least this large get a hash */
+
+/* A network's 32-bit digest: the IPv4 address itself for IPv4, the four words folded for IPv6. */
+static uint32_t net_digest(addr_t net, int v4)
+{
+    if (v4)
+        return addr_low32(net);
+    return (uint32_t)net ^ (uint32_t)(net >> 32) ^ (uint32_t)(net >> 64) ^ (uint32_t)(net >> 96);
+}
 
 /* Networks differ in their high bits and end in zeros: mix every bit into the low ones. */
 static uint32_t net_hash(uint32_t h)
@@ -387,10 +448,11 @@ static int hash_group(model *m, lpm_group *g, const route_t *routes)
     for (int32_t i = g->off; i < g->off + g->cnt; i++) {
         if (i > g->off && routes[i - 1].dst.net == routes[i].dst.net)
             continue; /* same network, lower priority */
-        uint32_t h = net_hash(routes[i].dst.net) & g->hash_mask;
+        uint32_t digest = net_digest(routes[i].dst.net, g->v4);
+        uint32_t h = net_hash(digest) & g->hash_mask;
         while (slots[h].route >= 0)
             h = (h + 1) & g->hash_mask;
-        slots[h] = (lpm_slot){ .net = routes[i].dst.net, .route = i };
+        slots[h] = (lpm_slot){ .net = digest, .route = i };
     }
     return 0;
 }
@@ -404,15 +466,15 @@ static int group_routes(model *m, void *tables_any, const route_t *routes)
         tab->grp_off = (int32_t)m->groups.n;
         tab->grp_cnt = 0;
         for (int32_t i = tab->off; i < tab->off + tab->cnt; i++) {
-            uint8_t len = routes[i].dst.len;
-            if (tab->grp_cnt > 0 && m->groups.v[m->groups.n - 1].len == len) {
+            uint8_t len = routes[i].dst.len, v4 = routes[i].dst.v4;
+            if (tab->grp_cnt > 0 && m->groups.v[m->groups.n - 1].len == len && m->groups.v[m->groups.n - 1].v4 == v4) {
                 m->groups.v[m->groups.n - 1].cnt++;
                 continue;
             }
             lpm_group *g = PUSH(m->groups);
             if (!g)
                 return -1;
-            *g = (lpm_group){ .len = len, .mask = cidr_mask(len), .off = i, .cnt = 1, .hash_off = -1 };
+            *g = (lpm_group){ .len = len, .v4 = v4, .off = i, .cnt = 1, .hash_off = -1 };
             tab->grp_cnt++;
         }
         for (int32_t k = tab->grp_off; k < tab->grp_off + tab->grp_cnt; k++) {
@@ -423,16 +485,27 @@ static int group_routes(model *m, void *tables_any, const route_t *routes)
     return 0;
 }
 
-const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t, uint32_t ip)
+const route_t *model_lpm(const model *m, const route_t *routes, const table_t *t, addr_t ip)
 {
+    uint8_t v4 = (uint8_t)addr_is_v4(ip);
+    uint32_t ip32 = addr_low32(ip);
     for (int32_t g = t->grp_off; g < t->grp_off + t->grp_cnt; g++) {
         const lpm_group *grp = &m->groups.v[g];
-        uint32_t key = ip & grp->mask;
+        if (grp->v4 != v4) {
+            if (v4)
+                break; /* the IPv6 groups come after the IPv4 ones */
+            continue;
+        }
+        /* an IPv4 network in 32 bits (its /n is a 128-bit /96+n: the mask covers the ::ffff prefix) */
+        uint32_t key32 = v4 && grp->len > 96 ? ip32 & (0xffffffffu << (128 - grp->len)) : 0;
+        addr_t key = v4 ? ADDR_V4_PREFIX | key32 : ip & addr_mask(grp->len);
         if (grp->hash_off >= 0) {
             const lpm_slot *slots = m->lpm_slots.v + grp->hash_off;
-            for (uint32_t h = net_hash(key) & grp->hash_mask; slots[h].route >= 0; h = (h + 1) & grp->hash_mask) {
-                if (slots[h].net == key)
-                    return &routes[slots[h].route];
+            uint32_t digest = v4 ? key32 : net_digest(key, 0);
+            for (uint32_t h = net_hash(digest) & grp->hash_mask; slots[h].route >= 0; h = (h + 1) & grp->hash_mask) {
+                const route_t *r = &routes[slots[h].route];
+                if (slots[h].net == digest && r->dst.net == key)
+                    return r;
             }
             continue;
         }
@@ -478,42 +551,27 @@ int model_finish(model *m)
     if (group_routes(m, &m->rtbs, m->routes.v) != 0 || group_routes(m, &m->trtbs_tab, m->troutes.v) != 0)
         return -1;
 
-    size_t n = m->subnets.n;
-    subnet_key *keys = malloc((n ? n : 1) * sizeof *keys);
-    int32_t *order = malloc((n ? n : 1) * sizeof *order);
-    if (!keys || !order) {
-        free(keys);
-        free(order);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++)
-        keys[i] = (subnet_key){ m->subnets.v[i].vpc, m->subnets.v[i].cidr.net, (int32_t)i };
-    sort(keys, n, sizeof *keys, subnet_key_order);
+    sort(m->subnet_cidrs.v, m->subnet_cidrs.n, sizeof *m->subnet_cidrs.v, subnet_cidr_order);
     for (size_t i = 0; i < m->vpcs.n; i++)
         m->vpcs.v[i].sub_off = m->vpcs.v[i].sub_cnt = 0;
-    for (size_t i = n; i-- > 0;) {
-        order[i] = keys[i].idx;
-        vpc_t *v = &m->vpcs.v[keys[i].vpc];
+    for (size_t i = m->subnet_cidrs.n; i-- > 0;) {
+        vpc_t *v = &m->vpcs.v[m->subnet_cidrs.v[i].vpc];
         v->sub_off = (int32_t)i;
         v->sub_cnt++;
     }
-    free(keys);
-    free(m->subnet_order.v);
-    m->subnet_order.v = order;
-    m->subnet_order.n = m->subnet_order.cap = n;
     m->finished = 1;
     return 0;
 }
 
-int32_t model_subnet_of(const model *m, int32_t vpc, uint32_t ip)
+int32_t model_subnet_of(const model *m, int32_t vpc, addr_t ip)
 {
     if (!VALID(m->vpcs, vpc))
         return -1;
     const vpc_t *v = &m->vpcs.v[vpc];
     int32_t lo = v->sub_off, hi = v->sub_off + v->sub_cnt - 1, best = -1;
-    while (lo <= hi) { /* last subnet whose network address is <= ip */
+    while (lo <= hi) { /* last subnet CIDR whose network address is <= ip */
         int32_t mid = lo + (hi - lo) / 2;
-        if (m->subnets.v[m->subnet_order.v[mid]].cidr.net <= ip) {
+        if (m->subnet_cidrs.v[mid].cidr.net <= ip) {
             best = mid;
             lo = mid + 1;
         } else {
@@ -522,14 +580,14 @@ int32_t model_subnet_of(const model *m, int32_t vpc, uint32_t ip)
     }
     if (best < 0)
         return -1;
-    int32_t s = m->subnet_order.v[best];
-    return cidr_contains(&m->subnets.v[s].cidr, ip) ? s : -1;
+    const subnet_cidr_t *c = &m->subnet_cidrs.v[best];
+    return cidr_contains(&c->cidr, ip) ? c->subnet : -1;
 }
 
-int32_t model_eni_at(const model *m, int32_t vpc, uint32_t ip)
+int32_t model_eni_at(const model *m, int32_t vpc, addr_t ip)
 {
     size_t lo = 0, hi = m->addrs.n;
-    addr_t key = { .ip = ip, .vpc = vpc };
+    eni_addr_t key = { .ip = ip, .vpc = vpc };
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (addr_order(&m->addrs.v[mid], &key) < 0)
@@ -542,7 +600,7 @@ int32_t model_eni_at(const model *m, int32_t vpc, uint32_t ip)
     return -1;
 }
 
-int32_t model_subnet_anywhere(const model *m, uint32_t ip)
+int32_t model_subnet_anywhere(const model *m, addr_t ip)
 {
     for (size_t v = 0; v < m->vpcs.n; v++) {
         int32_t s = model_subnet_of(m, (int32_t)v, ip);

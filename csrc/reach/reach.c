@@ -52,7 +52,7 @@ static int32_t opt_index(lua_State *L, int arg)
     return v < -1 || v > INT32_MAX ? -2 : (int32_t)v;
 }
 
-static int check_cidr(lua_State *L, int arg, cidr4 *c)
+static int check_cidr(lua_State *L, int arg, cidr_t *c)
 {
     size_t len;
     const char *s = luaL_checklstring(L, arg, &len);
@@ -66,6 +66,41 @@ static int push_index(lua_State *L, int32_t idx, const char *what)
         return luaL_error(L, "reach: bad %s (index out of range or out of memory)", what);
     lua_pushinteger(L, idx);
     return 1;
+}
+
+/* An address from Lua: an integer for IPv4 (what core.reach.ip returns for one), a 16-byte
+ * string (network byte order) for IPv6. */
+static int addr_from_lua(lua_State *L, int arg, addr_t *out)
+{
+    if (lua_type(L, arg) == LUA_TSTRING) {
+        size_t len;
+        const unsigned char *b = (const unsigned char *)lua_tolstring(L, arg, &len);
+        if (len != 16)
+            return 0;
+        addr_t v = 0;
+        for (size_t i = 0; i < 16; i++)
+            v = v << 8 | b[i];
+        *out = v;
+        return 1;
+    }
+    int isnum;
+    lua_Integer v = lua_tointegerx(L, arg, &isnum);
+    if (!isnum || v < 0 || v > 0xffffffffLL)
+        return 0;
+    *out = addr_v4((uint32_t)v);
+    return 1;
+}
+
+static void push_addr(lua_State *L, addr_t a)
+{
+    if (addr_is_v4(a)) {
+        lua_pushinteger(L, addr_low32(a));
+        return;
+    }
+    char b[16];
+    for (int i = 0; i < 16; i++)
+        b[i] = (char)(unsigned char)(a >> (120 - 8 * i));
+    lua_pushlstring(L, b, 16);
 }
 
 static int bad_cidr(lua_State *L)
@@ -84,11 +119,21 @@ static int l_vpc(lua_State *L)
 static int l_subnet(lua_State *L)
 {
     model *m = check_model(L, 0);
-    cidr4 c;
+    cidr_t c;
     if (!check_cidr(L, 4, &c))
         return bad_cidr(L);
     return push_index(L, model_add_subnet(m, opt_index(L, 2), opt_index(L, 3), c, opt_index(L, 5),
                                           opt_index(L, 6), opt_index(L, 7)), "subnet");
+}
+
+/* m:subnet_cidr(subnet, cidr): another CIDR of a subnet (its IPv6 one). */
+static int l_subnet_cidr(lua_State *L)
+{
+    model *m = check_model(L, 0);
+    cidr_t c;
+    if (!check_cidr(L, 3, &c))
+        return bad_cidr(L);
+    return push_index(L, model_add_subnet_cidr(m, opt_index(L, 2), c), "subnet CIDR");
 }
 
 static int l_rtb(lua_State *L)
@@ -107,7 +152,7 @@ static int l_main_rtb(lua_State *L)
 static int l_route(lua_State *L)
 {
     model *m = check_model(L, 0);
-    cidr4 c;
+    cidr_t c;
     if (!check_cidr(L, 3, &c))
         return bad_cidr(L);
     return push_index(L, model_add_route(m, opt_index(L, 2), c, (int)luaL_checkinteger(L, 4), opt_index(L, 5),
@@ -125,7 +170,7 @@ static int l_acl(lua_State *L)
 static int l_acl_rule(lua_State *L)
 {
     model *m = check_model(L, 0);
-    cidr4 c;
+    cidr_t c;
     if (!check_cidr(L, 8, &c))
         return bad_cidr(L);
     lua_Integer number = luaL_checkinteger(L, 4);
@@ -146,7 +191,7 @@ static int l_sg(lua_State *L)
 static int l_sg_rule(lua_State *L)
 {
     model *m = check_model(L, 0);
-    cidr4 c, *cp = NULL;
+    cidr_t c, *cp = NULL;
     if (!lua_isnoneornil(L, 7)) {
         if (!check_cidr(L, 7, &c))
             return bad_cidr(L);
@@ -157,7 +202,7 @@ static int l_sg_rule(lua_State *L)
                                            opt_index(L, 8), opt_index(L, 9)), "security group rule");
 }
 
-static int check_ip(lua_State *L, int arg, uint32_t *ip)
+static int check_ip(lua_State *L, int arg, addr_t *ip)
 {
     size_t len;
     const char *s = luaL_checklstring(L, arg, &len);
@@ -168,7 +213,7 @@ static int check_ip(lua_State *L, int arg, uint32_t *ip)
 static int l_eni(lua_State *L)
 {
     model *m = check_model(L, 0);
-    uint32_t ip;
+    addr_t ip;
     luaL_checktype(L, 5, LUA_TTABLE);
     if (!check_ip(L, 4, &ip)) {
         luaL_pushfail(L);
@@ -194,7 +239,7 @@ static int l_eni(lua_State *L)
 static int l_eni_ip(lua_State *L)
 {
     model *m = check_model(L, 0);
-    uint32_t ip;
+    addr_t ip;
     if (!check_ip(L, 3, &ip)) {
         luaL_pushfail(L);
         lua_pushliteral(L, "invalid IP address");
@@ -235,7 +280,7 @@ static int l_trtb(lua_State *L)
 static int l_troute(lua_State *L)
 {
     model *m = check_model(L, 0);
-    cidr4 c;
+    cidr_t c;
     if (!check_cidr(L, 3, &c))
         return bad_cidr(L);
     return push_index(L, model_add_troute(m, opt_index(L, 2), c, opt_index(L, 4), (int)luaL_checkinteger(L, 5),
@@ -347,20 +392,24 @@ static void query_ports(lua_State *L, int arg, eval_query *q, int with_client_po
     }
 }
 
-static uint32_t ip_arg(lua_State *L, int arg)
+static addr_t ip_arg(lua_State *L, int arg)
 {
-    lua_Integer v = luaL_checkinteger(L, arg);
-    luaL_argcheck(L, v >= 0 && v <= 0xffffffffLL, arg, "address out of range");
-    return (uint32_t)v;
+    addr_t a = 0;
+    luaL_argcheck(L, addr_from_lua(L, arg, &a), arg, "address expected (IPv4 integer or 16-byte IPv6 string)");
+    return a;
 }
 
 /* A trace's query and verdict, packed into a short Lua string that the trace's result keeps:
  * enough to walk the same packet again when a script asks for the hops (the model is immutable
- * and the walk deterministic), in a string short enough for Lua to intern, so a result costs no
- * more than its table. Layout (native byte order, read back only by this process):
- * src_eni i32, src_subnet i32, src_ip u32, dst_eni i32, dst_ip u32, proto i16, port u16,
- * eph_lo u16, eph_hi u16, forward_only u8, code u8. */
-enum { QUERY_SIZE = 30 };
+ * and the walk deterministic), in a string short enough for Lua to intern (at most 40 bytes), so
+ * a result costs no more than its table. Layouts (native byte order, read back only by this
+ * process), told apart by their length:
+ * IPv4, 30 bytes: src_eni i32, src_subnet i32, src_ip u32, dst_eni i32, dst_ip u32, then the tail:
+ *   proto i16, port u16, eph_lo u16, eph_hi u16, forward_only u8, code u8;
+ * IPv6, 38 bytes: src_eni i32, src_subnet i32, dst_eni i32, dst_ip 16 bytes, the tail; the source
+ *   address is the source ENI's first IPv6 address (`ip6`, what a trace from an ENI uses);
+ * IPv6, 54 bytes: the same, then src_ip 16 bytes (a source that is an address, or another one). */
+enum { QUERY_V4 = 30, QUERY_V6 = 38, QUERY_V6_SRC = 54, QUERY_TAIL = 10 };
 
 static void put(char *buf, size_t *at, const void *v, size_t n)
 {
@@ -374,54 +423,97 @@ static void get(const char *buf, size_t *at, void *v, size_t n)
     *at += n;
 }
 
-static void push_query(lua_State *L, const eval_query *q, int code)
+static void put_addr16(char *buf, size_t *at, addr_t a)
 {
-    char buf[QUERY_SIZE];
+    for (int i = 0; i < 16; i++)
+        buf[(*at)++] = (char)(unsigned char)(a >> (120 - 8 * i));
+}
+
+static addr_t get_addr16(const char *buf, size_t *at)
+{
+    addr_t v = 0;
+    for (int i = 0; i < 16; i++)
+        v = v << 8 | (unsigned char)buf[(*at)++];
+    return v;
+}
+
+/* The source address a v6 query leaves out: the source ENI's first IPv6 address. */
+static int src_implied(const model *m, const eval_query *q)
+{
+    return q->src_eni >= 0 && model_eni_ip(m, q->src_eni, 0) == q->src_ip;
+}
+
+static void push_query(lua_State *L, const model *m, const eval_query *q, int code)
+{
+    char buf[QUERY_V6_SRC];
     size_t at = 0;
     int16_t proto = (int16_t)q->proto;
     uint8_t fo = (uint8_t)(q->forward_only != 0), c = (uint8_t)code;
+    int v4 = addr_is_v4(q->dst_ip);
     put(buf, &at, &q->src_eni, 4);
     put(buf, &at, &q->src_subnet, 4);
-    put(buf, &at, &q->src_ip, 4);
-    put(buf, &at, &q->dst_eni, 4);
-    put(buf, &at, &q->dst_ip, 4);
+    if (v4) {
+        uint32_t src = addr_low32(q->src_ip), dst = addr_low32(q->dst_ip);
+        put(buf, &at, &src, 4);
+        put(buf, &at, &q->dst_eni, 4);
+        put(buf, &at, &dst, 4);
+    } else {
+        put(buf, &at, &q->dst_eni, 4);
+        put_addr16(buf, &at, q->dst_ip);
+    }
     put(buf, &at, &proto, 2);
     put(buf, &at, &q->port, 2);
     put(buf, &at, &q->eph_lo, 2);
     put(buf, &at, &q->eph_hi, 2);
     put(buf, &at, &fo, 1);
     put(buf, &at, &c, 1);
-    lua_pushlstring(L, buf, sizeof buf);
+    if (!v4 && !src_implied(m, q))
+        put_addr16(buf, &at, q->src_ip);
+    lua_pushlstring(L, buf, at);
 }
 
 /* The query at `arg` unpacked: a string of another length, or with a code or protocol out of
- * range, is an argument error. */
-static void unpack_query(lua_State *L, int arg, eval_query *q, int *code)
+ * range, is an argument error. *src_known is 0 when the source address is the source ENI's
+ * (an IPv6 query of 38 bytes): q->src_ip is then 0 until check_query fills it. */
+static void unpack_query(lua_State *L, int arg, eval_query *q, int *code, int *src_known)
 {
     size_t len;
     const char *buf = luaL_checklstring(L, arg, &len);
-    if (len != QUERY_SIZE)
+    if (len != QUERY_V4 && len != QUERY_V6 && len != QUERY_V6_SRC)
         luaL_argerror(L, arg, "not a trace query");
     size_t at = 0;
     int16_t proto;
     uint8_t fo, c;
     get(buf, &at, &q->src_eni, 4);
     get(buf, &at, &q->src_subnet, 4);
-    get(buf, &at, &q->src_ip, 4);
-    get(buf, &at, &q->dst_eni, 4);
-    get(buf, &at, &q->dst_ip, 4);
+    if (len == QUERY_V4) {
+        uint32_t src, dst;
+        get(buf, &at, &src, 4);
+        get(buf, &at, &q->dst_eni, 4);
+        get(buf, &at, &dst, 4);
+        q->src_ip = addr_v4(src);
+        q->dst_ip = addr_v4(dst);
+    } else {
+        get(buf, &at, &q->dst_eni, 4);
+        q->dst_ip = get_addr16(buf, &at);
+        q->src_ip = 0;
+    }
     get(buf, &at, &proto, 2);
     get(buf, &at, &q->port, 2);
     get(buf, &at, &q->eph_lo, 2);
     get(buf, &at, &q->eph_hi, 2);
     get(buf, &at, &fo, 1);
     get(buf, &at, &c, 1);
+    *src_known = len != QUERY_V6;
+    if (len == QUERY_V6_SRC)
+        q->src_ip = get_addr16(buf, &at);
     q->proto = proto;
     q->forward_only = fo;
     q->skip_src_sg = 0;
     q->collect_blockers = 0;
     *code = c;
-    if (proto < PROTO_ALL || proto > 255 || q->eph_lo > q->eph_hi || fo > 1 || c >= EV_CODE_COUNT)
+    if (proto < PROTO_ALL || proto > 255 || q->eph_lo > q->eph_hi || fo > 1 || c >= EV_CODE_COUNT ||
+        (len != QUERY_V4 && (addr_is_v4(q->dst_ip) || (*src_known && addr_is_v4(q->src_ip)))))
         luaL_argerror(L, arg, "not a trace query");
 }
 
@@ -429,11 +521,16 @@ static void unpack_query(lua_State *L, int arg, eval_query *q, int *code)
  * not come from its `trace` is an argument error, never an out-of-range read. */
 static void check_query(lua_State *L, int arg, const model *m, eval_query *q)
 {
-    int code;
-    unpack_query(L, arg, q, &code);
+    int code, src_known;
+    unpack_query(L, arg, q, &code, &src_known);
     if (!(q->src_eni >= -1 && q->src_eni < (int32_t)m->enis.n && q->src_subnet >= 0 &&
           q->src_subnet < (int32_t)m->subnets.n && q->dst_eni >= -1 && q->dst_eni < (int32_t)m->enis.n))
         luaL_argerror(L, arg, "not a trace query of this model");
+    if (!src_known) {
+        if (q->src_eni < 0 || model_eni_ip(m, q->src_eni, 0) == 0)
+            luaL_argerror(L, arg, "not a trace query of this model");
+        q->src_ip = model_eni_ip(m, q->src_eni, 0);
+    }
 }
 
 /* m:trace(src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
@@ -445,9 +542,13 @@ static int l_trace(lua_State *L)
     q.src_eni = index_in(L, 2, m->enis.n);
     q.src_subnet = q.src_eni >= 0 ? m->enis.v[q.src_eni].subnet : index_in(L, 3, m->subnets.n);
     luaL_argcheck(L, q.src_subnet >= 0, 3, "source subnet required");
-    q.src_ip = q.src_eni >= 0 && lua_isnoneornil(L, 4) ? m->enis.v[q.src_eni].ip : ip_arg(L, 4);
     q.dst_eni = index_in(L, 5, m->enis.n);
-    q.dst_ip = q.dst_eni >= 0 && lua_isnoneornil(L, 6) ? m->enis.v[q.dst_eni].ip : ip_arg(L, 6);
+    q.dst_ip = q.dst_eni >= 0 && lua_isnoneornil(L, 6) ? model_eni_ip(m, q.dst_eni, 1) : ip_arg(L, 6);
+    int v4 = addr_is_v4(q.dst_ip);
+    /* a source ENI sends from its address of the destination's family */
+    q.src_ip = q.src_eni >= 0 && lua_isnoneornil(L, 4) ? model_eni_ip(m, q.src_eni, v4) : ip_arg(L, 4);
+    luaL_argcheck(L, q.src_ip != 0 && q.dst_ip != 0 && addr_is_v4(q.src_ip) == v4, 4,
+                  "source and destination need addresses of one family");
     query_ports(L, 7, &q, 1);
     q.forward_only = lua_toboolean(L, 11);
     q.skip_src_sg = 0;
@@ -455,7 +556,7 @@ static int l_trace(lua_State *L)
     eval_result r;
     eval_trace(m, &q, &r);
     lua_pushboolean(L, r.ok);
-    push_query(L, &q, r.code);
+    push_query(L, m, &q, r.code);
     return 2;
 }
 
@@ -497,13 +598,16 @@ static int l_walk(lua_State *L)
 static int l_query(lua_State *L)
 {
     eval_query q;
-    int code;
-    unpack_query(L, 1, &q, &code);
+    int code, src_known;
+    unpack_query(L, 1, &q, &code, &src_known);
     lua_pushinteger(L, q.src_eni);
     lua_pushinteger(L, q.src_subnet);
-    lua_pushinteger(L, q.src_ip);
+    if (src_known)
+        push_addr(L, q.src_ip);
+    else
+        lua_pushnil(L);
     lua_pushinteger(L, q.dst_eni);
-    lua_pushinteger(L, q.dst_ip);
+    push_addr(L, q.dst_ip);
     lua_pushinteger(L, q.proto);
     lua_pushinteger(L, q.port);
     lua_pushinteger(L, q.eph_lo);
@@ -516,26 +620,34 @@ static int l_query(lua_State *L)
     return 11;
 }
 
-typedef struct { int32_t eni, subnet; uint32_t ip; uint16_t eph_lo, eph_hi; } endpoint;
+typedef struct { int32_t eni, subnet; addr_t ip; uint16_t eph_lo, eph_hi; } endpoint;
 
 /* Reads flattened endpoint records: {eni, subnet, ip} for destinations, {eni, subnet, ip,
- * eph_lo, eph_hi} for sources (stride 5: the client ports its replies go back to). */
-static endpoint *read_endpoints(lua_State *L, int arg, const model *m, int stride, size_t *count)
+ * eph_lo, eph_hi} for sources (stride 5: the client ports its replies go back to); every address
+ * of the family of `*family` (-1: of the first one's, which sets it). */
+static endpoint *read_endpoints(lua_State *L, int arg, const model *m, int stride, size_t *count, int *family)
 {
     luaL_checktype(L, arg, LUA_TTABLE);
     size_t n = (size_t)lua_rawlen(L, arg) / (size_t)stride;
     endpoint *e = lua_newuserdatauv(L, (n ? n : 1) * sizeof *e, 0); /* freed by the GC */
     for (size_t i = 0; i < n; i++) {
         lua_Integer v[5] = { 0, 0, 0, 1024, 65535 };
+        addr_t ip = 0;
+        int ip_ok = 0;
         for (int k = 0; k < stride; k++) {
             lua_rawgeti(L, arg, (lua_Integer)(i * (size_t)stride + (size_t)k + 1));
-            v[k] = lua_tointeger(L, -1);
+            if (k == 2)
+                ip_ok = addr_from_lua(L, -1, &ip);
+            else
+                v[k] = lua_tointeger(L, -1);
             lua_pop(L, 1);
         }
+        if (ip_ok && *family < 0)
+            *family = addr_is_v4(ip);
         if (v[0] < -1 || v[0] >= (lua_Integer)m->enis.n || v[1] < -1 || v[1] >= (lua_Integer)m->subnets.n ||
-            v[2] < 0 || v[2] > 0xffffffffLL || (v[0] < 0 && v[1] < 0) || v[3] < 0 || v[4] > 65535 || v[3] > v[4])
+            !ip_ok || addr_is_v4(ip) != *family || (v[0] < 0 && v[1] < 0) || v[3] < 0 || v[4] > 65535 || v[3] > v[4])
             luaL_argerror(L, arg, "bad endpoint");
-        e[i] = (endpoint){ (int32_t)v[0], v[0] >= 0 ? m->enis.v[v[0]].subnet : (int32_t)v[1], (uint32_t)v[2],
+        e[i] = (endpoint){ (int32_t)v[0], v[0] >= 0 ? m->enis.v[v[0]].subnet : (int32_t)v[1], ip,
                            (uint16_t)v[3], (uint16_t)v[4] };
     }
     *count = n;
@@ -543,15 +655,16 @@ static endpoint *read_endpoints(lua_State *L, int arg, const model *m, int strid
 }
 
 /* m:matrix(sources, destinations, proto, port) -> rows of booleans, rows of codes (false where
- * reachable). */
+ * reachable). Every address is of one family. */
 static int l_matrix(lua_State *L)
 {
     model *m = check_model(L, 1);
     size_t ns, nd;
     eval_query q;
+    int family = -1;
     query_ports(L, 4, &q, 0);
-    endpoint *src = read_endpoints(L, 2, m, 5, &ns);
-    endpoint *dst = read_endpoints(L, 3, m, 3, &nd);
+    endpoint *src = read_endpoints(L, 2, m, 5, &ns, &family);
+    endpoint *dst = read_endpoints(L, 3, m, 3, &nd, &family);
     q.forward_only = 0;
     q.skip_src_sg = 0;
     q.collect_blockers = 0;
@@ -586,13 +699,15 @@ static int l_matrix(lua_State *L)
 
 /* ---- who_can_reach: exact, on address intervals -------------------------------------- */
 
-typedef struct { uint64_t *v; size_t n, cap; } points;
+/* Interval arithmetic is modulo 2^128: the end of a prefix that reaches the top of the IPv6
+ * space wraps to 0, which only adds a harmless point at 0. */
+typedef struct { addr_t *v; size_t n, cap; } points;
 
-static int add_point(points *p, uint64_t x)
+static int add_point(points *p, addr_t x)
 {
     if (p->n == p->cap) {
         size_t ncap = p->cap ? p->cap * 2 : 256;
-        uint64_t *nv = realloc(p->v, ncap * sizeof *nv);
+        addr_t *nv = realloc(p->v, ncap * sizeof *nv);
         if (!nv)
             return -1;
         p->v = nv;
@@ -602,14 +717,19 @@ static int add_point(points *p, uint64_t x)
     return 0;
 }
 
-static int add_cidr_points(points *p, const cidr4 *c)
+static addr_t cidr_last(const cidr_t *c)
 {
-    return add_point(p, c->net) | add_point(p, (uint64_t)c->net + ((uint64_t)1 << (32 - c->len)));
+    return c->net | ~addr_mask(c->len);
 }
 
-static int u64_order(const void *a, const void *b)
+static int add_cidr_points(points *p, const cidr_t *c)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return add_point(p, c->net) | add_point(p, cidr_last(c) + 1);
+}
+
+static int addr_cmp(const void *a, const void *b)
+{
+    addr_t x = *(const addr_t *)a, y = *(const addr_t *)b;
     return (x > y) - (x < y);
 }
 
@@ -620,18 +740,22 @@ static int collect_points(const model *m, points *p)
     int err = 0;
     for (size_t i = 0; i < m->routes.n; i++) err |= add_cidr_points(p, &m->routes.v[i].dst);
     for (size_t i = 0; i < m->troutes.n; i++) err |= add_cidr_points(p, &m->troutes.v[i].dst);
-    for (size_t i = 0; i < m->acl_rules.n; i++) err |= add_cidr_points(p, &m->acl_rules.v[i].cidr);
-    for (size_t i = 0; i < m->sg_rules.n; i++) {
-        if (m->sg_rules.v[i].ref_sg < 0)
-            err |= add_cidr_points(p, &m->sg_rules.v[i].cidr);
+    for (size_t i = 0; i < m->acl_rules.n; i++) {
+        cidr_t c = model_rule_cidr(m, &m->acl_rules.v[i].cidr);
+        err |= add_cidr_points(p, &c);
     }
-    for (size_t i = 0; i < m->subnets.n; i++) err |= add_cidr_points(p, &m->subnets.v[i].cidr);
+    for (size_t i = 0; i < m->sg_rules.n; i++) {
+        cidr_t c = model_rule_cidr(m, &m->sg_rules.v[i].cidr);
+        if (m->sg_rules.v[i].ref_sg < 0)
+            err |= add_cidr_points(p, &c);
+    }
+    for (size_t i = 0; i < m->subnet_cidrs.n; i++) err |= add_cidr_points(p, &m->subnet_cidrs.v[i].cidr);
     for (size_t i = 0; i < m->addrs.n; i++)
-        err |= add_point(p, m->addrs.v[i].ip) | add_point(p, (uint64_t)m->addrs.v[i].ip + 1);
+        err |= add_point(p, m->addrs.v[i].ip) | add_point(p, m->addrs.v[i].ip + 1);
     if (err)
         return -1;
     if (p->n > 1)
-        qsort(p->v, p->n, sizeof *p->v, u64_order);
+        qsort(p->v, p->n, sizeof *p->v, addr_cmp);
     size_t k = 0;
     for (size_t i = 0; i < p->n; i++) {
         if (k == 0 || p->v[k - 1] != p->v[i])
@@ -642,7 +766,8 @@ static int collect_points(const model *m, points *p)
 }
 
 /* m:who_can_reach(dst_eni, dst_ip, proto, port, eph_lo, eph_hi)
- * -> array of {subnet, first, last} (0-based subnet index, integer addresses), merged. */
+ * -> array of {subnet, first, last} (0-based subnet index, addresses as core.reach.ip gives
+ * them), merged; sources of the destination's family only. */
 static int l_who_can_reach(lua_State *L)
 {
     model *m = check_model(L, 1);
@@ -661,33 +786,40 @@ static int l_who_can_reach(lua_State *L)
     lua_newtable(L);
     lua_Integer out = 0;
     eval_result r;
-    for (size_t s = 0; s < m->subnets.n; s++) {
-        const cidr4 *c = &m->subnets.v[s].cidr;
-        uint64_t end = (uint64_t)c->net + ((uint64_t)1 << (32 - c->len));
+    int v4 = addr_is_v4(q.dst_ip);
+    for (size_t sc = 0; sc < m->subnet_cidrs.n; sc++) {
+        const subnet_cidr_t *c = &m->subnet_cidrs.v[sc];
+        if (c->cidr.v4 != v4)
+            continue;
+        int32_t s = c->subnet;
+        addr_t last_addr = cidr_last(&c->cidr), end = last_addr + 1;
         size_t lo = 0, hi = p.n;
         while (lo < hi) { /* first point >= the subnet's network */
             size_t mid = lo + (hi - lo) / 2;
-            if (p.v[mid] < c->net) lo = mid + 1; else hi = mid;
+            if (p.v[mid] < c->cidr.net) lo = mid + 1; else hi = mid;
         }
-        int64_t run_start = -1;
-        for (size_t i = lo; i < p.n && p.v[i] < end; i++) {
-            uint64_t first = p.v[i], next = i + 1 < p.n && p.v[i + 1] < end ? p.v[i + 1] : end;
-            q.src_ip = (uint32_t)first;
-            q.src_subnet = (int32_t)s;
-            q.src_eni = model_eni_at(m, m->subnets.v[s].vpc, q.src_ip);
-            if (q.src_eni >= 0 && m->enis.v[q.src_eni].subnet != (int32_t)s)
+        int started = 0;
+        addr_t run_start = 0;
+        for (size_t i = lo; i < p.n && p.v[i] <= last_addr; i++) {
+            addr_t first = p.v[i], next = i + 1 < p.n && p.v[i + 1] <= last_addr ? p.v[i + 1] : end;
+            q.src_ip = first;
+            q.src_subnet = s;
+            q.src_eni = model_eni_at(m, c->vpc, q.src_ip);
+            if (q.src_eni >= 0 && m->enis.v[q.src_eni].subnet != s)
                 q.src_eni = -1;
             eval_trace(m, &q, &r);
-            if (r.ok && run_start < 0)
-                run_start = (int64_t)first;
-            if ((!r.ok || next == end) && run_start >= 0) {
-                uint64_t last = r.ok ? next - 1 : first - 1;
+            if (r.ok && !started) {
+                started = 1;
+                run_start = first;
+            }
+            if ((!r.ok || next == end) && started) {
+                addr_t last = r.ok ? next - 1 : first - 1;
                 lua_createtable(L, 3, 0);
                 lua_pushinteger(L, (lua_Integer)s); lua_rawseti(L, -2, 1);
-                lua_pushinteger(L, run_start); lua_rawseti(L, -2, 2);
-                lua_pushinteger(L, (lua_Integer)last); lua_rawseti(L, -2, 3);
+                push_addr(L, run_start); lua_rawseti(L, -2, 2);
+                push_addr(L, last); lua_rawseti(L, -2, 3);
                 lua_rawseti(L, -2, ++out);
-                run_start = -1;
+                started = 0;
             }
         }
     }
@@ -732,30 +864,65 @@ static int l_counts(lua_State *L)
 
 /* ---- address helpers ----------------------------------------------------------------- */
 
+/* core.reach.ip(text) -> the address (an integer for IPv4, a 16-byte string for IPv6), or nil. */
 static int l_ip(lua_State *L)
 {
-    uint32_t ip;
+    addr_t ip;
     if (lua_type(L, 1) != LUA_TSTRING || !check_ip(L, 1, &ip))
         return luaL_pushfail(L), 1;
-    lua_pushinteger(L, ip);
+    push_addr(L, ip);
     return 1;
 }
 
+/* core.reach.cidr(text) -> network (as core.reach.ip), prefix length as written, "ipv4" or
+ * "ipv6"; or nil. */
 static int l_cidr(lua_State *L)
 {
-    cidr4 c;
+    cidr_t c;
     if (lua_type(L, 1) != LUA_TSTRING || !check_cidr(L, 1, &c))
         return luaL_pushfail(L), 1;
-    lua_pushinteger(L, c.net);
-    lua_pushinteger(L, c.len);
-    return 2;
+    push_addr(L, c.net);
+    lua_pushinteger(L, cidr_text_len(&c));
+    lua_pushstring(L, c.v4 ? "ipv4" : "ipv6");
+    return 3;
 }
 
 static int l_ipstr(lua_State *L)
 {
-    char buf[16];
+    char buf[ADDR_TEXT_MAX];
     cidr_format_ip(ip_arg(L, 1), buf);
     lua_pushstring(L, buf);
+    return 1;
+}
+
+/* core.reach.cidrs(first, last) -> the smallest list of CIDRs (text) covering [first, last],
+ * two addresses of one family as core.reach.ip gives them. */
+static int l_cidrs(lua_State *L)
+{
+    addr_t first = ip_arg(L, 1), last = ip_arg(L, 2);
+    int v4 = addr_is_v4(first);
+    luaL_argcheck(L, addr_is_v4(last) == v4, 2, "addresses of one family expected");
+    unsigned max_bits = v4 ? 32 : 128;
+    lua_newtable(L);
+    lua_Integer n = 0;
+    while (first <= last) {
+        unsigned bits = 0; /* the largest aligned block from `first` that ends by `last` */
+        while (bits < max_bits) {
+            unsigned b = bits + 1;
+            addr_t span = b == 128 ? ~(addr_t)0 : ((addr_t)1 << b) - 1;
+            if ((first & span) != 0 || last - first < span)
+                break;
+            bits = b;
+        }
+        char buf[ADDR_TEXT_MAX];
+        cidr_format_ip(first, buf);
+        lua_pushfstring(L, "%s/%d", buf, (int)(max_bits - bits));
+        lua_rawseti(L, -2, ++n);
+        addr_t next = bits == 128 ? 0 : first + ((addr_t)1 << bits);
+        if (next == 0 || next > last || next <= first)
+            break;
+        first = next;
+    }
     return 1;
 }
 
@@ -786,7 +953,7 @@ static int l_json_keys(lua_State *L)
 static const luaL_Reg model_methods[] = {
     { "vpc", l_vpc }, { "subnet", l_subnet }, { "route_table", l_rtb }, { "main_route_table", l_main_rtb },
     { "route", l_route }, { "network_acl", l_acl }, { "acl_rule", l_acl_rule }, { "security_group", l_sg },
-    { "sg_rule", l_sg_rule }, { "eni", l_eni }, { "eni_ip", l_eni_ip }, { "tgw", l_tgw },
+    { "sg_rule", l_sg_rule }, { "eni", l_eni }, { "subnet_cidr", l_subnet_cidr }, { "eni_ip", l_eni_ip }, { "tgw", l_tgw },
     { "tgw_attachment", l_att }, { "attachment_subnet", l_att_subnet }, { "tgw_route_table", l_trtb },
     { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace }, { "walk", l_walk },
     { "matrix", l_matrix }, { "who_can_reach", l_who_can_reach }, { "lookup", l_lookup },
@@ -795,7 +962,7 @@ static const luaL_Reg model_methods[] = {
 };
 
 static const luaL_Reg funcs[] = {
-    { "new", l_new }, { "ip", l_ip }, { "cidr", l_cidr }, { "ipstr", l_ipstr }, { "query", l_query },
+    { "new", l_new }, { "ip", l_ip }, { "cidr", l_cidr }, { "ipstr", l_ipstr }, { "cidrs", l_cidrs }, { "query", l_query },
     { "json_keys", l_json_keys }, { NULL, NULL },
 };
 

@@ -76,7 +76,11 @@ local Model = {}
 Model.__index = Model
 Model.__name = "awsnet.reach.model"
 
-local PROTOCOLS = { tcp = 6, udp = 17, icmp = 1, all = -1, ["-1"] = -1 }
+local PROTOCOLS = { tcp = 6, udp = 17, icmp = 1, icmpv6 = 58, all = -1, ["-1"] = -1 }
+-- ICMP requests and the replies a stateful security group lets back (RFC 792, RFC 4443): the
+-- default type of an ICMP trace is the echo request; a type without a reply is traced one way.
+local ICMP_REPLY = { [1] = { [8] = 0, [13] = 14 }, [58] = { [128] = 129 } }
+local ICMP_ECHO = { [1] = 8, [58] = 128 }
 -- Client source ports the replies go back to (nacl-ephemeral-ports.html).
 local LOAD_GC_PAUSE = 150
 local EPHEMERAL = { lambda = { 1024, 65535 }, default = { 32768, 60999 } }
@@ -133,15 +137,18 @@ end
 
 -- ---- endpoints -----------------------------------------------------------------------------
 
---- What a src or dst names: an endpoint record (ENI, instance, RDS: {eni, ip_n, ip_s, label, vpc,
--- ...}; a Lambda function also {enis, ips}, one per subnet) or a plain address {ip, label}.
+--- What a src or dst names: an endpoint record (ENI, instance, RDS: {eni, ip_n, ip_s, ip6_n, ip6_s,
+-- label, vpc, ...}, the ip6 fields on a dual-stack one; a Lambda function also {enis, ips, ips6},
+-- one per subnet) or a plain address {ip, label} (ip as core.reach.ip gives it: an integer for
+-- IPv4, 16 bytes for IPv6).
 -- @within Model
 -- @tparam string name as `trace` takes it
 -- @tparam string role "src" or "dst" (for messages)
 -- @param[opt] resolver as for `Model:resolve`
+-- @tparam[opt] boolean v6 a DNS name is asked for AAAA (IPv6) instead of A
 -- @treturn table the endpoint, or nil, err ("unknown_endpoint", or a DNS error)
 -- @raise when `name` is not a non-empty string
-function Model:endpoint(name, role, resolver)
+function Model:endpoint(name, role, resolver, v6)
   if type(name) ~= "string" or name == "" then error("trace: " .. role .. " must be a non-empty string", 3) end
   local ep = self._b.endpoints[name]
   if ep then return ep end
@@ -150,7 +157,7 @@ function Model:endpoint(name, role, resolver)
   if name:match("^lambda:") or name:match("^rds:") or name:match("^eni%-") or name:match("^i%-") then
     return errors.fail("unknown_endpoint", role .. " " .. name .. " is not in the snapshot")
   end
-  return self:resolve(name, role, resolver)
+  return self:resolve(name, role, resolver, v6)
 end
 
 local ENDPOINT_KINDS = { { "lambda", "^lambda:" }, { "rds", "^rds:" }, { "instance", "^i%-" }, { "eni", "^eni%-" } }
@@ -186,16 +193,18 @@ end
 -- @tparam string name the DNS name
 -- @tparam string role "src" or "dst" (for messages)
 -- @param[opt] resolver a server address, or awsnet.dns options {server, port, timeout, ...}
+-- @tparam[opt] boolean v6 ask for AAAA (an IPv6 trace) instead of A
 -- @treturn table the endpoint {ip, label, dns_name, resolved, cname_chain}, or nil, err (awsnet.dns's
--- codes, "unknown_endpoint" without an IPv4 address)
-function Model:resolve(name, role, resolver)
+-- codes, "unknown_endpoint" without an address of the family)
+function Model:resolve(name, role, resolver, v6)
   local rec = self._b.rds_names[name:lower()]
   if rec and not resolver then return rec end
   local ok, dns = pcall(require, "awsnet.dns")
   if not ok then return errors.fail("unsupported", "DNS name " .. name .. " needs awsnet.dns") end
-  local opts = { type = "A" }
+  local opts = { type = v6 and "AAAA" or "A" }
   if type(resolver) == "table" then
     for k, v in pairs(resolver) do opts[k] = v end
+    opts.type = v6 and "AAAA" or "A"
   elseif resolver then
     opts.server = resolver
   end
@@ -203,7 +212,9 @@ function Model:resolve(name, role, resolver)
   if not ans then return nil, err end
   local addr = ans.addresses and ans.addresses[1]
   local ip = addr and creach.ip(addr)
-  if not ip then return errors.fail("unknown_endpoint", role .. " " .. name .. " has no IPv4 address") end
+  if not ip or (type(ip) == "string") ~= (v6 == true) then
+    return errors.fail("unknown_endpoint", role .. " " .. name .. " has no " .. (v6 and "IPv6" or "IPv4") .. " address")
+  end
   return { ip = ip, label = name, dns_name = name, resolved = addr, cname_chain = ans.cname_chain }
 end
 
@@ -212,10 +223,11 @@ end
 -- @within Model
 -- @tparam table dst the database's endpoint record (from `Model:endpoint`)
 -- @param resolver as for `Model:resolve`
--- @treturn table {ip (integer), eni (index or -1), text (the assumption said)}, or nil, err
--- (awsnet.dns's codes, "unknown_endpoint" without an IPv4 address)
-function Model:resolve_database(dst, resolver)
-  local ans, err = self:resolve(dst.address, "dst", resolver)
+-- @tparam[opt] boolean v6 ask for its AAAA record (an IPv6 trace to a dual-stack database)
+-- @treturn table {ip (as core.reach.ip), eni (index or -1), text (the assumption said)}, or nil, err
+-- (awsnet.dns's codes, "unknown_endpoint" without an address of the family)
+function Model:resolve_database(dst, resolver, v6)
+  local ans, err = self:resolve(dst.address, "dst", resolver, v6)
   if not ans then return nil, err end
   local vpc = self._b.idx.vpc[dst.vpc or ""]
   local eni = vpc and self._m:lookup("eni", vpc, ans.ip) or -1
@@ -247,15 +259,33 @@ local function protocol_arg(p)
   return n
 end
 
-local function port_arg(p, proto)
-  if proto ~= 6 and proto ~= 17 then return 0 end
-  local n = math.tointeger(p)
+local function byte_arg(v, what, default)
+  if v == nil then return default end
+  local n = math.tointeger(v)
+  if not n or n < 0 or n > 255 then error("trace: " .. what .. " must be an integer 0..255", 4) end
+  return n
+end
+
+-- The destination port; for ICMP and ICMPv6 the type and code (q.icmp_type, default the echo
+-- request; q.icmp_code, default 0) as the evaluator keeps them: type << 8 | code.
+local function port_arg(q, proto)
+  if proto ~= 6 and proto ~= 17 then
+    if proto ~= 1 and proto ~= 58 then return 0 end
+    return byte_arg(q.icmp_type, "icmp_type", ICMP_ECHO[proto]) << 8 | byte_arg(q.icmp_code, "icmp_code", 0)
+  end
+  local n = math.tointeger(q.port)
   if not n or n < 0 or n > 65535 then error("trace: port must be an integer 0..65535", 3) end
   return n
 end
 
--- The source ports a client's replies come back to: the one given, or its kind's range.
-local function client_ports(src, src_port)
+-- The source ports a client's replies come back to: the one given, or its kind's range; for
+-- ICMP the reply's type (code 0), or nothing when the type has none.
+local function client_ports(src, src_port, proto, port)
+  if proto == 1 or proto == 58 then
+    local reply = ICMP_REPLY[proto][port >> 8]
+    if not reply then return nil end
+    return reply << 8, reply << 8
+  end
   if src_port ~= nil then
     local p = math.tointeger(src_port)
     if not p or p < 0 or p > 65535 then error("bad src_port " .. tostring(src_port), 3) end
@@ -263,6 +293,19 @@ local function client_ports(src, src_port)
   end
   local eph = (src.lambda or src.hyperplane) and EPHEMERAL.lambda or EPHEMERAL.default
   return eph[1], eph[2]
+end
+
+-- "ipv4" (the default: false), "ipv6" (true); nil when not given, for who may infer it.
+local function family_arg(family, who)
+  if family == nil or family == "ipv4" then return family and false end
+  if family == "ipv6" then return true end
+  error(who .. ": family must be \"ipv4\" or \"ipv6\"", 3)
+end
+
+-- An endpoint's address of the family (as core.reach.ip gives it), or nil.
+local function address_of(ep, v6)
+  if v6 then return ep.ip6_n or (type(ep.ip) == "string" and ep.ip) or nil end
+  return ep.ip_n or (type(ep.ip) == "number" and ep.ip) or nil
 end
 
 -- A walked result, with the flags the evaluator does not know (set only when true: a result is
@@ -276,41 +319,94 @@ local function traced(mt, src, dst, trap, dns_default, src_port, resolved, ok, q
   return r
 end
 
+-- Whether an endpoint has an address of the family: a named one its ip6 (or ip) fields, a Lambda
+-- every Hyperplane ENI, a plain address its own family.
+local function has_family(ep, v6)
+  if ep.lambda then
+    local ips = v6 and ep.ips6 or (not v6 and ep.ips) or nil
+    if not ips then return false end
+    for _, a in ipairs(ips) do if not a then return false end end
+    return true
+  end
+  if ep.eni then
+    if v6 then return ep.ip6_n ~= nil end
+    return ep.ip_n ~= nil
+  end
+  return (type(ep.ip) == "string") == v6
+end
+
+-- nil when a trace's endpoints and protocol are of one family (IPv4 rules never match IPv6 traffic
+-- and the other way round, so a mixed trace has no answer), else the error ("invalid_endpoint";
+-- raises for a protocol of the other family).
+local function family_check(src, dst, proto, v4)
+  local v6 = not v4
+  if v6 and proto == 1 then error("trace: protocol icmp is IPv4's; an IPv6 trace uses \"icmpv6\" (58)", 3) end
+  if v4 and proto == 58 then error("trace: protocol icmpv6 is IPv6's; an IPv4 trace uses \"icmp\" (1)", 3) end
+  -- (no table made: IPv6 traces come here each time)
+  local ep, role = src, "src"
+  if has_family(src, v6) then
+    if (dst.rds and not dst.available) or has_family(dst, v6) then return nil end
+    ep, role = dst, "dst"
+  end
+  local why = ep.rds and (" (NetworkType " .. tostring(ep.network_type) .. "; DUAL answers AAAA)") or ""
+  return select(2, errors.fail("invalid_endpoint", string.format("%s %s has no %s address%s", role, ep.label,
+    v6 and "IPv6" or "IPv4", why)))
+end
+
 --- model:trace{src=, dst=, protocol="tcp", port=3306, src_port=, resolver=, direction="both"}
 -- Returns a result (see awsnet.reach.report), or nil, err when an endpoint is unknown.
 -- (Scripts call this in loops of many thousands: the common path reads each field once and
 -- makes one small table, the result.)
 -- @within Model
 -- @tparam table q {src, dst (IP, ENI id, instance id, "lambda:<name>", "rds:<id>" or a DNS name),
--- protocol ("tcp", "udp", "icmp", "all" or a number), port, src_port, resolver, direction}
+-- protocol ("tcp", "udp", "icmp", "icmpv6", "all" or a number), port, src_port, resolver, direction,
+-- family ("ipv4", the default, or "ipv6": each endpoint's IPv6 address, AAAA for DNS names; an IPv6
+-- address as src or dst implies it), icmp_type and icmp_code (ICMP: default the echo request, code 0)}
 -- @return the result {reachable, code, blocked_at, forward, ret, assumptions}, or nil, err
 -- ("unknown_endpoint", "invalid_endpoint", a DNS error)
 -- @raise on a query of the wrong shape
 function Model:trace(q)
   if type(q) ~= "table" then error("trace: table argument expected", 2) end
   local proto = PROTOCOLS[q.protocol] or protocol_arg(q.protocol)
-  local port = port_arg(q.port, proto)
+  local port = port_arg(q, proto)
+  local family = q.family
+  local v6 = family == "ipv6"
+  if family ~= nil and not v6 and family ~= "ipv4" then error("trace: family must be \"ipv4\" or \"ipv6\"", 2) end
   local endpoints = self._b.endpoints
   local src, dst = endpoints[q.src], endpoints[q.dst]
   local err
   if not src then
-    src, err = self:endpoint(q.src, "src", q.resolver)
+    src, err = self:endpoint(q.src, "src", q.resolver, v6)
     if not src then return nil, err end
+    -- an IPv6 address names the family when the query does not
+    if family == nil and type(src.ip) == "string" then v6 = true end
   end
   if src.rds then return errors.fail("invalid_endpoint", "an RDS instance does not start connections") end
   if not dst then
-    dst, err = self:endpoint(q.dst, "dst", q.resolver)
+    dst, err = self:endpoint(q.dst, "dst", q.resolver, v6)
     if not dst then return nil, err end
+    if family == nil and type(dst.ip) == "string" and not dst.dns_name then v6 = true end
   end
   if dst.lambda then
     return errors.fail("invalid_endpoint", "nothing can open a connection to a Lambda function (one-way: Lambda -> VPC)")
   end
+  if v6 then
+    err = family_check(src, dst, proto)
+    if err then return nil, err end
+  elseif proto == 58 or src.ip or dst.ip or (src.eni and not src.ip_n) or (dst.eni and not dst.ip_n) then
+    -- (a plain address, an endpoint without IPv4, ICMPv6: checked; no call on the common path)
+    err = family_check(src, dst, proto, true)
+    if err then return nil, err end
+  end
   local src_port = q.src_port
-  local eph_lo, eph_hi = client_ports(src, src_port)
+  local eph_lo, eph_hi = client_ports(src, src_port, proto, port)
   local direction = q.direction
   local forward_only = direction == "forward"
   if direction ~= nil and not forward_only and direction ~= "both" then
     error("trace: direction must be \"both\" or \"forward\"", 2)
+  end
+  if not eph_lo then -- an ICMP type nothing answers: one way
+    forward_only, eph_lo, eph_hi = true, 0, 0
   end
   local mt = self._result_mt
   -- DNS: a name must resolve in the source's VPC, and a publicly accessible RDS name resolves
@@ -328,14 +424,16 @@ function Model:trace(q)
       if dst.rds then
         if not dst.available then
           early = report.db_unavailable
-        elseif dst.public and src_vpc ~= dst.vpc then
+        elseif dst.public and src_vpc ~= dst.vpc and not v6 then
+          -- (the AAAA record is the ENI's IPv6 address wherever it is asked: no trap for IPv6)
           trap = true
           if dst.public_ip then dst_ip = creach.ip(dst.public_ip) else early = report.public_unknown end
         else
           dst_eni, dst_ip = dst.eni, dst.ip_n
+          if v6 then dst_ip = dst.ip6_n end
           if q.resolver and dst.address then
             -- the database is reached at the address its endpoint resolves to
-            local via, rerr = self:resolve_database(dst, q.resolver)
+            local via, rerr = self:resolve_database(dst, q.resolver, v6)
             if not via then return nil, rerr end
             dst_eni, dst_ip, resolved = via.eni, via.ip, via.text
           end
@@ -358,34 +456,37 @@ function Model:trace(q)
     end
   elseif dst.eni then
     dst_eni, dst_ip = dst.eni, dst.ip_n
+    if v6 then dst_ip = dst.ip6_n end
   end
   local m = self._m
   if src.lambda then
     -- A Lambda function uses a Hyperplane ENI in each configured subnet: every one must get through.
-    local first
+    -- The result is of the first that does not, or of the first ENI (one result table made).
     local enis = src.enis
-    local function from_eni(i)
-      local r = traced(mt, src, dst, trap, dns_default, src_port, resolved,
-        m:trace(enis[i], nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
-      if #enis > 1 then r.source, r.source_index = src.ips[i], i end
-      return r
+    local n = #enis
+    local ok1, q1, at = nil, nil, 1
+    for i = 1, n do
+      local ok, query = m:trace(enis[i], nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
+      if i == 1 or not ok then ok1, q1, at = ok, query, i end
+      if not ok then break end
     end
-    for i = 1, #enis do
-      local r = from_eni(i)
-      if not r.reachable then
-        if i < #enis then
-          -- the function's other ENIs, which its fix set must get through too (awsnet.reach.blocked)
-          r._siblings = function()
-            local others = {}
-            for k = i + 1, #enis do others[#others + 1] = from_eni(k) end
-            return others
-          end
+    local ips = v6 and src.ips6 or src.ips
+    local r = traced(mt, src, dst, trap, dns_default, src_port, resolved, ok1, q1)
+    if n > 1 then r.source, r.source_index = ips[at], at end
+    if not ok1 and at < n then
+      -- the function's other ENIs, which its fix set must get through too (awsnet.reach.blocked)
+      r._siblings = function()
+        local others = {}
+        for k = at + 1, n do
+          local o = traced(mt, src, dst, trap, dns_default, src_port, resolved,
+            m:trace(enis[k], nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
+          o.source, o.source_index = ips[k], k
+          others[#others + 1] = o
         end
-        return r
+        return others
       end
-      first = first or r
     end
-    return first
+    return r
   end
   if src.eni then
     return traced(mt, src, dst, trap, dns_default, src_port, resolved,
@@ -405,7 +506,7 @@ end
 -- Sources and destinations are names as for trace (a Lambda counts with its first ENI); replies
 -- are checked for each source's client ports as in trace (or `src_port`).
 -- @within Model
--- @tparam table q {sources, destinations, protocol, port, src_port}
+-- @tparam table q {sources, destinations, protocol, port, src_port, family ("ipv4" or "ipv6"), icmp_type}
 -- @treturn table {reachable, codes, sources, destinations}, or nil, err ("unknown_endpoint")
 -- @raise on a query of the wrong shape
 function Model:matrix(q)
@@ -413,19 +514,24 @@ function Model:matrix(q)
     error("matrix: {sources=, destinations=} expected", 2)
   end
   local proto = protocol_arg(q.protocol)
-  local port = port_arg(q.port, proto)
+  local port = port_arg(q, proto)
+  local v6 = family_arg(q.family, "matrix")
   local function flatten(names, role)
     local flat = {}
     for _, name in ipairs(names) do
-      local ep, err = self:endpoint(name, role)
+      local ep, err = self:endpoint(name, role, nil, v6)
       if not ep then return nil, err end
       local eni = ep.eni or -1
-      local ip = ep.ip_n or ep.ip
+      local ip = address_of(ep, v6)
+      if not ip then
+        return errors.fail("invalid_endpoint", string.format("%s %s has no %s address", role, name, v6 and "IPv6" or "IPv4"))
+      end
       local subnet = eni >= 0 and -1 or self._m:lookup("any_subnet", ip)
       if not subnet then return errors.fail("unknown_endpoint", role .. " " .. name .. " is in no subnet") end
       flat[#flat + 1], flat[#flat + 2], flat[#flat + 3] = eni, subnet, ip
       if role == "src" then
-        local lo, hi = client_ports(ep, q.src_port)
+        local lo, hi = client_ports(ep, q.src_port, proto, port)
+        if not lo then error("matrix: ICMP type " .. (port >> 8) .. " has no reply: trace it one way", 4) end
         flat[#flat + 1], flat[#flat + 2] = lo, hi
       end
     end
@@ -447,19 +553,29 @@ end
 -- applied in `enis`: the ids of the ENIs that get through with their own security groups. Replies
 -- are checked for client ports 1024-65535 (any client: Lambda's range, the widest).
 -- @within Model
--- @tparam table q {dst, protocol, port, resolver}
+-- @tparam table q {dst, protocol, port, resolver, family ("ipv4" or "ipv6"; an IPv6 address implies it)}
 -- @treturn table {ranges, enis}, or nil, err ("unknown_endpoint", "invalid_endpoint" for a Lambda)
 -- @raise on a query of the wrong shape
 function Model:who_can_reach(q)
   if type(q) ~= "table" then error("who_can_reach: table argument expected", 2) end
   local proto = protocol_arg(q.protocol)
-  local port = port_arg(q.port, proto)
-  local dst, err = self:endpoint(q.dst, "dst", q.resolver)
+  local port = port_arg(q, proto)
+  local v6 = family_arg(q.family, "who_can_reach")
+  local dst, err = self:endpoint(q.dst, "dst", q.resolver, v6)
   if not dst then return nil, err end
   if dst.lambda then return errors.fail("invalid_endpoint", "nothing can open a connection to a Lambda function") end
+  if v6 == nil and type(dst.ip) == "string" and not dst.dns_name then v6 = true end
   local dst_eni = dst.eni or -1
-  local dst_ip = dst.ip_n or dst.ip
+  local dst_ip = address_of(dst, v6)
+  if not dst_ip then
+    return errors.fail("invalid_endpoint", string.format("dst %s has no %s address", q.dst, v6 and "IPv6" or "IPv4"))
+  end
   local eph = EPHEMERAL.lambda
+  if proto == 1 or proto == 58 then
+    local lo = client_ports(dst, nil, proto, port)
+    if not lo then error("who_can_reach: ICMP type " .. (port >> 8) .. " has no reply", 2) end
+    eph = { lo, lo }
+  end
   local runs = self._m:who_can_reach(dst_eni, dst_ip, proto, port, eph[1], eph[2])
   local out = { ranges = {}, enis = {} }
   for _, r in ipairs(runs) do
@@ -467,7 +583,7 @@ function Model:who_can_reach(q)
       cidrs = report.cidrs(r[2], r[3]), subnet = self._b.subnet_ids[r[1]] }
   end
   for id, info in pairs(self._b.info.eni) do
-    if info.idx ~= dst_eni then
+    if info.idx ~= dst_eni and (v6 and info.ip6 or info.ip) then
       local ok = self._m:trace(info.idx, nil, nil, dst_eni, dst_ip, proto, port, eph[1], eph[2], false)
       if ok then out.enis[#out.enis + 1] = id end
     end

@@ -1,6 +1,8 @@
 // sources: csrc/reach/cidr.c
-/* libFuzzer target: the IPv4 address and prefix parsers never read past the input, and what
- * they accept formats back to the same network. */
+/* libFuzzer target: the address and prefix parsers (IPv4 and IPv6) never read past the input;
+ * what they accept formats back to text they accept again as the same address; canonical text
+ * (an IPv4 dotted quad, or IPv6 in the RFC 5952 form awsnet writes) formats back to itself; a
+ * prefix has no host bits and a length of its family's range; a zone id ('%') is always refused. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,16 +19,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!s)
         return 0;
     memcpy(s, data, size);
-    uint32_t ip;
+    int has_percent = memchr(s, '%', size) != NULL;
+    addr_t ip;
     if (cidr_parse_ip(s, size, &ip) == 0) {
-        char buf[16];
+        if (has_percent)
+            abort(); /* zone ids are refused */
+        char buf[ADDR_TEXT_MAX];
         cidr_format_ip(ip, buf);
-        if (strlen(buf) != size || memcmp(buf, s, size) != 0)
-            abort(); /* canonical input only: formatting gives it back */
+        addr_t again;
+        if (cidr_parse_ip(buf, strlen(buf), &again) != 0 || again != ip)
+            abort(); /* what is written reads back as the same address */
+        char buf2[ADDR_TEXT_MAX];
+        cidr_format_ip(again, buf2);
+        if (strcmp(buf, buf2) != 0)
+            abort(); /* one canonical text per address */
+        /* text in the canonical form of its family comes back unchanged */
+        int canonical_v4 = addr_is_v4(ip) && memchr(s, ':', size) == NULL;
+        if (canonical_v4 && (strlen(buf) != size || memcmp(buf, s, size) != 0))
+            abort();
     }
-    cidr4 c;
+    cidr_t c;
     if (cidr_parse(s, size, &c) == 0) {
-        if (c.len > 32 || (c.net & ~c.mask) != 0 || c.mask != cidr_mask(c.len))
+        if (has_percent || c.len > 128 || (c.v4 && (c.len < 96 || !addr_is_v4(c.net))) ||
+            (c.net & ~addr_mask(c.len)) != 0 || (!c.v4 && addr_is_v4(c.net) && c.len >= 96))
+            abort();
+        if (!cidr_contains(&c, c.net))
+            abort(); /* a prefix holds its own network */
+        /* the network written with its length parses back to the same prefix */
+        char buf[ADDR_TEXT_MAX + 8];
+        cidr_format_ip(c.net, buf);
+        size_t n = strlen(buf);
+        snprintf(buf + n, sizeof buf - n, "/%u", cidr_text_len(&c));
+        cidr_t again;
+        if (cidr_parse(buf, strlen(buf), &again) != 0 || again.net != c.net || again.len != c.len || again.v4 != c.v4)
             abort();
     }
     free(s);

@@ -25,9 +25,12 @@ end
 --- A port number, 0 to 65535.
 args.port = args.integer("--port", 0, 65535)
 
-local PROTOCOL_NAMES = { tcp = "tcp", udp = "udp", icmp = "icmp", all = "all", ["-1"] = -1 }
+--- An ICMP type, 0 to 255.
+args.byte = args.integer("--icmp-type", 0, 255)
 
---- An IP protocol: tcp, udp, icmp, all, -1 (all) or a protocol number 0 to 255.
+local PROTOCOL_NAMES = { tcp = "tcp", udp = "udp", icmp = "icmp", icmpv6 = "icmpv6", all = "all", ["-1"] = -1 }
+
+--- An IP protocol: tcp, udp, icmp, icmpv6, all, -1 (all) or a protocol number 0 to 255.
 -- @tparam string text the option's text
 -- @return the name or number, or nil, message
 function args.protocol(text)
@@ -35,7 +38,7 @@ function args.protocol(text)
   if named then return named end
   local n = integer_in(text, 0, 255)
   if n then return n end
-  return nil, "--protocol must be tcp, udp, icmp, all or a protocol number 0-255, not '" .. text .. "'"
+  return nil, "--protocol must be tcp, udp, icmp, icmpv6, all or a protocol number 0-255, not '" .. text .. "'"
 end
 
 --- A comma-separated list of 12-digit AWS account ids.

@@ -17,7 +17,11 @@ function cli_trace.configure(command)
   command:option("--src", "Source: IP, ENI id, instance id, lambda:<name>, rds:<id> or a DNS name."):count(1)
   command:option("--dst", "Destination, named as the source."):count(1)
   command:option("--port", "Destination port (tcp and udp).", nil, args.port)
-  command:option("--protocol", "tcp, udp, icmp, all or an IP protocol number.", "tcp", args.protocol)
+  command:option("--protocol", "tcp, udp, icmp, icmpv6, all or an IP protocol number.", "tcp", args.protocol)
+  command:option("--family", "ipv4 or ipv6: which address of a dual-stack source and destination (an IPv6 "
+    .. "address given as --src or --dst implies ipv6).")
+    :choices{ "ipv4", "ipv6" }
+  command:option("--icmp-type", "ICMP or ICMPv6 type (default: the echo request).", nil, args.byte)
   command:option("--direction", "both: forward and return; forward: forward only.", "both")
     :choices{ "both", "forward" }
   command:option("--resolver", "DNS server (IP) that resolves DNS names.")
@@ -44,7 +48,7 @@ function cli_trace.run(a)
   end
   local ok, result
   ok, result, err = pcall(model.trace, model, { src = a.src, dst = a.dst, protocol = a.protocol, port = a.port,
-    src_port = a.src_port, direction = a.direction, resolver = a.resolver })
+    src_port = a.src_port, direction = a.direction, resolver = a.resolver, family = a.family, icmp_type = a.icmp_type })
   if not ok then -- the evaluator refused the question itself
     io.stderr:write("awsnet trace: ", tostring(result):gsub("^[^:]*:%d+: ", ""), "\n")
     return 2

@@ -34,7 +34,7 @@ local creach = core.reach
 local blocked = {}
 
 local F_ASSUMED_CONNECTION, F_STOP_NO_CONNECTION, F_STOP_SEVERAL_CONNECTIONS = 16, 32, 64
-local IP_PROTOCOLS = { [6] = "tcp", [17] = "udp", [1] = "icmp", [-1] = "-1" }
+local IP_PROTOCOLS = { [6] = "tcp", [17] = "udp", [1] = "icmp", [58] = "icmpv6", [-1] = "-1" }
 local ROUTE_CODES = { NO_ROUTE_TO_DESTINATION = true, BAD_STATE_ROUTE = true, UNSUPPORTED_COMPONENT = true }
 local TGW_ROUTE_CODES = { TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT = true, TGW_RTB_BAD_STATE_ROUTE = true }
 local SG_CODES = { ENI_SG_RULES_MISMATCH = true, SG_REFERENCING_SUPPORT = true }
@@ -49,9 +49,15 @@ end
 
 local function contains(cidr, ip)
   local net, len = creach.cidr(cidr)
-  if not net then return false end
-  local shift = 32 - len
-  return len == 0 or (ip >> shift) == (net >> shift)
+  if not net or type(net) ~= type(ip) then return false end -- another family
+  if type(ip) == "number" then
+    local shift = 32 - len
+    return len == 0 or (ip >> shift) == (net >> shift)
+  end
+  local whole, bits = len // 8, len % 8 -- IPv6: 16-byte strings
+  if ip:sub(1, whole) ~= net:sub(1, whole) then return false end
+  local mask = (0xff << (8 - bits)) & 0xff
+  return bits == 0 or (ip:byte(whole + 1) & mask) == (net:byte(whole + 1) & mask)
 end
 
 -- The VPC holding an address (the endpoint's own when it has one), and its CIDR around the address.
@@ -64,18 +70,18 @@ local function vpc_around(r, ep, ip)
     vpc = subnet and b.info.subnet[b.subnet_ids[subnet]].vpc
   end
   local info = vpc and b.info.vpc[vpc]
-  for _, c in ipairs(info and info.cidrs or {}) do
+  local v6 = type(ip) == "string"
+  for _, c in ipairs(info and (v6 and info.cidrs6 or info.cidrs) or {}) do
     if contains(c, ip) then return vpc, c end
   end
-  return vpc, creach.ipstr(ip) .. "/32"
+  return vpc, creach.ipstr(ip) .. (v6 and "/128" or "/32")
 end
 
 -- Where a leg goes: the VPC and the CIDR a missing route should cover.
 local function goal(r, direction)
   if direction == "return" then
     local src = r._src
-    local ip = src.ip or creach.ip(src.ips and src.ips[r.source_index or 1] or src.ip_s or "")
-    return vpc_around(r, src.eni and src or nil, ip)
+    return vpc_around(r, src.eni and src or nil, creach.ip((report.addresses(r))))
   end
   return vpc_around(r, r._dst.eni and r._dst or nil, r._dip)
 end
@@ -127,8 +133,8 @@ local function setting_of(r, h, egress, peer)
     return string.format("no %s rule allows %s %s %s; the default rule (*) denies it", egress and "outbound" or
       "inbound", ports, egress and "to" or "from", peer)
   elseif code == "ENI_SG_RULES_MISMATCH" then
-    return string.format("no %s rule of %s allows %s %s %s/32", egress and "outbound" or "inbound", h.component, ports,
-      egress and "to" or "from", peer)
+    return string.format("no %s rule of %s allows %s %s %s", egress and "outbound" or "inbound", h.component, ports,
+      egress and "to" or "from", report.host(peer))
   elseif code == "SG_REFERENCING_SUPPORT" then
     return "a rule naming the peer's group would allow it, but group identity does not cross the transit gateway"
   elseif code == "TGW_ATTACH_MISSING_TGW_RTB_ASSOCIATION" then
@@ -190,11 +196,15 @@ local function blocker_of(r, w, i, flags, src_ip, dst_ip)
       local vpc = b_info.info.att[via] and b_info.info.att[via].vpc
       local _, cidr = goal(r, h.direction)
       cidr = h.code == "TGW_RTB_BAD_STATE_ROUTE" and h.rule and h.rule:match("^(%S+) %->") or cidr
-      local propagate = h.code == "TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT" and b_info.propagated_tables
-        and b_info.propagated_tables[h.component] and vpc ~= nil
+      local propagating = h.code == "TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT" and b_info.propagated_tables
+        and b_info.propagated_tables[h.component]
+      local propagate = propagating and vpc ~= nil
+      -- an attachment without IPv6 support propagates no IPv6 CIDR (tgw-route-tables.html): enable it
+      local ipv6_support = propagate and cidr:find(":", 1, true) ~= nil and not b_info.info.att[via].ipv6 or nil
       h._via, h._cidr, h._vpc, h._propagate = via, cidr, vpc, propagate
+      h._ipv6_support, h._propagated = ipv6_support, propagate and propagating[via] or nil
       action = { op = propagate and "tgw_propagation" or "tgw_route", route_table = h.component, attachment = via,
-        vpc = vpc, cidr = cidr }
+        vpc = vpc, cidr = cidr, ipv6_support = ipv6_support }
       b._via_kind, b._via_vpc, b._via = "tgw", vpc, via
     end
   elseif h.code == "TGW_ATTACH_MISSING_TGW_RTB_ASSOCIATION" then
@@ -213,14 +223,15 @@ local function blocker_of(r, w, i, flags, src_ip, dst_ip)
     h._egress = egress
     local lo, hi = ports_of(r, h.direction)
     action = { op = "nacl_allow", acl = h.component, egress = egress, below = tonumber(h.rule and
-      h.rule:match("rule (%d+):")) or 32767, protocol = r._proto, from_port = lo, to_port = hi, cidr = peer .. "/32" }
+      h.rule:match("rule (%d+):")) or (peer:find(":", 1, true) and 32768 or 32767), protocol = r._proto, from_port = lo,
+      to_port = hi, cidr = report.host(peer) }
   elseif SG_CODES[h.code] then
     egress = h.direction == "forward" and i == 2 -- the source's own group, right after it
     peer = egress and to or from
     h._outbound = egress
     local lo, hi = ports_of(r, h.direction)
     action = { op = "sg_allow", group = h.component, egress = egress, protocol = r._proto, from_port = lo,
-      to_port = hi, cidr = peer .. "/32" }
+      to_port = hi, cidr = report.host(peer) }
   end
   b._egress, b._peer = egress, peer or from
   b.action = action
@@ -371,11 +382,15 @@ end
 
 -- ---- applying a fix set ------------------------------------------------------------------
 
+-- An IPv6 CIDR goes in the IPv6 fields of routes, ACL entries and security-group rules.
+local function is_ipv6(cidr) return cidr:find(":", 1, true) ~= nil end
+
 local function add_route(data, a)
   local n = 0
+  local key = is_ipv6(a.cidr) and "DestinationIpv6CidrBlock" or "DestinationCidrBlock"
   for _, rt in ipairs((edit.find(data, "RouteTables", "RouteTableId", a.route_table))) do
-    rt.Routes = edit.remove_if(rt.Routes, function(x) return x.DestinationCidrBlock == a.cidr end)
-    local route = { DestinationCidrBlock = a.cidr, Origin = "CreateRoute", State = "active" }
+    rt.Routes = edit.remove_if(rt.Routes, function(x) return x[key] == a.cidr end)
+    local route = { [key] = a.cidr, Origin = "CreateRoute", State = "active" }
     for k, v in pairs(a.target) do route[k] = v end
     rt.Routes[#rt.Routes + 1] = route
     n = n + 1
@@ -385,10 +400,23 @@ end
 
 local function tgw_propagation(data, a)
   local n = 0
+  if a.ipv6_support then
+    for _, att in ipairs((edit.find(data, "TransitGatewayVpcAttachments", "TransitGatewayAttachmentId", a.attachment))) do
+      att.Options = att.Options or {}
+      att.Options.Ipv6Support = "enable"
+      n = n + 1
+    end
+  end
   for _, p in ipairs((edit.find(data, "TransitGatewayPropagations", "TransitGatewayRouteTableId", a.route_table))) do
     p.TransitGatewayRouteTablePropagations = p.TransitGatewayRouteTablePropagations or {}
-    table.insert(p.TransitGatewayRouteTablePropagations, { TransitGatewayAttachmentId = a.attachment,
-      ResourceId = a.vpc, ResourceType = "vpc", State = "enabled" })
+    local listed = false
+    for _, q in ipairs(p.TransitGatewayRouteTablePropagations) do
+      if q.TransitGatewayAttachmentId == a.attachment then q.State, listed = "enabled", true end
+    end
+    if not listed then
+      table.insert(p.TransitGatewayRouteTablePropagations, { TransitGatewayAttachmentId = a.attachment,
+        ResourceId = a.vpc, ResourceType = "vpc", State = "enabled" })
+    end
     n = n + 1
   end
   return n
@@ -444,7 +472,7 @@ local function nacl_allow(data, a)
     end
     if number then
       local entry = { RuleNumber = number, Egress = a.egress, Protocol = tostring(a.protocol), RuleAction = "allow",
-        CidrBlock = a.cidr }
+        [is_ipv6(a.cidr) and "Ipv6CidrBlock" or "CidrBlock"] = a.cidr }
       if a.from_port then entry.PortRange = { From = a.from_port, To = a.to_port } end
       acl.Entries[#acl.Entries + 1] = entry
       n = n + 1
@@ -457,10 +485,11 @@ local function sg_allow(data, a)
   local n = 0
   for _, g in ipairs((edit.find(data, "SecurityGroups", "GroupId", a.group))) do
     local field = a.egress and "IpPermissionsEgress" or "IpPermissions"
-    local perm = { IpProtocol = IP_PROTOCOLS[a.protocol] or tostring(a.protocol), IpRanges = { { CidrIp = a.cidr } } }
+    local perm = { IpProtocol = IP_PROTOCOLS[a.protocol] or tostring(a.protocol) }
+    if is_ipv6(a.cidr) then perm.Ipv6Ranges = { { CidrIpv6 = a.cidr } } else perm.IpRanges = { { CidrIp = a.cidr } } end
     if a.from_port then
       perm.FromPort, perm.ToPort = a.from_port, a.to_port
-    elseif a.protocol == 1 then
+    elseif a.protocol == 1 or a.protocol == 58 then
       perm.FromPort, perm.ToPort = -1, -1
     end
     g[field] = g[field] or {}

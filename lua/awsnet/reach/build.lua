@@ -214,7 +214,7 @@ function Builder:prefix_lists(data)
     local cidrs = {}
     for _, e in ipairs(list(pl.Entries)) do
       local c = str(e.Cidr)
-      if c and c:find(":", 1, true) == nil then cidrs[#cidrs + 1] = self:cidr_ok(c, where, id) end
+      if c then cidrs[#cidrs + 1] = self:cidr_ok(c, where, id) end
     end
     self.pls[id] = cidrs
   end)
@@ -279,10 +279,21 @@ function Builder:vpcs(data)
     if #cidrs == 0 and v.CidrBlock ~= nil then cidrs[1] = self:cidr_ok(v.CidrBlock, where, id) end
     local d = dns[id] or {}
     local support = d.support
-    self.info.vpc[id] = { cidrs = cidrs, where = where, dns_support = support ~= false,
+    self.info.vpc[id] = { cidrs = cidrs, cidrs6 = self:ipv6_cidrs(v, where, id), where = where,
+      dns_support = support ~= false,
       dns_known = support ~= nil, dns_hostnames = d.hostnames, owner = str(v.OwnerId) or where.account }
     self.idx.vpc[id] = self.m:vpc(self:comp(id, "vpc", where, tag_name(v)), support ~= false)
   end)
+end
+
+-- The associated IPv6 CIDRs of a VPC or subnet (Ipv6CidrBlockAssociationSet).
+function Builder:ipv6_cidrs(res, where, id)
+  local out = {}
+  for _, a in ipairs(list(res.Ipv6CidrBlockAssociationSet)) do
+    local st = type(a.Ipv6CidrBlockState) == "table" and a.Ipv6CidrBlockState.State or "associated"
+    if str(a.Ipv6CidrBlock) and st == "associated" then out[#out + 1] = self:cidr_ok(a.Ipv6CidrBlock, where, id) end
+  end
+  return out
 end
 
 function Builder:route_tables(data)
@@ -305,7 +316,35 @@ function Builder:route_tables(data)
   end)
 end
 
-local function port_range(pr, proto)
+local function is_icmp(proto) return proto == 1 or proto == 58 end
+
+-- An ICMP or ICMPv6 rule's types and codes in the evaluator's 16 bits (type << 8 | code): -1 (or
+-- nothing) is every type, or every code of the type.
+local function icmp_range(icmp_type, code)
+  local t, c = math.tointeger(icmp_type), math.tointeger(code)
+  if not t or t < 0 or t > 255 then return 0, 65535 end
+  if not c or c < 0 or c > 255 then return t << 8, (t << 8) | 255 end
+  return (t << 8) | c, (t << 8) | c
+end
+
+-- A rule's ports (or ICMP types and codes) in words.
+local function what_text(proto, lo, hi)
+  if proto == -1 then return "all" end
+  local name = proto == 6 and "tcp" or proto == 17 and "udp" or proto == 1 and "icmp" or proto == 58 and "icmpv6"
+    or ("proto " .. proto)
+  if proto == 6 or proto == 17 then return name .. " " .. (lo == hi and lo or (lo .. "-" .. hi)) end
+  if is_icmp(proto) and not (lo == 0 and hi == 65535) then
+    return string.format("%s type %d%s", name, lo >> 8, lo == hi and (" code " .. (lo & 255)) or "")
+  end
+  return name
+end
+
+local function port_range(e, proto)
+  if is_icmp(proto) then
+    local tc = type(e.IcmpTypeCode) == "table" and e.IcmpTypeCode or {}
+    return icmp_range(tc.Type, tc.Code)
+  end
+  local pr = e.PortRange
   if proto ~= 6 and proto ~= 17 then return 0, 65535 end
   if type(pr) ~= "table" then return 0, 65535 end
   local lo, hi = math.tointeger(pr.From), math.tointeger(pr.To)
@@ -327,22 +366,18 @@ function Builder:network_acls(data)
     for _, e in ipairs(list(n.Entries)) do
       local number = math.tointeger(e.RuleNumber)
       local proto = protocol_number(e.Protocol)
-      if e.Ipv6CidrBlock ~= nil and e.CidrBlock == nil then
-        self:skip(where, id, "IPv6 NACL entry " .. tostring(number))
-      else
-        if not number or not proto then self:raise(where, id, "bad NACL entry " .. tostring(number)) end
-        local cidr = self:cidr_ok(e.CidrBlock, where, id)
-        local lo, hi = port_range(e.PortRange, proto)
-        local egress = e.Egress == true
-        local allow = e.RuleAction == "allow"
-        local text = string.format("%s rule %s: %s %s %s %s", egress and "outbound" or "inbound",
-          number == 32767 and "*" or tostring(number), allow and "allow" or "deny",
-          proto == -1 and "all" or (proto == 6 and "tcp" or proto == 17 and "udp" or "proto " .. proto)
-            .. ((proto == 6 or proto == 17) and (" " .. (lo == hi and lo or (lo .. "-" .. hi))) or ""),
-          egress and "to" or "from", cidr)
-        local ok, err = self.m:acl_rule(a, egress, number, proto, lo, hi, cidr, allow, self:rule(text))
-        if not ok then self:raise(where, id, err) end
-      end
+      if not number or not proto then self:raise(where, id, "bad NACL entry " .. tostring(number)) end
+      -- an entry is IPv4 (CidrBlock) or IPv6 (Ipv6CidrBlock); 32767 and 32768 are the catch-all
+      -- deny rules of each family ("*")
+      local cidr = self:cidr_ok(str(e.CidrBlock) or e.Ipv6CidrBlock, where, id)
+      local lo, hi = port_range(e, proto)
+      local egress = e.Egress == true
+      local allow = e.RuleAction == "allow"
+      local text = string.format("%s rule %s: %s %s %s %s", egress and "outbound" or "inbound",
+        (number == 32767 or number == 32768) and "*" or tostring(number), allow and "allow" or "deny",
+        what_text(proto, lo, hi), egress and "to" or "from", cidr)
+      local ok, err = self.m:acl_rule(a, egress, number, proto, lo, hi, cidr, allow, self:rule(text))
+      if not ok then self:raise(where, id, err) end
     end
   end)
 end
@@ -379,9 +414,11 @@ function Builder:sg_rules(g, perms, egress)
       lo, hi = math.tointeger(p.FromPort) or 0, math.tointeger(p.ToPort) or 65535
       if lo == -1 then lo, hi = 0, 65535 end
       if lo < 0 or hi > 65535 or lo > hi then self:raise(where, g.id, "bad port range " .. lo .. "-" .. hi) end
+    elseif is_icmp(proto) then
+      -- FromPort is the ICMP type, ToPort the code (-1: all)
+      lo, hi = icmp_range(p.FromPort, p.ToPort)
     end
-    local what = proto == -1 and "all traffic" or (proto == 6 and "tcp" or proto == 17 and "udp" or "proto " .. proto)
-      .. ((proto == 6 or proto == 17) and (" " .. (lo == hi and lo or (lo .. "-" .. hi))) or "")
+    local what = proto == -1 and "all traffic" or what_text(proto, lo, hi)
     local peer = egress and "to" or "from"
     local function add(cidr, ref, label)
       local ok, err = m:sg_rule(sg, egress, proto, lo, hi, cidr, ref,
@@ -390,6 +427,9 @@ function Builder:sg_rules(g, perms, egress)
     end
     for _, r in ipairs(list(p.IpRanges)) do
       add(self:cidr_ok(r.CidrIp, where, g.id), nil, r.CidrIp)
+    end
+    for _, r in ipairs(list(p.Ipv6Ranges)) do
+      add(self:cidr_ok(r.CidrIpv6, where, g.id), nil, r.CidrIpv6)
     end
     for _, r in ipairs(list(p.PrefixListIds)) do
       local cidrs = self.pls[str(r.PrefixListId) or ""]
@@ -422,18 +462,23 @@ function Builder:subnets(data)
     if not id then return end
     local vpc = vpc_index(self, s.VpcId)
     if not vpc then self:raise(where, id, "unknown VPC " .. tostring(s.VpcId)) end
-    local cidr = self:cidr_ok(s.CidrBlock, where, id)
+    -- dual stack: the IPv6 CIDR is the subnet's second; an IPv6-only subnet has no CidrBlock
+    local cidrs6 = self:ipv6_cidrs(s, where, id)
+    local cidr = (s.CidrBlock == nil and cidrs6[1]) or self:cidr_ok(s.CidrBlock, where, id)
     local az, az_id = self:az_code(s, where)
     local acl = self.subnet_acl[id] or self.default_acl[s.VpcId] or -1
     if acl == -1 then self:skip(where, id, "no network ACL known for the subnet: NACLs treated as allow-all") end
     local idx, err = self.m:subnet(self:comp(id, "subnet", where, tag_name(s)), vpc, cidr, az,
       self.subnet_rtb[id] or -1, acl)
     if not idx then self:raise(where, id, err) end
+    for _, c in ipairs(cidrs6) do
+      if c ~= cidr then self.m:subnet_cidr(idx, c) end
+    end
     self.idx.subnet[id] = idx
     self.subnet_ids[idx] = id
     self.subnet_vpc[idx] = vpc
-    self.info.subnet[id] = { vpc = s.VpcId, cidr = cidr, az = az, az_id = az_id, where = where,
-      az_name = str(s.AvailabilityZone) }
+    self.info.subnet[id] = { vpc = s.VpcId, cidr = s.CidrBlock ~= nil and cidr or nil, cidr6 = cidrs6[1], az = az,
+      az_id = az_id, where = where, az_name = str(s.AvailabilityZone) }
   end)
 end
 
@@ -468,8 +513,10 @@ function Builder:table_routes(t)
         self:skip(where, id, "route to unknown prefix list " .. r.DestinationPrefixListId)
         dests = {}
       end
+    elseif str(r.DestinationIpv6CidrBlock) then
+      dests = { self:cidr_ok(r.DestinationIpv6CidrBlock, where, id) }
     else
-      self:skip(where, id, "IPv6 route " .. tostring(r.DestinationIpv6CidrBlock))
+      self:skip(where, id, "route without a destination")
       dests = {}
     end
     if r.Origin == "EnableVgwRoutePropagation" then rank = RANK_PROPAGATED end
@@ -526,9 +573,13 @@ function Builder:db_candidates(vpc, resolved)
   if not self.ip_enis then
     self.ip_enis = {}
     for eid, e in pairs(self.info.eni) do
-      local l = self.ip_enis[e.ip] or {}
-      self.ip_enis[e.ip] = l
-      l[#l + 1] = eid
+      for _, addr in ipairs({ e.ip or false, e.ip6 or false }) do
+        if addr then
+          local l = self.ip_enis[addr] or {}
+          self.ip_enis[addr] = l
+          l[#l + 1] = eid
+        end
+      end
     end
   end
   local out = {}
@@ -564,24 +615,39 @@ function Builder:add_eni(id, res, where, kind)
   for _, g in ipairs(sg_ids) do
     if self.idx.sg[g] then sgs[#sgs + 1] = self.idx.sg[g] else self:missing_group(id, g, where) end
   end
-  local ip = str(res.PrivateIpAddress)
+  local ip6s = {}
+  for _, a in ipairs(list(res.Ipv6Addresses)) do
+    local v6 = str(a.Ipv6Address) and creach.ip(a.Ipv6Address)
+    -- kept in the one form core.reach.ipstr writes (RFC 5952), so texts compare
+    if v6 then ip6s[#ip6s + 1] = creach.ipstr(v6) end
+  end
+  local ip = str(res.PrivateIpAddress) or ip6s[1] -- an ENI of an IPv6-only subnet has no IPv4 address
   if not ip then self:raise(where, id, "network interface without PrivateIpAddress") end
   local e, err = self.m:eni(self:comp(id, kind, where, str(res.Description)), self.idx.subnet[res.SubnetId], ip, sgs)
   if not e then self:raise(where, id, err .. " " .. ip) end
-  for _, a in ipairs(list(res.PrivateIpAddresses)) do
-    if str(a.PrivateIpAddress) and a.PrivateIpAddress ~= ip then
-      local ok, aerr = self.m:eni_ip(e, a.PrivateIpAddress)
-      if not ok then self:raise(where, id, aerr .. " " .. tostring(a.PrivateIpAddress)) end
+  local function more(addr)
+    if addr ~= ip then
+      local ok, aerr = self.m:eni_ip(e, addr)
+      if not ok then self:raise(where, id, aerr .. " " .. addr) end
     end
   end
+  for _, a in ipairs(list(res.PrivateIpAddresses)) do
+    if str(a.PrivateIpAddress) then more(a.PrivateIpAddress) end
+  end
+  for _, a in ipairs(ip6s) do more(a) end
   local pub = type(res.Association) == "table" and str(res.Association.PublicIp)
+  local ip4 = str(res.PrivateIpAddress)
   self.idx.eni[id] = e
-  self.info.eni[id] = { idx = e, ip = ip, subnet = res.SubnetId, sgs = sg_ids, type = str(res.InterfaceType),
+  local info = { idx = e, ip = ip4, subnet = res.SubnetId, sgs = sg_ids, type = str(res.InterfaceType),
     description = str(res.Description) or "", public_ip = pub, requester = str(res.RequesterId) }
+  -- (set only when there is one: a ninth field in the constructor doubles every ENI's table)
+  if ip6s[1] then info.ip6 = ip6s[1] end
+  self.info.eni[id] = info
   self:index_eni(id, self.info.eni[id])
   -- a Hyperplane ENI named directly is a Lambda source: its replies go to 1024-65535
-  self.endpoints[id] = { eni = e, ip_n = creach.ip(ip), ip_s = ip, label = id,
-    vpc = self.info.subnet[res.SubnetId].vpc, hyperplane = res.InterfaceType == "lambda" or nil }
+  self.endpoints[id] = { eni = e, ip_n = ip4 and creach.ip(ip4), ip_s = ip4, ip6_n = ip6s[1] and creach.ip(ip6s[1]),
+    ip6_s = ip6s[1], label = id, vpc = self.info.subnet[res.SubnetId].vpc,
+    hyperplane = res.InterfaceType == "lambda" or nil }
   return e
 end
 
@@ -604,7 +670,8 @@ function Builder:interfaces(data)
       end
       if iid and primary then
         local p = self.endpoints[primary]
-        self.endpoints[iid] = { eni = p.eni, ip_n = p.ip_n, ip_s = p.ip_s, label = iid, vpc = p.vpc }
+        self.endpoints[iid] = { eni = p.eni, ip_n = p.ip_n, ip_s = p.ip_s, ip6_n = p.ip6_n, ip6_s = p.ip6_s, label = iid,
+          vpc = p.vpc }
       end
     end
   end)
@@ -644,6 +711,9 @@ function Builder:attachments(data)
     a.subnets = a.subnets or list(t.SubnetIds)
     local opts = list(t.Options)
     a.sgref = opts.SecurityGroupReferencingSupport ~= "disable"
+    -- AWS's default is disable; it decides propagation only ("does not filter IPv6 traffic":
+    -- API_CreateTransitGatewayVpcAttachmentRequestOptions.html)
+    a.ipv6 = opts.Ipv6Support == "enable"
     a.appliance = opts.ApplianceModeSupport == "enable"
     a.res = a.res or t
   end)
@@ -679,7 +749,7 @@ function Builder:attachments(data)
       local idx = self.m:tgw_attachment(self:comp(a.id, "tgw-attachment", a.where, tag_name(a.res)), tgw, vpc,
         available, a.sgref ~= false, assoc)
       self.idx.att[a.id] = idx
-      self.info.att[a.id] = { vpc = a.vpc, type = a.type, idx = idx, created = a.created }
+      self.info.att[a.id] = { vpc = a.vpc, type = a.type, idx = idx, created = a.created, ipv6 = a.ipv6 == true }
       if vpc ~= -1 then
         for _, s in ipairs(a.subnets or {}) do
           local sidx = self.idx.subnet[s]
@@ -698,10 +768,19 @@ end
 
 -- CIDRs already installed in one TGW route table, to find overlaps in a few lookups:
 -- `exact[key(net, len)]` for each installed CIDR and `inside[key(prefix, l)]` for each of its
--- shorter prefixes (key = net * 64 + len) whose length `l` is one of `qlens`, the lengths that
--- will be asked about (every shorter one made the load superlinear: 20 entries per CIDR and
--- table in tables too big for the caches); `lens` lists the installed lengths.
-local function prefix(net, len) return len == 0 and 0 or net & ((0xffffffff << (32 - len)) & 0xffffffff) end
+-- shorter prefixes (key = net * 64 + len for IPv4; for IPv6, whose network core.reach gives as 16
+-- bytes, the prefix's bytes and its length: a string never equals an IPv4 key) whose length `l`
+-- is one of `qlens`, the lengths that will be asked about (every shorter one made the load
+-- superlinear: 20 entries per CIDR and table in tables too big for the caches); `lens` lists the
+-- installed lengths.
+local function cidr_key(net, len)
+  if type(net) == "number" then
+    return (len == 0 and 0 or net & ((0xffffffff << (32 - len)) & 0xffffffff)) * 64 + len
+  end
+  local full, rest = len // 8, len % 8
+  local tail = rest > 0 and string.char(net:byte(full + 1) & ((0xff << (8 - rest)) & 0xff)) or ""
+  return net:sub(1, full) .. tail .. "/" .. len
+end
 
 local function new_cidr_set(qlens) return { exact = {}, inside = {}, lens = {}, qlens = qlens } end
 
@@ -710,19 +789,19 @@ local function overlapping(set, cidr)
   local net, len = creach.cidr(cidr)
   for l in pairs(set.lens) do
     if l <= len then
-      local hit = set.exact[prefix(net, l) * 64 + l]
+      local hit = set.exact[cidr_key(net, l)]
       if hit then return hit end
     end
   end
-  return set.inside[net * 64 + len] or set.exact[net * 64 + len]
+  return set.inside[cidr_key(net, len)] or set.exact[cidr_key(net, len)]
 end
 
 local function install(set, cidr)
   local net, len = creach.cidr(cidr)
-  set.exact[net * 64 + len] = cidr
+  set.exact[cidr_key(net, len)] = cidr
   set.lens[len] = true
   for l in pairs(set.qlens) do
-    if l < len then set.inside[prefix(net, l) * 64 + l] = cidr end
+    if l < len then set.inside[cidr_key(net, l)] = cidr end
   end
 end
 
@@ -732,6 +811,10 @@ function Builder:tgw_routes(data)
   local order -- attachment id -> its place in propagation order
   for _, v in pairs(self.info.vpc) do
     for _, c in ipairs(v.cidrs) do
+      local _, len = creach.cidr(c)
+      qlens[len] = true
+    end
+    for _, c in ipairs(v.cidrs6) do
       local _, len = creach.cidr(c)
       qlens[len] = true
     end
@@ -745,11 +828,11 @@ function Builder:tgw_routes(data)
       self:skip(where, tostring(tid), "propagations of an unknown TGW route table")
       return
     end
-    propagated_tables[tid] = true
-    local enabled = {}
+    local enabled, is_enabled = {}, propagated_tables[tid] or {}
+    propagated_tables[tid] = is_enabled
     for _, p in ipairs(list(w.TransitGatewayRouteTablePropagations)) do
       local aid = str(p.TransitGatewayAttachmentId) or ""
-      if p.State == "enabled" and self.info.att[aid] then enabled[#enabled + 1] = aid end
+      if p.State == "enabled" and self.info.att[aid] then enabled[#enabled + 1], is_enabled[aid] = aid, true end
     end
     -- A VPC whose CIDR overlaps one already propagated into the table is not propagated
     -- (tgw-vpc-attachments.html): the earlier attachment keeps the route.
@@ -771,7 +854,12 @@ function Builder:tgw_routes(data)
       local att = self.info.att[aid]
       local vinfo = att.type == "vpc" and self.info.vpc[att.vpc or ""]
       if vinfo then
-        for _, c in ipairs(vinfo.cidrs) do
+        -- a VPC attachment with IPv6 support propagates the VPC's IPv6 CIDRs too (tgw-route-tables.html)
+        local cidrs = vinfo.cidrs
+        if att.ipv6 and #vinfo.cidrs6 > 0 then
+          cidrs = table.move(vinfo.cidrs6, 1, #vinfo.cidrs6, #vinfo.cidrs + 1, table.move(vinfo.cidrs, 1, #vinfo.cidrs, 1, {}))
+        end
+        for _, c in ipairs(cidrs) do
           local clash = overlapping(installed, c)
           if clash then
             self:skip(where, aid, string.format("%s not propagated into %s: overlaps %s", c, tid, clash))
@@ -817,24 +905,36 @@ function Builder:tgw_routes(data)
   end
   self:each(data, "TransitGatewayStaticRoutes", add_routes)
   self:each(data, "TransitGatewayRoutes", add_routes)
-  -- the tables whose routes follow their propagations (a blocked path's fix propagates there)
+  -- the tables whose routes follow their propagations, each with the attachments propagating into it
+  -- (a blocked path's fix propagates there)
   self.propagated_tables = propagated_tables
 end
 
 -- A Hyperplane ENI (Lambda) or an RDS ENI the snapshot does not list: placed at the first
 -- usable address of the subnet (base + 4) and reported as an assumption.
-function Builder:synthetic_eni(id, subnet_id, sgs, where, why)
+-- With `dual` (a dual-stack function or database) and an IPv6 CIDR on the subnet, the ENI also
+-- gets the IPv6 address base + 4 (AWS reserves the first four of an IPv6 subnet too). Returns the
+-- ENI, its IPv4 address (nil in an IPv6-only subnet) and its IPv6 address (nil without).
+local function base_plus_4(cidr)
+  local net = creach.cidr(cidr)
+  if type(net) == "string" then return creach.ipstr(net:sub(1, 15) .. string.char(net:byte(16) | 4)) end
+  return creach.ipstr(net + 4)
+end
+
+function Builder:synthetic_eni(id, subnet_id, sgs, where, why, dual)
   local s = self.info.subnet[subnet_id]
-  local net = creach.cidr(s.cidr)
-  local ip = creach.ipstr(net + 4)
+  local ip = s.cidr and base_plus_4(s.cidr)
+  local ip6 = (dual or not ip) and s.cidr6 and base_plus_4(s.cidr6) or nil
   local sg_idx = {}
   for _, g in ipairs(sgs) do
     if self.idx.sg[g] then sg_idx[#sg_idx + 1] = self.idx.sg[g] else self:missing_group(id, g, where) end
   end
-  local e = self.m:eni(self:comp(id, "network-interface", where, why), self.idx.subnet[subnet_id], ip, sg_idx)
+  local e = self.m:eni(self:comp(id, "network-interface", where, why), self.idx.subnet[subnet_id], ip or ip6, sg_idx)
+  if ip and ip6 then self.m:eni_ip(e, ip6) end
   self.assumed = self.assumed or {}
-  self.assumed[#self.assumed + 1] = string.format("%s: no ENI in the snapshot, assumed at %s in %s", why, ip, subnet_id)
-  return e, ip
+  self.assumed[#self.assumed + 1] = string.format("%s: no ENI in the snapshot, assumed at %s in %s", why,
+    ip and ip6 and (ip .. " and " .. ip6) or ip or ip6, subnet_id)
+  return e, ip, ip6
 end
 
 local function same_set(a, b)
@@ -854,7 +954,10 @@ function Builder:functions(data)
       self:skip(where, name, "function without VPC configuration (not in any VPC)")
       return
     end
-    local ep = { enis = {}, ips = {}, label = "lambda:" .. name, lambda = true, vpc = str(vc.VpcId) }
+    -- Ipv6AllowedForDualStack: the function's Hyperplane ENIs send IPv6 too
+    local dual = vc.Ipv6AllowedForDualStack == true
+    local ep = { enis = {}, ips = {}, ips6 = dual and {} or nil, label = "lambda:" .. name, lambda = true,
+      vpc = str(vc.VpcId) }
     for _, sid in ipairs(subnets) do
       if not self.idx.subnet[sid] then
         self:skip(where, name, "function subnet outside the snapshot " .. sid)
@@ -867,15 +970,17 @@ function Builder:functions(data)
             if not found or eid < found then found = eid end
           end
         end
-        local idx, ip
+        local idx, ip, ip6
         if found then
-          idx, ip = self.info.eni[found].idx, self.info.eni[found].ip
+          idx, ip, ip6 = self.info.eni[found].idx, self.info.eni[found].ip, self.info.eni[found].ip6
         else
-          idx, ip = self:synthetic_eni("lambda:" .. name .. "@" .. sid, sid, sgs, where,
-            "Hyperplane ENI of lambda:" .. name)
+          idx, ip, ip6 = self:synthetic_eni("lambda:" .. name .. "@" .. sid, sid, sgs, where,
+            "Hyperplane ENI of lambda:" .. name, dual)
         end
-        ep.enis[#ep.enis + 1], ep.ips[#ep.ips + 1] = idx, ip
-        ep.eni, ep.ip_n, ep.ip_s = ep.eni or idx, ep.ip_n or creach.ip(ip), ep.ip_s or ip
+        ep.enis[#ep.enis + 1], ep.ips[#ep.ips + 1] = idx, ip or false
+        if dual then ep.ips6[#ep.ips6 + 1] = ip6 or false end
+        ep.eni, ep.ip_n, ep.ip_s = ep.eni or idx, ep.ip_n or (ip and creach.ip(ip)), ep.ip_s or ip
+        if dual then ep.ip6_n, ep.ip6_s = ep.ip6_n or (ip6 and creach.ip(ip6)), ep.ip6_s or ip6 end
       end
     end
     if #ep.enis > 0 then self.endpoints["lambda:" .. name] = ep end
@@ -896,7 +1001,7 @@ function Builder:db_eni(id, d, vpc, sg_ids, address)
     local e = self.info.eni[eid]
     local s = self.info.subnet[e.subnet]
     if s and s.vpc == vpc then
-      if resolved and e.ip == resolved then return eid, {} end
+      if resolved and (e.ip == resolved or e.ip6 == resolved) then return eid, {} end
       if (e.description == "RDSNetworkInterface" or e.requester == "amazon-rds") and same_set(e.sgs, sg_ids)
           and (not str(d.AvailabilityZone) or s.az_name == nil or s.az_name == d.AvailabilityZone) then
         candidates[#candidates + 1] = eid
@@ -917,7 +1022,8 @@ function Builder:resolved_names(data)
   self.resolved = {}
   self:each(data, "ResolvedNames", function(r)
     local name, addrs = str(r.Name), list(r.Addresses)
-    if name and str(addrs[1]) then self.resolved[name:lower()] = addrs[1] end
+    local first = str(addrs[1]) and creach.ip(addrs[1])
+    if name and first then self.resolved[name:lower()] = creach.ipstr(first) end
   end)
 end
 
@@ -932,9 +1038,13 @@ function Builder:databases(data)
     local vpc = str(group.VpcId)
     local endpoint = type(d.Endpoint) == "table" and d.Endpoint or {}
     local found, notes = self:db_eni(id, d, vpc, sg_ids, str(endpoint.Address))
-    local idx, ip, pub
+    -- NetworkType DUAL: the endpoint answers AAAA with the ENI's IPv6 address too
+    -- (USER_VPC.WorkingWithRDSInstanceinaVPC.html#USER_VPC.IP_addressing)
+    local dual = d.NetworkType == "DUAL"
+    local idx, ip, pub, ip6
     if found then
-      idx, ip, pub = self.info.eni[found].idx, self.info.eni[found].ip, self.info.eni[found].public_ip
+      local e = self.info.eni[found]
+      idx, ip, pub, ip6 = e.idx, e.ip, e.public_ip, e.ip6
     else
       local sid
       for _, s in ipairs(list(group.Subnets)) do
@@ -946,12 +1056,14 @@ function Builder:databases(data)
         self:skip(where, id, "database without a subnet in the snapshot")
         return
       end
-      idx, ip = self:synthetic_eni("rds:" .. id, sid, sg_ids, where, "ENI of rds:" .. id)
+      idx, ip, ip6 = self:synthetic_eni("rds:" .. id, sid, sg_ids, where, "ENI of rds:" .. id, dual)
     end
+    if not dual then ip6 = nil end
     local status = str(d.DBInstanceStatus)
     local serves, assumed = states.works("rds", status)
     if assumed then notes[#notes + 1] = "rds:" .. id .. ": " .. assumed end
-    local rec = { eni = idx, ip_n = creach.ip(ip), ip_s = ip, label = "rds:" .. id, rds = true, vpc = vpc,
+    local rec = { eni = idx, ip_n = ip and creach.ip(ip), ip_s = ip, ip6_n = ip6 and creach.ip(ip6), ip6_s = ip6,
+      network_type = str(d.NetworkType) or "IPV4", label = "rds:" .. id, rds = true, vpc = vpc,
       public = d.PubliclyAccessible == true, public_ip = pub, address = str(endpoint.Address),
       port = math.tointeger(endpoint.Port), available = serves, status = status,
       assumptions = #notes > 0 and notes or nil }

@@ -25,7 +25,14 @@ local HOP_SIZE = creach.HOP_SIZE
 local F_AZ_CROSSED, F_DST_NOT_ENI, F_SRC_NO_ENI, F_NACL_UNKNOWN = 1, 2, 4, 8
 local V_DENY, V_DROP = 2, 4
 local CODE_NAMES = creach.CODES -- [code + 1] = name
-local PROTO_NAMES = { [6] = "tcp", [17] = "udp", [1] = "icmp", [-1] = "all" }
+local PROTO_NAMES = { [6] = "tcp", [17] = "udp", [1] = "icmp", [58] = "icmpv6", [-1] = "all" }
+
+local function is_icmp(proto) return proto == 1 or proto == 58 end
+
+-- "icmp type 8 code 0": the evaluator keeps an ICMP type and code as type << 8 | code.
+local function icmp_text(proto, point)
+  return string.format("%s type %d code %d", PROTO_NAMES[proto], point >> 8, point & 255)
+end
 
 --- The explanation codes a result can carry: Reachability Analyzer's (explanation-codes.html),
 -- named as it names them, and awsnet's own (`source = "awsnet"`), for what it reports that the
@@ -75,6 +82,7 @@ function report.metatable(model)
 end
 
 local function proto_text(ctx)
+  if is_icmp(ctx._proto) then return icmp_text(ctx._proto, ctx._port) end
   local p = PROTO_NAMES[ctx._proto] or ("proto " .. ctx._proto)
   if ctx._proto == 6 or ctx._proto == 17 then p = p .. "/" .. ctx._port end
   return p
@@ -219,6 +227,10 @@ function lazy.assumptions(r)
     out[#out + 1] = "the source address has no network interface in the snapshot: no egress security group evaluated"
   end
   if f & F_NACL_UNKNOWN ~= 0 then out[#out + 1] = "a subnet without a known network ACL was treated as allow-all" end
+  if is_icmp(ctx._proto) then
+    out[#out + 1] = ctx._fo and (icmp_text(ctx._proto, ctx._port) .. ": forward path only (no reply to this type)")
+      or ("replies checked as " .. icmp_text(ctx._proto, ctx._lo))
+  end
   if (ctx._proto == 6 or ctx._proto == 17) and not ctx._fo then
     out[#out + 1] = string.format("replies checked against network ACLs for client ports %d-%d%s", ctx._lo,
       ctx._hi, ctx._spg and "" or ((ctx._src.lambda or ctx._src.hyperplane) and " (Lambda)" or " (Linux default)"))
@@ -260,6 +272,7 @@ end
 -- @tparam table hop the hop (its `direction`)
 -- @treturn string the protocol and ports
 function report.ports_text(ctx, hop)
+  if is_icmp(ctx._proto) then return icmp_text(ctx._proto, hop.direction == "return" and ctx._lo or ctx._port) end
   if ctx._proto ~= 6 and ctx._proto ~= 17 then return PROTO_NAMES[ctx._proto] or ("proto " .. ctx._proto) end
   if hop.direction == "return" then
     return string.format("%s %d-%d", PROTO_NAMES[ctx._proto], ctx._lo, ctx._hi)
@@ -267,6 +280,12 @@ function report.ports_text(ctx, hop)
   return string.format("%s %d", PROTO_NAMES[ctx._proto], ctx._port)
 end
 local ports_text = report.ports_text
+
+--- One address as a CIDR: /32 for IPv4, /128 for IPv6 (an Ipv6Ranges rule).
+-- @tparam string ip the address as text
+-- @treturn string the CIDR
+function report.host(ip) return ip .. (ip:find(":", 1, true) and "/128" or "/32") end
+local host = report.host
 
 local FIXES = {
   NO_ROUTE_TO_DESTINATION = function(h, to)
@@ -298,7 +317,10 @@ local FIXES = {
     return "add the TGW owner's describe output for " .. h.component .. " to the snapshot"
   end,
   TGW_RTB_NO_ROUTE_TO_TGW_ATTACHMENT = function(h, to)
-    if h._via and h._propagate then
+    if h._via and h._ipv6_support then
+      return string.format("enable IPv6 support on %s (%s)%s", h._via, h._vpc, h._propagated and
+        ", which propagates to " .. h.component or (" and propagate it to " .. h.component))
+    elseif h._via and h._propagate then
       return string.format("propagate %s (%s) to %s", h._via, h._vpc, h.component)
     elseif h._via then
       return string.format("add a static route for %s to %s in %s", h._cidr, h._via, h.component)
@@ -314,13 +336,13 @@ local FIXES = {
   end,
   ENI_SG_RULES_MISMATCH = function(h, to, from, ctx)
     if h.direction == "forward" and h._outbound then
-      return string.format("add an outbound rule to %s: allow %s to %s/32", h.component, ports_text(ctx, h), to)
+      return string.format("add an outbound rule to %s: allow %s to %s", h.component, ports_text(ctx, h), host(to))
     end
-    return string.format("add an inbound rule to %s: allow %s from %s/32", h.component, ports_text(ctx, h), from)
+    return string.format("add an inbound rule to %s: allow %s from %s", h.component, ports_text(ctx, h), host(from))
   end,
   SG_REFERENCING_SUPPORT = function(h, _, from)
     return string.format("enable SecurityGroupReferencingSupport on the transit gateway and both VPC attachments, "
-      .. "or allow %s/32 (a CIDR) in %s instead of the group", from, h.component)
+      .. "or allow %s (a CIDR) in %s instead of the group", host(from), h.component)
   end,
   SUBNET_ACL_RESTRICTION = function(h, to, from, ctx)
     if h._egress ~= nil then
@@ -352,8 +374,12 @@ local FIXES = {
 -- @treturn string the destination address
 function report.addresses(r)
   local src = r._src
-  return src.ip and creach.ipstr(src.ip) or (src.ips and src.ips[r.source_index or 1]) or src.ip_s,
-    r._dip and creach.ipstr(r._dip) or "?"
+  local i = r.source_index or 1
+  local src_ip = src.ip and creach.ipstr(src.ip)
+  if not src_ip and type(r._dip) == "string" then -- IPv6: the source's IPv6 address
+    src_ip = (src.ips6 and src.ips6[i]) or src.ip6_s
+  end
+  return src_ip or (src.ips and src.ips[i]) or src.ip_s, r._dip and creach.ipstr(r._dip) or "?"
 end
 
 --- The smallest change that would admit the packet at one blocking hop, in words (nil when
@@ -449,23 +475,12 @@ function report.public_unknown(mt, ctx)
     "set PubliclyAccessible=false on " .. ctx._dst.label .. ": its public address is not in the snapshot")
 end
 
---- The smallest list of CIDRs covering [first, last] (integers).
--- @tparam integer first the first IPv4 address, as an integer
--- @tparam integer last the last one
+--- The smallest list of CIDRs covering [first, last].
+-- @param first the first address as core.reach.ip gives it (an integer for IPv4, 16 bytes for IPv6)
+-- @param last the last one, of the same family
 -- @treturn {string,...} CIDR blocks
 function report.cidrs(first, last)
-  local out = {}
-  while first <= last do
-    local len = 32
-    while len > 0 do
-      local size = 1 << (33 - len)
-      if first % size ~= 0 or first + size - 1 > last then break end
-      len = len - 1
-    end
-    out[#out + 1] = creach.ipstr(first) .. "/" .. len
-    first = first + (1 << (32 - len))
-  end
-  return out
+  return creach.cidrs(first, last)
 end
 
 local function hop_line(i, h)

@@ -18,10 +18,13 @@ local function tagged(fields)
   return object(fields)
 end
 
+local IPV6_CIDRS = array(object{ Ipv6CidrBlock = S, Ipv6CidrBlockState = object{ State = S } })
 local PERMISSION = object{ IpProtocol = N, FromPort = I, ToPort = I, IpRanges = array(object{ CidrIp = S }),
+  Ipv6Ranges = array(object{ CidrIpv6 = S }),
   PrefixListIds = array(object{ PrefixListId = S }), UserIdGroupPairs = array(object{ GroupId = S, UserId = S }) }
 local ENI = tagged{ NetworkInterfaceId = S, SubnetId = S, Groups = array(object{ GroupId = S }), PrivateIpAddress = S,
   PrivateIpAddresses = array(object{ PrivateIpAddress = S }), Association = object{ PublicIp = S },
+  Ipv6Addresses = array(object{ Ipv6Address = S }),
   InterfaceType = S, Description = S, RequesterId = S, Attachment = object{ DeviceIndex = I } }
 local TGW_ROUTES = tagged{ TransitGatewayRouteTableId = S, Routes = array(object{ Type = S, DestinationCidrBlock = S,
   PrefixListId = S, State = S, TransitGatewayAttachments = array(object{ TransitGatewayAttachmentId = S }) }) }
@@ -36,7 +39,8 @@ shape.KEYS = {
   TransitGatewayRouteTables = tagged{ TransitGatewayRouteTableId = S, State = S },
   VpcAttributes = object{ VpcId = S, EnableDnsSupport = object{ Value = B }, EnableDnsHostnames = object{ Value = B } },
   Vpcs = tagged{ VpcId = S, OwnerId = S, CidrBlock = S,
-    CidrBlockAssociationSet = array(object{ CidrBlock = S, CidrBlockState = object{ State = S } }) },
+    CidrBlockAssociationSet = array(object{ CidrBlock = S, CidrBlockState = object{ State = S } }),
+    Ipv6CidrBlockAssociationSet = IPV6_CIDRS },
   RouteTables = tagged{ RouteTableId = S, VpcId = S,
     Associations = array(object{ Main = B, SubnetId = S, AssociationState = object{ State = S } }),
     Routes = array(object{ DestinationCidrBlock = S, DestinationPrefixListId = S, DestinationIpv6CidrBlock = S,
@@ -45,10 +49,11 @@ shape.KEYS = {
       CarrierGatewayId = S, CoreNetworkArn = S, State = S }) },
   NetworkAcls = tagged{ NetworkAclId = S, IsDefault = B, VpcId = S, Associations = array(object{ SubnetId = S }),
     Entries = array(object{ RuleNumber = I, Protocol = N, Ipv6CidrBlock = S, CidrBlock = S, Egress = B,
-      RuleAction = S, PortRange = object{ From = I, To = I } }) },
+      RuleAction = S, PortRange = object{ From = I, To = I }, IcmpTypeCode = object{ Type = I, Code = I } }) },
   SecurityGroups = tagged{ GroupId = S, GroupName = S, IpPermissions = array(PERMISSION),
     IpPermissionsEgress = array(PERMISSION) },
-  Subnets = tagged{ SubnetId = S, VpcId = S, CidrBlock = S, AvailabilityZone = S, AvailabilityZoneId = S },
+  Subnets = tagged{ SubnetId = S, VpcId = S, CidrBlock = S, AvailabilityZone = S, AvailabilityZoneId = S,
+    Ipv6CidrBlockAssociationSet = IPV6_CIDRS },
   VpcPeeringConnections = tagged{ VpcPeeringConnectionId = S, RequesterVpcInfo = object{ VpcId = S },
     AccepterVpcInfo = object{ VpcId = S }, Status = object{ Code = S } },
   NetworkInterfaces = ENI,
@@ -57,7 +62,8 @@ shape.KEYS = {
     ResourceId = S, State = S, CreationTime = S,
     Association = object{ TransitGatewayRouteTableId = S, State = S } },
   TransitGatewayVpcAttachments = tagged{ TransitGatewayAttachmentId = S, TransitGatewayId = S, VpcId = S, State = S,
-    SubnetIds = array(S), Options = object{ SecurityGroupReferencingSupport = S, ApplianceModeSupport = S } },
+    SubnetIds = array(S), Options = object{ SecurityGroupReferencingSupport = S, ApplianceModeSupport = S,
+      Ipv6Support = S } },
   TransitGatewayAssociations = object{ TransitGatewayRouteTableId = S,
     Associations = array(object{ TransitGatewayAttachmentId = S, State = S }) },
   TransitGatewayPropagations = object{ TransitGatewayRouteTableId = S,
@@ -65,8 +71,9 @@ shape.KEYS = {
   TransitGatewayRoutes = TGW_ROUTES,
   TransitGatewayStaticRoutes = TGW_ROUTES,
   Functions = object{ FunctionName = S,
-    VpcConfig = object{ VpcId = S, SubnetIds = array(S), SecurityGroupIds = array(S) } },
+    VpcConfig = object{ VpcId = S, SubnetIds = array(S), SecurityGroupIds = array(S), Ipv6AllowedForDualStack = B } },
   DBInstances = object{ DBInstanceIdentifier = S, DBInstanceStatus = S, AvailabilityZone = S, PubliclyAccessible = B,
+    NetworkType = S,
     VpcSecurityGroups = array(object{ VpcSecurityGroupId = S }),
     DBSubnetGroup = object{ VpcId = S, Subnets = array(object{ SubnetIdentifier = S,
       SubnetAvailabilityZone = object{ Name = S } }) },

@@ -773,8 +773,8 @@ end
 -- is one of `qlens`, the lengths that will be asked about (every shorter one made the load
 -- superlinear: 20 entries per CIDR and table in tables too big for the caches); `lens` lists the
 -- installed lengths.
-local function cidr_key(net, len)
-  if type(net) == "number" then
+local function cidr_key(net, len, v6)
+  if not v6 then
     return (len == 0 and 0 or net & ((0xffffffff << (32 - len)) & 0xffffffff)) * 64 + len
   end
   local full, rest = len // 8, len % 8
@@ -786,22 +786,24 @@ local function new_cidr_set(qlens) return { exact = {}, inside = {}, lens = {}, 
 
 -- The installed CIDR sharing an address with `cidr`, or nil.
 local function overlapping(set, cidr)
-  local net, len = creach.cidr(cidr)
+  local net, len, family = creach.cidr(cidr)
+  local v6 = family == "ipv6"
   for l in pairs(set.lens) do
     if l <= len then
-      local hit = set.exact[cidr_key(net, l)]
+      local hit = set.exact[cidr_key(net, l, v6)]
       if hit then return hit end
     end
   end
-  return set.inside[cidr_key(net, len)] or set.exact[cidr_key(net, len)]
+  return set.inside[cidr_key(net, len, v6)] or set.exact[cidr_key(net, len, v6)]
 end
 
 local function install(set, cidr)
-  local net, len = creach.cidr(cidr)
-  set.exact[cidr_key(net, len)] = cidr
+  local net, len, family = creach.cidr(cidr)
+  local v6 = family == "ipv6"
+  set.exact[cidr_key(net, len, v6)] = cidr
   set.lens[len] = true
   for l in pairs(set.qlens) do
-    if l < len then set.inside[cidr_key(net, l)] = cidr end
+    if l < len then set.inside[cidr_key(net, l, v6)] = cidr end
   end
 end
 

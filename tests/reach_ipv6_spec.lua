@@ -175,6 +175,20 @@ describe("reach in dual stack: the article", function()
     end)
   end)
 
+  it("a blocked IPv6 path names IPv6 hosts in every change, and its fix set makes it reachable", function()
+    local q = with(ARTICLE, { port = 3307, family = "ipv6" })
+    local r6 = assert(model_with():trace(q))
+    assert.is_false(r6.reachable)
+    assert.equals(4, #r6.fix)
+    for _, change in ipairs(r6.fix) do
+      assert.matches("2600:1f18:100:%x+::%x+/128", change.change)
+      assert.not_matches("/32", change.change)
+    end
+    local fixed, undone = blocked.apply(copy(base), r6.fix)
+    assert.same({}, undone)
+    assert.is_true(assert(reach.load(fixed)):trace(q).reachable)
+  end)
+
   it("a fault in IPv4 only leaves IPv6 through", function()
     local r4, r6 = both(function(_, a)
       local t = find(a.RouteTables, "RouteTableId", LAMBDA_RTB)

@@ -347,8 +347,8 @@ local FIXES = {
   SUBNET_ACL_RESTRICTION = function(h, to, from, ctx)
     if h._egress ~= nil then
       local n = h.rule and h.rule:match("rule (%d+):")
-      return string.format("in %s add an %s rule allowing %s %s %s/32, numbered below %s%s", h.component,
-        h._egress and "outbound" or "inbound", ports_text(ctx, h), h._egress and "to" or "from", h._egress and to or from,
+      return string.format("in %s add an %s rule allowing %s %s %s, numbered below %s%s", h.component,
+        h._egress and "outbound" or "inbound", ports_text(ctx, h), h._egress and "to" or "from", host(h._egress and to or from),
         n or "the default deny (*)", n and (" (or remove rule " .. n .. " when a later rule allows it)") or "")
     end
     return string.format("in %s allow %s between %s and %s with a rule numbered before %s", h.component,

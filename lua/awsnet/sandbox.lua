@@ -21,7 +21,10 @@
 -- awsnet.aws.protocol (the client's own wire names and writers): handlers take params and return
 -- results by the models' member names. EC2 refuses a parameter its model does not know
 -- (UnknownParameter, as AWS does); STS, IAM, RDS, RAM and Lambda ignore one (AWS documents nothing).
--- opts: port (default 4566; 0 = any), accounts, secrets, region, seed, state_dir (saved world,
+-- opts: port (default 4566; 0 = any), accounts, organization (N: an organisation of N accounts,
+-- the first of `accounts` its management account; awsnet.sandbox.organizations), regions (the
+-- enabled ones DescribeRegions lists; default every region served but one opt-in region, which
+-- is disabled), populate ({vpcs = n} per account and enabled region), secrets, region, seed, state_dir (saved world,
 -- survives restarts), transition_s (pending -> available time, default 1), faults = {throttle=,
 -- error5xx=, reset=, latency_ms=} (rates in 0..1, drawn from the seed; a reset comes after the
 -- action ran, so the client cannot tell whether it took effect), max_skew_s (default 900), log
@@ -60,6 +63,8 @@ local SERVICES = {
   rds = { name = "rds", protocol = "query", module = "awsnet.sandbox.rds" },
   ram = { name = "ram", protocol = "json", module = "awsnet.sandbox.ram" },
   lambda = { name = "lambda", protocol = "json", module = "awsnet.sandbox.lambda" },
+  organizations = { name = "organizations", protocol = "json", module = "awsnet.sandbox.organizations",
+    faults = { { "TooManyRequestsException", 400 }, { "ServiceException", 500 } } },
 }
 
 -- The service models (botocore's, through awsnet.aws.model), loaded once per process: requests
@@ -132,7 +137,7 @@ end
 local function read_call(svc, mod, req)
   if svc.protocol == "json" then
     local path = wire.split_target(req.target)
-    local action = mod.route(req.method, path)
+    local action = mod.route(req.method, path, req.headers)
     local m = model_of(svc)
     if not action or not m.operations[action] or not mod.actions[action] then
       return errors.fail("UnknownOperationException", "Unknown operation " .. req.method .. " " .. path, { status = 404 })
@@ -188,6 +193,7 @@ local function addressed_service(self, req, scoped)
     if self:service_module("ram").route(req.method, path) then return "ram" end
     return nil
   end
+  if self:service_module("organizations").route(req.method, path, req.headers) then return "organizations" end
   local flat = req.method == "POST" and wire.parse_form(req.body) or query
   if VERSION_SERVICE[flat.Version] then return VERSION_SERVICE[flat.Version] end
   if not flat.Action then return nil end
@@ -341,10 +347,10 @@ end
 function Sandbox:injected_fault(svc, request_id)
   local faults, response = self.faults, nil
   if (faults.throttle or 0) > 0 and self:fault_roll() < faults.throttle then
-    local f = FAULTS[svc.protocol][1]
+    local f = (svc.faults or FAULTS[svc.protocol])[1]
     response = error_response(svc, request_id, f[1], "Rate exceeded", f[2])
   elseif (faults.error5xx or 0) > 0 and self:fault_roll() < faults.error5xx then
-    local f = FAULTS[svc.protocol][2]
+    local f = (svc.faults or FAULTS[svc.protocol])[2]
     response = error_response(svc, request_id, f[1], "We encountered an internal error. Please try again.", f[2])
   end
   if response then response.delay_ms = faults.latency_ms end
@@ -525,6 +531,8 @@ Sandbox.__gc = Sandbox.stop
 function sandbox.start(opts)
   opts = opts or {}
   assert(type(opts) == "table", "sandbox.start: opts must be a table")
+  local organizations = require "awsnet.sandbox.organizations"
+  if opts.organization then opts = organizations.options(opts) end
   local state_path, st
   if opts.state_dir then
     -- the saved world holds secrets (session keys, master passwords): a folder made here is the
@@ -556,7 +564,10 @@ function sandbox.start(opts)
     opts = opts, state = st, state_path = state_path, server = server, port = server:port(),
     faults = opts.faults or {}, fault_rng = ((opts.seed or 1) * 40503) % 4294967296 + 7,
     modules = {}, max_skew_s = opts.max_skew_s or 900, limits = limits, jobs = {},
+    regions = require("awsnet.sandbox.regions").plan(opts.regions),
   }, Sandbox)
+  if opts.organization then organizations.setup(self, opts.accounts) end
+  if opts.populate then organizations.populate(self, self.regions.enabled, opts.populate) end
   self.limiter = function(head) return self:body_limit(head) end
   self.endpoint = "http://127.0.0.1:" .. self.port
   -- a bug in the sandbox answers 500 and leaves the server running
@@ -600,6 +611,10 @@ function sandbox.spawn(opts)
     local argv = awsnet_command()
     for _, a in ipairs({ "sandbox", "--port", tostring(port), "--seed", tostring(opts.seed or 1) }) do argv[#argv + 1] = a end
     if opts.accounts then argv[#argv + 1] = "--accounts"; argv[#argv + 1] = table.concat(opts.accounts, ",") end
+    for _, o in ipairs({ { "--organization", opts.organization }, { "--vpcs", opts.populate and opts.populate.vpcs },
+      { "--regions", opts.regions and table.concat(opts.regions, ",") } }) do
+      if o[2] then argv[#argv + 1] = o[1]; argv[#argv + 1] = tostring(o[2]) end
+    end
     if opts.state_dir then argv[#argv + 1] = "--state-dir"; argv[#argv + 1] = opts.state_dir end
     if opts.transition_s then argv[#argv + 1] = "--transition"; argv[#argv + 1] = tostring(opts.transition_s) end
     if opts.faults then

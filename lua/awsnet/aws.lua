@@ -300,6 +300,13 @@ function Client:_succeeded(p)
   end
 end
 
+--- True when an error is a throttling answer (the SDKs' list of throttling codes, or HTTP 429).
+-- @tparam table err the error {code, status}
+-- @treturn boolean
+function aws.is_throttling(err)
+  return THROTTLING[err.code] == true or err.status == 429
+end
+
 local function http_client(c) return c.http or http end
 
 --- Runs calls = {{client, op, params}, ...} at once (see the module comment).

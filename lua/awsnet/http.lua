@@ -5,6 +5,9 @@
 --   -- res = {status, headers (lower-case names), body}; err = {code, message}
 --   local results, errs = http.request_many{req1, req2, ...}  -- all at once (curl multi)
 --   -- results[i] is the response of reqs[i], or nil with errs[i] set
+--   local c = http.new{max_connections = 64}
+--   local id = c:start(req)       -- begins now; c:poll(timeout_ms) -> {{id, response} or {id, err}, ...}
+--                                 -- as they end, so a caller starts the next request at once
 --
 -- TLS peers are verified by default (`verify=false` turns it off explicitly); the CA bundle is
 -- `req.ca_file`, else AWS_CA_BUNDLE, else the system's. Timeouts are in seconds (defaults: 60 total,
@@ -67,6 +70,38 @@ function Client:request_many(reqs)
   end
   return results, errs
 end
+
+--- Starts a request without waiting for it: its answer comes from `poll`, tagged with the id
+-- returned here. A client runs either `start`/`poll` or `request_many`, not both at once.
+-- @within Client
+-- @tparam table req as for `request_many`
+-- @treturn integer the request's id
+function Client:start(req)
+  return self.handle:start(prepare(req))
+end
+
+--- The started requests that ended, waiting up to `timeout_ms` for the first: an array of
+-- {id, response} or {id, err} (codes in the module comment; "interrupted" for every started
+-- request after SIGINT or SIGTERM).
+-- @within Client
+-- @tparam[opt=0] integer timeout_ms how long to wait when none has ended yet
+-- @treturn table the ended requests
+function Client:poll(timeout_ms)
+  local out = {}
+  for i, r in ipairs(self.handle:poll(timeout_ms or 0)) do
+    if r.error then
+      out[i] = { id = r.id, err = errors.new(r.error, r.message, { op = "http" }) }
+    else
+      out[i] = { id = r.id, response = { status = r.status, headers = r.headers, body = r.body } }
+    end
+  end
+  return out
+end
+
+--- How many started requests have not been given back by `poll`.
+-- @within Client
+-- @treturn integer the count
+function Client:started() return self.handle:started() end
 
 --- One request on this client's connections.
 -- @within Client

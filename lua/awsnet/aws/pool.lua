@@ -45,7 +45,7 @@ end
 local function key_state(self, key)
   local k = self.keys[key]
   if not k then
-    k = { name = key, active = 0, queue = {}, head = 1, bucket = self.adaptive and ratelimit.new(clock()) or nil }
+    k = { name = key, active = 0, queue = {}, head = 1, tail = 0, bucket = self.adaptive and ratelimit.new(clock()) or nil }
     self.keys[key] = k
   end
   return k
@@ -61,7 +61,8 @@ end
 
 local function enqueue(self, attempt)
   local k = attempt.key
-  k.queue[#k.queue + 1] = attempt
+  k.tail = k.tail + 1
+  k.queue[k.tail] = attempt
   self.waiting[k] = true
 end
 
@@ -99,7 +100,7 @@ end
 local function dispatch(self, now)
   local wake
   for k in pairs(self.waiting) do
-    while k.active < self.per_key and k.head <= #k.queue do
+    while k.active < self.per_key and k.head <= k.tail do
       local wait = k.bucket and k.bucket:acquire(now) or 0
       if wait > 0 then
         wake = math.min(wake or math.huge, now + wait)
@@ -121,8 +122,8 @@ local function dispatch(self, now)
         self:after(0, function() a.done(nil, err) end)
       end
     end
-    if k.head > #k.queue then
-      k.queue, k.head = {}, 1
+    if k.head > k.tail then
+      k.queue, k.head, k.tail = {}, 1, 0
       self.waiting[k] = nil
     end
   end

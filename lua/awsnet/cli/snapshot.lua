@@ -58,7 +58,10 @@ local function run_organization(opts)
     out = opts.out, role = opts.role, regions = regions, accounts = opts.accounts, home_region = home,
     on_event = progress_printer(opts.json),
     client = function(service, region, provider)
-      return assert(aws.client(service, { region = region, credentials = provider or caller, endpoint = opts.endpoint }))
+      -- throttles are retried more than the default 3 attempts: a large organisation is collected at
+      -- AWS's pace, the token bucket slowing each account x region x service that is throttled
+      return assert(aws.client(service, { region = region, credentials = provider or caller, endpoint = opts.endpoint,
+        max_attempts = not os.getenv("AWS_MAX_ATTEMPTS") and 10 or nil }))
     end,
   }
   if not opts.json then io.stderr:write("\n") end

@@ -27,7 +27,6 @@
 -- {event = "progress", accounts_done, accounts, regions_done, regions, calls, retries, throttles,
 -- errors, elapsed, eta}.
 -- @module awsnet.snapshot.organization
-local cjson = require "cjson"
 local core = require "awsnet.core"
 local errors = require "awsnet.errors"
 local jsoncodec = require "awsnet.aws.protocol.jsoncodec"
@@ -346,26 +345,6 @@ function organization.take(opts)
     return nil, rerr
   end
   return manifest
-end
-
---- The manifest of a snapshot folder (manifest.json next to aws_configs), or nil when there is none.
--- @tparam string dir the snapshot folder, or its aws_configs folder
--- @treturn ?table the manifest, or nil, err ("invalid_snapshot" when it is not JSON)
-function organization.read_manifest(dir)
-  local path = dir .. "/manifest.json"
-  local f = io.open(path, "r")
-  if not f and dir:match("/aws_configs/?$") then
-    path = dir:gsub("/aws_configs/?$", "") .. "/manifest.json"
-    f = io.open(path, "r")
-  end
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  local ok, doc = pcall(cjson.decode, text)
-  if not ok or type(doc) ~= "table" then
-    return errors.fail("invalid_snapshot", path .. " is not JSON", { file = path })
-  end
-  return doc
 end
 
 return organization

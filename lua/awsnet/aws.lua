@@ -645,33 +645,56 @@ end
 function Client:waiters() return self.model:waiters() end
 
 -- Writes `v` as Python's json.dumps(indent=4) does: "key": value, nested levels by 4 spaces.
+-- The pads and each key's `"key": ` text are made once (snapshots write the same keys millions
+-- of times); a string with nothing to escape is quoted as it is.
+local pads, key_texts = {}, {}
+local function pad_of(n)
+  local p = pads[n]
+  if not p then p = string.rep(" ", n); pads[n] = p end
+  return p
+end
+local function key_text(k)
+  local t = key_texts[k]
+  if not t then
+    t = jsoncodec.scalar(tostring(k)) .. ": "
+    if type(k) == "string" and #k <= 64 then key_texts[k] = t end
+  end
+  return t
+end
+
 local function pretty(v, indent, out)
-  if type(v) == "table" and v ~= jsoncodec.null then
-    local pad, inner = string.rep(" ", indent), string.rep(" ", indent + 4)
+  local tv = type(v)
+  if tv == "string" then
+    out[#out + 1] = v:find('[%c"\\]') and jsoncodec.scalar(v) or ('"' .. v .. '"')
+  elseif tv == "table" and v ~= jsoncodec.null then
+    local n = #out
     if jsoncodec.is_array(v) then
-      if #v == 0 then out[#out + 1] = "[]" return end
-      out[#out + 1] = "[\n"
-      for i = 1, #v do
+      local len = #v
+      if len == 0 then out[n + 1] = "[]" return end
+      local inner = pad_of(indent + 4)
+      out[n + 1] = "[\n"
+      for i = 1, len do
         out[#out + 1] = inner
         pretty(v[i], indent + 4, out)
-        out[#out + 1] = i < #v and ",\n" or "\n"
+        out[#out + 1] = i < len and ",\n" or "\n"
       end
-      out[#out + 1] = pad .. "]"
+      out[#out + 1] = pad_of(indent) .. "]"
     else
       local keys = jsoncodec.keys(v)
-      if #keys == 0 then out[#out + 1] = "{}" return end
-      out[#out + 1] = "{\n"
-      for i, k in ipairs(keys) do
-        out[#out + 1] = inner .. assert(jsoncodec.encode(tostring(k))) .. ": "
+      local len = #keys
+      if len == 0 then out[n + 1] = "{}" return end
+      local inner = pad_of(indent + 4)
+      out[n + 1] = "{\n"
+      for i = 1, len do
+        local k = keys[i]
+        out[#out + 1] = inner .. key_text(k)
         pretty(v[k], indent + 4, out)
-        out[#out + 1] = i < #keys and ",\n" or "\n"
+        out[#out + 1] = i < len and ",\n" or "\n"
       end
-      out[#out + 1] = pad .. "}"
+      out[#out + 1] = pad_of(indent) .. "}"
     end
   else
-    local s, err = jsoncodec.encode(v)
-    if not s then error(err, 0) end
-    out[#out + 1] = s
+    out[#out + 1] = jsoncodec.scalar(v)   -- raises for what JSON cannot hold (aws.json returns it)
   end
 end
 

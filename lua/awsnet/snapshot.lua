@@ -225,10 +225,10 @@ function snapshot.write_region(dir, account, region, data)
   local ok, err = true, nil
   -- left by a run that was killed midway
   if io.open(partial, "r") then ok, err = process.remove(partial) end
-  if ok then
-    ok, err = process.call({ "mkdir", "-p", "--", partial, path:match("^(.*)/[^/]+$") }, { interruptible = false })
-  end
-  if not ok then return nil, err end
+  local file = require("awsnet.core").file
+  if ok then ok, err = file.mkdir(partial) end
+  if ok then ok, err = file.mkdir(path:match("^(.*)/[^/]+$")) end
+  if not ok then return errors.fail("snapshot", tostring(err)) end
   local counts, notes = {}, {}
   redact_functions(data.Functions, notes)
   if #notes > 0 then

@@ -28,13 +28,16 @@ Pool.__index = Pool
 
 local clock = core.httpd.monotonic
 
---- A pool (nothing runs until `run`).
+--- A pool (nothing runs until `run`). At most `max_connections` calls are in flight: the others
+-- wait in the pool, where the keys marked `priority` (calls that open more work: listing the
+-- accounts, assuming roles) go first, rather than in curl's queue behind every other.
 -- @tparam[opt] table opts {max_connections = 64, per_key = 4, http = an awsnet.http client,
 -- adaptive = true (false: no token bucket)}
 -- @return the pool
 function pool.new(opts)
   opts = opts or {}
   return setmetatable({
+    max_in_flight = opts.max_connections or 64,
     http = opts.http or http.new { max_connections = opts.max_connections or 64 },
     per_key = opts.per_key or 4, adaptive = opts.adaptive ~= false,
     keys = {}, waiting = {}, inflight = {}, timers = {}, n_inflight = 0,
@@ -71,10 +74,12 @@ end
 -- @param client an awsnet.aws client
 -- @tparam string op the operation
 -- @tparam ?table params its input
--- @tparam table opts {key = string (default the client's service and region), done = function(result, err)}
+-- @tparam table opts {key = string (default the client's service and region), done = function(result, err),
+-- priority = true (the key's calls go before the others')}
 function Pool:call(client, op, params, opts)
-  enqueue(self, { client = client, op = op, params = params or {}, attempt = 0, done = opts.done,
-    key = key_state(self, opts.key or (client.service .. "/" .. tostring(client.region))) })
+  local k = key_state(self, opts.key or (client.service .. "/" .. tostring(client.region)))
+  if opts.priority then k.priority = true end
+  enqueue(self, { client = client, op = op, params = params or {}, attempt = 0, done = opts.done, key = k })
 end
 
 --- Queues every page of a call: `opts.page(page)` for each as it arrives (the next is queued at
@@ -83,10 +88,10 @@ end
 -- @param client an awsnet.aws client
 -- @tparam string op the operation
 -- @tparam ?table params the first page's input
--- @tparam table opts {key, page = function(page), done = function(err)}
+-- @tparam table opts {key, priority, page = function(page), done = function(err)}
 function Pool:pages(client, op, params, opts)
   local function next_page(p)
-    self:call(client, op, p, { key = opts.key, done = function(page, err)
+    self:call(client, op, p, { key = opts.key, priority = opts.priority, done = function(page, err)
       if not page then return opts.done(err) end
       opts.page(page)
       local nextp = client:_next_params(op, page, p)
@@ -96,38 +101,48 @@ function Pool:pages(client, op, params, opts)
   next_page(params or {})
 end
 
--- Starts what the keys' limits and buckets allow; returns the earliest time a bucket frees.
-local function dispatch(self, now)
+-- Starts the calls of key `k` that its limit, its bucket and the pool's limit allow; returns the
+-- time its bucket frees a token when it is what holds the key back.
+local function dispatch_key(self, k, now)
   local wake
-  for k in pairs(self.waiting) do
-    while k.active < self.per_key and k.head <= k.tail do
-      local wait = k.bucket and k.bucket:acquire(now) or 0
-      if wait > 0 then
-        wake = math.min(wake or math.huge, now + wait)
-        break
-      end
-      local a = k.queue[k.head]
-      k.queue[k.head] = nil
-      k.head = k.head + 1
-      a.attempt = a.attempt + 1
-      local req, err = a.client:_request(a.op, a.params)
-      if req then
-        local id = self.http:start(req)
-        self.inflight[id] = a
-        self.n_inflight = self.n_inflight + 1
-        k.active = k.active + 1
-        self.stats.calls = self.stats.calls + 1
-      else
-        err.op = a.client.service .. ":" .. a.op
-        self:after(0, function() a.done(nil, err) end)
-      end
+  while k.active < self.per_key and k.head <= k.tail and self.n_inflight < self.max_in_flight do
+    local wait = k.bucket and k.bucket:acquire(now) or 0
+    if wait > 0 then
+      wake = now + wait
+      break
     end
-    if k.head > k.tail then
-      k.queue, k.head, k.tail = {}, 1, 0
-      self.waiting[k] = nil
+    local a = k.queue[k.head]
+    k.queue[k.head] = nil
+    k.head = k.head + 1
+    a.attempt = a.attempt + 1
+    local req, err = a.client:_request(a.op, a.params)
+    if req then
+      local id = self.http:start(req)
+      self.inflight[id] = a
+      self.n_inflight = self.n_inflight + 1
+      k.active = k.active + 1
+      self.stats.calls = self.stats.calls + 1
+    else
+      err.op = a.client.service .. ":" .. a.op
+      self:after(0, function() a.done(nil, err) end)
     end
   end
+  if k.head > k.tail then
+    k.queue, k.head, k.tail = {}, 1, 0
+    self.waiting[k] = nil
+  end
   return wake
+end
+
+-- Starts what the limits allow, the priority keys first; returns the earliest time a bucket frees.
+local function dispatch(self, now)
+  local wake = math.huge
+  for _, first in ipairs({ true, false }) do
+    for k in pairs(self.waiting) do
+      if (k.priority == true) == first then wake = math.min(wake, dispatch_key(self, k, now) or math.huge) end
+    end
+  end
+  return wake < math.huge and wake or nil
 end
 
 local function finish(self, ended)

@@ -171,7 +171,7 @@ local function start_regions(run, acct, provider)
   if run.regions ~= "all" then return go(run.regions) end
   -- the account's enabled regions (DescribeRegions lists only those without AllRegions)
   run.pool:call(run.client("ec2", run.home_region, provider), "DescribeRegions", {}, {
-    key = acct.id .. "/" .. run.home_region .. "/ec2",
+    key = acct.id .. "/" .. run.home_region .. "/ec2", priority = true,
     done = function(result, err)
       if not result then
         acct.status = "failed"
@@ -279,7 +279,8 @@ function organization.take(opts)
   function run.assume(account, after)
     local arn = string.format("arn:aws:iam::%s:role/%s", account, run.role)
     run.pool:call(sts, "AssumeRole", { RoleArn = arn, RoleSessionName = "awsnet-snapshot",
-      DurationSeconds = SESSION_SECONDS }, { key = "caller/" .. run.home_region .. "/sts", done = function(result, aerr)
+      DurationSeconds = SESSION_SECONDS }, { key = "caller/" .. run.home_region .. "/sts", priority = true,
+      done = function(result, aerr)
         if not result then return after(nil, aerr) end
         local c = result.Credentials
         after({ access_key_id = c.AccessKeyId, secret_access_key = c.SecretAccessKey, session_token = c.SessionToken,
@@ -293,7 +294,8 @@ function organization.take(opts)
   end
   local fatal
   local orgs = run.client("organizations", run.home_region, nil)
-  run.pool:call(sts, "GetCallerIdentity", {}, { key = "caller/" .. run.home_region .. "/sts", done = function(who, werr)
+  run.pool:call(sts, "GetCallerIdentity", {}, { key = "caller/" .. run.home_region .. "/sts", priority = true,
+    done = function(who, werr)
     if not who then fatal = werr; return end
     run.caller = who
     run.pool:call(orgs, "DescribeOrganization", {}, { key = "caller/organizations", done = function(o)
@@ -301,7 +303,7 @@ function organization.take(opts)
         run.org = { id = o.Organization.Id, management = o.Organization.MasterAccountId }
       end
     end })
-    run.pool:pages(orgs, "ListAccounts", {}, { key = "caller/organizations",
+    run.pool:pages(orgs, "ListAccounts", {}, { key = "caller/organizations", priority = true,
       page = function(page)
         for _, a in ipairs(page.Accounts or {}) do
           if not keep or keep[a.Id] then

@@ -129,6 +129,35 @@ describe("awsnet snapshot --organization #organization", function()
     assert.truthy(text:find("account " .. BROKEN .. " not collected (sts:AssumeRole: AccessDenied)", 1, true), text)
   end)
 
+  it("assumes a member's role again before its session ends", function()
+    -- sessions of an hour: a clock 3100 s ahead sees each within 10 minutes of its end
+    local function run(skewed)
+      local assumed = 0
+      local manifest = assert(organization.take { out = dir .. "/reassume", regions = { "us-east-1" },
+        accounts = { MANAGEMENT, "300000000003", "300000000004" }, clock = skewed,
+        client = function(service, region, provider)
+          local c = caller_client(service, region, provider)
+          if service == "sts" then
+            local parse = c.parse
+            c.parse = function(self, op, res)
+              local out, err = parse(self, op, res)
+              if out and op == "AssumeRole" then assumed = assumed + 1 end
+              return out, err
+            end
+          end
+          return c
+        end })
+      for _, a in ipairs(manifest.accounts) do
+        for _, r in ipairs(a.regions) do assert.equal("complete", r.status) end
+      end
+      assert.same({}, manifest.failures)
+      return assumed
+    end
+    assert.equal(2, run(nil))
+    -- each member's session once more (not again within a minute)
+    assert.equal(4, run(function() return os.time() + 3100 end))
+  end)
+
   it("records a disabled region per account and keeps the others (CLI, --json events)", function()
     local out = dir .. "/optin"
     local argv = string.format("env AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=test AWS_CONFIG_FILE=/dev/null " ..
@@ -158,10 +187,14 @@ describe("awsnet snapshot --organization #organization", function()
   end)
 
   it("keeps the whole account x region folders after Ctrl-C", function()
+    -- a slower organisation of its own: the run is still going when the signal comes
+    local slow = assert(sandbox.spawn { port = 0, seed = 17, organization = 4, regions = REGIONS,
+      populate = { vpcs = 2 }, faults = { latency_ms = 100 } })
+    finally(function() slow.stop() end)
     local out = dir .. "/stopped"
     local log = dir .. "/stopped.log"
     local pid = assert(P.spawn({ "lua5.4", AWSNET, "snapshot", "--organization", "--json", "--regions",
-      "us-east-1,eu-west-1", "--endpoint", sb.endpoint, "--out", out }, { group = true, stdin = "/dev/null",
+      "us-east-1,eu-west-1", "--endpoint", slow.endpoint, "--out", out }, { group = true, stdin = "/dev/null",
       stdout = log, stderr = dir .. "/stopped.err", env = { AWS_ACCESS_KEY_ID = MANAGEMENT,
       AWS_SECRET_ACCESS_KEY = "test", AWS_CONFIG_FILE = "/dev/null", AWS_SHARED_CREDENTIALS_FILE = "/dev/null" } }))
     -- as soon as one account x region is on disk

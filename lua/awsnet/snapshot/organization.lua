@@ -57,14 +57,17 @@ end
 -- Credentials of an assumed role that are assumed again before they end (lazily: the first call
 -- that asks for them within REFRESH_BEFORE of the end starts the new AssumeRole, and gets the
 -- current ones meanwhile, still valid for minutes).
+-- A session assumed again is not assumed again for a minute (a clock far off, or sessions shorter
+-- than REFRESH_BEFORE, would otherwise renew it on every call).
 local function role_provider(run, account, creds)
   local provider = { creds = creds, refreshing = false }
   function provider.get(self)
-    local left = (self.creds.expiration or math.huge) - run.clock()
-    if left < run.refresh_before and not self.refreshing then
+    local now = run.clock()
+    local left = (self.creds.expiration or math.huge) - now
+    if left < run.refresh_before and not self.refreshing and (not self.renewed or now - self.renewed >= 60) then
       self.refreshing = true
       run.assume(account, function(fresh)
-        self.refreshing = false
+        self.refreshing, self.renewed = false, run.clock()
         if fresh then self.creds = fresh end
       end)
     end

@@ -183,7 +183,7 @@ function aws.client(service_or_model, opts)
     provider = provider, retry_mode = mode,
     max_attempts = math.tointeger(opts.max_attempts or tonumber(getenv("AWS_MAX_ATTEMPTS") or "")
       or tonumber(settings.max_attempts or "")) or (mode == "legacy" and 5 or 3),
-    http = opts.http, clock = opts.clock or os.time, sleep = opts.sleep or core.http.sleep,
+    http = opts.http, clock = opts.clock or os.time, sleep = opts.sleep or http.sleep,
     random = opts.random or math.random, clock_offset = 0, quota = QUOTA,
     ca_file = opts.ca_file or getenv("AWS_CA_BUNDLE"),
   }, Client)

@@ -22,6 +22,12 @@ local errors = require "awsnet.errors"
 
 local http = {}
 
+-- Coroutines run by a scheduler (the runbook's graph apply): in them a request yields while it
+-- is on the wire, so the scheduler's other coroutines go on (weak keys).
+local cooperative = setmetatable({}, { __mode = "k" })
+-- How long a cooperative request gives way before it looks again, in seconds.
+local YIELD_S = 0.002
+
 local Client = {}
 Client.__index = Client
 
@@ -50,6 +56,54 @@ local function host_of(url)
   return url:match("^%a[%w+.-]*://([^/?#]*)") or "?"
 end
 
+--- Marks a coroutine as run by a scheduler that resumes what it yields: in it, requests yield
+-- (a number: the seconds to wait before resuming) while they are on the wire, and `http.sleep`
+-- yields its time, instead of holding the whole process.
+-- @tparam thread co the coroutine
+function http.cooperate(co)
+  cooperative[co] = true
+end
+
+--- Sleeps `seconds`: in a cooperative coroutine by yielding them to its scheduler, else in the
+-- C core (SIGINT and SIGTERM end it early).
+-- @tparam number seconds how long
+-- @treturn boolean true, or false once SIGINT or SIGTERM has arrived (outside a coroutine)
+function http.sleep(seconds)
+  if cooperative[coroutine.running()] then
+    coroutine.yield(seconds)
+    return true
+  end
+  return core.http.sleep(seconds)
+end
+
+-- The answers of started requests that poll gave back, by id, until their owner takes them.
+local function collect(self, timeout_ms)
+  self.ended = self.ended or {}
+  for _, r in ipairs(self.handle:poll(timeout_ms)) do self.ended[r.id] = r end
+end
+
+-- request_many in a cooperative coroutine: the requests are started, and the coroutine yields
+-- until each has ended (answers for other coroutines are kept for them).
+local function request_many_yielding(self, prepared)
+  local ids = {}
+  for i, r in ipairs(prepared) do ids[i] = self.handle:start(r) end
+  while true do
+    collect(self, 0)
+    local waiting = false
+    for _, id in ipairs(ids) do
+      if not self.ended[id] then waiting = true; break end
+    end
+    if not waiting then break end
+    coroutine.yield(YIELD_S)
+  end
+  local raw = {}
+  for i, id in ipairs(ids) do
+    raw[i] = self.ended[id]
+    self.ended[id] = nil
+  end
+  return raw
+end
+
 --- Runs every request at once; returns results and errs (see the module comment).
 -- @within Client
 -- @tparam {table,...} reqs requests {method, url, headers, body, timeout, connect_timeout, ca_file, verify, max_body}
@@ -59,7 +113,14 @@ function Client:request_many(reqs)
   assert(type(reqs) == "table", "request_many expects an array of requests")
   local prepared = {}
   for i, r in ipairs(reqs) do prepared[i] = prepare(r) end
-  local raw = self.handle:perform(prepared)
+  local raw
+  if cooperative[coroutine.running()] then
+    raw = request_many_yielding(self, prepared)
+  else
+    -- requests a suspended or abandoned coroutine started: theirs once they end, kept for them
+    while self.handle:started() > 0 do collect(self, 100) end
+    raw = self.handle:perform(prepared)
+  end
   local results, errs = {}, {}
   for i, r in ipairs(raw) do
     if r.error then

@@ -30,7 +30,8 @@
 -- saved as soon as the create call returns, so a crash between the two is recovered by find
 -- (create-or-adopt by tag; find checks the resource's own tags, not only the server's filter).
 -- Concurrent steps are coroutines of one Lua process: a step gives way only where it waits
--- (`runbook.sleep`, through `ctx:poll`), never inside a state write, so the state file is always
+-- (`runbook.sleep`, through `ctx:poll`, and while its API calls are on the wire: awsnet.http's
+-- cooperative requests), never inside a state write, so the state file is always
 -- every step's last saved record and a kill at any point leaves what a sequential run would.
 -- apply and destroy hold an exclusive lock on `<state>.lock` from start to end, so two runs on one
 -- state file never interleave; a `<state>.tmp` a crash left is removed once the lock is held.
@@ -523,6 +524,7 @@ local function run_graph(self, state, summary, out)
         table.remove(pending, i)
         local co = coroutine.create(function() return self:apply_step(state, step, out) end)
         scheduled[co] = true
+        require("awsnet.http").cooperate(co)   -- its API calls give way while on the wire
         running[#running + 1] = { co = co, step = step, wake = 0, t0 = runbook.clock() }
       else
         i = i + 1

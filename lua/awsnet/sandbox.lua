@@ -24,7 +24,8 @@
 -- opts: port (default 4566; 0 = any), accounts, organization (N: an organisation of N accounts,
 -- the first of `accounts` its management account; awsnet.sandbox.organizations), regions (the
 -- enabled ones DescribeRegions lists; default every region served but one opt-in region, which
--- is disabled), populate ({vpcs = n} per account and enabled region), secrets, region, seed, state_dir (saved world,
+-- is disabled), populate ({vpcs = n} per account and enabled region), warm_databases (n MariaDB
+-- servers started before serving, for CreateDBInstance: awsnet.sandbox.rds.warm), secrets, region, seed, state_dir (saved world,
 -- survives restarts), transition_s (pending -> available time, default 1), faults = {throttle=,
 -- error5xx=, reset=, latency_ms=} (rates in 0..1, drawn from the seed; a reset comes after the
 -- action ran, so the client cannot tell whether it took effect), max_skew_s (default 900), log
@@ -568,6 +569,10 @@ function sandbox.start(opts)
   }, Sandbox)
   if opts.organization then organizations.setup(self, opts.accounts) end
   if opts.populate then organizations.populate(self, self.regions.enabled, opts.populate) end
+  if (opts.warm_databases or 0) > 0 then
+    local ok, werr = self:service_module("rds").warm(self, opts.warm_databases)
+    if not ok then self:stop(); return nil, werr end
+  end
   self.limiter = function(head) return self:body_limit(head) end
   self.endpoint = "http://127.0.0.1:" .. self.port
   -- a bug in the sandbox answers 500 and leaves the server running
@@ -612,6 +617,7 @@ function sandbox.spawn(opts)
     for _, a in ipairs({ "sandbox", "--port", tostring(port), "--seed", tostring(opts.seed or 1) }) do argv[#argv + 1] = a end
     if opts.accounts then argv[#argv + 1] = "--accounts"; argv[#argv + 1] = table.concat(opts.accounts, ",") end
     for _, o in ipairs({ { "--organization", opts.organization }, { "--vpcs", opts.populate and opts.populate.vpcs },
+      { "--warm-databases", opts.warm_databases },
       { "--regions", opts.regions and table.concat(opts.regions, ",") } }) do
       if o[2] then argv[#argv + 1] = o[1]; argv[#argv + 1] = tostring(o[2]) end
     end

@@ -24,6 +24,8 @@ function cli_sandbox.configure(command)
     args.list)
   command:option("--vpcs", "Give every account N VPCs with their subnets in each enabled region.", nil,
     args.integer("--vpcs", 0, 250))
+  command:option("--warm-databases", "Start N MariaDB servers ahead, for CreateDBInstance to take at once.", nil,
+    args.integer("--warm-databases", 0, 8))
   command:option("--state-dir", "Keep the sandbox's state in this folder (it survives a restart).")
   command:option("--seed", "Seed of the sandbox's ids and faults.", nil, args.integer("--seed", 0, 2147483647))
   command:option("--transition", "Seconds a resource stays pending before it is available.", nil,
@@ -38,7 +40,7 @@ end
 function cli_sandbox.options(a)
   return { port = a.port, accounts = a.accounts, state_dir = a.state_dir, seed = a.seed,
     transition_s = a.transition, faults = a.faults, organization = a.organization, regions = a.regions,
-    populate = a.vpcs and { vpcs = a.vpcs } or nil }
+    populate = a.vpcs and { vpcs = a.vpcs } or nil, warm_databases = a.warm_databases }
 end
 
 --- Runs the command on parsed arguments: serves until the process is stopped.

@@ -36,7 +36,7 @@ describe("awsnet snapshot --organization #organization", function()
   local sb, dir
   setup(function()
     sb = assert(sandbox.spawn { port = 0, transition_s = 0, seed = 16, organization = 6, regions = REGIONS,
-      populate = { vpcs = 2 }, faults = { throttle = 0.1, latency_ms = 5 } })
+      populate = { vpcs = 2 }, faults = { rate_limit = 10, latency_ms = 5 } })
     dir = process.tempdir("awsnet-orgsnap")
   end)
   teardown(function()

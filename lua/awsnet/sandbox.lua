@@ -30,7 +30,8 @@
 -- error5xx=, reset=, latency_ms=} (rates in 0..1, drawn from the seed; a reset comes after the
 -- action ran, so the client cannot tell whether it took effect), max_skew_s (default 900), log
 -- (function of a line: where the sandbox reports what clients do not see, such as its backing
--- servers; default stderr), limits (some of sandbox.LIMITS' keys, to change them).
+-- servers; default stderr), limits (some of sandbox.LIMITS' keys, to change them); faults.rate_limit
+-- (requests a second per account, region and service, AWS-style throttling past it).
 --
 -- Regions: a request acts in the region of its credential scope, which must be one of the `aws`
 -- partition's (awsnet.sandbox.regions); resources belong to an account and a region, and each
@@ -297,7 +298,7 @@ function Sandbox:handle(req)
   if not fn then
     return error_response(svc, request_id, "InvalidAction", "The action " .. action .. " is not valid for this web service.")
   end
-  local response = self:injected_fault(svc, request_id)
+  local response = self:injected_fault(svc, request_id, identity.account .. "/" .. scoped.region .. "/" .. svc.name)
   if response then return response end
   -- the region is the credential scope's (auth.check refused a region the sandbox does not serve):
   -- the request sees that region's resources only
@@ -341,13 +342,25 @@ function Sandbox:handle(req)
 end
 
 --- A throttle or a server error in place of the answer, at the configured rates (nil: none).
+-- With faults.rate_limit, each account x region x service has a token bucket as AWS throttles
+-- (rate_limit requests a second, as many at once): a request that finds it empty is throttled.
 -- @within Sandbox
 -- @tparam table svc the service's entry (protocol, module, namespace)
 -- @tparam string request_id the request's id
+-- @tparam[opt] string key the caller's account, region and service
 -- @treturn ?table the error response
-function Sandbox:injected_fault(svc, request_id)
+function Sandbox:injected_fault(svc, request_id, key)
   local faults, response = self.faults, nil
-  if (faults.throttle or 0) > 0 and self:fault_roll() < faults.throttle then
+  local over = false
+  if (faults.rate_limit or 0) > 0 and key then
+    local now, rate = core.httpd.monotonic(), faults.rate_limit
+    self.buckets = self.buckets or {}
+    local b = self.buckets[key] or { tokens = rate, at = now }
+    self.buckets[key] = b
+    b.tokens, b.at = math.min(rate, b.tokens + (now - b.at) * rate), now
+    if b.tokens >= 1 then b.tokens = b.tokens - 1 else over = true end
+  end
+  if over or ((faults.throttle or 0) > 0 and self:fault_roll() < faults.throttle) then
     local f = (svc.faults or FAULTS[svc.protocol])[1]
     response = error_response(svc, request_id, f[1], "Rate exceeded", f[2])
   elseif (faults.error5xx or 0) > 0 and self:fault_roll() < faults.error5xx then

@@ -231,6 +231,12 @@ function Pool:every(seconds, fn)
   self.ticker = { period = seconds, fn = fn, at = clock() + seconds }
 end
 
+--- Closes the pool's connections (its HTTP client); the pool is not used after.
+-- @within Pool
+function Pool:close()
+  self.http:close()
+end
+
 --- Calls in flight now.
 -- @within Pool
 -- @treturn integer the count

@@ -1,5 +1,6 @@
 --- `awsnet sandbox`: runs the local two-account AWS sandbox until the process is stopped.
 --   awsnet sandbox [--port N] [--accounts A,B] [--organization N [--vpcs N]] [--regions R1,R2]
+--                  [--warm-databases N]
 --                  [--state-dir DIR] [--seed N] [--transition S]
 --                  [--faults throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=0]
 -- @module awsnet.cli.sandbox
@@ -30,8 +31,8 @@ function cli_sandbox.configure(command)
   command:option("--seed", "Seed of the sandbox's ids and faults.", nil, args.integer("--seed", 0, 2147483647))
   command:option("--transition", "Seconds a resource stays pending before it is available.", nil,
     args.seconds("--transition"))
-  command:option("--faults", "Injected faults, e.g. throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=5.", nil,
-    args.faults)
+  command:option("--faults", "Injected faults, e.g. throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=5,rate_limit=20.",
+    nil, args.faults)
 end
 
 --- sandbox.start options from parsed arguments.

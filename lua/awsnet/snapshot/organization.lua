@@ -13,8 +13,9 @@
 -- page follows its previous one as soon as it arrives, at most `per_key` calls at once per account
 -- × region × service, with the adaptive retry mode's token bucket per key.
 --
--- Each account × region is written as soon as it is complete (awsnet.snapshot.write_region) and
--- its data dropped, so memory follows what is in flight, not the organisation. A failure (a role
+-- At most `max_regions` account × regions are collected at once (the others wait their turn);
+-- each is written as soon as it is complete (awsnet.snapshot.write_region) and its data dropped,
+-- so memory follows what is in flight, not the organisation. A failure (a role
 -- that cannot be assumed, a disabled region, access denied) ends that account or account × region
 -- only. `<out>/manifest.json` says when the snapshot was taken and by whom, the organisation, the
 -- accounts and regions with their status, the call counts, and every failure with its AWS code;
@@ -88,10 +89,10 @@ local function collector(key)
   end
 end
 
-local function start_region(run, acct, region, provider)
-  local rec = { account = acct.id, region = region, status = "running", calls = 0 }
-  acct.regions[region] = rec
-  run.regions_total = run.regions_total + 1
+local admit
+
+-- Collects one account x region, then writes it (`rec` is its manifest record).
+local function collect_region(run, acct, region, provider, rec)
   local clients = {}
   local function client(service)
     clients[service] = clients[service] or run.client(service, region, provider)
@@ -118,6 +119,8 @@ local function start_region(run, acct, region, provider)
     run.regions_done = run.regions_done + 1
     acct.pending = acct.pending - 1
     if acct.pending == 0 then run.accounts_done = run.accounts_done + 1 end
+    run.active_regions = run.active_regions - 1
+    admit(run)
   end
   -- each call: its pages, items gathered; `store(items)` when it is done; `after()` when all are
   local function run_calls(calls, after)
@@ -163,6 +166,26 @@ local function start_region(run, acct, region, provider)
     end
     run_calls(follow, finished)
   end)
+end
+
+-- Starts the account x regions waiting, while fewer than run.max_regions are collected at once:
+-- what is in memory follows that number, not the organisation's size.
+function admit(run)
+  while run.active_regions < run.max_regions and run.region_head <= #run.region_queue do
+    local q = run.region_queue[run.region_head]
+    run.region_queue[run.region_head] = false
+    run.region_head = run.region_head + 1
+    run.active_regions = run.active_regions + 1
+    collect_region(run, q.acct, q.region, q.provider, q.rec)
+  end
+end
+
+local function start_region(run, acct, region, provider)
+  local rec = { account = acct.id, region = region, status = "running", calls = 0 }
+  acct.regions[region] = rec
+  run.regions_total = run.regions_total + 1
+  run.region_queue[#run.region_queue + 1] = { acct = acct, region = region, provider = provider, rec = rec }
+  admit(run)
 end
 
 local function start_regions(run, acct, provider)
@@ -256,7 +279,8 @@ end
 -- @tparam table opts {out, client = function(service, region, credentials provider or nil) -> an
 -- awsnet.aws client, role, regions ("all" or a list), accounts (ids to keep, default all),
 -- home_region (default us-east-1: Organizations, STS and DescribeRegions), per_key (default 4),
--- max_connections (default 64), on_event, clock (default os.time), refresh_before (seconds, default 600)}
+-- max_connections (default 64), max_regions (account x regions collected at once, default 32),
+-- on_event, clock (default os.time), refresh_before (seconds, default 600)}
 -- @treturn table the manifest (as written to manifest.json), or nil, err: the organisation could
 -- not be listed, the folder not written, or "interrupted" (with err.manifest, also written)
 -- @raise without out or client
@@ -273,6 +297,7 @@ function organization.take(opts)
     accounts = {}, failures = {}, redacted = {}, started_at = os.time(), clock = opts.clock or os.time,
     refresh_before = opts.refresh_before or REFRESH_BEFORE,
     accounts_total = 0, accounts_done = 0, regions_total = 0, regions_done = 0,
+    max_regions = opts.max_regions or 32, active_regions = 0, region_queue = {}, region_head = 1,
   }
   local t0 = clock()
   local on_event = opts.on_event or function() end
@@ -340,6 +365,7 @@ function organization.take(opts)
     end
   end)
   local done, rerr = run.pool:run()
+  run.pool:close()   -- its connections now, not when the collector gets to it
   os.remove(run.out .. "/.partial")   -- empty once every folder is in place (else kept: a killed run's)
   if fatal and #run.accounts == 0 then return nil, fatal end
   local manifest = manifest_of(run, not done)

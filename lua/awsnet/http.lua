@@ -137,19 +137,24 @@ end
 -- @within Client
 -- @tparam table req as for `request_many`
 -- @treturn integer the request's id
+-- @raise on a request of the wrong shape (as `request_many`)
 function Client:start(req)
   return self.handle:start(prepare(req))
 end
 
 --- The started requests that ended, waiting up to `timeout_ms` for the first: an array of
 -- {id, response} or {id, err} (codes in the module comment; "interrupted" for every started
--- request after SIGINT or SIGTERM).
+-- request after SIGINT or SIGTERM). Those a `request_many` waited out come first. (A client
+-- whose requests cooperative coroutines make is not polled by hand: it would take their answers.)
 -- @within Client
 -- @tparam[opt=0] integer timeout_ms how long to wait when none has ended yet
 -- @treturn table the ended requests
 function Client:poll(timeout_ms)
-  local out = {}
-  for i, r in ipairs(self.handle:poll(timeout_ms or 0)) do
+  local out, raw = {}, {}
+  for _, r in pairs(self.ended or {}) do raw[#raw + 1] = r end
+  self.ended = nil
+  for _, r in ipairs(self.handle:poll(#raw > 0 and 0 or (timeout_ms or 0))) do raw[#raw + 1] = r end
+  for i, r in ipairs(raw) do
     if r.error then
       out[i] = { id = r.id, err = errors.new(r.error, r.message, { op = "http" }) }
     else
@@ -162,7 +167,11 @@ end
 --- How many started requests have not been given back by `poll`.
 -- @within Client
 -- @treturn integer the count
-function Client:started() return self.handle:started() end
+function Client:started()
+  local kept = 0
+  for _ in pairs(self.ended or {}) do kept = kept + 1 end
+  return self.handle:started() + kept
+end
 
 --- One request on this client's connections.
 -- @within Client

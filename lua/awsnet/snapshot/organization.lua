@@ -55,11 +55,10 @@ local function failure(account, region, err)
     message = err.message, status = err.status }
 end
 
--- Credentials of an assumed role that are assumed again before they end (lazily: the first call
--- that asks for them within REFRESH_BEFORE of the end starts the new AssumeRole, and gets the
--- current ones meanwhile, still valid for minutes).
--- A session assumed again is not assumed again for a minute (a clock far off, or sessions shorter
--- than REFRESH_BEFORE, would otherwise renew it on every call).
+-- Credentials of an assumed role, assumed again before they end: the first call that asks for
+-- them within `refresh_before` of the end starts a new AssumeRole and gets the current ones
+-- meanwhile (still valid for minutes). A session is not renewed twice within a minute (a clock far
+-- off, or sessions shorter than refresh_before, would otherwise renew it on every call).
 local function role_provider(run, account, creds)
   local provider = { creds = creds, refreshing = false }
   function provider.get(self)

@@ -186,6 +186,21 @@ describe("awsnet snapshot --organization #organization", function()
     assert.is_false(exists(out .. "/aws_configs/accounts/300000000001/af-south-1"))
   end)
 
+  it("shows a progress line on a terminal", function()
+    -- util-linux's script(1) gives the command a terminal and records what it wrote there
+    local out = dir .. "/tty"
+    local typescript = dir .. "/typescript"
+    local cmd = string.format("env AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=test AWS_CONFIG_FILE=/dev/null " ..
+      "AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_MAX_ATTEMPTS=10 lua5.4 %s snapshot --organization " ..
+      "--regions us-east-1 --accounts %s,300000000001 --endpoint %s --out %s", MANAGEMENT, q(AWSNET), MANAGEMENT,
+      sb.endpoint, q(out))
+    assert(process.run(string.format("script -qec %s %s </dev/null >/dev/null", q(cmd), q(typescript))))
+    local text = assert(process.read_file(typescript))
+    -- rewritten in place (carriage return, erase line), with what is done and the counts
+    assert.truthy(text:find("\r\27%[Kaccounts %d+/2  regions %d+/%d+  calls %d+  retries %d+  errors %d+  %d+ s"), text)
+    assert.truthy(text:find("2/2 account x region complete", 1, true), text)
+  end)
+
   it("keeps the whole account x region folders after Ctrl-C", function()
     -- a slower organisation of its own: the run is still going when the signal comes
     local slow = assert(sandbox.spawn { port = 0, seed = 17, organization = 4, regions = REGIONS,

@@ -347,7 +347,7 @@ function organization.take(opts)
       end })
   end })
   local last = -1
-  run.pool:every(0.5, function()
+  local function progress()
     local elapsed = clock() - t0
     local eta
     if run.regions_done > 0 then
@@ -362,8 +362,10 @@ function organization.take(opts)
         regions_done = run.regions_done, regions = run.regions_total, calls = s.calls, retries = s.retries,
         throttles = s.throttles, errors = s.errors, elapsed = elapsed, eta = eta }
     end
-  end)
+  end
+  run.pool:every(0.5, progress)
   local done, rerr = run.pool:run()
+  progress()   -- the last figures, once more if they changed
   run.pool:close()   -- its connections now, not when the collector gets to it
   os.remove(run.out .. "/.partial")   -- empty once every folder is in place (else kept: a killed run's)
   if fatal and #run.accounts == 0 then return nil, fatal end

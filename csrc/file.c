@@ -152,6 +152,32 @@ static void note_pid(int fd)
 }
 
 /* lock(path) -> handle | nil, message, code ("locked" or "io") */
+/* file.mkdir(path[, mode]) -> true, or nil, message, "io": the folder and its missing parents
+ * (mode for each made, default 0755, less the umask); one that exists is fine. A snapshot makes a
+ * folder per account and region: without a process for each. */
+static int l_mkdir(lua_State *L)
+{
+    const char *path = check_path(L, 1);
+    lua_Integer mode = luaL_optinteger(L, 2, 0755);
+    luaL_argcheck(L, mode >= 0 && mode <= 07777, 2, "mode out of range");
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    memcpy(buf, path, len + 1);
+    /* each parent in turn, then the folder itself */
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, (mode_t)mode) != 0 && errno != EEXIST) return fail(L, "cannot make folder", buf, errno, "io");
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0) return fail(L, "cannot make folder", path, errno, "io");
+    if (!S_ISDIR(st.st_mode)) return fail(L, "cannot make folder", path, ENOTDIR, "io");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_lock(lua_State *L)
 {
     const char *path = check_path(L, 1);
@@ -185,7 +211,7 @@ static int l_lock(lua_State *L)
 void file_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        { "write_atomic", l_write_atomic }, { "lock", l_lock }, { NULL, NULL },
+        { "write_atomic", l_write_atomic }, { "lock", l_lock }, { "mkdir", l_mkdir }, { NULL, NULL },
     };
     static const luaL_Reg lock_methods[] = { { "close", lock_close }, { NULL, NULL } };
     core_handle_type(L, LOCK_MT, lock_methods, lock_close);

@@ -10,6 +10,9 @@
  *       process's id into it; code "locked" when another open file holds it (another process,
  *       or another lock() in this one). handle:close() (also __gc and __close; harmless twice)
  *       removes the file and releases the lock. The lock is not inherited by exec'd children.
+ *   mkdir(path[, mode]) -> true | nil, message, "io"
+ *       makes the folder and its missing parents (mode default 0755, less the umask); a folder
+ *       that is there already is fine, a file in the way is ENOTDIR.
  *
  * Misuse (wrong types, a path longer than PATH_MAX - 8, a mode outside 0..0777, data over
  * 256 MiB) raises; failures of the system return nil, message (with strerror), code. */

@@ -24,9 +24,14 @@
 
 typedef struct batch batch;
 
+typedef struct transfer transfer;
+
 typedef struct {
     CURLM *multi;
     batch *active; /* the batch being performed or left behind by an error, freed before the multi */
+    transfer **started; /* transfers of client:start not yet given back by client:poll */
+    size_t n_started, cap_started;
+    lua_Integer next_id;
 } client;
 
 typedef struct {
@@ -35,7 +40,7 @@ typedef struct {
     int overflow;
 } buffer;
 
-typedef struct {
+struct transfer {
     CURL *easy;
     struct curl_slist *headers;
     buffer body, head;
@@ -43,7 +48,8 @@ typedef struct {
     int done, added;
     int interrupted; /* the SIGINT or SIGTERM that ended the transfer before its answer, or 0 */
     char errbuf[CURL_ERROR_SIZE];
-} transfer;
+    lua_Integer id; /* client:start's id (0 in a batch) */
+};
 
 struct batch {
     client *owner; /* pinned by the batch's user value, so it outlives the batch */
@@ -90,19 +96,25 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 
 /* ---- batch lifetime --------------------------------------------------------------------------- */
 
+/* Frees what a transfer holds (not the transfer itself). */
+static void transfer_release(CURLM *multi, transfer *t)
+{
+    if (t->easy) {
+        if (t->added && multi) curl_multi_remove_handle(multi, t->easy);
+        curl_easy_cleanup(t->easy);
+        t->easy = NULL;
+    }
+    curl_slist_free_all(t->headers);
+    t->headers = NULL;
+    free(t->body.p);
+    free(t->head.p);
+    t->body.p = t->head.p = NULL;
+}
+
 static void batch_free(batch *b)
 {
     CURLM *multi = b->owner ? b->owner->multi : NULL;
-    for (size_t i = 0; b->t && i < b->n; i++) {
-        transfer *t = &b->t[i];
-        if (t->easy) {
-            if (t->added && multi) curl_multi_remove_handle(multi, t->easy);
-            curl_easy_cleanup(t->easy);
-        }
-        curl_slist_free_all(t->headers);
-        free(t->body.p);
-        free(t->head.p);
-    }
+    for (size_t i = 0; b->t && i < b->n; i++) transfer_release(multi, &b->t[i]);
     free(b->t);
     b->t = NULL;
     b->n = 0;
@@ -353,6 +365,9 @@ static int l_new(lua_State *L)
     client *c = lua_newuserdatauv(L, sizeof *c, 0);
     c->multi = NULL;
     c->active = NULL;
+    c->started = NULL;
+    c->n_started = c->cap_started = 0;
+    c->next_id = 0;
     luaL_setmetatable(L, CLIENT_MT);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return luaL_error(L, "curl_global_init failed");
     c->multi = curl_multi_init();
@@ -362,10 +377,23 @@ static int l_new(lua_State *L)
     return 1;
 }
 
+/* Removes started transfer `i` (swapped with the last) and frees it. */
+static void started_remove(client *c, size_t i)
+{
+    transfer *t = c->started[i];
+    transfer_release(c->multi, t);
+    free(t);
+    c->started[i] = c->started[--c->n_started];
+}
+
 static int l_close(lua_State *L)
 {
     client *c = luaL_checkudata(L, 1, CLIENT_MT);
     if (c->active) batch_free(c->active);
+    while (c->n_started > 0) started_remove(c, c->n_started - 1);
+    free(c->started);
+    c->started = NULL;
+    c->cap_started = 0;
     if (c->multi) {
         curl_multi_cleanup(c->multi);
         c->multi = NULL;
@@ -379,6 +407,8 @@ static int l_perform(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
     size_t n = (size_t)luaL_len(L, 2);
+    /* one multi handle: its messages would be read by the wrong loop */
+    if (c->n_started > 0) return luaL_error(L, "HTTP client has transfers started by start(): poll them");
     if (c->active) batch_free(c->active); /* left over from a call that raised */
     batch *b = lua_newuserdatauv(L, sizeof *b, 1); /* 3 */
     b->owner = NULL;
@@ -457,6 +487,113 @@ static int l_perform(lua_State *L)
     return 1;
 }
 
+/* client:start(req) -> id: the transfer begins at once (on the next poll's turn of the multi
+ * handle) and its result comes from client:poll, tagged with this id. */
+static int l_start(lua_State *L)
+{
+    client *c = check_client(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (c->active) return luaL_error(L, "HTTP client is performing a batch");
+    /* a transfer whose setup raised was never added: it is freed here */
+    for (size_t i = c->n_started; i-- > 0;)
+        if (!c->started[i]->added) started_remove(c, i);
+    if (c->n_started == c->cap_started) {
+        size_t cap = c->cap_started ? c->cap_started * 2 : 64;
+        transfer **p = realloc(c->started, cap * sizeof *p);
+        if (!p) return luaL_error(L, "out of memory");
+        c->started = p;
+        c->cap_started = cap;
+    }
+    transfer *t = calloc(1, sizeof *t);
+    if (!t) return luaL_error(L, "out of memory");
+    c->started[c->n_started++] = t; /* held before setup, so an error in it leaks nothing */
+    t->id = ++c->next_id;
+    setup_transfer(L, 2, t);
+    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, (void *)t);
+    if (curl_multi_add_handle(c->multi, t->easy) != CURLM_OK) return luaL_error(L, "curl_multi_add_handle failed");
+    t->added = 1;
+    lua_pushinteger(L, t->id);
+    return 1;
+}
+
+/* Marks the started transfers curl reports done. */
+static void read_done(client *c)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(c->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        transfer *t = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        if (t && !t->done) {
+            t->result = msg->data.result;
+            t->done = 1;
+        }
+    }
+}
+
+/* client:poll(timeout_ms) -> array of results {id, status, headers, body} or {id, error,
+ * message}: the started transfers that ended, waiting up to timeout_ms for the first one. After
+ * SIGINT or SIGTERM every started transfer ends with error "interrupted". */
+static int l_poll(lua_State *L)
+{
+    client *c = check_client(L);
+    lua_Integer timeout = luaL_optinteger(L, 2, 0);
+    luaL_argcheck(L, timeout >= 0 && timeout <= 3600000, 2, "timeout_ms out of range");
+    if (c->active) batch_free(c->active); /* left over from a perform that raised */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t done = 0;
+    for (;;) {
+        int running = 0;
+        CURLMcode mc = curl_multi_perform(c->multi, &running);
+        if (mc != CURLM_OK) return luaL_error(L, "curl_multi_perform: %s", curl_multi_strerror(mc));
+        read_done(c);
+        int sig = process_pending_signal();
+        done = 0;
+        for (size_t i = 0; i < c->n_started; i++) {
+            transfer *t = c->started[i];
+            if (!t->done && sig && t->added) {
+                t->result = CURLE_ABORTED_BY_CALLBACK;
+                t->interrupted = sig;
+                t->done = 1;
+            }
+            if (!t->done && !running && t->added) { /* never reported: should not happen */
+                t->result = CURLE_GOT_NOTHING;
+                t->done = 1;
+            }
+            done += t->done;
+        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        lua_Integer spent = (lua_Integer)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (done > 0 || c->n_started == 0 || spent >= timeout) break;
+        lua_Integer slice = timeout - spent < 100 ? timeout - spent : 100; /* a signal may not wake the poll */
+        mc = curl_multi_poll(c->multi, NULL, 0, (int)slice, NULL);
+        if (mc != CURLM_OK) return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
+    }
+    lua_createtable(L, (int)done, 0);
+    lua_Integer k = 0;
+    for (size_t i = c->n_started; i-- > 0;) {
+        transfer *t = c->started[i];
+        if (!t->done) continue;
+        push_result(L, t);
+        lua_pushinteger(L, t->id);
+        lua_setfield(L, -2, "id");
+        lua_rawseti(L, -2, ++k);
+        started_remove(c, i);
+    }
+    return 1;
+}
+
+/* client:started() -> the number of started transfers not yet given back by poll. */
+static int l_started(lua_State *L)
+{
+    client *c = check_client(L);
+    lua_pushinteger(L, (lua_Integer)c->n_started);
+    return 1;
+}
+
 /* sleep(seconds) -> true, or false once SIGINT or SIGTERM has arrived: the pause between
  * retries, without spawning a process. */
 static int l_sleep(lua_State *L)
@@ -474,6 +611,9 @@ void http_open(lua_State *L)
 {
     static const luaL_Reg client_methods[] = {
         { "perform", l_perform },
+        { "start", l_start },
+        { "poll", l_poll },
+        { "started", l_started },
         { "close", l_close },
         { NULL, NULL },
     };

@@ -724,12 +724,32 @@ static void conn_write(conn *c)
     c->send_at_ms = 0;
 }
 
+/* The idle keep-alive connection (no request begun, nothing to send, no deferred reply) least
+ * recently active, or -1. */
+static int idlest(const httpd *s)
+{
+    int best = -1;
+    for (int i = 0; i < s->max_conns; i++) {
+        const conn *c = &s->conns[i];
+        if (c->fd < 0 || c->in_len > 0 || c->deferred || conn_reply_pending(c)) continue;
+        if (best < 0 || c->last_active_ms < s->conns[best].last_active_ms) best = i;
+    }
+    return best;
+}
+
+/* Accepts what waits, each into a free slot; with none free, a client's idle keep-alive connection
+ * is closed to make room (as servers do), so that clients which leave connections open cannot
+ * keep new ones waiting until the idle timeout. */
 static void accept_all(httpd *s, int64_t now)
 {
     for (;;) {
         int slot = -1;
         for (int i = 0; i < s->max_conns; i++) if (s->conns[i].fd < 0) { slot = i; break; }
-        if (slot < 0) return;
+        if (slot < 0) {
+            struct pollfd p = { s->lfd, POLLIN, 0 };
+            if (poll(&p, 1, 0) <= 0 || (slot = idlest(s)) < 0) return;
+            conn_close(&s->conns[slot], 0);
+        }
         int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
         conn *c = &s->conns[slot];
@@ -795,7 +815,8 @@ static int l_step(lua_State *L)
         pfd[n] = (struct pollfd){ c->fd, ev, 0 };
         owner[n++] = i;
     }
-    if (free_slots > 0) { pfd[n] = (struct pollfd){ s->lfd, POLLIN, 0 }; owner[n++] = -1; }
+    /* with no free slot, only when an idle connection could make room (accept_all) */
+    if (free_slots > 0 || idlest(s) >= 0) { pfd[n] = (struct pollfd){ s->lfd, POLLIN, 0 }; owner[n++] = -1; }
 
     int ready = poll(pfd, (nfds_t)n, (int)wait);
     if (ready < 0 && errno != EINTR) return luaL_error(L, "httpd poll failed: %s", strerror(errno));

@@ -72,6 +72,39 @@ describe("http", function()
     assert.same({}, select(1, http.request_many({})))
   end)
 
+  it("gives back started requests as each ends, so the next can start at once", function()
+    srv:routes({ { path = "/late", responses = { { status = 200, body = "late", delay = 1 } } },
+      { path = "/soon", responses = { { status = 200, body = "soon" } } },
+      { path = "/gone", responses = { { action = "reset" } } } })
+    local client = http.new { max_connections = 4 }
+    local late = client:start({ url = srv.url .. "/late" })
+    local soon = client:start({ url = srv.url .. "/soon" })
+    local gone = client:start({ url = srv.url .. "/gone" })
+    assert.equals(3, client:started())
+    local order, by_id = {}, {}
+    while client:started() > 0 do
+      for _, r in ipairs(client:poll(5000)) do
+        order[#order + 1] = r.id
+        by_id[r.id] = r
+      end
+    end
+    -- the slow one last, each with its own answer or error
+    assert.equals(late, order[3])
+    assert.equals("soon", by_id[soon].response.body)
+    assert.equals("late", by_id[late].response.body)
+    assert.equals("connection", by_id[gone].err.code)
+    -- nothing started: poll answers at once with nothing
+    assert.same({}, client:poll(1000))
+    -- a batch meanwhile waits the started one out, whose answer poll then gives
+    local again = client:start({ url = srv.url .. "/late" })
+    local results = client:request_many({ { url = srv.url .. "/soon" } })
+    assert.equals("soon", results[1].body)
+    local kept = client:poll(0)
+    assert.equals(1, #kept)
+    assert.same({ again, "late" }, { kept[1].id, kept[1].response.body })
+    client:close()
+  end)
+
   it("reports failures as nil, err with a stable code", function()
     srv:routes({
       { path = "/reset", responses = { { action = "reset" } } },

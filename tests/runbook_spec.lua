@@ -434,4 +434,49 @@ describe("runbook engine", function()
     assert.equals("timeout", err.code)
     assert.matches("forever", err.message)
   end)
+
+  it("runs independent steps at once: one starts while another waits, the state file stays exact", function()
+    -- two independent slow steps and one that needs both
+    local slow = function(id, needs)
+      local step = resource_step(cloud, id, "A", needs)
+      step.wait = function(ctx, rec)
+        local polls = 0
+        return ctx:poll(id .. " available", function()
+          polls = polls + 1
+          -- every step's saved record is in the file while any one of them waits
+          local saved = read_json(state_file).resources
+          for other, r in pairs(cloud.resources) do
+            local tag = r.tag
+            assert.equals(other, saved[tag] and saved[tag].id, "state file holds " .. tag)
+          end
+          if polls >= 3 then cloud.resources[rec.id].state = "available" end
+          return cloud.resources[rec.id].state == "available"
+        end, { interval = 0.05 })
+      end
+      return step
+    end
+    local steps = { slow("tgw"), slow("vpc_b"), slow("attach", { "tgw", "vpc_b" }) }
+    local rb = make(steps)
+    local levels = rb:levels()
+    assert.same({ { "tgw", "vpc_b" }, { "attach" } }, { { levels[1][1].id, levels[1][2].id }, { levels[2][1].id } })
+    local s = assert(rb:apply())
+    assert.equals(3, s.created)
+    -- both of level 1 were created before either was done waiting
+    local order = {}
+    for _, e in ipairs(events) do
+      if e.event == "step" or e.event == "done" then order[#order + 1] = e.event .. " " .. e.step end
+    end
+    assert.same({ "step tgw", "step vpc_b" }, { order[1], order[2] })
+    assert.same({ "step attach", "done attach" }, { order[5], order[6] })
+    -- one after another with concurrency 1
+    cloud, events = new_cloud(), {}
+    os.remove(state_file)
+    local seq = runbook.new { name = "test", steps = { slow("tgw"), slow("vpc_b"), slow("attach", { "tgw", "vpc_b" }) },
+      state_file = state_file, client = function() end, concurrency = 1, config = { progress_every = 0 },
+      on_event = function(e)
+        if e.event == "step" or e.event == "done" then events[#events + 1] = e.event .. " " .. e.step end
+      end }
+    assert(seq:apply())
+    assert.same({ "step tgw", "done tgw", "step vpc_b", "done vpc_b", "step attach", "done attach" }, events)
+  end)
 end)

@@ -56,6 +56,26 @@ describe("core.httpd", function()
     assert.not_matches("Injected", out)     -- header values with CR/LF are dropped
   end)
 
+  it("with every slot taken, closes the idlest keep-alive connection for a new client", function()
+    local small = assert(core.httpd.listen { port = 0, max_connections = 2 })
+    local a, b, c = assert(socket.tcp()), assert(socket.tcp()), assert(socket.tcp())
+    for _, s in ipairs({ a, b, c }) do s:settimeout(2) end
+    assert(a:connect("127.0.0.1", small:port()))
+    assert.matches("^HTTP/1.1 200", (exchange(small, a, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n")))
+    assert(b:connect("127.0.0.1", small:port()))
+    assert.matches("^HTTP/1.1 200", (exchange(small, b, "GET /b HTTP/1.1\r\nHost: h\r\n\r\n")))
+    -- both slots hold idle keep-alive connections: the third client is answered, a's closed
+    assert(c:connect("127.0.0.1", small:port()))
+    assert.matches("^HTTP/1.1 200", (exchange(small, c, "GET /c HTTP/1.1\r\nHost: h\r\n\r\n")))
+    a:settimeout(0.5)
+    local _, err = a:receive(1)
+    assert.equal("closed", err)
+    -- b, used after a, is still open
+    assert.matches("^HTTP/1.1 200", (exchange(small, b, "GET /b2 HTTP/1.1\r\nHost: h\r\n\r\n")))
+    for _, s in ipairs({ a, b, c }) do s:close() end
+    small:close()
+  end)
+
   it("decodes a chunked body and keeps the connection for the next request", function()
     local out = exchange(srv, client, "PUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" ..
       "5\r\nhello\r\n3;ext=1\r\n-42\r\n0\r\nTrailer: t\r\n\r\n")

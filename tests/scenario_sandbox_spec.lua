@@ -28,6 +28,22 @@ describe("scenario against the sandbox", function()
     assert.equals(#rb.steps, #plan)
     for _, a in ipairs(plan) do assert.equals("create", a.action) end
     assert.same(before, sb:resources())
+    -- the graph apply follows, level by level, as the command line prints it
+    local f = assert(io.tmpfile())
+    assert.equals(0, (cli_scenario.execute("plan", sb:config{ name = "net" }, { stdout = f })))
+    f:seek("set")
+    local text = f:read("a")
+    f:close()
+    assert.truthy(text:find("level 1: vpc_a, tgw, vpc_b, iam_role\n", 1, true), text)
+    assert.truthy(text:find("level 6: lambda\n", 1, true), text)
+    -- every step's needs lie in lower levels
+    local level = {}
+    for l, steps in ipairs(rb:levels()) do for _, st in ipairs(steps) do level[st.id] = l end end
+    for _, st in ipairs(rb.steps) do
+      for _, n in ipairs(st.needs or {}) do
+        if level[n] then assert.is_true(level[n] < level[st.id], n .. " before " .. st.id) end
+      end
+    end
   end)
 
   it("applies every step, then a second apply changes nothing", function()

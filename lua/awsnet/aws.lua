@@ -183,7 +183,7 @@ function aws.client(service_or_model, opts)
     provider = provider, retry_mode = mode,
     max_attempts = math.tointeger(opts.max_attempts or tonumber(getenv("AWS_MAX_ATTEMPTS") or "")
       or tonumber(settings.max_attempts or "")) or (mode == "legacy" and 5 or 3),
-    http = opts.http, clock = opts.clock or os.time, sleep = opts.sleep or core.http.sleep,
+    http = opts.http, clock = opts.clock or os.time, sleep = opts.sleep or http.sleep,
     random = opts.random or math.random, clock_offset = 0, quota = QUOTA,
     ca_file = opts.ca_file or getenv("AWS_CA_BUNDLE"),
   }, Client)
@@ -298,6 +298,13 @@ function Client:_succeeded(p)
   else
     self.quota = math.min(QUOTA, self.quota + 1)
   end
+end
+
+--- True when an error is a throttling answer (the SDKs' list of throttling codes, or HTTP 429).
+-- @tparam table err the error {code, status}
+-- @treturn boolean
+function aws.is_throttling(err)
+  return THROTTLING[err.code] == true or err.status == 429
 end
 
 local function http_client(c) return c.http or http end
@@ -638,33 +645,56 @@ end
 function Client:waiters() return self.model:waiters() end
 
 -- Writes `v` as Python's json.dumps(indent=4) does: "key": value, nested levels by 4 spaces.
+-- The pads and each key's `"key": ` text are made once (snapshots write the same keys millions
+-- of times); a string with nothing to escape is quoted as it is.
+local pads, key_texts = {}, {}
+local function pad_of(n)
+  local p = pads[n]
+  if not p then p = string.rep(" ", n); pads[n] = p end
+  return p
+end
+local function key_text(k)
+  local t = key_texts[k]
+  if not t then
+    t = jsoncodec.scalar(tostring(k)) .. ": "
+    if type(k) == "string" and #k <= 64 then key_texts[k] = t end
+  end
+  return t
+end
+
 local function pretty(v, indent, out)
-  if type(v) == "table" and v ~= jsoncodec.null then
-    local pad, inner = string.rep(" ", indent), string.rep(" ", indent + 4)
+  local tv = type(v)
+  if tv == "string" then
+    out[#out + 1] = v:find('[%c"\\]') and jsoncodec.scalar(v) or ('"' .. v .. '"')
+  elseif tv == "table" and v ~= jsoncodec.null then
+    local n = #out
     if jsoncodec.is_array(v) then
-      if #v == 0 then out[#out + 1] = "[]" return end
-      out[#out + 1] = "[\n"
-      for i = 1, #v do
+      local len = #v
+      if len == 0 then out[n + 1] = "[]" return end
+      local inner = pad_of(indent + 4)
+      out[n + 1] = "[\n"
+      for i = 1, len do
         out[#out + 1] = inner
         pretty(v[i], indent + 4, out)
-        out[#out + 1] = i < #v and ",\n" or "\n"
+        out[#out + 1] = i < len and ",\n" or "\n"
       end
-      out[#out + 1] = pad .. "]"
+      out[#out + 1] = pad_of(indent) .. "]"
     else
       local keys = jsoncodec.keys(v)
-      if #keys == 0 then out[#out + 1] = "{}" return end
-      out[#out + 1] = "{\n"
-      for i, k in ipairs(keys) do
-        out[#out + 1] = inner .. assert(jsoncodec.encode(tostring(k))) .. ": "
+      local len = #keys
+      if len == 0 then out[n + 1] = "{}" return end
+      local inner = pad_of(indent + 4)
+      out[n + 1] = "{\n"
+      for i = 1, len do
+        local k = keys[i]
+        out[#out + 1] = inner .. key_text(k)
         pretty(v[k], indent + 4, out)
-        out[#out + 1] = i < #keys and ",\n" or "\n"
+        out[#out + 1] = i < len and ",\n" or "\n"
       end
-      out[#out + 1] = pad .. "}"
+      out[#out + 1] = pad_of(indent) .. "}"
     end
   else
-    local s, err = jsoncodec.encode(v)
-    if not s then error(err, 0) end
-    out[#out + 1] = s
+    out[#out + 1] = jsoncodec.scalar(v)   -- raises for what JSON cannot hold (aws.json returns it)
   end
 end
 

@@ -5,6 +5,9 @@
 --   -- res = {status, headers (lower-case names), body}; err = {code, message}
 --   local results, errs = http.request_many{req1, req2, ...}  -- all at once (curl multi)
 --   -- results[i] is the response of reqs[i], or nil with errs[i] set
+--   local c = http.new{max_connections = 64}
+--   local id = c:start(req)       -- begins now; c:poll(timeout_ms) -> {{id, response} or {id, err}, ...}
+--                                 -- as they end, so a caller starts the next request at once
 --
 -- TLS peers are verified by default (`verify=false` turns it off explicitly); the CA bundle is
 -- `req.ca_file`, else AWS_CA_BUNDLE, else the system's. Timeouts are in seconds (defaults: 60 total,
@@ -18,6 +21,12 @@ local core = require "awsnet.core"
 local errors = require "awsnet.errors"
 
 local http = {}
+
+-- Coroutines run by a scheduler (the runbook's graph apply): in them a request yields while it
+-- is on the wire, so the scheduler's other coroutines go on (weak keys).
+local cooperative = setmetatable({}, { __mode = "k" })
+-- How long a cooperative request gives way before it looks again, in seconds.
+local YIELD_S = 0.002
 
 local Client = {}
 Client.__index = Client
@@ -47,6 +56,54 @@ local function host_of(url)
   return url:match("^%a[%w+.-]*://([^/?#]*)") or "?"
 end
 
+--- Marks a coroutine as run by a scheduler that resumes what it yields: in it, requests yield
+-- (a number: the seconds to wait before resuming) while they are on the wire, and `http.sleep`
+-- yields its time, instead of holding the whole process.
+-- @tparam thread co the coroutine
+function http.cooperate(co)
+  cooperative[co] = true
+end
+
+--- Sleeps `seconds`: in a cooperative coroutine by yielding them to its scheduler, else in the
+-- C core (SIGINT and SIGTERM end it early).
+-- @tparam number seconds how long
+-- @treturn boolean true, or false once SIGINT or SIGTERM has arrived (outside a coroutine)
+function http.sleep(seconds)
+  if cooperative[coroutine.running()] then
+    coroutine.yield(seconds)
+    return true
+  end
+  return core.http.sleep(seconds)
+end
+
+-- The answers of started requests that poll gave back, by id, until their owner takes them.
+local function collect(self, timeout_ms)
+  self.ended = self.ended or {}
+  for _, r in ipairs(self.handle:poll(timeout_ms)) do self.ended[r.id] = r end
+end
+
+-- request_many in a cooperative coroutine: the requests are started, and the coroutine yields
+-- until each has ended (answers for other coroutines are kept for them).
+local function request_many_yielding(self, prepared)
+  local ids = {}
+  for i, r in ipairs(prepared) do ids[i] = self.handle:start(r) end
+  while true do
+    collect(self, 0)
+    local waiting = false
+    for _, id in ipairs(ids) do
+      if not self.ended[id] then waiting = true; break end
+    end
+    if not waiting then break end
+    coroutine.yield(YIELD_S)
+  end
+  local raw = {}
+  for i, id in ipairs(ids) do
+    raw[i] = self.ended[id]
+    self.ended[id] = nil
+  end
+  return raw
+end
+
 --- Runs every request at once; returns results and errs (see the module comment).
 -- @within Client
 -- @tparam {table,...} reqs requests {method, url, headers, body, timeout, connect_timeout, ca_file, verify, max_body}
@@ -56,7 +113,14 @@ function Client:request_many(reqs)
   assert(type(reqs) == "table", "request_many expects an array of requests")
   local prepared = {}
   for i, r in ipairs(reqs) do prepared[i] = prepare(r) end
-  local raw = self.handle:perform(prepared)
+  local raw
+  if cooperative[coroutine.running()] then
+    raw = request_many_yielding(self, prepared)
+  else
+    -- requests a suspended or abandoned coroutine started: theirs once they end, kept for them
+    while self.handle:started() > 0 do collect(self, 100) end
+    raw = self.handle:perform(prepared)
+  end
   local results, errs = {}, {}
   for i, r in ipairs(raw) do
     if r.error then
@@ -66,6 +130,47 @@ function Client:request_many(reqs)
     end
   end
   return results, errs
+end
+
+--- Starts a request without waiting for it: its answer comes from `poll`, tagged with the id
+-- returned here. A client runs either `start`/`poll` or `request_many`, not both at once.
+-- @within Client
+-- @tparam table req as for `request_many`
+-- @treturn integer the request's id
+-- @raise on a request of the wrong shape (as `request_many`)
+function Client:start(req)
+  return self.handle:start(prepare(req))
+end
+
+--- The started requests that ended, waiting up to `timeout_ms` for the first: an array of
+-- {id, response} or {id, err} (codes in the module comment; "interrupted" for every started
+-- request after SIGINT or SIGTERM). Those a `request_many` waited out come first. (A client
+-- whose requests cooperative coroutines make is not polled by hand: it would take their answers.)
+-- @within Client
+-- @tparam[opt=0] integer timeout_ms how long to wait when none has ended yet
+-- @treturn table the ended requests
+function Client:poll(timeout_ms)
+  local out, raw = {}, {}
+  for _, r in pairs(self.ended or {}) do raw[#raw + 1] = r end
+  self.ended = nil
+  for _, r in ipairs(self.handle:poll(#raw > 0 and 0 or (timeout_ms or 0))) do raw[#raw + 1] = r end
+  for i, r in ipairs(raw) do
+    if r.error then
+      out[i] = { id = r.id, err = errors.new(r.error, r.message, { op = "http" }) }
+    else
+      out[i] = { id = r.id, response = { status = r.status, headers = r.headers, body = r.body } }
+    end
+  end
+  return out
+end
+
+--- How many started requests have not been given back by `poll`.
+-- @within Client
+-- @treturn integer the count
+function Client:started()
+  local kept = 0
+  for _ in pairs(self.ended or {}) do kept = kept + 1 end
+  return self.handle:started() + kept
 end
 
 --- One request on this client's connections.

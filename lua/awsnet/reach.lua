@@ -39,6 +39,9 @@
 --     (written by awsnet.snapshot). It, and a SecurityGroups, RouteTables or NetworkAcls file missing
 --     where there are subnets, goes to `model.skipped` and into the assumptions of each trace through
 --     that account.
+--   * `manifest.json` next to aws_configs (`awsnet snapshot --organization`): each failure in it
+--     (an account whose role could not be assumed, a region refused, ...) and each account × region
+--     left incomplete goes to `model.skipped` and into the assumptions of every trace.
 --
 -- A value of the wrong type where the loader reads is "invalid_snapshot" with err.file and err.path
 -- (awsnet.reach.shape); a folder's files over `max_file_size` (default 1 GiB) are refused unread.
@@ -85,6 +88,30 @@ local ICMP_ECHO = { [1] = 8, [58] = 128 }
 local LOAD_GC_PAUSE = 150
 local EPHEMERAL = { lambda = { 1024, 65535 }, default = { 32768, 60999 } }
 
+-- What manifest.json (awsnet snapshot --organization) says was not collected: each failure, and
+-- each account x region left incomplete, goes to `skipped` and is said in every trace (a path may
+-- lead into an account or region the snapshot lacks).
+local function not_collected(b, manifest)
+  local function add(account, region, why)
+    local where = account and (region and string.format("account %s, %s", account, region) or ("account " .. account))
+      or "the organisation's account list"
+    b.skipped[#b.skipped + 1] = { account = account, region = region, resource = where, reason = "not collected: " .. why }
+    b.missing[#b.missing + 1] = { account = account, region = region, everywhere = true,
+      text = string.format("%s not collected (%s): paths through it are not modelled", where, why) }
+  end
+  for _, f in ipairs(type(manifest.failures) == "table" and manifest.failures or {}) do
+    if type(f) == "table" then
+      add(type(f.account) == "string" and f.account or nil, type(f.region) == "string" and f.region or nil,
+        string.format("%s: %s", tostring(f.operation), tostring(f.code)))
+    end
+  end
+  for _, a in ipairs(type(manifest.accounts) == "table" and manifest.accounts or {}) do
+    for _, r in ipairs(type(a) == "table" and type(a.regions) == "table" and a.regions or {}) do
+      if type(r) == "table" and r.status == "incomplete" then add(tostring(a.id), tostring(r.region), "snapshot interrupted") end
+    end
+  end
+end
+
 --- Builds a model from a snapshot folder or table (see the module comment).
 -- @param source a folder path (string) or the data as a table
 -- @tparam[opt] table opts {max_file_size = bytes per file of a folder (default 1 GiB)}
@@ -118,6 +145,11 @@ function reach.load(source, opts)
   if skipped and #skipped > 0 then
     table.move(b.skipped, 1, #b.skipped, #skipped + 1, skipped)
     b.skipped = skipped
+  end
+  if type(source) == "string" then
+    local manifest, merr = require("awsnet.reach.snapshot").manifest(source)
+    if merr then return nil, merr end
+    if manifest then not_collected(b, manifest) end
   end
   local assumptions = {}
   for _, a in ipairs(b.assumed or {}) do assumptions[#assumptions + 1] = a end

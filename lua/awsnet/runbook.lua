@@ -3,7 +3,10 @@
 --
 --   local rb = runbook.new{name=, steps=, state_file=, client=, config=, on_event=}
 --   rb:plan()     -- what apply would do, step by step, with the API calls; changes nothing
---   rb:apply()    -- creates or adopts each resource in dependency order and waits for it
+--   rb:apply()    -- creates or adopts each resource in dependency order and waits for it; steps
+--                 -- whose needs are met run at once (opts.concurrency: at most so many; 1 = one
+--                 -- after another), each waiting while the others go on
+--   rb:levels()   -- the graph's levels: the steps that can run together, level by level
 --   rb:destroy()  -- deletes, in reverse order, every resource the state file lists as owned
 --
 -- A step is a table:
@@ -26,6 +29,10 @@
 -- the new state, never a mix): before a create call the step is marked pending, and the id is
 -- saved as soon as the create call returns, so a crash between the two is recovered by find
 -- (create-or-adopt by tag; find checks the resource's own tags, not only the server's filter).
+-- Concurrent steps are coroutines of one Lua process: a step gives way only where it waits
+-- (`runbook.sleep`, through `ctx:poll`, and while its API calls are on the wire: awsnet.http's
+-- cooperative requests), never inside a state write, so the state file is always
+-- every step's last saved record and a kill at any point leaves what a sequential run would.
 -- apply and destroy hold an exclusive lock on `<state>.lock` from start to end, so two runs on one
 -- state file never interleave; a `<state>.tmp` a crash left is removed once the lock is held.
 -- Errors: a step's own error, named by step and account (err.step, err.account, err.op), "state"
@@ -40,6 +47,9 @@ local process = require "awsnet.svc.process"
 local runbook = {}
 
 local STATE_VERSION = 1
+
+-- The coroutines of a concurrent apply (weak keys): in them runbook.sleep yields to the others.
+local scheduled = setmetatable({}, { __mode = "k" })
 
 --- Seconds since boot, to 10 ms: a clock that no settimeofday moves, for timings and timeouts.
 -- @treturn number seconds (os.time() where /proc/uptime is missing)
@@ -56,6 +66,13 @@ end
 -- @tparam number seconds how long; nothing happens for 0 or less
 -- @return true, or nil, err with code "interrupted" and err.signal "SIGINT" or "SIGTERM"
 function runbook.sleep(seconds)
+  -- inside a concurrent apply: the other steps go on meanwhile
+  if scheduled[coroutine.running()] then
+    coroutine.yield(seconds)
+    local err = process.interrupted()
+    if err then return nil, err end
+    return true
+  end
   if seconds > 0 then return process.sleep(seconds) end
   local err = process.interrupted()
   if err then return nil, err end
@@ -234,8 +251,9 @@ Runbook.__index = Runbook
 
 --- Creates a runbook. opts: name, steps, state_file, client(account, service) -> API client,
 -- config (handed to steps as ctx.config), accounts (name -> label shown in messages, e.g. the
--- account id), on_event(event) for progress.
--- @tparam table opts {name, steps, state_file, client, config, accounts, on_event}
+-- account id), on_event(event) for progress, concurrency (steps of apply at once: 0, the
+-- default, as many as are ready; 1 one after another; else config.concurrency).
+-- @tparam table opts {name, steps, state_file, client, config, accounts, on_event, concurrency}
 -- @return the runbook (`rb:plan`, `rb:apply`, `rb:destroy`, ...)
 -- @raise when name, steps, state_file or client is missing
 function runbook.new(opts)
@@ -250,6 +268,7 @@ function runbook.new(opts)
     state_file = opts.state_file,
     client = opts.client,
     config = opts.config or {},
+    concurrency = opts.concurrency or (opts.config or {}).concurrency or 0,
     accounts = opts.accounts or {},
     on_event = opts.on_event or function() end,
   }, Runbook)
@@ -450,6 +469,105 @@ function Runbook:apply()
   return self:apply_locked()
 end
 
+--- The dependency graph's levels: level 1 holds the enabled steps that need nothing (or only
+-- disabled steps), level n those whose needs are all in levels below n. A concurrent apply runs
+-- each step as soon as its needs are done, so steps of one level run together at the latest.
+-- @within Runbook
+-- @treturn table an array of levels, each an array of steps (in the runbook's order)
+function Runbook:levels()
+  local level, levels = {}, {}
+  for _, step in ipairs(self.steps) do   -- ordered: every need comes first
+    if self:enabled(step) then
+      local l = 1
+      for _, n in ipairs(step.needs or {}) do
+        if level[n] then l = math.max(l, level[n] + 1) end
+      end
+      level[step.id] = l
+      levels[l] = levels[l] or {}
+      table.insert(levels[l], step)
+    end
+  end
+  return levels
+end
+
+-- Records a finished step in the summary and tells it.
+local function step_done(self, summary, step, action, rec, seconds)
+  local key = action == "create" and "created" or action == "adopt" and "adopted" or "kept"
+  summary[key] = summary[key] + 1
+  summary.steps[#summary.steps + 1] = { step = step.id, account = step.account, action = action,
+    id = rec.id, seconds = seconds }
+  self:emit{ event = "done", step = step.id, account = step.account, title = step.title,
+    action = action, id = rec.id, seconds = seconds }
+end
+
+-- Runs the enabled steps as coroutines, each started once its needs are done (at most
+-- `self.concurrency` at once when it is above 0); a step that waits yields its wait, and the
+-- scheduler sleeps until the earliest one is due. The first failure stops the run: steps still
+-- waiting are left where they are (their state is saved, as after a kill).
+local function run_graph(self, state, summary, out)
+  local pending, done, running = {}, {}, {}
+  for _, step in ipairs(self.steps) do
+    if self:enabled(step) then pending[#pending + 1] = step else done[step.id] = true end
+  end
+  local function ready(step)
+    for _, n in ipairs(step.needs or {}) do if not done[n] then return false end end
+    return true
+  end
+  local limit = self.concurrency > 0 and self.concurrency or math.huge
+  while #pending > 0 or #running > 0 do
+    local i = 1
+    while i <= #pending and #running < limit do
+      local step = pending[i]
+      if ready(step) then
+        local stop = process.interrupted() -- SIGINT or SIGTERM: no new step
+        if stop then return nil, self:step_error(step, stop) end
+        table.remove(pending, i)
+        local co = coroutine.create(function() return self:apply_step(state, step, out) end)
+        scheduled[co] = true
+        require("awsnet.http").cooperate(co)   -- its API calls give way while on the wire
+        running[#running + 1] = { co = co, step = step, wake = 0, t0 = runbook.clock() }
+      else
+        i = i + 1
+      end
+    end
+    if #running == 0 then
+      return nil, self:step_error(pending[1], errors.new("error", "steps wait on each other"))
+    end
+    local now, next_wake = runbook.clock(), math.huge
+    local k = 1
+    while k <= #running do
+      local r = running[k]
+      if r.wake <= now then
+        local ok, a, b = coroutine.resume(r.co)
+        -- steps' own errors come back as values (protected): what is raised here is the caller's
+        -- (an on_event that fails), raised on as a sequential apply would
+        if not ok then error(a, 0) end
+        if coroutine.status(r.co) == "dead" then
+          table.remove(running, k)
+          if not a then return nil, self:step_error(r.step, b) end
+          done[r.step.id] = true
+          step_done(self, summary, r.step, a, b, runbook.clock() - r.t0)
+          k = #running + 1   -- a step is done: start what it unblocked first
+        else
+          r.wake = runbook.clock() + (tonumber(a) or 0)
+          next_wake = math.min(next_wake, r.wake)
+          k = k + 1
+        end
+      else
+        next_wake = math.min(next_wake, r.wake)
+        k = k + 1
+      end
+    end
+    local more = false
+    for _, step in ipairs(pending) do if ready(step) then more = true; break end end
+    if not (more and #running < limit) and next_wake > runbook.clock() and next_wake < math.huge then
+      local slept, serr = process.sleep(math.max(0, next_wake - runbook.clock()))
+      if not slept then return nil, self:step_error(running[1].step, serr) end
+    end
+  end
+  return true
+end
+
 --- apply's work, with the lock held.
 -- @within Runbook
 -- @treturn table the summary, or nil, err
@@ -459,20 +577,19 @@ function Runbook:apply_locked()
   local summary = { created = 0, adopted = 0, kept = 0, steps = {} }
   local out = {}
   local started = runbook.clock()
-  for _, step in ipairs(self.steps) do
-    if self:enabled(step) then
-      local stop = process.interrupted() -- SIGINT or SIGTERM: no new step
-      if stop then return nil, self:step_error(step, stop) end
-      local t0 = runbook.clock()
-      local action, rec = self:apply_step(state, step, out)
-      if not action then return nil, self:step_error(step, rec) end
-      local key = action == "create" and "created" or action == "adopt" and "adopted" or "kept"
-      summary[key] = summary[key] + 1
-      local seconds = runbook.clock() - t0
-      summary.steps[#summary.steps + 1] = { step = step.id, account = step.account, action = action,
-        id = rec.id, seconds = seconds }
-      self:emit{ event = "done", step = step.id, account = step.account, title = step.title,
-        action = action, id = rec.id, seconds = seconds }
+  if self.concurrency ~= 1 then
+    local ok, gerr = run_graph(self, state, summary, out)
+    if not ok then return nil, gerr end
+  else
+    for _, step in ipairs(self.steps) do
+      if self:enabled(step) then
+        local stop = process.interrupted() -- SIGINT or SIGTERM: no new step
+        if stop then return nil, self:step_error(step, stop) end
+        local t0 = runbook.clock()
+        local action, rec = self:apply_step(state, step, out)
+        if not action then return nil, self:step_error(step, rec) end
+        step_done(self, summary, step, action, rec, runbook.clock() - t0)
+      end
     end
   end
   summary.changed = summary.created + summary.adopted > 0

@@ -21,12 +21,17 @@
 -- awsnet.aws.protocol (the client's own wire names and writers): handlers take params and return
 -- results by the models' member names. EC2 refuses a parameter its model does not know
 -- (UnknownParameter, as AWS does); STS, IAM, RDS, RAM and Lambda ignore one (AWS documents nothing).
--- opts: port (default 4566; 0 = any), accounts, secrets, region, seed, state_dir (saved world,
+-- opts: port (default 4566; 0 = any), accounts, organization (N: an organisation of N accounts,
+-- the first of `accounts` its management account; awsnet.sandbox.organizations), regions (the
+-- enabled ones DescribeRegions lists; default every region served but one opt-in region, which
+-- is disabled), populate ({vpcs = n} per account and enabled region), warm_databases (n MariaDB
+-- servers started before serving, for CreateDBInstance: awsnet.sandbox.rds.warm), secrets, region, seed, state_dir (saved world,
 -- survives restarts), transition_s (pending -> available time, default 1), faults = {throttle=,
 -- error5xx=, reset=, latency_ms=} (rates in 0..1, drawn from the seed; a reset comes after the
 -- action ran, so the client cannot tell whether it took effect), max_skew_s (default 900), log
 -- (function of a line: where the sandbox reports what clients do not see, such as its backing
--- servers; default stderr), limits (some of sandbox.LIMITS' keys, to change them).
+-- servers; default stderr), limits (some of sandbox.LIMITS' keys, to change them); faults.rate_limit
+-- (requests a second per account, region and service, AWS-style throttling past it).
 --
 -- Regions: a request acts in the region of its credential scope, which must be one of the `aws`
 -- partition's (awsnet.sandbox.regions); resources belong to an account and a region, and each
@@ -60,6 +65,8 @@ local SERVICES = {
   rds = { name = "rds", protocol = "query", module = "awsnet.sandbox.rds" },
   ram = { name = "ram", protocol = "json", module = "awsnet.sandbox.ram" },
   lambda = { name = "lambda", protocol = "json", module = "awsnet.sandbox.lambda" },
+  organizations = { name = "organizations", protocol = "json", module = "awsnet.sandbox.organizations",
+    faults = { { "TooManyRequestsException", 400 }, { "ServiceException", 500 } } },
 }
 
 -- The service models (botocore's, through awsnet.aws.model), loaded once per process: requests
@@ -132,7 +139,7 @@ end
 local function read_call(svc, mod, req)
   if svc.protocol == "json" then
     local path = wire.split_target(req.target)
-    local action = mod.route(req.method, path)
+    local action = mod.route(req.method, path, req.headers)
     local m = model_of(svc)
     if not action or not m.operations[action] or not mod.actions[action] then
       return errors.fail("UnknownOperationException", "Unknown operation " .. req.method .. " " .. path, { status = 404 })
@@ -188,6 +195,7 @@ local function addressed_service(self, req, scoped)
     if self:service_module("ram").route(req.method, path) then return "ram" end
     return nil
   end
+  if self:service_module("organizations").route(req.method, path, req.headers) then return "organizations" end
   local flat = req.method == "POST" and wire.parse_form(req.body) or query
   if VERSION_SERVICE[flat.Version] then return VERSION_SERVICE[flat.Version] end
   if not flat.Action then return nil end
@@ -290,7 +298,7 @@ function Sandbox:handle(req)
   if not fn then
     return error_response(svc, request_id, "InvalidAction", "The action " .. action .. " is not valid for this web service.")
   end
-  local response = self:injected_fault(svc, request_id)
+  local response = self:injected_fault(svc, request_id, identity.account .. "/" .. scoped.region .. "/" .. svc.name)
   if response then return response end
   -- the region is the credential scope's (auth.check refused a region the sandbox does not serve):
   -- the request sees that region's resources only
@@ -334,17 +342,29 @@ function Sandbox:handle(req)
 end
 
 --- A throttle or a server error in place of the answer, at the configured rates (nil: none).
+-- With faults.rate_limit, each account x region x service has a token bucket as AWS throttles
+-- (rate_limit requests a second, as many at once): a request that finds it empty is throttled.
 -- @within Sandbox
 -- @tparam table svc the service's entry (protocol, module, namespace)
 -- @tparam string request_id the request's id
+-- @tparam[opt] string key the caller's account, region and service
 -- @treturn ?table the error response
-function Sandbox:injected_fault(svc, request_id)
+function Sandbox:injected_fault(svc, request_id, key)
   local faults, response = self.faults, nil
-  if (faults.throttle or 0) > 0 and self:fault_roll() < faults.throttle then
-    local f = FAULTS[svc.protocol][1]
+  local over = false
+  if (faults.rate_limit or 0) > 0 and key then
+    local now, rate = core.httpd.monotonic(), faults.rate_limit
+    self.buckets = self.buckets or {}
+    local b = self.buckets[key] or { tokens = rate, at = now }
+    self.buckets[key] = b
+    b.tokens, b.at = math.min(rate, b.tokens + (now - b.at) * rate), now
+    if b.tokens >= 1 then b.tokens = b.tokens - 1 else over = true end
+  end
+  if over or ((faults.throttle or 0) > 0 and self:fault_roll() < faults.throttle) then
+    local f = (svc.faults or FAULTS[svc.protocol])[1]
     response = error_response(svc, request_id, f[1], "Rate exceeded", f[2])
   elseif (faults.error5xx or 0) > 0 and self:fault_roll() < faults.error5xx then
-    local f = FAULTS[svc.protocol][2]
+    local f = (svc.faults or FAULTS[svc.protocol])[2]
     response = error_response(svc, request_id, f[1], "We encountered an internal error. Please try again.", f[2])
   end
   if response then response.delay_ms = faults.latency_ms end
@@ -525,6 +545,8 @@ Sandbox.__gc = Sandbox.stop
 function sandbox.start(opts)
   opts = opts or {}
   assert(type(opts) == "table", "sandbox.start: opts must be a table")
+  local organizations = require "awsnet.sandbox.organizations"
+  if opts.organization then opts = organizations.options(opts) end
   local state_path, st
   if opts.state_dir then
     -- the saved world holds secrets (session keys, master passwords): a folder made here is the
@@ -556,7 +578,14 @@ function sandbox.start(opts)
     opts = opts, state = st, state_path = state_path, server = server, port = server:port(),
     faults = opts.faults or {}, fault_rng = ((opts.seed or 1) * 40503) % 4294967296 + 7,
     modules = {}, max_skew_s = opts.max_skew_s or 900, limits = limits, jobs = {},
+    regions = require("awsnet.sandbox.regions").plan(opts.regions),
   }, Sandbox)
+  if opts.organization then organizations.setup(self, opts.accounts) end
+  if opts.populate then organizations.populate(self, self.regions.enabled, opts.populate) end
+  if (opts.warm_databases or 0) > 0 then
+    local ok, werr = self:service_module("rds").warm(self, opts.warm_databases)
+    if not ok then self:stop(); return nil, werr end
+  end
   self.limiter = function(head) return self:body_limit(head) end
   self.endpoint = "http://127.0.0.1:" .. self.port
   -- a bug in the sandbox answers 500 and leaves the server running
@@ -600,6 +629,11 @@ function sandbox.spawn(opts)
     local argv = awsnet_command()
     for _, a in ipairs({ "sandbox", "--port", tostring(port), "--seed", tostring(opts.seed or 1) }) do argv[#argv + 1] = a end
     if opts.accounts then argv[#argv + 1] = "--accounts"; argv[#argv + 1] = table.concat(opts.accounts, ",") end
+    for _, o in ipairs({ { "--organization", opts.organization }, { "--vpcs", opts.populate and opts.populate.vpcs },
+      { "--warm-databases", opts.warm_databases },
+      { "--regions", opts.regions and table.concat(opts.regions, ",") } }) do
+      if o[2] then argv[#argv + 1] = o[1]; argv[#argv + 1] = tostring(o[2]) end
+    end
     if opts.state_dir then argv[#argv + 1] = "--state-dir"; argv[#argv + 1] = opts.state_dir end
     if opts.transition_s then argv[#argv + 1] = "--transition"; argv[#argv + 1] = tostring(opts.transition_s) end
     if opts.faults then

@@ -113,10 +113,12 @@ local function write_json(path, key, items)
   return write_text(path, text)
 end
 
--- The calls that follow from the first round: per VPC its DNS attributes, per TGW route table
--- its routes and propagations. Each is {client, op, params, result key, file key, wrap(items)}.
-local function follow_up_calls(account, first)
-  local ec2 = account.client("ec2")
+--- The calls that follow from the first ones' answers: per VPC its DNS attributes, per TGW route
+-- table its routes and propagations.
+-- @param ec2 the account's EC2 client in the region
+-- @tparam table first the items of snapshot.CALLS by result key (Vpcs, TransitGatewayRouteTables)
+-- @treturn table the calls, each {client, op, params, result key, file key, wrap(items) -> the file's item}
+function snapshot.follow_up_calls(ec2, first)
   local calls = {}
   for _, vpc in ipairs(first.Vpcs) do
     for _, attr in ipairs({ "enableDnsSupport", "enableDnsHostnames" }) do
@@ -183,7 +185,7 @@ function snapshot.take(opts)
   -- 3: what needs the first round's answers
   calls, account_of = {}, {}
   for _, a in ipairs(opts.accounts) do
-    for _, c in ipairs(follow_up_calls(a, data[a])) do
+    for _, c in ipairs(snapshot.follow_up_calls(a.client("ec2"), data[a])) do
       calls[#calls + 1] = c
       account_of[#calls] = a
     end
@@ -197,27 +199,55 @@ function snapshot.take(opts)
   -- 4: the files
   local out = { dir = opts.out, accounts = {}, skipped = skipped, redacted = {} }
   for _, a in ipairs(opts.accounts) do
-    local path = string.format("%s/aws_configs/accounts/%s/%s", opts.out, a.id, region)
-    local ok
-    ok, err = process.run("mkdir -p " .. process.quote(path))
-    if not ok then return nil, err end
-    local counts, notes = {}, {}
-    redact_functions(data[a].Functions, notes)
-    if #notes > 0 then
-      ok, err = write_text(path .. "/REDACTED.txt", "awsnet snapshot replaced these values by \"" .. REDACTED
-        .. "\" (secrets are never written):\n" .. table.concat(notes, "\n") .. "\n")
-      if not ok then return nil, err end
-      for _, n in ipairs(notes) do out.redacted[#out.redacted + 1] = a.id .. " " .. n end
-    end
     if a.not_collected then data[a].NotCollected = a.not_collected end
-    for key, list in pairs(data[a]) do
-      ok, err = write_json(path .. "/" .. key .. ".json", key, list)
-      if not ok then return nil, err end
-      counts[key] = #list
-    end
-    out.accounts[#out.accounts + 1] = { id = a.id, region = region, path = path, counts = counts }
+    local entry
+    entry, err = snapshot.write_region(opts.out, a.id, region, data[a])
+    if not entry then return nil, err end
+    for _, n in ipairs(entry.redacted) do out.redacted[#out.redacted + 1] = a.id .. " " .. n end
+    out.accounts[#out.accounts + 1] = entry
   end
   return out
+end
+
+--- Writes one account's files in one region: <dir>/aws_configs/accounts/<id>/<region>/<Key>.json
+-- for each key of `data` (Lambda environment values redacted first, listed in REDACTED.txt).
+-- The folder is written under <dir>/.partial and renamed into place when whole, so a folder that is there
+-- is complete (a snapshot stopped midway keeps only whole account × region folders).
+-- @tparam string dir the snapshot folder
+-- @tparam string account the account id
+-- @tparam string region the region
+-- @tparam table data {Key = items}
+-- @treturn table {id, region, path, counts = {Key = n}, redacted = {what was redacted}}, or nil, err
+function snapshot.write_region(dir, account, region, data)
+  local path = string.format("%s/aws_configs/accounts/%s/%s", dir, account, region)
+  -- outside aws_configs, so a reader never takes a half-written folder for a region
+  local partial = string.format("%s/.partial/%s-%s", dir, account, region)
+  local ok, err = true, nil
+  -- left by a run that was killed midway
+  if io.open(partial, "r") then ok, err = process.remove(partial) end
+  local file = require("awsnet.core").file
+  if ok then ok, err = file.mkdir(partial) end
+  if ok then ok, err = file.mkdir(path:match("^(.*)/[^/]+$")) end
+  if not ok then return errors.fail("snapshot", tostring(err)) end
+  local counts, notes = {}, {}
+  redact_functions(data.Functions, notes)
+  if #notes > 0 then
+    ok, err = write_text(partial .. "/REDACTED.txt", "awsnet snapshot replaced these values by \"" .. REDACTED
+      .. "\" (secrets are never written):\n" .. table.concat(notes, "\n") .. "\n")
+    if not ok then return nil, err end
+  end
+  for key, list in pairs(data) do
+    ok, err = write_json(partial .. "/" .. key .. ".json", key, list)
+    if not ok then return nil, err end
+    counts[key] = #list
+  end
+  -- an earlier snapshot's folder in the way: replaced
+  if not os.rename(partial, path) then
+    ok, err = process.remove(path)
+    if not ok then return nil, err end
+    if not os.rename(partial, path) then return errors.fail("snapshot", "cannot rename " .. partial .. " to " .. path) end
+  end
+  return { id = account, region = region, path = path, counts = counts, redacted = notes }
 end
 
 return snapshot

@@ -884,8 +884,12 @@ end
 -- @raise when `op` is not a string
 function Model:paginator(op)
   if type(op) ~= "string" then arg_error("paginator", 1, "string", op) end
-  local _, oerr = self:operation(op)
-  if oerr then return nil, oerr end
+  -- by the operations table itself: `operation` would read the model's documentation, which
+  -- paging does not need (a second of CPU for EC2's)
+  if not rawget(self.operations, op) then
+    local _, oerr = self:operation(op)
+    if oerr then return nil, oerr end
+  end
   local pages, err = companion(self, "_pagination", "paginators-1", "pagination")
   if not pages then return nil, err end
   local p = pages[op]

@@ -208,6 +208,9 @@ function shape.http_bound(ref)
   return HTTP_BOUND[ref.location] == true
 end
 
+-- shape.error_shape's index of each model's `error.code` traits (weak: it goes with the model).
+local error_codes = setmetatable({}, { __mode = "k" })
+
 --- The error shape for an AWS error code: the structure of that name, or the one whose `error.code`
 -- trait is that code (awsQueryCompatible and customised codes).
 -- @tparam table m the model
@@ -216,9 +219,19 @@ end
 function shape.error_shape(m, code)
   local s = m.shapes[code]
   if s and s.type == "structure" then return code end
-  for name, sh in pairs(m.shapes) do
-    if type(sh.error) == "table" and sh.error.code == code and sh.type == "structure" then return name end
+  -- the codes named by an `error.code` trait, per model, found in one pass over its shapes
+  local by_code = error_codes[m.shapes]
+  if not by_code then
+    by_code = {}
+    for name, sh in pairs(m.shapes) do
+      if type(sh) == "table" and type(sh.error) == "table" and sh.type == "structure" and sh.error.code ~= nil
+          and by_code[sh.error.code] == nil then
+        by_code[sh.error.code] = name
+      end
+    end
+    error_codes[m.shapes] = by_code
   end
+  return by_code[code]
 end
 
 -- The common case is checked in C (core.queryform, see csrc/queryform.h) by a plan compiled once

@@ -76,9 +76,10 @@ function args.seconds(option)
   end
 end
 
-local FAULT_NAMES = { throttle = "rate", error5xx = "rate", reset = "rate", latency_ms = "ms" }
+local FAULT_NAMES = { throttle = "rate", error5xx = "rate", reset = "rate", latency_ms = "ms", rate_limit = "per_s" }
 
---- Sandbox faults: `name=value,...` with throttle, error5xx, reset (rates 0..1) and latency_ms.
+--- Sandbox faults: `name=value,...` with throttle, error5xx, reset (rates 0..1), latency_ms and
+-- rate_limit (requests a second per account, region and service).
 -- @tparam string text the option's text
 -- @treturn table name -> number, or nil, message
 function args.faults(text)
@@ -88,10 +89,12 @@ function args.faults(text)
     local kind = FAULT_NAMES[name]
     local n = tonumber(value)
     if not kind then
-      return nil, "--faults: unknown fault '" .. tostring(name or item) .. "' (throttle, error5xx, reset, latency_ms)"
+      return nil, "--faults: unknown fault '" .. tostring(name or item) ..
+        "' (throttle, error5xx, reset, latency_ms, rate_limit)"
     end
     if not n or n < 0 or (kind == "rate" and n > 1) then
-      return nil, "--faults: " .. name .. " must be " .. (kind == "rate" and "a rate from 0 to 1" or "milliseconds")
+      return nil, "--faults: " .. name .. " must be " .. (kind == "rate" and "a rate from 0 to 1"
+        or kind == "per_s" and "requests a second" or "milliseconds")
     end
     faults[name] = n
   end

@@ -1,5 +1,7 @@
 --- `awsnet sandbox`: runs the local two-account AWS sandbox until the process is stopped.
---   awsnet sandbox [--port N] [--accounts A,B] [--state-dir DIR] [--seed N] [--transition S]
+--   awsnet sandbox [--port N] [--accounts A,B] [--organization N [--vpcs N]] [--regions R1,R2]
+--                  [--warm-databases N]
+--                  [--state-dir DIR] [--seed N] [--transition S]
 --                  [--faults throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=0]
 -- @module awsnet.cli.sandbox
 local args = require "awsnet.cli.args"
@@ -17,12 +19,20 @@ function cli_sandbox.configure(command)
   command:option("--port", "The loopback port to listen on.", "4566", args.port)
   command:option("--accounts", "Account ids, comma-separated (default 111111111111,222222222222).", nil,
     args.accounts)
+  command:option("--organization", "Stand for an organisation of N accounts (the first of --accounts manages it).",
+    nil, args.integer("--organization", 1, 10000))
+  command:option("--regions", "The enabled regions, comma-separated (default: all but one opt-in region).", nil,
+    args.list)
+  command:option("--vpcs", "Give every account N VPCs with their subnets in each enabled region.", nil,
+    args.integer("--vpcs", 0, 250))
+  command:option("--warm-databases", "Start N MariaDB servers ahead, for CreateDBInstance to take at once.", nil,
+    args.integer("--warm-databases", 0, 8))
   command:option("--state-dir", "Keep the sandbox's state in this folder (it survives a restart).")
   command:option("--seed", "Seed of the sandbox's ids and faults.", nil, args.integer("--seed", 0, 2147483647))
   command:option("--transition", "Seconds a resource stays pending before it is available.", nil,
     args.seconds("--transition"))
-  command:option("--faults", "Injected faults, e.g. throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=5.", nil,
-    args.faults)
+  command:option("--faults", "Injected faults, e.g. throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=5,rate_limit=20.",
+    nil, args.faults)
 end
 
 --- sandbox.start options from parsed arguments.
@@ -30,7 +40,8 @@ end
 -- @treturn table options for `awsnet.sandbox.start`
 function cli_sandbox.options(a)
   return { port = a.port, accounts = a.accounts, state_dir = a.state_dir, seed = a.seed,
-    transition_s = a.transition, faults = a.faults }
+    transition_s = a.transition, faults = a.faults, organization = a.organization, regions = a.regions,
+    populate = a.vpcs and { vpcs = a.vpcs } or nil, warm_databases = a.warm_databases }
 end
 
 --- Runs the command on parsed arguments: serves until the process is stopped.

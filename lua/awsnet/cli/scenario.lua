@@ -10,8 +10,9 @@ local cli_scenario = {}
 
 cli_scenario.summary = "Plan, apply, verify, prove or destroy the article's scenario from a config file."
 cli_scenario.epilog = [[
-  plan      the API calls per account apply would make; changes nothing
-  apply     create or adopt every resource, waiting for each (a second apply changes nothing)
+  plan      the graph's levels and the API calls per account apply would make; changes nothing
+  apply     create or adopt every resource, independent steps at once, waiting for each (a second
+            apply changes nothing; config concurrency = 1 runs one step after another)
   verify    trace Lambda -> database, resolve the endpoint, invoke the Lambda, read back
   prove     show what each piece (DNS support, TGW routes, security groups) does
   destroy   delete everything the state file lists, in reverse order
@@ -100,6 +101,21 @@ local function print_plan(out, actions)
   if n == 0 then out:write("  nothing to change\n") end
 end
 
+-- The graph apply follows: its levels, the steps of each running at once (a JSON event with --json).
+local function print_levels(out, levels, json)
+  local ids = {}
+  for l, steps in ipairs(levels) do
+    ids[l] = {}
+    for _, step in ipairs(steps) do ids[l][#ids[l] + 1] = step.id end
+  end
+  if json then
+    out:write(cjson.encode({ event = "graph", levels = ids }), "\n")
+    return
+  end
+  out:write("apply runs as a graph: the steps of a level at once, each as soon as what it needs is done\n")
+  for l, list in ipairs(ids) do out:write(string.format("  level %d: %s\n", l, table.concat(list, ", "))) end
+end
+
 --- Runs one scenario command with an already loaded config table; returns the exit status (0 done,
 -- 1 a check failed, 2 an error: bad config, a failed AWS call, ...) and the result or error.
 -- opts: json (bool), out_dir, stdout (file, default io.stdout), aws (module for clients),
@@ -135,6 +151,7 @@ function cli_scenario.execute(command, user_config, opts)
   local result
   if command == "plan" then
     result, err = rb:plan()
+    if result then print_levels(stdout, rb:levels(), opts.json) end
     if result and not opts.json then print_plan(stdout, result) end
   elseif command == "apply" then
     result, err = rb:apply()

@@ -261,7 +261,7 @@ function lazy.assumptions(r)
       end
     end
     for _, m in ipairs(b.missing) do
-      if accounts[m.account] and not said[m.text] then said[m.text] = true out[#out + 1] = m.text end
+      if (m.everywhere or accounts[m.account]) and not said[m.text] then said[m.text] = true out[#out + 1] = m.text end
     end
   end
   rawset(r, "assumptions", out)

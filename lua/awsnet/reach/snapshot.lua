@@ -231,4 +231,21 @@ function snapshot.read(dir, opts)
   return data, origins, skipped
 end
 
+--- The manifest of a snapshot folder (manifest.json next to aws_configs, as `awsnet snapshot
+-- --organization` writes it), or nil when there is none.
+-- @tparam string dir the snapshot folder, or its aws_configs folder
+-- @treturn ?table the manifest, or nil, err ("invalid_snapshot" when it is not a JSON object)
+function snapshot.manifest(dir)
+  local path = dir:gsub("/+$", ""):gsub("/aws_configs$", "") .. "/manifest.json"
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  local ok, doc = pcall(require("cjson").decode, text)
+  if not ok or type(doc) ~= "table" then
+    return errors.fail("invalid_snapshot", path .. " is not a JSON object", { file = path })
+  end
+  return doc
+end
+
 return snapshot

@@ -31,7 +31,8 @@ local AUTH_ERRORS = {
 }
 
 local function auth_error(service, kind, message)
-  local family = service == "ec2" and "ec2" or (service == "ram" or service == "lambda") and "json" or "query"
+  local family = service == "ec2" and "ec2"
+    or (service == "ram" or service == "lambda" or service == "organizations") and "json" or "query"
   local e = AUTH_ERRORS[family][kind]
   return errors.new(e[1], message, { status = e[2] })
 end
@@ -116,7 +117,7 @@ function auth.check(sb, req, addressed)
       "Credential should be scoped to correct service: '" .. addressed .. "'. ")
   end
   if service ~= "ec2" and service ~= "sts" and service ~= "iam" and service ~= "rds"
-     and service ~= "ram" and service ~= "lambda" then
+     and service ~= "ram" and service ~= "lambda" and service ~= "organizations" then
     return nil, "sts", errors.new("InvalidAction", "The sandbox does not serve " .. service, { status = 400 })
   end
   -- a region the sandbox does not serve is refused as AWS refuses a credential scope naming another
@@ -126,6 +127,12 @@ function auth.check(sb, req, addressed)
   if not require("awsnet.sandbox.regions").serves(a.region) then
     return nil, service, auth_error(service, "bad_signature",
       "Credential should be scoped to a valid region, not '" .. a.region .. "'. ")
+  end
+  -- a region the account has not opted into: AWS does not accept the account's credentials there
+  if sb.regions and sb.regions.disabled == a.region then
+    return nil, service, auth_error(service, "unknown_key", service == "ec2"
+      and "AWS was not able to validate the provided access credentials"
+      or "The security token included in the request is invalid.")
   end
   local body_hash = require("awsnet.core").sigv4.sha256_hex(req.body or "")
   local kind, why = uncovered(a, req, body_hash)

@@ -998,6 +998,15 @@ function A.DescribeAvailabilityZones(ctx, p)
   return { AvailabilityZones = array(out) }
 end
 
+-- The sandbox's regions (awsnet.sandbox.regions.plan): enabled ones, one opt-in region disabled.
+function A.DescribeRegions(ctx, p)
+  local out, err = require("awsnet.sandbox.regions").describe(ctx.sandbox.regions, p, function(items, fields)
+    return apply_filters(list_param(p, "Filters"), items, fields)
+  end)
+  if not out then return nil, err end
+  return { Regions = array(out) }
+end
+
 -- AWS-managed prefix lists every account sees (S3 and DynamoDB gateway endpoints' ranges).
 local function managed_prefix_lists(ctx)
   local digits = { s3 = "63a5400a", dynamodb = "66a54007" }

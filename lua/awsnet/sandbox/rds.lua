@@ -245,9 +245,22 @@ function rds.backing(sb, inst)
   if srv then return srv end
   local mariadb_server = require "awsnet.svc.mariadb_server"
   local err
-  srv, err = mariadb_server.start { database = inst.db_name or "mysql_app", user = inst.master_user,
-                                    password = inst.master_password, tls = true }
-  if not srv then return nil, err end
+  local database = inst.db_name or "mysql_app"
+  srv = sb.warm_databases and table.remove(sb.warm_databases)
+  if srv then
+    -- a server started beforehand: the instance's database and master user made in it
+    local ok, serr = srv:sql(string.format("CREATE DATABASE IF NOT EXISTS %s CHARACTER SET utf8mb4; " ..
+      "CREATE USER %s@'%%' IDENTIFIED BY %s; GRANT ALL ON %s.* TO %s@'%%'; FLUSH PRIVILEGES;",
+      mariadb_server.sql_ident(database), mariadb_server.sql_string(inst.master_user),
+      mariadb_server.sql_string(inst.master_password), mariadb_server.sql_ident(database),
+      mariadb_server.sql_string(inst.master_user)))
+    if not ok then srv:stop(); return nil, serr end
+    srv.database, srv.user, srv.password = database, inst.master_user, inst.master_password
+  else
+    srv, err = mariadb_server.start { database = database, user = inst.master_user,
+                                      password = inst.master_password, tls = true }
+    if not srv then return nil, err end
+  end
   -- the RDS master user may create databases and users, not only use one
   srv:sql(string.format("GRANT ALL ON *.* TO %s@'%%' WITH GRANT OPTION; FLUSH PRIVILEGES;",
     mariadb_server.sql_string(inst.master_user)))
@@ -363,9 +376,50 @@ function A.DeleteDBInstance(ctx, p)
   inst.eni = nil
   local key = inst.address or inst.id
   local srv = ctx.sandbox.databases and ctx.sandbox.databases[key]
-  if srv then srv:stop(); ctx.sandbox.databases[key] = nil end
+  if srv then
+    ctx.sandbox.databases[key] = nil
+    if not rds.recycle(ctx.sandbox, srv) then srv:stop() end
+  end
   rds.sync_dns(ctx.sandbox)
   return { DBInstance = out }
+end
+
+-- Statements that print the statements dropping every database and user an instance made.
+local RESET_SQL = "SELECT CONCAT('DROP DATABASE `', REPLACE(schema_name, '`', '``'), '`;') FROM " ..
+  "information_schema.schemata WHERE schema_name NOT IN ('mysql', 'information_schema', 'performance_schema', " ..
+  "'sys'); SELECT CONCAT('DROP USER ', QUOTE(user), '@', QUOTE(host), ';') FROM mysql.user WHERE user NOT IN " ..
+  "('root', 'mariadb.sys', 'mysql', '');"
+
+--- Starts `n` MariaDB servers ahead of use (sandbox.start's warm_databases): CreateDBInstance
+-- takes one instead of starting a server while the sandbox waits (the seconds mariadb-install-db
+-- takes, during which the sandbox answers no one; AWS answers CreateDBInstance at once), and
+-- DeleteDBInstance gives it back emptied.
+-- @param sb the sandbox
+-- @tparam integer n how many
+-- @return true, or nil, err (a server did not start)
+function rds.warm(sb, n)
+  sb.warm_databases, sb.warm_target = sb.warm_databases or {}, n
+  local mariadb_server = require "awsnet.svc.mariadb_server"
+  while #sb.warm_databases < n do
+    local srv, err = mariadb_server.start { database = "awsnet_warm", user = "awsnet_warm", tls = true }
+    if not srv then return nil, err end
+    if not rds.recycle(sb, srv) then srv:stop(); return errors.fail("start", "a warm database could not be emptied") end
+  end
+  return true
+end
+
+--- Empties a server (every database and user but the system's) and keeps it for the next
+-- instance, while the sandbox keeps fewer than warm_databases ready; false when it does not.
+-- @param sb the sandbox
+-- @param srv the awsnet.svc.mariadb_server server
+-- @treturn boolean
+function rds.recycle(sb, srv)
+  if #(sb.warm_databases or {}) >= (sb.warm_target or 0) then return false end
+  local drops = srv:sql(RESET_SQL)
+  if not drops or (drops:match("%S") and not srv:sql(drops)) then return false end
+  srv.database, srv.user, srv.password = nil, nil, nil
+  table.insert(sb.warm_databases, srv)
+  return true
 end
 
 --- An instance as DescribeDBInstances shows it.
@@ -379,6 +433,8 @@ rds.render = render_instance
 -- @param sb the sandbox
 function rds.shutdown(sb)
   for id, srv in pairs(sb.databases or {}) do srv:stop(); sb.databases[id] = nil end
+  for _, srv in ipairs(sb.warm_databases or {}) do srv:stop() end
+  sb.warm_databases = nil
   if sb.dns then sb.dns:stop(); sb.dns = nil end
 end
 

@@ -71,4 +71,72 @@ function regions.zones(region, rotation)
   return out
 end
 
+-- The regions AWS launched after 20 March 2019: disabled in an account until it opts in (AWS's
+-- "Specify which AWS Regions your account can use").
+local OPT_IN = { ["af-south-1"] = true, ["ap-east-1"] = true, ["ap-south-2"] = true, ["ap-southeast-3"] = true,
+  ["ap-southeast-4"] = true, ["ap-southeast-5"] = true, ["ca-west-1"] = true, ["eu-central-2"] = true,
+  ["eu-south-1"] = true, ["eu-south-2"] = true, ["il-central-1"] = true, ["me-central-1"] = true,
+  ["me-south-1"] = true, ["mx-central-1"] = true, ["ap-southeast-7"] = true }
+
+--- The sandbox's regions as DescribeRegions tells them: `enabled` (those given, else every region
+-- served) and one opt-in region served but not opted in (the first by name not enabled): a
+-- request scoped to it is refused, as AWS refuses calls to a disabled region.
+-- @tparam ?{string,...} enabled the enabled regions (nil: every served region but the disabled one)
+-- @treturn table {enabled = {name,...} sorted, disabled = name or nil, status = {[name] = OptInStatus}}
+function regions.plan(enabled)
+  local names = {}
+  for name in pairs(regions.served()) do names[#names + 1] = name end
+  table.sort(names)
+  local on = {}
+  for _, name in ipairs(enabled or {}) do on[name] = true end
+  local disabled
+  for _, name in ipairs(names) do
+    if OPT_IN[name] and not on[name] and not disabled then disabled = name end
+  end
+  local out = { enabled = {}, disabled = disabled, status = {} }
+  for _, name in ipairs(names) do
+    if name ~= disabled and (not enabled or on[name]) then
+      out.enabled[#out.enabled + 1] = name
+      out.status[name] = OPT_IN[name] and "opted-in" or "opt-in-not-required"
+    end
+  end
+  if disabled then out.status[disabled] = "not-opted-in" end
+  return out
+end
+
+--- EC2 DescribeRegions on a plan: the enabled regions, the disabled one too with AllRegions;
+-- RegionNames picks (an unknown name is InvalidParameterValue), Filters region-name, endpoint and
+-- opt-in-status.
+-- @tparam table plan as `plan` returns
+-- @tparam table p the request's params {RegionNames, AllRegions, Filters}
+-- @tparam function filter EC2's filters: (items, fields of an item) -> the items that pass, or nil, err
+-- @treturn table the regions {RegionName, Endpoint, OptInStatus}, or nil, err
+function regions.describe(plan, p, filter)
+  local names = {}
+  for _, n in ipairs(plan.enabled) do names[#names + 1] = n end
+  local all = p.AllRegions == true or p.AllRegions == "true"
+  local picked = type(p.RegionNames) == "table" and #p.RegionNames > 0 and p.RegionNames or nil
+  if plan.disabled and (all or picked) then names[#names + 1] = plan.disabled end
+  table.sort(names)
+  local want
+  if picked then
+    want = {}
+    for _, n in ipairs(picked) do
+      if not plan.status[n] then
+        return require("awsnet.errors").fail("InvalidParameterValue", "Invalid region: " .. tostring(n), { status = 400 })
+      end
+      want[n] = true
+    end
+  end
+  local out = {}
+  for _, n in ipairs(names) do
+    if not want or want[n] then
+      out[#out + 1] = { RegionName = n, Endpoint = "ec2." .. n .. ".amazonaws.com", OptInStatus = plan.status[n] }
+    end
+  end
+  return filter(out, function(r)
+    return { ["region-name"] = r.RegionName, endpoint = r.Endpoint, ["opt-in-status"] = r.OptInStatus }
+  end)
+end
+
 return regions

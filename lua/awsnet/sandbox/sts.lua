@@ -23,6 +23,11 @@ function sts.actions.AssumeRole(ctx, p)
   if not duration or duration < 900 or duration > 43200 then
     return errors.fail("ValidationError", "DurationSeconds must be between 900 and 43200", { status = 400 })
   end
+  -- role chaining (the caller is itself a role session): at most one hour, as AWS limits it
+  if duration > 3600 and (ctx.arn or ""):find(":assumed-role/", 1, true) then
+    return errors.fail("ValidationError", "The requested DurationSeconds exceeds the 1 hour session limit " ..
+      "for roles assumed by role chaining.", { status = 400 })
+  end
   local role = iam.role_by_arn(ctx.state, p.RoleArn)
   if not role or not iam.trusts(role, { account = ctx.account, arn = ctx.arn }) then
     return errors.fail("AccessDenied", string.format("User: %s is not authorized to perform: sts:AssumeRole on resource: %s",

@@ -31,8 +31,9 @@ end
 sandboxed.awsnet_command = awsnet_command
 
 --- Starts the sandbox (awsnet.sandbox.spawn). opts: faults {throttle=, error5xx=, reset=}
--- (rates 0..1), seed, transition (seconds a resource stays pending, default 0.2), log.
--- @tparam[opt] table opts {faults, seed, transition, log}
+-- (rates 0..1), seed, transition (seconds a resource stays pending, default 0.2), log,
+-- warm_databases (MariaDB servers started ahead: awsnet.sandbox.rds.warm).
+-- @tparam[opt] table opts {faults, seed, transition, log, warm_databases}
 -- @return the handle (`sb:config`, `sb:resources`, `sb:stop`; sb.endpoint, sb.dns, sb.log), or
 -- nil, err (the sandbox did not start: "start")
 function sandboxed.start(opts)
@@ -40,7 +41,7 @@ function sandboxed.start(opts)
   local dir = process.tempdir("awsnet-sandboxed")
   local sb, err = require("awsnet.sandbox").spawn{ accounts = sandboxed.ACCOUNTS, seed = opts.seed,
     transition_s = opts.transition or 0.2, faults = opts.faults, log = opts.log or (dir .. "/sandbox.log"),
-    state_dir = dir .. "/world" }
+    state_dir = dir .. "/world", warm_databases = opts.warm_databases }
   if not sb then
     process.remove(dir)
     return nil, err

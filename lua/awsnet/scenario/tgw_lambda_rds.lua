@@ -72,6 +72,7 @@ for k in pairs(NETWORK_A_KEYS) do NETWORK_B_KEYS[k] = true end
 local CONFIG_KEYS = {
   name = true, region = true, state_file = true, timeout = true, poll_interval = true, max_attempts = true,
   progress_every = true, inside_vpc = true, extra_columns = true,
+  concurrency = true,      -- apply's steps at once (awsnet.runbook: 0 as many as are ready, 1 one by one)
   same_account = true, -- derived from accounts.B.same_as; accepted so a checked config checks again
   accounts = { A = ACCOUNT_KEYS, B = ACCOUNT_KEYS },
   account_ids = { A = true, B = true },

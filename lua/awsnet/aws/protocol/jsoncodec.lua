@@ -161,8 +161,13 @@ function jsoncodec.keys(t)
     end
     return out
   end
-  for k in pairs(t) do out[#out + 1] = k end
-  table.sort(out, function(a, b) return tostring(a) < tostring(b) end)
+  local strings = true
+  for k in pairs(t) do
+    out[#out + 1] = k
+    if strings and type(k) ~= "string" then strings = false end
+  end
+  -- string keys (the usual case) sort as their texts do, without a comparator call per step
+  if strings then table.sort(out) else table.sort(out, function(a, b) return tostring(a) < tostring(b) end) end
   return out
 end
 
@@ -243,6 +248,20 @@ local function encode(v, out)
   else
     error("cannot encode a " .. t .. " in JSON", 0)
   end
+end
+
+--- The JSON text of a string, number or boolean, or null for nil and jsoncodec.null (what
+-- `encode` writes for them, without its pcall and buffer: for writers that lay out tables themselves).
+-- @param v the value
+-- @treturn string the text
+-- @raise for NaN, the infinities and other types
+function jsoncodec.scalar(v)
+  local t = type(v)
+  if t == "string" then return encode_string(v) end
+  if t == "number" then return encode_number(v) end
+  if t == "boolean" then return v and "true" or "false" end
+  if v == nil or v == jsoncodec.null then return "null" end
+  error("cannot encode a " .. t .. " in JSON", 0)
 end
 
 --- Encodes a value as JSON: integers exactly, an array-marked or sequence table as an array,

@@ -26,7 +26,9 @@
 -- error5xx=, reset=, latency_ms=} (rates in 0..1, drawn from the seed; a reset comes after the
 -- action ran, so the client cannot tell whether it took effect), max_skew_s (default 900), log
 -- (function of a line: where the sandbox reports what clients do not see, such as its backing
--- servers; default stderr), limits (some of sandbox.LIMITS' keys, to change them).
+-- servers; default stderr), limits (some of sandbox.LIMITS' keys, to change them), twin ("on",
+-- "auto" or "off", the default: the network twin, awsnet.sandbox.twin, realises the VPCs with
+-- Linux namespaces; "auto" without the privilege says so once and goes on without it).
 --
 -- Regions: a request acts in the region of its credential scope, which must be one of the `aws`
 -- partition's (awsnet.sandbox.regions); resources belong to an account and a region, and each
@@ -330,6 +332,34 @@ function Sandbox:handle(req)
     response = error_response(svc, request_id, ferr.code, redact(ferr.message, secrets), ferr.status)
   else response = render(svc, action, result, request_id) end
   response.delay_ms = self.faults.latency_ms
+  -- the network twin follows a change before the call that made it answers
+  if result ~= nil and self.twin then return self:twin_follow(req, action, response) end
+  return response
+end
+
+--- Realises a change in the network twin and answers `response` once it is applied (the server
+-- serves others meanwhile); reads (Describe*, Get*, List*, Search*) change nothing.
+-- @within Sandbox
+-- @tparam table req the request (req.id names its connection, nil when called directly)
+-- @tparam string action the action that ran
+-- @tparam table response the answer
+-- @treturn table the answer, or {defer = true}
+function Sandbox:twin_follow(req, action, response)
+  if action:match("^Describe") or action:match("^Get") or action:match("^List") or action:match("^Search") or
+     action == "Invoke" then
+    return response
+  end
+  local job = self.twin:sync(self:snapshot())
+  if not job then return response end
+  local waiting = { cancel = function() end }
+  function waiting.poll()
+    if not job.done() then return nil end
+    return response
+  end
+  self.jobs[#self.jobs + 1] = { id = req.id, job = waiting, delay_ms = response.delay_ms }
+  if req.id then return { defer = true } end
+  table.remove(self.jobs)
+  while not job.done() do core.process.sleep(0.005, false) end
   return response
 end
 
@@ -429,7 +459,20 @@ local function step_once(self, slice_ms)
   if #self.jobs > 0 then slice_ms = math.min(slice_ms, 10) end
   local served = self.server:step(slice_ms, self.handler, self.limiter)
   if #self.jobs > 0 then self:poll_jobs() end
+  if self.twin then self:twin_tick() end
   return served
+end
+
+--- The twin's changes go on, and what changes with time alone (an attachment that becomes
+-- available, a Lambda ENI released) is realised within a second.
+-- @within Sandbox
+function Sandbox:twin_tick()
+  local busy = self.twin:tick()
+  local now = core.httpd.monotonic()
+  if not busy and now - (self.twin_synced or 0) >= 1 then
+    self.twin_synced = now
+    self.twin:sync(self:snapshot())
+  end
 end
 
 --- Serves requests that arrive within `timeout_ms`; returns how many were answered.
@@ -509,6 +552,7 @@ function Sandbox:stop()
   for _, mod in pairs(self.modules) do
     if mod.shutdown then mod.shutdown(self) end
   end
+  if self.twin then self.twin:stop() end
   if process.interrupted() then
     process.interrupt_note("the sandbox stopped its databases, DNS server and Lambda runs and removed its temporary " ..
       "folders" .. (self.state_path and ("; its world is saved in " .. self.state_path) or ""))
@@ -557,6 +601,9 @@ function sandbox.start(opts)
     faults = opts.faults or {}, fault_rng = ((opts.seed or 1) * 40503) % 4294967296 + 7,
     modules = {}, max_skew_s = opts.max_skew_s or 900, limits = limits, jobs = {},
   }, Sandbox)
+  local twin_err
+  self.twin, twin_err = require("awsnet.sandbox.twin").start({ mode = opts.twin, log = opts.log })
+  if twin_err then server:close(); return nil, twin_err end
   self.limiter = function(head) return self:body_limit(head) end
   self.endpoint = "http://127.0.0.1:" .. self.port
   -- a bug in the sandbox answers 500 and leaves the server running
@@ -602,6 +649,8 @@ function sandbox.spawn(opts)
     if opts.accounts then argv[#argv + 1] = "--accounts"; argv[#argv + 1] = table.concat(opts.accounts, ",") end
     if opts.state_dir then argv[#argv + 1] = "--state-dir"; argv[#argv + 1] = opts.state_dir end
     if opts.transition_s then argv[#argv + 1] = "--transition"; argv[#argv + 1] = tostring(opts.transition_s) end
+    argv[#argv + 1] = "--twin"; argv[#argv + 1] = opts.twin or "off"
+
     if opts.faults then
       local parts = {}
       for k, v in pairs(opts.faults) do parts[#parts + 1] = k .. "=" .. v end

@@ -1,6 +1,6 @@
 --- `awsnet sandbox`: runs the local two-account AWS sandbox until the process is stopped.
 --   awsnet sandbox [--port N] [--accounts A,B] [--state-dir DIR] [--seed N] [--transition S]
---                  [--faults throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=0]
+--                  [--faults throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=0] [--twin auto|on|off]
 -- @module awsnet.cli.sandbox
 local args = require "awsnet.cli.args"
 local sandbox = require "awsnet.sandbox"
@@ -21,6 +21,8 @@ function cli_sandbox.configure(command)
   command:option("--seed", "Seed of the sandbox's ids and faults.", nil, args.integer("--seed", 0, 2147483647))
   command:option("--transition", "Seconds a resource stays pending before it is available.", nil,
     args.seconds("--transition"))
+  command:option("--twin", "Realise the VPCs as Linux network namespaces (the network twin): auto, on or off.",
+    "auto"):choices({ "auto", "on", "off" })
   command:option("--faults", "Injected faults, e.g. throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=5.", nil,
     args.faults)
 end
@@ -30,7 +32,7 @@ end
 -- @treturn table options for `awsnet.sandbox.start`
 function cli_sandbox.options(a)
   return { port = a.port, accounts = a.accounts, state_dir = a.state_dir, seed = a.seed,
-    transition_s = a.transition, faults = a.faults }
+    transition_s = a.transition, faults = a.faults, twin = a.twin }
 end
 
 --- Runs the command on parsed arguments: serves until the process is stopped.
@@ -50,7 +52,8 @@ function cli_sandbox.run(a)
     return 2
   end
   io.stdout:write("awsnet sandbox listening on ", sb.endpoint, " (accounts ",
-    table.concat(sb.state:accounts(), ", "), "); DNS for *.rds.amazonaws.com on ", dns.host, ":", dns.port, "\n")
+    table.concat(sb.state:accounts(), ", "), "); DNS for *.rds.amazonaws.com on ", dns.host, ":", dns.port,
+    "; network ", sb.twin and ("twin " .. sb.twin.prefix) or "gated by the evaluator", "\n")
   io.stdout:flush()
   -- until SIGINT or SIGTERM: then the sandbox has stopped its children and removed its folders,
   -- and the exit status (130/143) and the line saying so come from process.handle_interrupts

@@ -976,6 +976,41 @@ end
 A.DescribeNetworkInterfaces = describer("eni", "NetworkInterfaceIds",
   "InvalidNetworkInterfaceID.NotFound", eni_fields, R.eni, "NetworkInterfaces")
 
+-- An ENI of the caller's own (a host's, as an instance would have): in a subnet, with the VPC's
+-- default group when no group is named, at the first free address.
+function A.CreateNetworkInterface(ctx, p)
+  local ok, err = need(p, "SubnetId")
+  if not ok then return nil, err end
+  local subnet
+  subnet, err = lookup(ctx, "subnet", p.SubnetId, "InvalidSubnetID.NotFound")
+  if not subnet then return nil, err end
+  local groups = list_param(p, "Groups")
+  for _, gid in ipairs(groups) do
+    local sg, gerr = lookup(ctx, "sg", gid, "InvalidGroup.NotFound")
+    if not sg then return nil, gerr end
+    if sg.vpc ~= subnet.vpc then return fail("InvalidParameterValue", "security group " .. gid .. " is in another VPC") end
+  end
+  if #groups == 0 then
+    local default = ctx.state:list("sg", function(g) return g.vpc == subnet.vpc and g.name == "default" end)[1]
+    if default then groups = { default.id } end
+  end
+  local eni
+  eni, err = ec2.create_eni(ctx, subnet, { groups = groups, description = p.Description })
+  if not eni then return nil, err end
+  eni.status = "available"
+  return { NetworkInterface = R.eni(eni, ctx) }
+end
+
+function A.DeleteNetworkInterface(ctx, p)
+  local eni, err = lookup(ctx, "eni", p.NetworkInterfaceId, "InvalidNetworkInterfaceID.NotFound")
+  if not eni then return nil, err end
+  if eni.requester_managed then
+    return fail("InvalidParameterValue", "Network interface '" .. eni.id .. "' is currently in use.")
+  end
+  ec2.delete_eni(ctx, eni.id)
+  return {}
+end
+
 function A.DescribeAvailabilityZones(ctx, p)
   local names, ids, out = list_param(p, "ZoneNames"), list_param(p, "ZoneIds"), {}
   local function wanted(list, v)

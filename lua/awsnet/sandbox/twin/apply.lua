@@ -1,0 +1,137 @@
+--- Carries out a change of the network twin's plan: the difference between the plan realised and
+-- the new one, as one shell script run by a child process (so the sandbox's server loop is not
+-- stalled): one `ip -batch` in the host for namespaces and veth pairs, then per namespace that
+-- changed one `ip -batch` of deletions (those of a removed link are already gone: errors ignored),
+-- one of additions (errors fail the change) and one `nft -f` rule set, and last the namespaces no
+-- longer planned, with whatever still runs in them.
+-- @module awsnet.sandbox.twin.apply
+local process = require "awsnet.svc.process"
+
+local apply = {}
+
+local q = process.quote
+
+-- The sysctls of a fresh namespace: a router forwards and sends no redirects; no reverse-path
+-- filter (routing is by policy); no IPv6 at all (the twin is IPv4, as the evaluator is).
+local SYSCTLS = {
+  "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
+  "net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.default.send_redirects=0",
+  "net.ipv4.conf.all.accept_redirects=0", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+}
+
+local function by_order(lines)
+  table.sort(lines, function(a, b)
+    if a.order ~= b.order then return a.order < b.order end
+    return a.key < b.key
+  end)
+  return lines
+end
+
+--- The script that takes the twin from plan `old` (nil: nothing) to plan `new`, and the files it
+-- reads, or nil when nothing changes.
+-- @tparam ?table old the plan realised
+-- @tparam table new the plan wanted
+-- @tparam string dir the folder for the script and its files
+-- @treturn ?string the script's path
+function apply.script(old, new, dir)
+  old = old or { namespaces = {}, links = {} }
+  local sh = { "#!/bin/sh", "set -u", "fail=0" }
+  local n_file = 0
+  local function file(text)
+    n_file = n_file + 1
+    local path = string.format("%s/f%d", dir, n_file)
+    process.write_file(path, text)
+    return path
+  end
+  local host = {}
+  local names = {}
+  for name in pairs(new.namespaces) do names[#names + 1] = name end
+  table.sort(names)
+  local created = {}
+  for _, name in ipairs(names) do
+    if not old.namespaces[name] then
+      host[#host + 1] = "netns add " .. name
+      created[name] = true
+    end
+  end
+  local link_keys = {}
+  for key in pairs(new.links) do link_keys[#link_keys + 1] = key end
+  table.sort(link_keys)
+  for _, key in ipairs(link_keys) do
+    local l = new.links[key]
+    if not old.links[key] then
+      host[#host + 1] = string.format("link add %s netns %s address %s type veth peer name %s netns %s address %s",
+        l.name, l.a_ns, l.mac, l.name, l.b_ns, l.mac)
+    end
+  end
+  local changed = #host > 0
+  if #host > 0 then
+    sh[#sh + 1] = "ip -batch " .. q(file(table.concat(host, "\n") .. "\n")) .. " || fail=1"
+  end
+  for _, name in ipairs(names) do
+    local n, o = new.namespaces[name], old.namespaces[name] or { lines = {} }
+    local want, had = {}, {}
+    for _, l in ipairs(n.lines) do want[l.key] = l end
+    for _, l in ipairs(o.lines) do had[l.key] = l end
+    local dels, adds = {}, {}
+    for key, l in pairs(had) do
+      if (not want[key] or want[key].add ~= l.add) and l.del then dels[#dels + 1] = l end
+    end
+    for key, l in pairs(want) do
+      if not had[key] or had[key].add ~= l.add then adds[#adds + 1] = l end
+    end
+    local ns = q(name)
+    if created[name] then
+      sh[#sh + 1] = string.format("ip netns exec %s sysctl -q -w %s >/dev/null || fail=1", ns, table.concat(SYSCTLS, " "))
+      table.insert(adds, { key = " lo", add = "link set lo up", order = 0 })
+    end
+    if #dels > 0 then
+      local text, sorted = {}, by_order(dels)
+      for i, l in ipairs(sorted) do text[#sorted - i + 1] = l.del end
+      sh[#sh + 1] = string.format("ip -n %s -force -batch %s 2>/dev/null", ns, q(file(table.concat(text, "\n") .. "\n")))
+    end
+    if #adds > 0 then
+      local text = {}
+      for i, l in ipairs(by_order(adds)) do text[i] = l.add end
+      sh[#sh + 1] = string.format("ip -n %s -force -batch %s || fail=1", ns, q(file(table.concat(text, "\n") .. "\n")))
+    end
+    if n.nft and n.nft ~= o.nft then
+      sh[#sh + 1] = string.format("ip netns exec %s nft -f %s || fail=1", ns, q(file(n.nft)))
+    end
+    if #dels > 0 or #adds > 0 or (n.nft and n.nft ~= o.nft) then changed = true end
+  end
+  local gone = {}
+  for name in pairs(old.namespaces) do
+    if not new.namespaces[name] then gone[#gone + 1] = name end
+  end
+  table.sort(gone)
+  for _, name in ipairs(gone) do
+    sh[#sh + 1] = apply.remove_command(name)
+    changed = true
+  end
+  if not changed then return nil end
+  sh[#sh + 1] = "exit $fail"
+  local path = dir .. "/apply.sh"
+  process.write_file(path, table.concat(sh, "\n") .. "\n")
+  return path
+end
+
+--- The shell command that removes one namespace: the processes in it first (a namespace whose
+-- name is gone lives on while a process holds it), then the namespace with its links.
+-- @tparam string name the namespace
+-- @treturn string the command
+function apply.remove_command(name)
+  return string.format("ip netns pids %s 2>/dev/null | xargs -r kill -KILL 2>/dev/null; ip netns del %s 2>/dev/null",
+    q(name), q(name))
+end
+
+--- The shell command that removes every namespace whose name starts with `prefix` .. "-" (the
+-- watchdog's and stop's), and only those.
+-- @tparam string prefix the sandbox's prefix
+-- @treturn string the command
+function apply.remove_all_command(prefix)
+  return string.format("for n in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^%s-'); do " ..
+    "ip netns pids \"$n\" 2>/dev/null | xargs -r kill -KILL 2>/dev/null; ip netns del \"$n\" 2>/dev/null; done", prefix)
+end
+
+return apply

@@ -1,0 +1,258 @@
+--- nftables rule sets of the network twin (pure text; awsnet.sandbox.twin.plan decides where).
+-- Every rule set is one table named by the sandbox's prefix, replaced whole in one `nft -f`
+-- transaction. Every rule counts (`counter`) and says whose it is in its comment ("acl-... in 100",
+-- "sg-... out 2", "acl-... in *"), so a drop can be traced back to the rule that made it.
+-- Network ACLs (router): stateless, first match by rule number, allow = `return` to the next
+-- check, deny and the final `*` = `drop`. Security groups (ENI): stateful (conntrack: replies of
+-- a connection are let through), a packet passes when any rule of any group admits it. Drops
+-- never `reject`: nothing answers a blocked packet.
+-- @module awsnet.sandbox.twin.filters
+local filters = {}
+
+local function list(v) return type(v) == "table" and v or {} end
+
+local PROTO_NAMES = { ["6"] = "tcp", ["17"] = "udp", ["1"] = "icmp", tcp = "tcp", udp = "udp", icmp = "icmp" }
+
+-- The protocol and port match of a rule ("" for all traffic).
+local function match_l4(proto, from, to)
+  proto = tostring(proto)
+  if proto == "-1" or proto == "all" then return "" end
+  local name = PROTO_NAMES[proto] or (proto:match("^%d+$") and proto)
+  if not name then return nil end
+  local out = "meta l4proto " .. name
+  if (name == "tcp" or name == "udp") and from and to and tonumber(from) ~= -1 then
+    out = out .. string.format(" th dport %d-%d", tonumber(from), tonumber(to))
+  end
+  return out
+end
+
+local function comment(text) return ' comment "' .. text:gsub('[^%w%-%.%* /]', "_") .. '"' end
+
+local function rule(...)
+  local parts = {}
+  for _, p in ipairs({ ... }) do if p and p ~= "" then parts[#parts + 1] = p end end
+  return "    " .. table.concat(parts, " ")
+end
+
+--- The names of a NACL's chains in the router.
+-- @tparam string acl_id the NACL id
+-- @tparam boolean egress outbound rules?
+-- @treturn string the chain name
+function filters.acl_chain(acl_id, egress)
+  return (egress and "out_" or "in_") .. acl_id:gsub("[^%w]", "_")
+end
+
+-- One NACL direction as a chain: entries by rule number, first match.
+local function acl_chain(acl, egress, out)
+  local entries = {}
+  for _, e in ipairs(list(acl.Entries)) do
+    if (e.Egress == true) == egress and e.CidrBlock and tonumber(e.RuleNumber) and tonumber(e.RuleNumber) < 32767 then
+      entries[#entries + 1] = e
+    end
+  end
+  table.sort(entries, function(a, b) return tonumber(a.RuleNumber) < tonumber(b.RuleNumber) end)
+  local dir = egress and "out" or "in"
+  out[#out + 1] = "  chain " .. filters.acl_chain(acl.NetworkAclId, egress) .. " {"
+  for _, e in ipairs(entries) do
+    local pr = type(e.PortRange) == "table" and e.PortRange or {}
+    local l4 = match_l4(e.Protocol, pr.From, pr.To)
+    if l4 then
+      out[#out + 1] = rule((egress and "ip daddr " or "ip saddr ") .. e.CidrBlock, l4, "counter",
+        e.RuleAction == "allow" and "return" or "drop", comment(acl.NetworkAclId .. " " .. dir .. " " .. e.RuleNumber))
+    end
+  end
+  out[#out + 1] = rule("counter drop", comment(acl.NetworkAclId .. " " .. dir .. " *"))
+  out[#out + 1] = "  }"
+end
+
+local function set_of(names)
+  local quoted = {}
+  for i, n in ipairs(names) do quoted[i] = '"' .. n .. '"' end
+  return "{ " .. table.concat(quoted, ", ") .. " }"
+end
+
+-- Locally made ICMP errors and redirects never leave: a router drops silently, as AWS's does.
+local SILENT_OUTPUT = {
+  "  chain output {",
+  "    type filter hook output priority 0; policy accept;",
+  "    icmp type { destination-unreachable, time-exceeded, redirect, parameter-problem } drop",
+  "  }",
+}
+
+local function header(prefix)
+  -- declared, then deleted, then written: one transaction that replaces the table whole
+  return { "table ip " .. prefix, "delete table ip " .. prefix, "table ip " .. prefix .. " {" }
+end
+
+--- A VPC router's rule set: the NACLs of its subnets on the forward hook.
+-- @tparam string prefix the table's name (the sandbox's prefix)
+-- @tparam table ifaces {{name, subnet, tgw}} the router's links
+-- @tparam table subnets subnet id -> {acl, ...}
+-- @tparam table acls NACL id -> describe-network-acls entry
+-- @treturn string the nft file
+function filters.router(prefix, ifaces, subnets, acls)
+  local out = header(prefix)
+  local used = {}
+  for _, i in ipairs(ifaces) do
+    local acl = subnets[i.subnet].acl
+    if acl and acls[acl] then used[acl] = true end
+  end
+  local ids = {}
+  for id in pairs(used) do ids[#ids + 1] = id end
+  table.sort(ids)
+  for _, id in ipairs(ids) do
+    acl_chain(acls[id], true, out)
+    acl_chain(acls[id], false, out)
+  end
+  -- links grouped by subnet, ENIs and TGW links apart
+  local by_subnet, order = {}, {}
+  for _, i in ipairs(ifaces) do
+    local g = by_subnet[i.subnet]
+    if not g then
+      g = { eni = {}, tgw = {}, all = {} }
+      by_subnet[i.subnet] = g
+      order[#order + 1] = i.subnet
+    end
+    table.insert(i.tgw and g.tgw or g.eni, i.name)
+    table.insert(g.all, i.name)
+  end
+  table.sort(order)
+  local function checks(from, to)
+    local a, b = subnets[from].acl, subnets[to].acl
+    local parts = {}
+    if a and acls[a] then parts[#parts + 1] = "jump " .. filters.acl_chain(a, true) end
+    if b and acls[b] then parts[#parts + 1] = "jump " .. filters.acl_chain(b, false) end
+    return parts
+  end
+  local pairs_out = {}
+  for _, x in ipairs(order) do
+    for _, y in ipairs(order) do
+      local gx, gy = by_subnet[x], by_subnet[y]
+      local chain = "p_" .. (x .. "_" .. y):gsub("[^%w_]", "_")
+      -- into a TGW link: the source subnet's outbound and the TGW subnet's inbound rules, also
+      -- when they are one subnet; to an ENI: only when it leaves a subnet (tgw-nacls.html)
+      if #gy.tgw > 0 then
+        local c = checks(x, y)
+        out[#out + 1] = "  chain " .. chain .. "_t {"
+        for _, p in ipairs(c) do out[#out + 1] = "    " .. p end
+        out[#out + 1] = "    accept"
+        out[#out + 1] = "  }"
+        pairs_out[#pairs_out + 1] = rule("iifname " .. set_of(gx.all), "oifname " .. set_of(gy.tgw), "jump " .. chain .. "_t")
+      end
+      if #gy.eni > 0 then
+        if x == y then
+          pairs_out[#pairs_out + 1] = rule("iifname " .. set_of(gx.all), "oifname " .. set_of(gy.eni), "accept")
+        else
+          out[#out + 1] = "  chain " .. chain .. " {"
+          for _, p in ipairs(checks(x, y)) do out[#out + 1] = "    " .. p end
+          out[#out + 1] = "    accept"
+          out[#out + 1] = "  }"
+          pairs_out[#pairs_out + 1] = rule("iifname " .. set_of(gx.all), "oifname " .. set_of(gy.eni), "jump " .. chain)
+        end
+      end
+    end
+  end
+  out[#out + 1] = "  chain forward {"
+  out[#out + 1] = "    type filter hook forward priority 0; policy drop;"
+  for _, l in ipairs(pairs_out) do out[#out + 1] = l end
+  out[#out + 1] = rule("counter", comment("router unmatched"))
+  out[#out + 1] = "  }"
+  for _, l in ipairs(SILENT_OUTPUT) do out[#out + 1] = l end
+  out[#out + 1] = "}"
+  return table.concat(out, "\n") .. "\n"
+end
+
+--- A TGW's rule set: it filters nothing (TGWs have no ACLs) but stays silent.
+-- @tparam string prefix the table's name
+-- @treturn string the nft file
+function filters.transit(prefix)
+  local out = header(prefix)
+  for _, l in ipairs(SILENT_OUTPUT) do out[#out + 1] = l end
+  out[#out + 1] = "}"
+  return table.concat(out, "\n") .. "\n"
+end
+
+--- The addresses that count as members of each group, seen from `eni`: {ingress = {[group] =
+-- {ip,...}}, egress = {...}}. Outbound rules match group members in the ENI's own VPC only;
+-- inbound rules also those of another VPC when `survives(peer_vpc)` (identity kept across the TGW).
+-- @tparam table w the indexed world (awsnet.sandbox.twin.plan)
+-- @tparam table eni the ENI {vpc, ...}
+-- @tparam function survives peer VPC id -> boolean
+-- @treturn table the members
+function filters.group_members(w, eni, survives)
+  local out = { ingress = {}, egress = {} }
+  local cache = {}
+  for _, id in ipairs(w.order.enis) do
+    local peer = w.enis[id]
+    local same = peer.vpc == eni.vpc
+    if cache[peer.vpc] == nil then cache[peer.vpc] = same or survives(peer.vpc) end
+    for _, g in ipairs(peer.groups) do
+      if same then
+        out.egress[g] = out.egress[g] or {}
+        table.insert(out.egress[g], peer.ip)
+      end
+      if cache[peer.vpc] then
+        out.ingress[g] = out.ingress[g] or {}
+        table.insert(out.ingress[g], peer.ip)
+      end
+    end
+  end
+  return out
+end
+
+-- One SG direction's rules: any rule of any group admits.
+local function sg_rules(groups, sgs, members, egress, out)
+  local addr = egress and "ip daddr " or "ip saddr "
+  local dir = egress and "out" or "in"
+  for _, gid in ipairs(groups) do
+    local sg = sgs[gid]
+    for n, p in ipairs(sg and list(egress and sg.IpPermissionsEgress or sg.IpPermissions) or {}) do
+      local l4 = match_l4(p.IpProtocol, p.FromPort, p.ToPort)
+      if l4 then
+        local note = comment(gid .. " " .. dir .. " " .. n)
+        for _, r in ipairs(list(p.IpRanges)) do
+          if r.CidrIp then out[#out + 1] = rule(addr .. r.CidrIp, l4, "counter accept", note) end
+        end
+        for _, pair in ipairs(list(p.UserIdGroupPairs)) do
+          local ips = members[pair.GroupId]
+          if ips and #ips > 0 then
+            out[#out + 1] = rule(addr .. "{ " .. table.concat(ips, ", ") .. " }", l4, "counter accept", note)
+          end
+        end
+      end
+    end
+  end
+end
+
+--- An ENI's rule set: its security groups, stateful, on the input and output hooks. A Lambda
+-- ENI accepts no connection (Lambda's Hyperplane ENIs are one-way, foundation-networking.html).
+-- Traffic to the VPC resolver is not filtered (AWS's security groups do not filter Amazon DNS).
+-- @tparam string prefix the table's name
+-- @tparam table eni {groups, lambda}
+-- @tparam table sgs group id -> describe-security-groups entry
+-- @tparam table members `group_members`' result for this ENI
+-- @tparam ?string resolver the VPC resolver's address when DNS is on
+-- @treturn string the nft file
+function filters.eni(prefix, eni, sgs, members, resolver)
+  local out = header(prefix)
+  out[#out + 1] = "  chain input {"
+  out[#out + 1] = "    type filter hook input priority 0; policy drop;"
+  out[#out + 1] = "    iifname \"lo\" accept"
+  out[#out + 1] = "    ct state established accept"
+  if resolver then out[#out + 1] = "    ip saddr " .. resolver .. " meta l4proto { tcp, udp } th sport 53 accept" end
+  if not eni.lambda then sg_rules(eni.groups, sgs, members.ingress, false, out) end
+  out[#out + 1] = rule("counter drop", comment("sg in *"))
+  out[#out + 1] = "  }"
+  out[#out + 1] = "  chain output {"
+  out[#out + 1] = "    type filter hook output priority 0; policy drop;"
+  out[#out + 1] = "    oifname \"lo\" accept"
+  out[#out + 1] = "    ct state established accept"
+  if resolver then out[#out + 1] = "    ip daddr " .. resolver .. " meta l4proto { tcp, udp } th dport 53 accept" end
+  sg_rules(eni.groups, sgs, members.egress, true, out)
+  out[#out + 1] = rule("counter drop", comment("sg out *"))
+  out[#out + 1] = "  }"
+  out[#out + 1] = "}"
+  return table.concat(out, "\n") .. "\n"
+end
+
+return filters

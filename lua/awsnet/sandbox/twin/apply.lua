@@ -31,15 +31,16 @@ end
 -- reads, or nil when nothing changes.
 -- @tparam ?table old the plan realised
 -- @tparam table new the plan wanted
--- @tparam string dir the folder for the script and its files
+-- @tparam string stem the start of the paths of the script and its files
 -- @treturn ?string the script's path
-function apply.script(old, new, dir)
+-- @treturn ?{string,...} every file written (the script's too), to remove once it ran
+function apply.script(old, new, stem)
   old = old or { namespaces = {}, links = {} }
   local sh = { "#!/bin/sh", "set -u", "fail=0" }
-  local n_file = 0
+  local files = {}
   local function file(text)
-    n_file = n_file + 1
-    local path = string.format("%s/f%d", dir, n_file)
+    local path = string.format("%s.%d", stem, #files + 1)
+    files[#files + 1] = path
     process.write_file(path, text)
     return path
   end
@@ -82,7 +83,8 @@ function apply.script(old, new, dir)
     end
     local ns = q(name)
     if created[name] then
-      sh[#sh + 1] = string.format("ip netns exec %s sysctl -q -w %s >/dev/null || fail=1", ns, table.concat(SYSCTLS, " "))
+      sh[#sh + 1] = string.format("nsenter --net=/run/netns/%s sysctl -q -w %s >/dev/null || fail=1", ns,
+        table.concat(SYSCTLS, " "))
       table.insert(adds, { key = " lo", add = "link set lo up", order = 0 })
     end
     if #dels > 0 then
@@ -96,7 +98,8 @@ function apply.script(old, new, dir)
       sh[#sh + 1] = string.format("ip -n %s -force -batch %s || fail=1", ns, q(file(table.concat(text, "\n") .. "\n")))
     end
     if n.nft and n.nft ~= o.nft then
-      sh[#sh + 1] = string.format("ip netns exec %s nft -f %s || fail=1", ns, q(file(n.nft)))
+      -- nsenter enters the network namespace only (ip netns exec would also remount /sys)
+      sh[#sh + 1] = string.format("nsenter --net=/run/netns/%s nft -f %s || fail=1", ns, q(file(n.nft)))
     end
     if #dels > 0 or #adds > 0 or (n.nft and n.nft ~= o.nft) then changed = true end
   end
@@ -109,11 +112,12 @@ function apply.script(old, new, dir)
     sh[#sh + 1] = apply.remove_command(name)
     changed = true
   end
-  if not changed then return nil end
+  if not changed then
+    for _, f in ipairs(files) do os.remove(f) end
+    return nil
+  end
   sh[#sh + 1] = "exit $fail"
-  local path = dir .. "/apply.sh"
-  process.write_file(path, table.concat(sh, "\n") .. "\n")
-  return path
+  return file(table.concat(sh, "\n") .. "\n"), files
 end
 
 --- The shell command that removes one namespace: the processes in it first (a namespace whose

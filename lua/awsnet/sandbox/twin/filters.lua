@@ -11,6 +11,9 @@ local filters = {}
 
 local function list(v) return type(v) == "table" and v or {} end
 
+-- The mark of a packet its security groups refuse to let out (dropped at the link's egress).
+local DENIED_MARK = "0x5347"
+
 local PROTO_NAMES = { ["6"] = "tcp", ["17"] = "udp", ["1"] = "icmp", tcp = "tcp", udp = "udp", icmp = "icmp" }
 
 -- The protocol and port match of a rule ("" for all traffic).
@@ -232,8 +235,9 @@ end
 -- @tparam table sgs group id -> describe-security-groups entry
 -- @tparam table members `group_members`' result for this ENI
 -- @tparam ?string resolver the VPC resolver's address when DNS is on
+-- @tparam string link the ENI's link (where refused packets are dropped, silently)
 -- @treturn string the nft file
-function filters.eni(prefix, eni, sgs, members, resolver)
+function filters.eni(prefix, eni, sgs, members, resolver, link)
   local out = header(prefix)
   out[#out + 1] = "  chain input {"
   out[#out + 1] = "    type filter hook input priority 0; policy drop;"
@@ -249,7 +253,17 @@ function filters.eni(prefix, eni, sgs, members, resolver)
   out[#out + 1] = "    ct state established accept"
   if resolver then out[#out + 1] = "    ip daddr " .. resolver .. " meta l4proto { tcp, udp } th dport 53 accept" end
   sg_rules(eni.groups, sgs, members.egress, true, out)
-  out[#out + 1] = rule("counter drop", comment("sg out *"))
+  -- refused here, the packet is only marked: a drop on the output hook would fail the sender's
+  -- send() at once (EPERM), where AWS's drop is silent and a connect times out
+  out[#out + 1] = rule("meta mark set " .. DENIED_MARK, "counter accept", comment("sg out *"))
+  out[#out + 1] = "  }"
+  out[#out + 1] = "}"
+  out[#out + 1] = "table netdev " .. prefix
+  out[#out + 1] = "delete table netdev " .. prefix
+  out[#out + 1] = "table netdev " .. prefix .. " {"
+  out[#out + 1] = "  chain egress {"
+  out[#out + 1] = '    type filter hook egress device "' .. link .. '" priority 0; policy accept;'
+  out[#out + 1] = "    meta mark " .. DENIED_MARK .. " counter drop" .. comment("sg out * dropped")
   out[#out + 1] = "  }"
   out[#out + 1] = "}"
   return table.concat(out, "\n") .. "\n"

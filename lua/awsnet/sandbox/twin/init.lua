@@ -148,12 +148,10 @@ function Twin.mode() return "twin" end
 function Twin:sync(snapshot)
   local new = plan_mod.build(snapshot, self.names)
   self.serial = self.serial + 1
-  local dir = self.dir .. "/" .. self.serial
-  process.mkdir(dir)
-  local script = apply.script(self.plan, new, dir)
+  local script, files = apply.script(self.plan, new, self.dir .. "/" .. self.serial)
   self.plan = new
-  if not script then process.remove(dir); return nil end
-  local entry = { script = script, dir = dir }
+  if not script then return nil end
+  local entry = { script = script, files = files, log = self.dir .. "/" .. self.serial .. ".log" }
   self.queue[#self.queue + 1] = entry
   self:tick()
   local job = {}
@@ -176,16 +174,17 @@ function Twin:tick()
     if not how then return true end
     r.entry.finished = true
     if how ~= "exited" or code ~= 0 then
-      local text = process.read_file(r.entry.dir .. "/log") or ""
+      local text = process.read_file(r.entry.log) or ""
       r.entry.err = errors.new("twin_apply", "the network twin could not apply a change: " .. text:sub(-2000))
       if self.log then self.log("awsnet sandbox: " .. r.entry.err.message) end
     end
-    process.remove(r.entry.dir)
+    for _, f in ipairs(r.entry.files) do os.remove(f) end
+    os.remove(r.entry.log)
     self.running = nil
   end
   local entry = table.remove(self.queue, 1)
   if not entry then return false end
-  local log = entry.dir .. "/log"
+  local log = entry.log
   local pid = assert(core.process.spawn({ "/bin/sh", entry.script }, { stdin = "/dev/null", stdout = log, stderr = log,
     group = true, env = { LD_PRELOAD = false } }))
   self.running = { pid = pid, entry = entry }
@@ -223,6 +222,39 @@ function Twin:exec_argv(ns, argv)
   local out = { command_path("ip") or "ip", "netns", "exec", ns }
   for _, a in ipairs(argv) do out[#out + 1] = a end
   return out
+end
+
+--- Probes flows inside the twin with the project's probe and responder (twin/probe.py, one
+-- process that enters the namespaces): responders listen on the given ENIs, every flow starts at
+-- once and counts as open when it completes within `timeout` seconds.
+-- @tparam table listen {{eni = id, tcp = {ports}, udp = {ports}}}
+-- @tparam table flows {{id, src = eni id, dst = address, proto = "tcp"|"udp"|"icmp", port, sport}}
+-- @tparam[opt=0.3] number timeout seconds
+-- @return {[id] = boolean}, or nil, err ("twin_probe")
+function Twin:probe(listen, flows, timeout)
+  local req = { timeout = timeout or 0.3, listen = {}, flows = {} }
+  for _, l in ipairs(listen) do
+    local e = self:eni(l.eni)
+    if e then req.listen[#req.listen + 1] = { ns = e.ns, ip = e.ip, tcp = l.tcp or {}, udp = l.udp or {} } end
+  end
+  for _, f in ipairs(flows) do
+    local e = self:eni(f.src)
+    if not e then return errors.fail("twin_probe", "no ENI " .. tostring(f.src) .. " in the twin") end
+    req.flows[#req.flows + 1] = { id = f.id, ns = e.ns, src = e.ip, dst = f.dst, proto = f.proto, port = f.port or 0,
+      sport = f.sport or 0 }
+  end
+  local cjson = require "cjson"
+  local path = self.dir .. "/probe.json"
+  process.write_file(path, cjson.encode(req))
+  local script = assert(package.searchpath("awsnet.sandbox.twin.probe", (package.path:gsub("%.lua", ".py"))))
+  local how, code, out = core.process.capture({ "/usr/bin/python3", script }, { stdin = path, timeout = 30,
+    env = { LD_PRELOAD = false } })
+  os.remove(path)
+  local ok, res = pcall(cjson.decode, out or "")
+  if how ~= "exited" or code ~= 0 or not ok or type(res) ~= "table" then
+    return errors.fail("twin_probe", "the probe failed: " .. tostring(out):sub(1, 2000))
+  end
+  return res
 end
 
 --- The namespaces this twin has made (from the kernel's list, by its prefix).

@@ -282,7 +282,7 @@ function plan.build(snapshot, names)
     local src = w.enis[eid]
     local peers = filters.group_members(w, src, function(peer_vpc) return plan.refs_survive(w, src.vpc, peer_vpc) end)
     local v = out.vpcs[e.vpc]
-    ns(e.ns).nft = filters.eni(names.prefix, src, w.sgs, peers, v.dns and v.resolver or nil)
+    ns(e.ns).nft = filters.eni(names.prefix, src, w.sgs, peers, v.dns and v.resolver or nil, e.link)
   end
 
   -- Each TGW: its route tables per AZ, and which one each attachment link looks up.

@@ -103,6 +103,17 @@ function apply.script(old, new, stem)
     end
     if #dels > 0 or #adds > 0 or (n.nft and n.nft ~= o.nft) then changed = true end
   end
+  -- links no longer planned between namespaces that stay (one end's deletion takes the other)
+  local old_links = {}
+  for key in pairs(old.links) do old_links[#old_links + 1] = key end
+  table.sort(old_links)
+  for _, key in ipairs(old_links) do
+    local l = old.links[key]
+    if not new.links[key] and new.namespaces[l.a_ns] then
+      sh[#sh + 1] = string.format("ip -n %s link del %s 2>/dev/null", q(l.a_ns), q(l.name))
+      changed = true
+    end
+  end
   local gone = {}
   for name in pairs(old.namespaces) do
     if not new.namespaces[name] then gone[#gone + 1] = name end

@@ -1,0 +1,202 @@
+-- The sandbox's network twin (awsnet.sandbox.twin): VPCs as Linux network namespaces. Real
+-- kernel, real packets (the twin's probe, ping): the twin follows each API change before the
+-- call answers (a route deleted, a rule revoked, an attachment deleted), drops are silent, the
+-- mode is said when the privilege is missing, and nothing of the twin is left after a stop or a
+-- SIGKILL. Needs root: without it the spec fails, unless AWSNET_TWIN=off says to skip it.
+local sandbox = require "awsnet.sandbox"
+local twin_mod = require "awsnet.sandbox.twin"
+local direct = require "helpers.sandbox_direct"
+local process = require "awsnet.svc.process"
+local core = require "awsnet.core"
+
+local REGION = "ap-northeast-1"
+local A, B = "111111111111", "222222222222"
+local SKIP = os.getenv("AWSNET_TWIN") == "off"
+
+local function netns_list()
+  return process.run("ip netns list 2>/dev/null", { interruptible = false }) or ""
+end
+
+local function must(res, err)
+  assert(res, err and (tostring(err.code) .. ": " .. tostring(err.message)))
+  return res
+end
+
+-- The article's shape: A's VPC and B's VPC over a TGW that A shares with B, one host ENI in
+-- each, B's group open to A's VPC on TCP 3306 and ICMP.
+local function article(sb)
+  local a, b = direct(sb, A, REGION), direct(sb, B, REGION)
+  local t = {}
+  t.tgw = must(a("ec2", "CreateTransitGateway", { Options = { AutoAcceptSharedAttachments = "enable" } })).TransitGateway
+  local share = must(a("ram", "CreateResourceShare", { name = "twin", resourceArns = { t.tgw.TransitGatewayArn },
+    principals = { B }, allowExternalPrincipals = true })).resourceShare.resourceShareArn
+  for _, inv in ipairs(must(b("ram", "GetResourceShareInvitations", { resourceShareArns = { share } })).resourceShareInvitations) do
+    must(b("ram", "AcceptResourceShareInvitation", { resourceShareInvitationArn = inv.resourceShareInvitationArn }))
+  end
+  for _, side in ipairs({ { a, "10.0.0.0/16", "10.0.128.0/28", "10.1.0.0/16" }, { b, "10.1.0.0/16", "10.1.128.0/28", "10.0.0.0/16" } }) do
+    local api = side[1]
+    local vpc = must(api("ec2", "CreateVpc", { CidrBlock = side[2] })).Vpc.VpcId
+    local zone = must(api("ec2", "DescribeAvailabilityZones", {})).AvailabilityZones[1].ZoneId
+    local subnet = must(api("ec2", "CreateSubnet", { VpcId = vpc, CidrBlock = side[3], AvailabilityZoneId = zone })).Subnet.SubnetId
+    local att = must(api("ec2", "CreateTransitGatewayVpcAttachment", { TransitGatewayId = t.tgw.TransitGatewayId,
+      VpcId = vpc, SubnetIds = { subnet } })).TransitGatewayVpcAttachment.TransitGatewayAttachmentId
+    local rtb = must(api("ec2", "DescribeRouteTables", { Filters = { { Name = "vpc-id", Values = { vpc } } } }))
+      .RouteTables[1].RouteTableId
+    must(api("ec2", "CreateRoute", { RouteTableId = rtb, DestinationCidrBlock = side[4], TransitGatewayId = t.tgw.TransitGatewayId }))
+    local sg = must(api("ec2", "DescribeSecurityGroups", { Filters = { { Name = "vpc-id", Values = { vpc } } } }))
+      .SecurityGroups[1].GroupId
+    local eni = must(api("ec2", "CreateNetworkInterface", { SubnetId = subnet, Groups = { sg } })).NetworkInterface
+    t[#t + 1] = { api = api, vpc = vpc, subnet = subnet, att = att, rtb = rtb, sg = sg, eni = eni.NetworkInterfaceId,
+                  ip = eni.PrivateIpAddress, peer_cidr = side[4] }
+  end
+  must(t[2].api("ec2", "AuthorizeSecurityGroupIngress", { GroupId = t[2].sg, IpPermissions = {
+    { IpProtocol = "tcp", FromPort = 3306, ToPort = 3306, IpRanges = { { CidrIp = "10.0.128.0/28" } } },
+    { IpProtocol = "icmp", FromPort = -1, ToPort = -1, IpRanges = { { CidrIp = "10.0.0.0/16" } } } } }))
+  return t
+end
+
+-- A TCP connect from A's host to B's host on 3306 (B's responder listening): true when it completes.
+local function mysql_port_open(sb, t, timeout)
+  local res = must(sb.twin:probe({ { eni = t[2].eni, tcp = { 3306 } } },
+    { { id = "x", src = t[1].eni, dst = t[2].ip, proto = "tcp", port = 3306 } }, timeout))
+  return res.x
+end
+
+describe("network twin", function()
+  if SKIP then
+    pending("AWSNET_TWIN=off: the network twin is not checked")
+    return
+  end
+
+  it("runs here (root with CAP_SYS_ADMIN and CAP_NET_ADMIN, ip and nft installed)", function()
+    local ok, lack = twin_mod.available()
+    assert(ok, "the network twin cannot run on this machine (" .. tostring(lack) .. "): run as root, " ..
+      "or set AWSNET_TWIN=off to skip its specs")
+  end)
+
+  describe("in-process sandbox", function()
+    local sb, t
+    setup(function()
+      sb = assert(sandbox.start { port = 0, twin = "on", transition_s = 0, region = REGION, log = function() end })
+      t = article(sb)
+    end)
+    teardown(function() if sb then sb:stop() end end)
+
+    it("realises each ENI's address in its own namespace and carries the article's path over the TGW", function()
+      local e = sb.twin:eni(t[1].eni)
+      assert.truthy(netns_list():find(e.ns, 1, true))
+      local addrs = must(process.run("ip -n " .. e.ns .. " -o -4 address show"))
+      assert.truthy(addrs:find(t[1].ip .. "/32", 1, true))
+      assert.is_true(mysql_port_open(sb, t))
+      -- ICMP is allowed by B's group too: the kernel's own ping gets an answer
+      local out = process.run(table.concat(sb.twin:exec_argv(e.ns, { "ping", "-c1", "-W1", t[2].ip }), " "))
+      assert.truthy(out and out:find("1 received", 1, true))
+    end)
+
+    it("follows a deleted route before the call answers, and the blocked connect times out", function()
+      must(t[1].api("ec2", "DeleteRoute", { RouteTableId = t[1].rtb, DestinationCidrBlock = t[1].peer_cidr }))
+      local started = core.httpd.monotonic()
+      assert.is_false(mysql_port_open(sb, t, 0.3))
+      -- nothing answered: the probe waited out its whole timeout (no ICMP error, no RST)
+      assert.is_true(core.httpd.monotonic() - started >= 0.29)
+      must(t[1].api("ec2", "CreateRoute", { RouteTableId = t[1].rtb, DestinationCidrBlock = t[1].peer_cidr,
+        TransitGatewayId = t.tgw.TransitGatewayId }))
+      assert.is_true(mysql_port_open(sb, t))
+    end)
+
+    it("follows a revoked security-group rule and a network ACL deny", function()
+      local perm = { IpProtocol = "tcp", FromPort = 3306, ToPort = 3306, IpRanges = { { CidrIp = "10.0.128.0/28" } } }
+      must(t[2].api("ec2", "RevokeSecurityGroupIngress", { GroupId = t[2].sg, IpPermissions = { perm } }))
+      assert.is_false(mysql_port_open(sb, t))
+      must(t[2].api("ec2", "AuthorizeSecurityGroupIngress", { GroupId = t[2].sg, IpPermissions = { perm } }))
+      assert.is_true(mysql_port_open(sb, t))
+      local acl = must(t[2].api("ec2", "DescribeNetworkAcls", { Filters = { { Name = "vpc-id", Values = { t[2].vpc } } } }))
+        .NetworkAcls[1].NetworkAclId
+      -- B's host and the TGW share a subnet: the TGW -> host leg crosses no NACL, the reply host ->
+      -- TGW crosses its outbound rules (tgw-nacls.html), where this deny stops it
+      must(t[2].api("ec2", "CreateNetworkAclEntry", { NetworkAclId = acl, RuleNumber = 50, Protocol = "6",
+        RuleAction = "deny", Egress = true, CidrBlock = "10.0.0.0/16", PortRange = { From = 0, To = 65535 } }))
+      assert.is_false(mysql_port_open(sb, t))
+      -- the evaluator blocks at that rule, and it is that rule's counter that moved in the kernel
+      local res = must(sb:model()):trace { src = t[1].eni, dst = t[2].ip, protocol = "tcp", port = 3306 }
+      assert.is_false(res.reachable)
+      assert.equal("SUBNET_ACL_RESTRICTION", res.code)
+      local ruleset = must(process.run(table.concat(sb.twin:exec_argv(sb.twin:vpc(t[2].vpc).ns,
+        { "nft", "list", "table", "ip", sb.twin.prefix }), " ")))
+      local line
+      for l in ruleset:gmatch("[^\n]+") do if l:find(acl .. " out 50", 1, true) then line = l end end
+      assert.truthy(line and line:match("packets [1-9]"), ruleset)
+      must(t[2].api("ec2", "DeleteNetworkAclEntry", { NetworkAclId = acl, RuleNumber = 50, Egress = true }))
+      assert.is_true(mysql_port_open(sb, t))
+    end)
+
+    it("follows a deleted attachment: its links are gone and the path with them", function()
+      must(t[2].api("ec2", "DeleteTransitGatewayVpcAttachment", { TransitGatewayAttachmentId = t[2].att }))
+      assert.is_false(mysql_port_open(sb, t))
+      local links = must(process.run("ip -n " .. sb.twin:vpc(t[2].vpc).ns .. " -o link show"))
+      assert.falsy(links:find(sb.twin.prefix .. "a", 1, true))
+    end)
+
+    it("removes its namespaces, and only its own, when the sandbox stops", function()
+      local other = assert(sandbox.start { port = 0, twin = "on", transition_s = 0, region = REGION, log = function() end })
+      local ok, err = pcall(function()
+        assert.are_not.equal(other.twin.prefix, sb.twin.prefix)
+        local prefix = sb.twin.prefix
+        sb:stop()
+        sb = nil
+        assert.falsy(netns_list():find(prefix .. "-", 1, true))
+        -- the other sandbox's twin is untouched
+        local api = direct(other, A, REGION)
+        must(api("ec2", "CreateVpc", { CidrBlock = "10.9.0.0/16" }))
+        assert.truthy(netns_list():find(other.twin.prefix .. "-", 1, true))
+      end)
+      local prefix = other.twin.prefix
+      other:stop()
+      assert.falsy(netns_list():find(prefix .. "-", 1, true))
+      assert(ok, err)
+    end)
+  end)
+
+  describe("awsnet sandbox", function()
+    local AWSNET = (os.getenv("PWD") or ".") .. "/bin/awsnet"
+
+    it("with --twin on and no privilege is an error; with auto it says once what it lacks", function()
+      local base = "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all env HOME=/tmp lua5.4 " ..
+        process.quote(AWSNET) .. " sandbox --port 0 "
+      local how, code, out = core.process.capture({ "/bin/sh", "-c", base .. "--twin on 2>&1" }, { timeout = 30 })
+      assert.equal("exited", how)
+      assert.equal(2, code)
+      assert.truthy(out:find("network twin unavailable: needs root", 1, true), out)
+      -- auto: the sandbox starts, says it once, and is stopped by its timeout
+      local _, _, auto = core.process.capture({ "/bin/sh", "-c", "timeout -s TERM 4 " .. base .. "--twin auto 2>&1" },
+        { timeout = 30 })
+      local _, n = auto:gsub(twin_mod.UNAVAILABLE:gsub("%p", "%%%0"), "")
+      assert.equal(1, n, auto)
+      assert.truthy(auto:find("network gated by the evaluator", 1, true), auto)
+    end)
+
+    it("leaves no namespace of its own after a SIGKILL (the watchdog removes them)", function()
+      local proc = assert(sandbox.spawn { twin = "on", transition_s = 0 })
+      local prefix
+      local ok, err = pcall(function()
+        local log = process.read_file(proc.log) or ""
+        prefix = log:match("network twin (aw%w+)")
+        assert.truthy(prefix, log)
+        local aws = require "awsnet.aws"
+        local ec2 = assert(aws.client("ec2", { region = "us-east-1", endpoint = proc.endpoint,
+          credentials = { access_key_id = A, secret_access_key = "test" } }))
+        must(ec2:call("CreateVpc", { CidrBlock = "10.5.0.0/16" }))
+        assert.truthy(netns_list():find(prefix .. "-", 1, true))
+        core.process.kill(proc.pid, "KILL")
+      end)
+      proc.stop()
+      assert(ok, err)
+      local gone = false
+      for _ = 1, 100 do
+        if not netns_list():find(prefix .. "-", 1, true) then gone = true; break end
+        core.process.sleep(0.1, false)
+      end
+      assert.is_true(gone, netns_list())
+    end)
+  end)
+end)

@@ -30,19 +30,23 @@ local function article(sb)
   t.tgw = must(a("ec2", "CreateTransitGateway", { Options = { AutoAcceptSharedAttachments = "enable" } })).TransitGateway
   local share = must(a("ram", "CreateResourceShare", { name = "twin", resourceArns = { t.tgw.TransitGatewayArn },
     principals = { B }, allowExternalPrincipals = true })).resourceShare.resourceShareArn
-  for _, inv in ipairs(must(b("ram", "GetResourceShareInvitations", { resourceShareArns = { share } })).resourceShareInvitations) do
+  local invitations = must(b("ram", "GetResourceShareInvitations", { resourceShareArns = { share } }))
+  for _, inv in ipairs(invitations.resourceShareInvitations) do
     must(b("ram", "AcceptResourceShareInvitation", { resourceShareInvitationArn = inv.resourceShareInvitationArn }))
   end
-  for _, side in ipairs({ { a, "10.0.0.0/16", "10.0.128.0/28", "10.1.0.0/16" }, { b, "10.1.0.0/16", "10.1.128.0/28", "10.0.0.0/16" } }) do
+  local sides = { { a, "10.0.0.0/16", "10.0.128.0/28", "10.1.0.0/16" }, { b, "10.1.0.0/16", "10.1.128.0/28", "10.0.0.0/16" } }
+  for _, side in ipairs(sides) do
     local api = side[1]
     local vpc = must(api("ec2", "CreateVpc", { CidrBlock = side[2] })).Vpc.VpcId
     local zone = must(api("ec2", "DescribeAvailabilityZones", {})).AvailabilityZones[1].ZoneId
-    local subnet = must(api("ec2", "CreateSubnet", { VpcId = vpc, CidrBlock = side[3], AvailabilityZoneId = zone })).Subnet.SubnetId
+    local subnet = must(api("ec2", "CreateSubnet", { VpcId = vpc, CidrBlock = side[3], AvailabilityZoneId = zone }))
+      .Subnet.SubnetId
     local att = must(api("ec2", "CreateTransitGatewayVpcAttachment", { TransitGatewayId = t.tgw.TransitGatewayId,
       VpcId = vpc, SubnetIds = { subnet } })).TransitGatewayVpcAttachment.TransitGatewayAttachmentId
     local rtb = must(api("ec2", "DescribeRouteTables", { Filters = { { Name = "vpc-id", Values = { vpc } } } }))
       .RouteTables[1].RouteTableId
-    must(api("ec2", "CreateRoute", { RouteTableId = rtb, DestinationCidrBlock = side[4], TransitGatewayId = t.tgw.TransitGatewayId }))
+    must(api("ec2", "CreateRoute", { RouteTableId = rtb, DestinationCidrBlock = side[4],
+      TransitGatewayId = t.tgw.TransitGatewayId }))
     local sg = must(api("ec2", "DescribeSecurityGroups", { Filters = { { Name = "vpc-id", Values = { vpc } } } }))
       .SecurityGroups[1].GroupId
     local eni = must(api("ec2", "CreateNetworkInterface", { SubnetId = subnet, Groups = { sg } })).NetworkInterface

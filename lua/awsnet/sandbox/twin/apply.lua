@@ -28,7 +28,7 @@ local function by_order(lines)
 end
 
 --- The script that takes the twin from plan `old` (nil: nothing) to plan `new`, and the files it
--- reads, or nil when nothing changes.
+-- reads, or nil when nothing changes. `old.busy` names the namespaces processes were started in.
 -- @tparam ?table old the plan realised
 -- @tparam table new the plan wanted
 -- @tparam string stem the start of the paths of the script and its files
@@ -69,6 +69,9 @@ function apply.script(old, new, stem)
   if #host > 0 then
     sh[#sh + 1] = "ip -batch " .. q(file(table.concat(host, "\n") .. "\n")) .. " || fail=1"
   end
+  -- each namespace's change in its own background job: they are independent of one another
+  local failed = stem .. ".failed"
+  files[#files + 1] = failed
   for _, name in ipairs(names) do
     local n, o = new.namespaces[name], old.namespaces[name] or { lines = {} }
     local want, had = {}, {}
@@ -82,26 +85,32 @@ function apply.script(old, new, stem)
       if not had[key] or had[key].add ~= l.add then adds[#adds + 1] = l end
     end
     local ns = q(name)
-    if created[name] then
-      sh[#sh + 1] = string.format("nsenter --net=/run/netns/%s sysctl -q -w %s >/dev/null || fail=1", ns,
+    local block = {}
+    -- hosts keep the kernel's defaults (no forwarding); routers forward, without redirects
+    if created[name] and n.kind ~= "eni" then
+      block[#block + 1] = string.format("nsenter --net=/run/netns/%s sysctl -q -w %s >/dev/null", ns,
         table.concat(SYSCTLS, " "))
-      table.insert(adds, { key = " lo", add = "link set lo up", order = 0 })
     end
+    if created[name] then table.insert(adds, { key = " lo", add = "link set lo up", order = 0 }) end
     if #dels > 0 then
       local text, sorted = {}, by_order(dels)
       for i, l in ipairs(sorted) do text[#sorted - i + 1] = l.del end
-      sh[#sh + 1] = string.format("ip -n %s -force -batch %s 2>/dev/null", ns, q(file(table.concat(text, "\n") .. "\n")))
+      block[#block + 1] = string.format("{ ip -n %s -force -batch %s 2>/dev/null; true; }", ns,
+        q(file(table.concat(text, "\n") .. "\n")))
     end
     if #adds > 0 then
       local text = {}
       for i, l in ipairs(by_order(adds)) do text[i] = l.add end
-      sh[#sh + 1] = string.format("ip -n %s -force -batch %s || fail=1", ns, q(file(table.concat(text, "\n") .. "\n")))
+      block[#block + 1] = string.format("ip -n %s -force -batch %s", ns, q(file(table.concat(text, "\n") .. "\n")))
     end
     if n.nft and n.nft ~= o.nft then
       -- nsenter enters the network namespace only (ip netns exec would also remount /sys)
-      sh[#sh + 1] = string.format("nsenter --net=/run/netns/%s nft -f %s || fail=1", ns, q(file(n.nft)))
+      block[#block + 1] = string.format("nsenter --net=/run/netns/%s nft -f %s", ns, q(file(n.nft)))
     end
-    if #dels > 0 or #adds > 0 or (n.nft and n.nft ~= o.nft) then changed = true end
+    if #block > 0 then
+      changed = true
+      sh[#sh + 1] = string.format("( %s ) || : > %s &", table.concat(block, " && "), q(failed))
+    end
   end
   -- links no longer planned between namespaces that stay (one end's deletion takes the other)
   local old_links = {}
@@ -119,8 +128,16 @@ function apply.script(old, new, stem)
     if not new.namespaces[name] then gone[#gone + 1] = name end
   end
   table.sort(gone)
-  for _, name in ipairs(gone) do
-    sh[#sh + 1] = apply.remove_command(name)
+  sh[#sh + 1] = "wait"
+  sh[#sh + 1] = "[ -e " .. q(failed) .. " ] && fail=1"
+  if #gone > 0 then
+    local lines = {}
+    for _, name in ipairs(gone) do
+      -- a process still in a namespace would keep it alive without its name
+      if (old.busy or {})[name] then sh[#sh + 1] = apply.remove_command(name) end
+      lines[#lines + 1] = "netns del " .. name
+    end
+    sh[#sh + 1] = "ip -force -batch " .. q(file(table.concat(lines, "\n") .. "\n")) .. " 2>/dev/null"
     changed = true
   end
   if not changed then

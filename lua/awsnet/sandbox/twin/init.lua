@@ -130,7 +130,7 @@ function twin.start(opts)
   local prefix
   repeat prefix = random_prefix() until not prefix_in_use(prefix)
   local self = setmetatable({ prefix = prefix, names = name_allocator(prefix), plan = nil, queue = {},
-    running = nil, dir = process.tempdir("awsnet-twin"), serial = 0, log = opts.log }, Twin)
+    running = nil, dir = process.tempdir("awsnet-twin"), serial = 0, log = opts.log, busy = {} }, Twin)
   -- removes the namespaces (and what runs in them) and the folder when this process ends, however
   self.guard = process.run_on_exit(apply.remove_all_command(prefix) .. "; rm -rf " .. process.quote(self.dir))
   return self
@@ -147,6 +147,7 @@ function Twin.mode() return "twin" end
 -- @treturn ?table the job
 function Twin:sync(snapshot)
   local new = plan_mod.build(snapshot, self.names)
+  new.busy = self.busy
   self.serial = self.serial + 1
   local script, files = apply.script(self.plan, new, self.dir .. "/" .. self.serial)
   self.plan = new

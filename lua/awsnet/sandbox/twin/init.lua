@@ -281,6 +281,7 @@ function Twin:stop()
     self.running = nil
   end
   self.queue = {}
+  require("awsnet.sandbox.twin.services").stop(self)
   process.run(apply.remove_all_command(self.prefix), { interruptible = false })
   process.remove(self.dir)
   if self.guard then self.guard.cancel(); self.guard = nil end

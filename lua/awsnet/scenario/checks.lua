@@ -220,6 +220,48 @@ end
 -- ------------------------------------------------------------------------------------------
 -- verify
 
+-- The network twin's namespace of the Lambda's ENI in A (<prefix>-<eni id>), from the snapshot.
+local function lambda_namespace(prefix, data, out)
+  for _, acct in pairs(data and data.accounts or {}) do
+    for _, region in pairs(acct) do
+      for _, e in ipairs(region.NetworkInterfaces or {}) do
+        if e.InterfaceType == "lambda" and tostring(e.Description):find(out.lambda.id, 1, true) then
+          return prefix .. "-" .. e.NetworkInterfaceId
+        end
+      end
+    end
+  end
+end
+
+-- Counts the rows of `users` with awsnet.mariadb from inside network namespace `ns` (a child
+-- `ip netns exec ns lua5.4`; the password reaches it on stdin, never its command line).
+local function count_users_in(ns, target)
+  local core = require "awsnet.core"
+  local proc = require "awsnet.svc.process"
+  local script = [[
+local cjson = require "cjson"
+local t = cjson.decode(io.read("a"))
+local db, err = require("awsnet.mariadb").connect{ host = t.host, port = t.port, user = t.user,
+  password = t.password, database = t.database, connect_timeout = 3 }
+if not db then io.write(cjson.encode({ err = tostring(err) })) return end
+local rows, qerr = db:query("SELECT COUNT(*) AS n FROM users")
+db:close()
+io.write(cjson.encode(rows and { n = tonumber(rows[1].n) } or { err = tostring(qerr) }))]]
+  local dir = proc.tempdir("awsnet-direct")
+  local outp = dir .. "/out"
+  local pid, perr = core.process.spawn({ "ip", "netns", "exec", ns, "lua5.4", "-e",
+    string.format("package.path=%q; package.cpath=%q", package.path, package.cpath), "-e", script },
+    { stdin_data = require("cjson").encode(target), stdout = outp, stderr = outp, env = { LD_PRELOAD = false } })
+  if not pid then proc.remove(dir); return nil, perr end
+  core.process.wait(pid, 30, false)
+  local text = proc.read_file(outp) or ""
+  proc.remove(dir)
+  local ok, res = pcall(require("cjson").decode, text)
+  if not ok or type(res) ~= "table" then return nil, text:sub(1, 500) end
+  if res.err then return nil, res.err end
+  return res.n
+end
+
 --- Runs the four checks. opts: out_dir, aws (module), on_event, stdout (text output),
 -- direct = {host, port, tls} where this host reaches the database (the sandbox's MariaDB).
 -- @tparam table cfg the scenario config (scenario.config's result, with account_ids)
@@ -260,6 +302,19 @@ function checks.verify(cfg, rb, opts)
         (tostring(result.code) .. " at " .. report.component_id(result.blocked_at))
     end)
   end
+
+  -- the network the connections below cross
+  check("network mode", function()
+    if not cfg.sandbox then return true, "AWS" end
+    local twin = cfg.sandbox.twin
+    if not twin then return "skip", "no network twin: connections gated by the evaluator" end
+    local ns = lambda_namespace(twin, data, out)
+    local listed = require("awsnet.svc.process").run("ip netns list 2>/dev/null") or ""
+    if not ns or not listed:find(ns, 1, true) then
+      return false, "the network twin " .. twin .. " has no namespace for the Lambda's ENI"
+    end
+    return true, "the network twin " .. twin .. ": connections cross Linux namespaces, routes and nftables"
+  end)
 
   -- (2) DNS
   local addresses
@@ -305,6 +360,23 @@ function checks.verify(cfg, rb, opts)
       table.concat(cols, ","), #(body.rows or {}))
   end)
   check("read back directly (awsnet.mariadb)", function()
+    local twin = cfg.sandbox and cfg.sandbox.twin
+    if twin and not opts.direct then
+      -- as the field report checked from an EC2 instance: from a host inside A's VPC, the
+      -- namespace of the Lambda's ENI (its subnet and groups), across the twin's TGW
+      local ns = lambda_namespace(twin, data, out)
+      if not ns then return false, "no namespace of the Lambda's ENI in the network twin " .. twin end
+      local host = addresses and addresses[1]
+      if not host then return false, "no address to connect to" end
+      local password, perr = require("awsnet.scenario.tgw_lambda_rds").db_password(cfg)
+      if not password then return false, tostring(perr) end
+      local port = math.tointeger(tonumber(out.db.port or cfg.database.port))
+      local n, nerr = count_users_in(ns, { host = host, port = port,
+        user = cfg.database.username, password = password, database = cfg.database.name })
+      if not n then return false, "from " .. ns .. ": " .. tostring(nerr) end
+      return n >= #(readback and readback.rows or {}) and n > 0,
+        string.format("from inside A's VPC (namespace %s): %s:%d has %d rows in users", ns, host, port, n)
+    end
     if cfg.sandbox and not opts.direct then
       return "skip", "the sandbox's database is reached through its Lambda only"
     end

@@ -72,7 +72,7 @@ function Handle:config(overrides)
       B = { endpoint = self.endpoint, credentials = { access_key_id = sandboxed.ACCOUNTS[2], secret_access_key = "test" } },
     },
     database = { password_file = self.password_file, password_env = false },
-    sandbox = { endpoint = self.endpoint },
+    sandbox = { endpoint = self.endpoint, twin = self.twin },
     resolver = self.dns and { server = self.dns.server, port = self.dns.port,
       label = string.format("the sandbox's resolver %s:%d", self.dns.server, self.dns.port) },
   }

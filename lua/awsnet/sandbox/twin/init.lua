@@ -11,7 +11,8 @@
 --   t:exec_argv(eni_id, argv)      -- argv run inside an ENI's namespace
 --   t:stop()                       -- removes every namespace it made, and only those
 --
--- Names: every namespace is "<prefix>-<kind><n>", every link "<prefix><kind><n>", every nftables
+-- Names: every namespace is "<prefix>-<resource id>" (an ENI's, a VPC's router, a TGW's), every
+-- link "<prefix><kind><n>" (15 bytes at most), every nftables
 -- table "<prefix>", with a prefix drawn at random per twin and checked unused, so that several
 -- sandboxes run at once and one never touches another's. A watchdog removes them all when the
 -- sandbox's process ends, a SIGKILL included.
@@ -88,7 +89,8 @@ local function name_allocator(prefix)
     end
     return n.seen[key]
   end
-  function n.ns(_, kind, id) return prefix .. "-" .. kind .. index("ns" .. kind, id) end
+  -- a namespace is named by its resource's id, so that whoever knows the prefix finds an ENI's
+  function n.ns(_, _, id) return prefix .. "-" .. id end
   function n.link(_, kind, id) return prefix .. kind .. index("link" .. kind, id) end
   function n.table(_, key)
     if not n.tables[key] then

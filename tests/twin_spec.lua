@@ -85,6 +85,8 @@ describe("network twin", function()
       t = article(sb)
     end)
     teardown(function() if sb then sb:stop() end end)
+    -- every change the twin was asked to make was made
+    after_each(function() if sb then assert.is_nil(sb.twin.last_error) end end)
 
     it("realises each ENI's address in its own namespace and carries the article's path over the TGW", function()
       local e = sb.twin:eni(t[1].eni)
@@ -98,11 +100,21 @@ describe("network twin", function()
     end)
 
     it("follows a deleted route before the call answers, and the blocked connect times out", function()
+      local key = t[1].rtb .. " no route or blackhole"
+      local before = twin_mod.counters(sb.twin.prefix)[key]
+      assert.is_number(before)
+      -- a connection the route carries does not count as dropped
+      assert.is_true(mysql_port_open(sb, t))
+      assert.equal(before, twin_mod.counters(sb.twin.prefix)[key])
       must(t[1].api("ec2", "DeleteRoute", { RouteTableId = t[1].rtb, DestinationCidrBlock = t[1].peer_cidr }))
       local started = core.httpd.monotonic()
       assert.is_false(mysql_port_open(sb, t, 0.3))
       -- nothing answered: the probe waited out its whole timeout (no ICMP error, no RST)
       assert.is_true(core.httpd.monotonic() - started >= 0.29)
+      -- the route table the evaluator blocks at counted the drop
+      assert.is_true(twin_mod.counters(sb.twin.prefix)[key] > before)
+      assert.equal(t[1].rtb, must(sb:model()):trace { src = t[1].eni, dst = t[2].ip, protocol = "tcp", port = 3306 }
+        .blocked_at.component)
       must(t[1].api("ec2", "CreateRoute", { RouteTableId = t[1].rtb, DestinationCidrBlock = t[1].peer_cidr,
         TransitGatewayId = t.tgw.TransitGatewayId }))
       assert.is_true(mysql_port_open(sb, t))

@@ -281,6 +281,7 @@ function cases.run(sb, seed)
   local topo, r = sb:twin_batch(function() return cases.build(sb, seed) end)
   local fault = apply_fault(sb, topo, r)
   assert(sb.twin:settle(30), "the twin did not settle")
+  assert(not sb.twin.last_error, tostring(sb.twin.last_error))
   -- up to 8 flows between ENIs of different VPCs (and sometimes the same VPC)
   local flows, listen, used_sport = {}, {}, {}
   for k = 1, 8 do

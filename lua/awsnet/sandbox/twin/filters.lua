@@ -87,14 +87,45 @@ local function header(prefix)
   return { "table ip " .. prefix, "delete table ip " .. prefix, "table ip " .. prefix .. " {" }
 end
 
---- A VPC router's rule set: the NACLs of its subnets on the forward hook.
+-- The drops of the routes: a packet routed to the sink (a blackhole route, or no route) is
+-- dropped in the forward hook and counted by the route table that sent it there, known by the
+-- links that look it up: `tables` = {{id, links}}. The kernel keeps no counter per route.
+local function route_drops(out, sink, tables)
+  for _, t in ipairs(tables) do
+    out[#out + 1] = rule("oifname " .. set_of({ sink }), "iifname " .. set_of(t.links), "counter drop",
+      comment(t.id .. " no route or blackhole"))
+  end
+  out[#out + 1] = rule("oifname " .. set_of({ sink }), "counter drop", comment("sink"))
+end
+
+-- A TGW attachment without an association: every packet it brings is dropped (a blackhole rule),
+-- counted here before routing: `unrouted` = {{id, links}}.
+local function unassociated(out, unrouted)
+  out[#out + 1] = "  chain prerouting {"
+  out[#out + 1] = "    type filter hook prerouting priority -10; policy accept;"
+  for _, t in ipairs(unrouted or {}) do
+    out[#out + 1] = rule("iifname " .. set_of(t.links), "counter", comment(t.id .. " no association"))
+  end
+  out[#out + 1] = "  }"
+end
+
+--- A VPC router's rule set: the NACLs of its subnets on the forward hook, and its route tables'
+-- drops counted.
 -- @tparam string prefix the table's name (the sandbox's prefix)
 -- @tparam table ifaces {{name, subnet, tgw}} the router's links
--- @tparam table subnets subnet id -> {acl, ...}
+-- @tparam table subnets subnet id -> {acl, rtb, ...}
 -- @tparam table acls NACL id -> describe-network-acls entry
+-- @tparam table sinks {sink = link of the route tables' drops, nodest = link of addresses no ENI
+-- holds, vpc = the VPC's id}
 -- @treturn string the nft file
-function filters.router(prefix, ifaces, subnets, acls)
+function filters.router(prefix, ifaces, subnets, acls, sinks)
   local out = header(prefix)
+  local by_rtb, rtb_order = {}, {}
+  for _, i in ipairs(ifaces) do
+    local id = subnets[i.subnet].rtb or "no-route-table"
+    if not by_rtb[id] then by_rtb[id] = { id = id, links = {} }; rtb_order[#rtb_order + 1] = by_rtb[id] end
+    table.insert(by_rtb[id].links, i.name)
+  end
   local used = {}
   for _, i in ipairs(ifaces) do
     local acl = subnets[i.subnet].acl
@@ -157,6 +188,8 @@ function filters.router(prefix, ifaces, subnets, acls)
   end
   out[#out + 1] = "  chain forward {"
   out[#out + 1] = "    type filter hook forward priority 0; policy drop;"
+  route_drops(out, sinks.sink, rtb_order)
+  out[#out + 1] = rule("oifname " .. set_of({ sinks.nodest }), "counter drop", comment(sinks.vpc .. " no destination"))
   for _, l in ipairs(pairs_out) do out[#out + 1] = l end
   out[#out + 1] = rule("counter", comment("router unmatched"))
   out[#out + 1] = "  }"
@@ -165,11 +198,20 @@ function filters.router(prefix, ifaces, subnets, acls)
   return table.concat(out, "\n") .. "\n"
 end
 
---- A TGW's rule set: it filters nothing (TGWs have no ACLs) but stays silent.
+--- A TGW's rule set: it filters nothing (TGWs have no ACLs) but stays silent, and counts what its
+-- route tables drop.
 -- @tparam string prefix the table's name
+-- @tparam table tables {{id = TGW route table id, links}} by association
+-- @tparam table unrouted {{id = attachment id, links}} without an association
+-- @tparam string sink the link of the route tables' drops
 -- @treturn string the nft file
-function filters.transit(prefix)
+function filters.transit(prefix, tables, unrouted, sink)
   local out = header(prefix)
+  unassociated(out, unrouted)
+  out[#out + 1] = "  chain forward {"
+  out[#out + 1] = "    type filter hook forward priority 0; policy accept;"
+  route_drops(out, sink, tables)
+  out[#out + 1] = "  }"
   for _, l in ipairs(SILENT_OUTPUT) do out[#out + 1] = l end
   out[#out + 1] = "}"
   return table.concat(out, "\n") .. "\n"
@@ -245,7 +287,7 @@ function filters.eni(prefix, eni, sgs, members, resolver, link)
   out[#out + 1] = "    ct state established accept"
   if resolver then out[#out + 1] = "    ip saddr " .. resolver .. " meta l4proto { tcp, udp } th sport 53 accept" end
   if not eni.lambda then sg_rules(eni.groups, sgs, members.ingress, false, out) end
-  out[#out + 1] = rule("counter drop", comment("sg in *"))
+  out[#out + 1] = rule("counter drop", comment(table.concat(eni.groups, ",") .. " in *"))
   out[#out + 1] = "  }"
   out[#out + 1] = "  chain output {"
   out[#out + 1] = "    type filter hook output priority 0; policy drop;"
@@ -255,7 +297,7 @@ function filters.eni(prefix, eni, sgs, members, resolver, link)
   sg_rules(eni.groups, sgs, members.egress, true, out)
   -- refused here, the packet is only marked: a drop on the output hook would fail the sender's
   -- send() at once (EPERM), where AWS's drop is silent and a connect times out
-  out[#out + 1] = rule("meta mark set " .. DENIED_MARK, "counter accept", comment("sg out *"))
+  out[#out + 1] = rule("meta mark set " .. DENIED_MARK, "counter accept", comment(table.concat(eni.groups, ",") .. " out *"))
   out[#out + 1] = "  }"
   out[#out + 1] = "}"
   out[#out + 1] = "table netdev " .. prefix
@@ -263,7 +305,7 @@ function filters.eni(prefix, eni, sgs, members, resolver, link)
   out[#out + 1] = "table netdev " .. prefix .. " {"
   out[#out + 1] = "  chain egress {"
   out[#out + 1] = '    type filter hook egress device "' .. link .. '" priority 0; policy accept;'
-  out[#out + 1] = "    meta mark " .. DENIED_MARK .. " counter drop" .. comment("sg out * dropped")
+  out[#out + 1] = "    meta mark " .. DENIED_MARK .. " counter drop" .. comment(table.concat(eni.groups, ",") .. " out * dropped")
   out[#out + 1] = "  }"
   out[#out + 1] = "}"
   return table.concat(out, "\n") .. "\n"

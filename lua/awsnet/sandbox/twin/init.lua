@@ -8,6 +8,7 @@
 --   local job = t:sync(snapshot)   -- realises the snapshot: nil when nothing changes, else a
 --                                  -- job whose poll() is nil until applied, then true or nil, err
 --   t:tick()                       -- runs the queued changes (call often: the server loop does)
+--   t.last_error                   -- the last change that failed (nil: none), as logged
 --   t:exec_argv(eni_id, argv)      -- argv run inside an ENI's namespace
 --   t:stop()                       -- removes every namespace it made, and only those
 --
@@ -179,6 +180,7 @@ function Twin:tick()
     if how ~= "exited" or code ~= 0 then
       local text = process.read_file(r.entry.log) or ""
       r.entry.err = errors.new("twin_apply", "the network twin could not apply a change: " .. text:sub(-2000))
+      self.last_error = r.entry.err
       if self.log then self.log("awsnet sandbox: " .. r.entry.err.message) end
     end
     for _, f in ipairs(r.entry.files) do os.remove(f) end
@@ -269,6 +271,35 @@ function Twin:namespaces()
     if name and name:sub(1, #self.prefix + 1) == self.prefix .. "-" then out[#out + 1] = name end
   end
   table.sort(out)
+  return out
+end
+
+--- The packet counters of every rule of the twin with prefix `prefix` (this process's or another
+-- sandbox's: read from the kernel), by the rule's comment ("acl-... in 100", "rtb-... no route or
+-- blackhole", "sg-... in *"), summed over its namespaces.
+-- @tparam string prefix the twin's prefix
+-- @treturn table {[comment] = packets}
+function twin.counters(prefix)
+  local cjson = require "cjson"
+  local out = {}
+  local listed = process.run("ip netns list 2>/dev/null", { interruptible = false }) or ""
+  for name in listed:gmatch("(%S+)[^\n]*") do
+    if name:sub(1, #prefix + 1) == prefix .. "-" then
+      for _, family in ipairs({ "ip", "netdev" }) do
+        local text = process.run(string.format("nsenter --net=/run/netns/%s nft -j list table %s %s 2>/dev/null",
+          process.quote(name), family, prefix), { interruptible = false })
+        local ok, doc = pcall(cjson.decode, text or "")
+        for _, item in ipairs(ok and type(doc) == "table" and doc.nftables or {}) do
+          local r = item.rule
+          if r and r.comment then
+            for _, e in ipairs(r.expr or {}) do
+              if type(e) == "table" and e.counter then out[r.comment] = (out[r.comment] or 0) + (e.counter.packets or 0) end
+            end
+          end
+        end
+      end
+    end
+  end
   return out
 end
 

@@ -6,9 +6,10 @@
 --   * one namespace per VPC: its router. Each subnet's route table is a kernel table per
 --     (route table, AZ); a packet is looked up in the table of the subnet of the link it came in
 --     on. The local route is a `throw`, which hands the lookup on to the router's main table of
---     the VPC's ENIs (/32 each, the rest blackholed); a route to a TGW leaves by the TGW's link in
---     the subnet's AZ (none there: blackhole, the TGW has no ENI in that AZ); a blackhole or an
---     unsupported target is a blackhole. No route: blackhole. Network ACLs are chains of the
+--     the VPC's ENIs (/32 each, the rest to a sink); a route to a TGW leaves by the TGW's link in
+--     the subnet's AZ (none there: the sink, the TGW has no ENI in that AZ); a blackhole or an
+--     unsupported target goes to the sink. No route: the sink. A sink is a link whose packets
+--     the forward hook drops, counted per route table. Network ACLs are chains of the
 --     router's forward hook, first match by rule number, evaluated where traffic leaves and
 --     enters a subnet (tgw-nacls.html for the TGW's subnets).
 --   * one namespace per ENI (not the TGW's): its private address, a default route to the router,
@@ -16,10 +17,10 @@
 --   * one namespace per TGW: a link per attachment subnet; a packet is looked up in the table of
 --     the attachment's associated route table, in the AZ it came from, and leaves by the
 --     destination attachment's link in that AZ, else by its first subnet's (the evaluator's
---     deterministic reading of AZ affinity); no association: blackhole.
+--     deterministic reading of AZ affinity); no association: a blackhole rule.
 -- Links are veth pairs without ARP whose ends share one MAC address, so a frame sent on one end
 -- is the other end's own: no addresses on links, no neighbour traffic. Every drop is silent
--- (blackhole routes, nftables `drop`, no ICMP errors from routers).
+-- (sinks and blackhole rules, nftables `drop`, no ICMP errors from routers).
 -- @module awsnet.sandbox.twin.plan
 local filters = require "awsnet.sandbox.twin.filters"
 
@@ -178,6 +179,21 @@ function plan.build(snapshot, names)
     line(ns(b_ns), 1, "link " .. name, "link set " .. name .. " arp off up", nil)
   end
 
+  -- A router's sinks: links whose packets the forward hook drops, counted by the route table that
+  -- sent them there (a blackhole route in the kernel counts nothing). A veth pair inside the
+  -- namespace (Debian's kernels may lack the dummy module).
+  local function sinks(nsname)
+    local n = ns(nsname)
+    local bh, nd = names:link("b", nsname), names:link("n", nsname)
+    for _, d in ipairs({ bh, nd }) do
+      line(n, 0, "sink " .. d, "link add " .. d .. " type veth peer name " .. d .. "p", nil)
+      line(n, 1, "sink up " .. d, "link set " .. d .. " arp off up", nil)
+      line(n, 1, "sink up " .. d .. "p", "link set " .. d .. "p arp off up", nil)
+    end
+    n.sink, n.nodest = bh, nd
+    return bh, nd
+  end
+
   -- TGWs that carry traffic, and their attachments' links (one per attachment subnet).
   local att_links = {}   -- [subnet id .. "|" .. att id] = link name
   for _, tid in ipairs(w.order.tgws) do
@@ -209,7 +225,8 @@ function plan.build(snapshot, names)
     local resolver = plan.resolver_address(v.cidr)
     out.vpcs[vid] = { ns = rns, resolver = resolver, dns = v.dns, cidrs = v.cidrs }
     line(n, 2, "addr " .. resolver, "address replace " .. resolver .. "/32 dev lo", "address del " .. resolver .. "/32 dev lo")
-    line(n, 3, "route main default", "route replace blackhole default", nil)
+    local _, nd = sinks(rns)
+    line(n, 3, "route main default", "route replace default dev " .. nd, nil)
   end
   for _, eid in ipairs(w.order.enis) do
     local e = w.enis[eid]
@@ -237,6 +254,7 @@ function plan.build(snapshot, names)
   for vid, ifaces in pairs(vpc_ifaces) do
     local rns = names:ns("v", vid)
     local n = ns(rns)
+    local bh = n.sink
     table.sort(ifaces, function(a, b) return a.name < b.name end)
     local made = {}
     for _, i in ipairs(ifaces) do
@@ -254,27 +272,27 @@ function plan.build(snapshot, names)
           if dest then
             if dest == "0.0.0.0/0" then has_default = true end
             local spec
-            if r.State == "blackhole" then spec = "blackhole " .. dest
+            if r.State == "blackhole" then spec = dest .. " dev " .. bh
             elseif r.GatewayId == "local" then spec = "throw " .. dest
             elseif r.TransitGatewayId then
               local att = attachment_of(w, vid, r.TransitGatewayId)
               local sid = att and att_subnet_in(w, att, s.az)
               local via = sid and att_links[sid .. "|" .. att.id]
-              spec = via and (dest .. " dev " .. via) or ("blackhole " .. dest)
+              spec = dest .. " dev " .. (via or bh)
             else
-              spec = "blackhole " .. dest  -- targets the twin does not realise (IGW, NAT, peering, ...)
+              spec = dest .. " dev " .. bh  -- targets the twin does not realise (IGW, NAT, peering, ...)
             end
             line(n, 3, "route " .. tno .. " " .. dest, string.format("route replace table %d %s", tno, spec),
               string.format("route del table %d %s", tno, dest))
           end
         end
         if not has_default then
-          line(n, 3, "route " .. tno .. " default", string.format("route replace table %d blackhole default", tno),
+          line(n, 3, "route " .. tno .. " default", string.format("route replace table %d default dev %s", tno, bh),
             string.format("route del table %d default", tno))
         end
       end
     end
-    n.nft = filters.router(names.prefix, ifaces, w.subnets, w.acls)
+    n.nft = filters.router(names.prefix, ifaces, w.subnets, w.acls, { sink = bh, nodest = n.nodest, vpc = vid })
   end
 
   -- Each ENI's security groups.
@@ -292,8 +310,10 @@ function plan.build(snapshot, names)
       local tns = names:ns("t", tid)
       local n = ns(tns)
       n.router = true
-      line(n, 3, "route main default", "route replace blackhole default", nil)
+      local bh = sinks(tns)
+      line(n, 3, "route main default", "route replace default dev " .. bh, nil)
       local made = {}
+      local counted, unrouted, by_rt = {}, {}, {}
       for _, aid in ipairs(w.order.atts) do
         local a = w.atts[aid]
         for _, sid in ipairs(a.tgw == tid and a.subnets or {}) do
@@ -301,6 +321,12 @@ function plan.build(snapshot, names)
           if name then
             local az = w.subnets[sid].az
             local rtb = w.assoc[aid]
+            local group_key = rtb or aid
+            if not by_rt[group_key] then
+              by_rt[group_key] = { id = group_key, links = {} }
+              table.insert(rtb and counted or unrouted, by_rt[group_key])
+            end
+            table.insert(by_rt[group_key].links, name)
             if not rtb then
               line(n, 4, "rule " .. name, "rule add pref 100 iif " .. name .. " blackhole",
                 "rule del pref 100 iif " .. name .. " blackhole")
@@ -316,7 +342,7 @@ function plan.build(snapshot, names)
                   local dest = r.DestinationCidrBlock
                   if dest and r.State ~= "deleted" then
                     if dest == "0.0.0.0/0" then has_default = true end
-                    local spec = "blackhole " .. dest
+                    local spec = dest .. " dev " .. bh
                     local target = list(r.TransitGatewayAttachments)[1]
                     local out_att = r.State == "active" and target and w.atts[target.TransitGatewayAttachmentId]
                     if out_att and out_att.available and out_att.tgw == tid then
@@ -329,7 +355,7 @@ function plan.build(snapshot, names)
                   end
                 end
                 if not has_default then
-                  line(n, 3, "route " .. tno .. " default", string.format("route replace table %d blackhole default", tno),
+                  line(n, 3, "route " .. tno .. " default", string.format("route replace table %d default dev %s", tno, bh),
                     string.format("route del table %d default", tno))
                 end
               end
@@ -337,7 +363,7 @@ function plan.build(snapshot, names)
           end
         end
       end
-      n.nft = filters.transit(names.prefix)
+      n.nft = filters.transit(names.prefix, counted, unrouted, bh)
     end
   end
   return out

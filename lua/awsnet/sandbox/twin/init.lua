@@ -248,13 +248,23 @@ function Twin:probe(listen, flows, timeout)
     req.flows[#req.flows + 1] = { id = f.id, ns = e.ns, src = e.ip, dst = f.dst, proto = f.proto, port = f.port or 0,
       sport = f.sport or 0 }
   end
+  return twin.run_probe(req)
+end
+
+--- Runs the twin's probe (twin/probe.py) on a request naming namespaces: {timeout, listen =
+-- {{ns, ip, tcp, udp}}, flows = {{id, ns, src, dst, proto, port, sport}}} (any twin's, also
+-- another process's). Returns {[id] = boolean}, or nil, err ("twin_probe").
+-- @tparam table req the request
+-- @return the answers, or nil, err
+function twin.run_probe(req)
   local cjson = require "cjson"
-  local path = self.dir .. "/probe.json"
+  local dir = process.tempdir("awsnet-probe")
+  local path = dir .. "/probe.json"
   process.write_file(path, cjson.encode(req))
   local script = assert(package.searchpath("awsnet.sandbox.twin.probe", (package.path:gsub("%.lua", ".py"))))
   local how, code, out = core.process.capture({ "/usr/bin/python3", script }, { stdin = path, timeout = 30,
     env = { LD_PRELOAD = false } })
-  os.remove(path)
+  process.remove(dir)
   local ok, res = pcall(cjson.decode, out or "")
   if how ~= "exited" or code ~= 0 or not ok or type(res) ~= "table" then
     return errors.fail("twin_probe", "the probe failed: " .. tostring(out):sub(1, 2000))

@@ -6,11 +6,12 @@
 local sandbox = require "awsnet.sandbox"
 local twin_mod = require "awsnet.sandbox.twin"
 local direct = require "helpers.sandbox_direct"
+local cases = require "helpers.twin_cases"
 local process = require "awsnet.svc.process"
 local core = require "awsnet.core"
 
-local REGION = "ap-northeast-1"
-local A, B = "111111111111", "222222222222"
+local REGION = cases.REGION
+local A = "111111111111"
 local SKIP = os.getenv("AWSNET_TWIN") == "off"
 
 local function netns_list()
@@ -22,42 +23,7 @@ local function must(res, err)
   return res
 end
 
--- The article's shape: A's VPC and B's VPC over a TGW that A shares with B, one host ENI in
--- each, B's group open to A's VPC on TCP 3306 and ICMP.
-local function article(sb)
-  local a, b = direct(sb, A, REGION), direct(sb, B, REGION)
-  local t = {}
-  t.tgw = must(a("ec2", "CreateTransitGateway", { Options = { AutoAcceptSharedAttachments = "enable" } })).TransitGateway
-  local share = must(a("ram", "CreateResourceShare", { name = "twin", resourceArns = { t.tgw.TransitGatewayArn },
-    principals = { B }, allowExternalPrincipals = true })).resourceShare.resourceShareArn
-  local invitations = must(b("ram", "GetResourceShareInvitations", { resourceShareArns = { share } }))
-  for _, inv in ipairs(invitations.resourceShareInvitations) do
-    must(b("ram", "AcceptResourceShareInvitation", { resourceShareInvitationArn = inv.resourceShareInvitationArn }))
-  end
-  local sides = { { a, "10.0.0.0/16", "10.0.128.0/28", "10.1.0.0/16" }, { b, "10.1.0.0/16", "10.1.128.0/28", "10.0.0.0/16" } }
-  for _, side in ipairs(sides) do
-    local api = side[1]
-    local vpc = must(api("ec2", "CreateVpc", { CidrBlock = side[2] })).Vpc.VpcId
-    local zone = must(api("ec2", "DescribeAvailabilityZones", {})).AvailabilityZones[1].ZoneId
-    local subnet = must(api("ec2", "CreateSubnet", { VpcId = vpc, CidrBlock = side[3], AvailabilityZoneId = zone }))
-      .Subnet.SubnetId
-    local att = must(api("ec2", "CreateTransitGatewayVpcAttachment", { TransitGatewayId = t.tgw.TransitGatewayId,
-      VpcId = vpc, SubnetIds = { subnet } })).TransitGatewayVpcAttachment.TransitGatewayAttachmentId
-    local rtb = must(api("ec2", "DescribeRouteTables", { Filters = { { Name = "vpc-id", Values = { vpc } } } }))
-      .RouteTables[1].RouteTableId
-    must(api("ec2", "CreateRoute", { RouteTableId = rtb, DestinationCidrBlock = side[4],
-      TransitGatewayId = t.tgw.TransitGatewayId }))
-    local sg = must(api("ec2", "DescribeSecurityGroups", { Filters = { { Name = "vpc-id", Values = { vpc } } } }))
-      .SecurityGroups[1].GroupId
-    local eni = must(api("ec2", "CreateNetworkInterface", { SubnetId = subnet, Groups = { sg } })).NetworkInterface
-    t[#t + 1] = { api = api, vpc = vpc, subnet = subnet, att = att, rtb = rtb, sg = sg, eni = eni.NetworkInterfaceId,
-                  ip = eni.PrivateIpAddress, peer_cidr = side[4] }
-  end
-  must(t[2].api("ec2", "AuthorizeSecurityGroupIngress", { GroupId = t[2].sg, IpPermissions = {
-    { IpProtocol = "tcp", FromPort = 3306, ToPort = 3306, IpRanges = { { CidrIp = "10.0.128.0/28" } } },
-    { IpProtocol = "icmp", FromPort = -1, ToPort = -1, IpRanges = { { CidrIp = "10.0.0.0/16" } } } } }))
-  return t
-end
+local article = cases.article
 
 -- A TCP connect from A's host to B's host on 3306 (B's responder listening): true when it completes.
 local function mysql_port_open(sb, t, timeout)

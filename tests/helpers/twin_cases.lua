@@ -108,6 +108,11 @@ function cases.build(sb, seed)
       v.sgs[2] = must(E("ec2", "CreateSecurityGroup", { GroupName = "g" .. i, Description = "twin", VpcId = v.id })).GroupId
     end
     for _, g in ipairs(v.sgs) do
+      -- often an open group, so that routes, ACLs and faults decide as often as the groups do
+      if r.chance(0.45) then
+        E("ec2", "AuthorizeSecurityGroupIngress", { GroupId = g, IpPermissions = { { IpProtocol = "-1",
+          IpRanges = { { CidrIp = "10.0.0.0/8" } } } } })
+      end
       for _ = 1, r.int(0, 3) do
         local svc = random_service(r)
         local perm = { IpProtocol = svc[1], FromPort = svc[2], ToPort = svc[3] }
@@ -206,6 +211,46 @@ function cases.build(sb, seed)
     end
   end
   return topo, r
+end
+
+-- The article's shape: A's VPC and B's VPC over a TGW that A shares with B, one host ENI in
+-- each, B's group open to A's VPC on TCP 3306 and ICMP.
+--- The article's shape in `sb`: see tests/twin_spec.lua; returns {tgw, [1] = A's side, [2] = B's}.
+-- @param sb the sandbox
+-- @treturn table the sides
+function cases.article(sb)
+  local a, b = direct(sb, cases.ACCOUNTS[1], cases.REGION), direct(sb, cases.ACCOUNTS[2], cases.REGION)
+  local t = {}
+  t.tgw = must(a("ec2", "CreateTransitGateway", { Options = { AutoAcceptSharedAttachments = "enable" } })).TransitGateway
+  local share = must(a("ram", "CreateResourceShare", { name = "twin", resourceArns = { t.tgw.TransitGatewayArn },
+    principals = { cases.ACCOUNTS[2] }, allowExternalPrincipals = true })).resourceShare.resourceShareArn
+  local invitations = must(b("ram", "GetResourceShareInvitations", { resourceShareArns = { share } }))
+  for _, inv in ipairs(invitations.resourceShareInvitations) do
+    must(b("ram", "AcceptResourceShareInvitation", { resourceShareInvitationArn = inv.resourceShareInvitationArn }))
+  end
+  local sides = { { a, "10.0.0.0/16", "10.0.128.0/28", "10.1.0.0/16" }, { b, "10.1.0.0/16", "10.1.128.0/28", "10.0.0.0/16" } }
+  for _, side in ipairs(sides) do
+    local api = side[1]
+    local vpc = must(api("ec2", "CreateVpc", { CidrBlock = side[2] })).Vpc.VpcId
+    local zone = must(api("ec2", "DescribeAvailabilityZones", {})).AvailabilityZones[1].ZoneId
+    local subnet = must(api("ec2", "CreateSubnet", { VpcId = vpc, CidrBlock = side[3], AvailabilityZoneId = zone }))
+      .Subnet.SubnetId
+    local att = must(api("ec2", "CreateTransitGatewayVpcAttachment", { TransitGatewayId = t.tgw.TransitGatewayId,
+      VpcId = vpc, SubnetIds = { subnet } })).TransitGatewayVpcAttachment.TransitGatewayAttachmentId
+    local rtb = must(api("ec2", "DescribeRouteTables", { Filters = { { Name = "vpc-id", Values = { vpc } } } }))
+      .RouteTables[1].RouteTableId
+    must(api("ec2", "CreateRoute", { RouteTableId = rtb, DestinationCidrBlock = side[4],
+      TransitGatewayId = t.tgw.TransitGatewayId }))
+    local sg = must(api("ec2", "DescribeSecurityGroups", { Filters = { { Name = "vpc-id", Values = { vpc } } } }))
+      .SecurityGroups[1].GroupId
+    local eni = must(api("ec2", "CreateNetworkInterface", { SubnetId = subnet, Groups = { sg } })).NetworkInterface
+    t[#t + 1] = { api = api, vpc = vpc, subnet = subnet, att = att, rtb = rtb, sg = sg, eni = eni.NetworkInterfaceId,
+                  ip = eni.PrivateIpAddress, peer_cidr = side[4] }
+  end
+  must(t[2].api("ec2", "AuthorizeSecurityGroupIngress", { GroupId = t[2].sg, IpPermissions = {
+    { IpProtocol = "tcp", FromPort = 3306, ToPort = 3306, IpRanges = { { CidrIp = "10.0.128.0/28" } } },
+    { IpProtocol = "icmp", FromPort = -1, ToPort = -1, IpRanges = { { CidrIp = "10.0.0.0/16" } } } } }))
+  return t
 end
 
 -- One fault through the API, as the issue lists them; returns its description.

@@ -350,17 +350,23 @@ function Sandbox:twin_follow(req, action, response)
     return response
   end
   local job = self.twin:sync(self:snapshot())
-  if not job then return response end
   local waiting = { cancel = function() end }
+  local services = require "awsnet.sandbox.twin.services"
   function waiting.poll()
-    if not job.done() then return nil end
+    if job and not job.done() then return nil end
+    -- the VPC resolvers follow too (enableDnsSupport, an instance's name), once any runs
+    if self.twin.resolvers and next(self.twin.resolvers) then
+      local ok, err = services.resolvers(self)
+      if not ok then self:log("%s", tostring(err)) end
+    end
     return response
   end
   self.jobs[#self.jobs + 1] = { id = req.id, job = waiting, delay_ms = response.delay_ms }
   if req.id then return { defer = true } end
   table.remove(self.jobs)
-  while not job.done() do core.process.sleep(0.005, false) end
-  return response
+  local out = waiting.poll()
+  while not out do core.process.sleep(0.005, false); out = waiting.poll() end
+  return out
 end
 
 --- A throttle or a server error in place of the answer, at the configured rates (nil: none).

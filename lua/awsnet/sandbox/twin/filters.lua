@@ -3,16 +3,13 @@
 -- transaction. Every rule counts (`counter`) and says whose it is in its comment ("acl-... in 100",
 -- "sg-... out 2", "acl-... in *"), so a drop can be traced back to the rule that made it.
 -- Network ACLs (router): stateless, first match by rule number, allow = `return` to the next
--- check, deny and the final `*` = `drop`. Security groups (ENI): stateful (conntrack: replies of
--- a connection are let through), a packet passes when any rule of any group admits it. Drops
--- never `reject`: nothing answers a blocked packet.
+-- check, deny and the final `*` = `drop`. Security groups (router, on each ENI's link): stateful
+-- (conntrack: replies of a connection are let through), a packet passes when any rule of any
+-- group admits it. Drops never `reject`: nothing answers a blocked packet.
 -- @module awsnet.sandbox.twin.filters
 local filters = {}
 
 local function list(v) return type(v) == "table" and v or {} end
-
--- The mark of a packet its security groups refuse to let out (dropped at the link's egress).
-local DENIED_MARK = "0x5347"
 
 local PROTO_NAMES = { ["6"] = "tcp", ["17"] = "udp", ["1"] = "icmp", tcp = "tcp", udp = "udp", icmp = "icmp" }
 
@@ -28,6 +25,8 @@ local function match_l4(proto, from, to)
   end
   return out
 end
+
+local groups_chains, sg_rules
 
 local function comment(text) return ' comment "' .. text:gsub('[^%w%-%.%* /]', "_") .. '"' end
 
@@ -109,6 +108,41 @@ local function unassociated(out, unrouted)
   out[#out + 1] = "  }"
 end
 
+-- The security groups of the VPC's ENIs, on the router's side of each ENI's link: a chain per ENI
+-- and direction (any rule of any group admits: `return`; else the final `drop`), and the chain
+-- `groups` the forward hook goes to once the NACLs let a packet through: a packet of a known
+-- connection passes (conntrack: the groups are stateful), a new one is checked against its
+-- source ENI's outbound rules and its destination ENI's inbound rules. A Lambda ENI accepts no
+-- connection (Lambda's Hyperplane ENIs are one-way, foundation-networking.html). Traffic to the
+-- VPC resolver is the router's own input, never filtered (AWS's groups do not filter Amazon DNS).
+-- Dropped here, a packet is lost silently (a drop in the ENI's own output hook would fail the
+-- sender's send() with EPERM, where AWS's drop is silent and a connect times out).
+groups_chains = function(out, enis, sgs)
+  local egress_map, ingress_map = {}, {}
+  for _, e in ipairs(enis) do
+    local id = e.link
+    local all = table.concat(e.eni.groups, ",")
+    out[#out + 1] = "  chain out_" .. id .. " {"
+    sg_rules(e.eni.groups, sgs, e.members.egress, true, out)
+    out[#out + 1] = rule("counter drop", comment(all .. " out *"))
+    out[#out + 1] = "  }"
+    out[#out + 1] = "  chain in_" .. id .. " {"
+    if not e.eni.lambda then sg_rules(e.eni.groups, sgs, e.members.ingress, false, out) end
+    out[#out + 1] = rule("counter drop", comment(all .. " in *"))
+    out[#out + 1] = "  }"
+    egress_map[#egress_map + 1] = '"' .. id .. '" : jump out_' .. id
+    ingress_map[#ingress_map + 1] = '"' .. id .. '" : jump in_' .. id
+  end
+  out[#out + 1] = "  chain groups {"
+  out[#out + 1] = "    ct state established accept"
+  if #egress_map > 0 then
+    out[#out + 1] = "    iifname vmap { " .. table.concat(egress_map, ", ") .. " }"
+    out[#out + 1] = "    oifname vmap { " .. table.concat(ingress_map, ", ") .. " }"
+  end
+  out[#out + 1] = "    accept"
+  out[#out + 1] = "  }"
+end
+
 --- A VPC router's rule set: the NACLs of its subnets on the forward hook, and its route tables'
 -- drops counted.
 -- @tparam string prefix the table's name (the sandbox's prefix)
@@ -117,9 +151,13 @@ end
 -- @tparam table acls NACL id -> describe-network-acls entry
 -- @tparam table sinks {sink = link of the route tables' drops, nodest = link of addresses no ENI
 -- holds, vpc = the VPC's id}
+-- @tparam table enis {{link, eni = {groups, lambda}, members = `group_members`' result}} the
+-- VPC's ENIs, whose security groups the router applies on their links
+-- @tparam table sgs group id -> describe-security-groups entry
 -- @treturn string the nft file
-function filters.router(prefix, ifaces, subnets, acls, sinks)
+function filters.router(prefix, ifaces, subnets, acls, sinks, enis, sgs)
   local out = header(prefix)
+  groups_chains(out, enis, sgs)
   local by_rtb, rtb_order = {}, {}
   for _, i in ipairs(ifaces) do
     local id = subnets[i.subnet].rtb or "no-route-table"
@@ -169,17 +207,17 @@ function filters.router(prefix, ifaces, subnets, acls, sinks)
         local c = checks(x, y)
         out[#out + 1] = "  chain " .. chain .. "_t {"
         for _, p in ipairs(c) do out[#out + 1] = "    " .. p end
-        out[#out + 1] = "    accept"
+        out[#out + 1] = "    goto groups"
         out[#out + 1] = "  }"
         pairs_out[#pairs_out + 1] = rule("iifname " .. set_of(gx.all), "oifname " .. set_of(gy.tgw), "jump " .. chain .. "_t")
       end
       if #gy.eni > 0 then
         if x == y then
-          pairs_out[#pairs_out + 1] = rule("iifname " .. set_of(gx.all), "oifname " .. set_of(gy.eni), "accept")
+          pairs_out[#pairs_out + 1] = rule("iifname " .. set_of(gx.all), "oifname " .. set_of(gy.eni), "goto groups")
         else
           out[#out + 1] = "  chain " .. chain .. " {"
           for _, p in ipairs(checks(x, y)) do out[#out + 1] = "    " .. p end
-          out[#out + 1] = "    accept"
+          out[#out + 1] = "    goto groups"
           out[#out + 1] = "  }"
           pairs_out[#pairs_out + 1] = rule("iifname " .. set_of(gx.all), "oifname " .. set_of(gy.eni), "jump " .. chain)
         end
@@ -245,8 +283,8 @@ function filters.group_members(w, eni, survives)
   return out
 end
 
--- One SG direction's rules: any rule of any group admits.
-local function sg_rules(groups, sgs, members, egress, out)
+-- One SG direction's rules: any rule of any group admits (`return` to the groups chain).
+sg_rules = function(groups, sgs, members, egress, out)
   local addr = egress and "ip daddr " or "ip saddr "
   local dir = egress and "out" or "in"
   for _, gid in ipairs(groups) do
@@ -256,59 +294,17 @@ local function sg_rules(groups, sgs, members, egress, out)
       if l4 then
         local note = comment(gid .. " " .. dir .. " " .. n)
         for _, r in ipairs(list(p.IpRanges)) do
-          if r.CidrIp then out[#out + 1] = rule(addr .. r.CidrIp, l4, "counter accept", note) end
+          if r.CidrIp then out[#out + 1] = rule(addr .. r.CidrIp, l4, "counter return", note) end
         end
         for _, pair in ipairs(list(p.UserIdGroupPairs)) do
           local ips = members[pair.GroupId]
           if ips and #ips > 0 then
-            out[#out + 1] = rule(addr .. "{ " .. table.concat(ips, ", ") .. " }", l4, "counter accept", note)
+            out[#out + 1] = rule(addr .. "{ " .. table.concat(ips, ", ") .. " }", l4, "counter return", note)
           end
         end
       end
     end
   end
-end
-
---- An ENI's rule set: its security groups, stateful, on the input and output hooks. A Lambda
--- ENI accepts no connection (Lambda's Hyperplane ENIs are one-way, foundation-networking.html).
--- Traffic to the VPC resolver is not filtered (AWS's security groups do not filter Amazon DNS).
--- @tparam string prefix the table's name
--- @tparam table eni {groups, lambda}
--- @tparam table sgs group id -> describe-security-groups entry
--- @tparam table members `group_members`' result for this ENI
--- @tparam ?string resolver the VPC resolver's address when DNS is on
--- @tparam string link the ENI's link (where refused packets are dropped, silently)
--- @treturn string the nft file
-function filters.eni(prefix, eni, sgs, members, resolver, link)
-  local out = header(prefix)
-  out[#out + 1] = "  chain input {"
-  out[#out + 1] = "    type filter hook input priority 0; policy drop;"
-  out[#out + 1] = "    iifname \"lo\" accept"
-  out[#out + 1] = "    ct state established accept"
-  if resolver then out[#out + 1] = "    ip saddr " .. resolver .. " meta l4proto { tcp, udp } th sport 53 accept" end
-  if not eni.lambda then sg_rules(eni.groups, sgs, members.ingress, false, out) end
-  out[#out + 1] = rule("counter drop", comment(table.concat(eni.groups, ",") .. " in *"))
-  out[#out + 1] = "  }"
-  out[#out + 1] = "  chain output {"
-  out[#out + 1] = "    type filter hook output priority 0; policy drop;"
-  out[#out + 1] = "    oifname \"lo\" accept"
-  out[#out + 1] = "    ct state established accept"
-  if resolver then out[#out + 1] = "    ip daddr " .. resolver .. " meta l4proto { tcp, udp } th dport 53 accept" end
-  sg_rules(eni.groups, sgs, members.egress, true, out)
-  -- refused here, the packet is only marked: a drop on the output hook would fail the sender's
-  -- send() at once (EPERM), where AWS's drop is silent and a connect times out
-  out[#out + 1] = rule("meta mark set " .. DENIED_MARK, "counter accept", comment(table.concat(eni.groups, ",") .. " out *"))
-  out[#out + 1] = "  }"
-  out[#out + 1] = "}"
-  out[#out + 1] = "table netdev " .. prefix
-  out[#out + 1] = "delete table netdev " .. prefix
-  out[#out + 1] = "table netdev " .. prefix .. " {"
-  out[#out + 1] = "  chain egress {"
-  out[#out + 1] = '    type filter hook egress device "' .. link .. '" priority 0; policy accept;'
-  out[#out + 1] = "    meta mark " .. DENIED_MARK .. " counter drop" .. comment(table.concat(eni.groups, ",") .. " out * dropped")
-  out[#out + 1] = "  }"
-  out[#out + 1] = "}"
-  return table.concat(out, "\n") .. "\n"
 end
 
 return filters

@@ -12,8 +12,9 @@
 --     the forward hook drops, counted per route table. Network ACLs are chains of the
 --     router's forward hook, first match by rule number, evaluated where traffic leaves and
 --     enters a subnet (tgw-nacls.html for the TGW's subnets).
---   * one namespace per ENI (not the TGW's): its private address, a default route to the router,
---     and its security groups as a stateful (conntrack) input and output chain.
+--   * one namespace per ENI (not the TGW's): its private address and a default route to the
+--     router, whose forward hook applies the ENI's security groups on its link, stateful
+--     (conntrack).
 --   * one namespace per TGW: a link per attachment subnet; a packet is looked up in the table of
 --     the attachment's associated route table, in the AZ it came from, and leaves by the
 --     destination attachment's link in that AZ, else by its first subnet's (the evaluator's
@@ -240,7 +241,7 @@ function plan.build(snapshot, names)
       line(n, 3, "route default", "route replace default dev " .. name .. " src " .. e.ip, nil)
       line(ns(rns), 3, "route main " .. e.ip, "route replace " .. e.ip .. "/32 dev " .. name,
         "route del " .. e.ip .. "/32 dev " .. name)
-      table.insert(vpc_ifaces[s.vpc], { name = name, subnet = s.id })
+      table.insert(vpc_ifaces[s.vpc], { name = name, subnet = s.id, eni = eid })
       out.enis[eid] = { ns = ens, ip = e.ip, vpc = s.vpc, subnet = s.id, link = name }
     end
   end
@@ -292,15 +293,16 @@ function plan.build(snapshot, names)
         end
       end
     end
-    n.nft = filters.router(names.prefix, ifaces, w.subnets, w.acls, { sink = bh, nodest = n.nodest, vpc = vid })
-  end
-
-  -- Each ENI's security groups.
-  for eid, e in pairs(out.enis) do
-    local src = w.enis[eid]
-    local peers = filters.group_members(w, src, function(peer_vpc) return plan.refs_survive(w, src.vpc, peer_vpc) end)
-    local v = out.vpcs[e.vpc]
-    ns(e.ns).nft = filters.eni(names.prefix, src, w.sgs, peers, v.dns and v.resolver or nil, e.link)
+    local enis = {}
+    for _, i in ipairs(ifaces) do
+      if i.eni then
+        local src = w.enis[i.eni]
+        enis[#enis + 1] = { link = i.name, eni = src, members = filters.group_members(w, src,
+          function(peer_vpc) return plan.refs_survive(w, src.vpc, peer_vpc) end) }
+      end
+    end
+    n.nft = filters.router(names.prefix, ifaces, w.subnets, w.acls, { sink = bh, nodest = n.nodest, vpc = vid }, enis,
+      w.sgs)
   end
 
   -- Each TGW: its route tables per AZ, and which one each attachment link looks up.

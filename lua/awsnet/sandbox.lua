@@ -658,9 +658,10 @@ local function awsnet_command()
 end
 
 --- Runs a sandbox in its own process (`awsnet sandbox`), for clients that block, such as the AWS
--- CLI. opts as for start plus `log` (file for its output); port 0 or nil picks a free port.
+-- CLI. opts as for start plus `log` (file for its output); port 0 or nil picks a free port;
+-- twin "auto", "on" or "off" (the default here, unlike the command's auto).
 -- Returns {endpoint, port, dns = {host, port}, pid, stop()} once it listens, or nil, err.
--- @tparam[opt] table opts {port, accounts, seed, state_dir, transition_s, faults, log}
+-- @tparam[opt] table opts {port, accounts, seed, state_dir, transition_s, faults, log, twin}
 -- @treturn table the handle, or nil, err ("start", with the end of its log)
 function sandbox.spawn(opts)
   opts = opts or {}

@@ -139,10 +139,6 @@ function twin.start(opts)
   return self
 end
 
---- The twin's mode word for reports: "twin" (connections cross the kernel's network).
--- @treturn string
-function Twin.mode() return "twin" end
-
 --- Realises `snapshot` (the sandbox's describe-* data): queues the change from the plan last
 -- queued. Returns nil when nothing changes, else a job {poll(), done()}: poll() is nil until the
 -- change ran, then true, or nil, err ("twin_apply", with the commands' errors).

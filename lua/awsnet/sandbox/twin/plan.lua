@@ -156,19 +156,20 @@ end
 -- per sandbox): names:ns(kind, id), names:link(kind, id), names:table(key), names.prefix.
 -- @tparam table snapshot the sandbox's snapshot (accounts -> regions -> describe-* keys)
 -- @tparam table names the name allocator
--- @treturn table {namespaces = {[ns] = {lines = {{key, add, del, order}}, nft = text, router = bool}},
---   links = {[key] = {a_ns, a_name, b_ns, b_name, mac}}, enis = {[eni id] = {ns, ip, vpc}},
---   vpcs = {[vpc id] = {ns, resolver, dns}}}
+-- @treturn table {namespaces = {[ns] = {kind = "eni"|"router"|"tgw", lines = {{key, add, del,
+--   order}}, nft = text or nil}}, links = {[key] = {a_ns, b_ns, name, mac}}, enis = {[eni id] =
+--   {ns, ip, vpc, subnet, link}}, vpcs = {[vpc id] = {ns, resolver, dns, cidrs}}}
 function plan.build(snapshot, names)
   local w = index(snapshot)
   subnet_tables(w)
-  local out = { namespaces = {}, links = {}, enis = {}, vpcs = {}, counters = {} }
+  local out = { namespaces = {}, links = {}, enis = {}, vpcs = {} }
   local function ns(name, kind)
     local n = out.namespaces[name]
     if not n then
-      n = { lines = {}, nft = nil, kind = kind }
+      n = { lines = {}, nft = nil }
       out.namespaces[name] = n
     end
+    n.kind = kind or n.kind
     return n
   end
   local function line(n, order, key, add, del)
@@ -221,7 +222,6 @@ function plan.build(snapshot, names)
     local v = w.vpcs[vid]
     local rns = names:ns("v", vid)
     local n = ns(rns, "router")
-    n.router = true
     vpc_ifaces[vid] = {}
     local resolver = plan.resolver_address(v.cidr)
     out.vpcs[vid] = { ns = rns, resolver = resolver, dns = v.dns, cidrs = v.cidrs }
@@ -311,7 +311,6 @@ function plan.build(snapshot, names)
     if t.available then
       local tns = names:ns("t", tid)
       local n = ns(tns)
-      n.router = true
       local bh = sinks(tns)
       line(n, 3, "route main default", "route replace default dev " .. bh, nil)
       local made = {}

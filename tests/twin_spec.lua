@@ -112,6 +112,34 @@ describe("network twin", function()
       assert.is_true(mysql_port_open(sb, t))
     end)
 
+    it("routes a secondary CIDR: its local route, the TGW's propagation and a route to it", function()
+      local b = t[2].api
+      local assoc = must(b("ec2", "AssociateVpcCidrBlock", { VpcId = t[2].vpc, CidrBlock = "10.20.0.0/16" }))
+        .CidrBlockAssociation
+      local vpc = must(b("ec2", "DescribeVpcs", { VpcIds = { t[2].vpc } })).Vpcs[1]
+      assert.equal(2, #vpc.CidrBlockAssociationSet)
+      local zone = must(b("ec2", "DescribeSubnets", { SubnetIds = { t[2].subnet } })).Subnets[1].AvailabilityZoneId
+      local subnet = must(b("ec2", "CreateSubnet", { VpcId = t[2].vpc, CidrBlock = "10.20.1.0/24",
+        AvailabilityZoneId = zone })).Subnet.SubnetId
+      local eni = must(b("ec2", "CreateNetworkInterface", { SubnetId = subnet, Groups = { t[2].sg } })).NetworkInterface
+      local _, inuse = b("ec2", "DisassociateVpcCidrBlock", { AssociationId = assoc.AssociationId })
+      assert.equal("InvalidCidrBlock.InUse", inuse and inuse.code)
+      local function open()
+        local res = must(sb.twin:probe({ { eni = eni.NetworkInterfaceId, tcp = { 3306 } } },
+          { { id = "x", src = t[1].eni, dst = eni.PrivateIpAddress, proto = "tcp", port = 3306 } }))
+        return res.x
+      end
+      -- A routes only B's primary CIDR to the TGW: the secondary is not reachable, as traced
+      assert.is_false(open())
+      assert.is_false(must(sb:model()):trace { src = t[1].eni, dst = eni.PrivateIpAddress, protocol = "tcp", port = 3306 }
+        .reachable)
+      must(t[1].api("ec2", "CreateRoute", { RouteTableId = t[1].rtb, DestinationCidrBlock = "10.20.0.0/16",
+        TransitGatewayId = t.tgw.TransitGatewayId }))
+      assert.is_true(open())
+      assert.is_true(must(sb:model()):trace { src = t[1].eni, dst = eni.PrivateIpAddress, protocol = "tcp", port = 3306 }
+        .reachable)
+    end)
+
     it("follows a deleted attachment: its links are gone and the path with them", function()
       must(t[2].api("ec2", "DeleteTransitGatewayVpcAttachment", { TransitGatewayAttachmentId = t[2].att }))
       assert.is_false(mysql_port_open(sb, t))

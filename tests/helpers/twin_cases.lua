@@ -1,6 +1,6 @@
 --- The differential test of the evaluator against the kernel: a seeded generator of topologies
 -- (2-6 VPCs over 1-3 accounts, one TGW with one or two route tables, random subnets in two AZs,
--- route tables, security groups, network ACLs) and of one fault, built in an in-process sandbox
+-- secondary CIDRs, route tables, security groups, network ACLs) and of one fault, built in an in-process sandbox
 -- with its network twin through the sandbox's API; flows between chosen ENIs are probed inside
 -- the twin (TCP, UDP, ICMP; 300 ms) and traced with awsnet.reach on the sandbox's snapshot.
 --
@@ -87,10 +87,17 @@ function cases.build(sb, seed)
                 subnets = {}, index = i }
     topo.vpcs[i] = v
     local zones = must(E("ec2", "DescribeAvailabilityZones", {})).AvailabilityZones
+    -- a secondary CIDR sometimes, with a subnet of its own
+    if r.chance(0.3) then
+      v.secondary = string.format("10.%d.0.0/16", 100 + i)
+      must(E("ec2", "AssociateVpcCidrBlock", { VpcId = v.id, CidrBlock = v.secondary }), nil, "secondary CIDR")
+    end
     for j = 1, r.int(1, 3) do
       local az = zones[r.int(1, 2)].ZoneId
-      local s = must(E("ec2", "CreateSubnet", { VpcId = v.id, CidrBlock = string.format("10.%d.%d.0/24", i, j),
-        AvailabilityZoneId = az }), nil, "subnet").Subnet
+      local block = (v.secondary and j == 1) and string.format("10.%d.1.0/24", 100 + i) or
+        string.format("10.%d.%d.0/24", i, j)
+      local s = must(E("ec2", "CreateSubnet", { VpcId = v.id, CidrBlock = block, AvailabilityZoneId = az }), nil,
+        "subnet").Subnet
       v.subnets[j] = { id = s.SubnetId, az = az }
     end
     local rts = must(E("ec2", "DescribeRouteTables", { Filters = { { Name = "vpc-id", Values = { v.id } } } })).RouteTables
@@ -203,8 +210,10 @@ function cases.build(sb, seed)
         v.api("ec2", "CreateRoute", { RouteTableId = rt, DestinationCidrBlock = "10.0.0.0/8", TransitGatewayId = topo.tgw })
       else
         for _, o in ipairs(topo.vpcs) do
-          if o ~= v and r.chance(0.85) then
-            v.api("ec2", "CreateRoute", { RouteTableId = rt, DestinationCidrBlock = o.cidr, TransitGatewayId = topo.tgw })
+          for _, block in ipairs({ o.cidr, o.secondary }) do
+            if o ~= v and r.chance(0.85) then
+              v.api("ec2", "CreateRoute", { RouteTableId = rt, DestinationCidrBlock = block, TransitGatewayId = topo.tgw })
+            end
           end
         end
       end

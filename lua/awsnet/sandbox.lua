@@ -333,40 +333,8 @@ function Sandbox:handle(req)
   else response = render(svc, action, result, request_id) end
   response.delay_ms = self.faults.latency_ms
   -- the network twin follows a change before the call that made it answers
-  if result ~= nil and self.twin then return self:twin_follow(req, action, response) end
+  if result ~= nil and self.twin then return require("awsnet.sandbox.twin.follow").call(self, req, action, response) end
   return response
-end
-
---- Realises a change in the network twin and answers `response` once it is applied (the server
--- serves others meanwhile); reads (Describe*, Get*, List*, Search*) change nothing.
--- @within Sandbox
--- @tparam table req the request (req.id names its connection, nil when called directly)
--- @tparam string action the action that ran
--- @tparam table response the answer
--- @treturn table the answer, or {defer = true}
-function Sandbox:twin_follow(req, action, response)
-  if self.twin_held or action:match("^Describe") or action:match("^Get") or action:match("^List") or action:match("^Search") or
-     action == "Invoke" then
-    return response
-  end
-  local job = self.twin:sync(self:snapshot())
-  local waiting = { cancel = function() end }
-  local services = require "awsnet.sandbox.twin.services"
-  function waiting.poll()
-    if job and not job.done() then return nil end
-    -- the VPC resolvers follow too (enableDnsSupport, an instance's name), once any runs
-    if self.twin.resolvers and next(self.twin.resolvers) then
-      local ok, err = services.resolvers(self)
-      if not ok then self:log("%s", tostring(err)) end
-    end
-    return response
-  end
-  self.jobs[#self.jobs + 1] = { id = req.id, job = waiting, delay_ms = response.delay_ms }
-  if req.id then return { defer = true } end
-  table.remove(self.jobs)
-  local out = waiting.poll()
-  while not out do core.process.sleep(0.005, false); out = waiting.poll() end
-  return out
 end
 
 --- A throttle or a server error in place of the answer, at the configured rates (nil: none).
@@ -465,39 +433,16 @@ local function step_once(self, slice_ms)
   if #self.jobs > 0 then slice_ms = math.min(slice_ms, 10) end
   local served = self.server:step(slice_ms, self.handler, self.limiter)
   if #self.jobs > 0 then self:poll_jobs() end
-  if self.twin then self:twin_tick() end
+  if self.twin then require("awsnet.sandbox.twin.follow").tick(self) end
   return served
 end
 
---- Runs `fn` with the twin's following held, then realises the whole change at once and waits
--- for it (for a caller that builds many resources before it looks, such as the differential
--- test's generator); returns fn's results.
+--- Runs `fn` with the network twin's following held, then realises the whole change at once
+-- (awsnet.sandbox.twin.follow.batch); returns fn's results.
 -- @within Sandbox
 -- @tparam function fn what to do
 -- @return what fn returned
-function Sandbox:twin_batch(fn)
-  self.twin_held = true
-  local results = table.pack(pcall(fn))
-  self.twin_held = nil
-  if self.twin then
-    self.twin:sync(self:snapshot())
-    self.twin:settle()
-  end
-  if not results[1] then error(results[2], 0) end
-  return table.unpack(results, 2, results.n)
-end
-
---- The twin's changes go on, and what changes with time alone (an attachment that becomes
--- available, a Lambda ENI released) is realised within a second.
--- @within Sandbox
-function Sandbox:twin_tick()
-  local busy = self.twin:tick()
-  local now = core.httpd.monotonic()
-  if not busy and not self.twin_held and now - (self.twin_synced or 0) >= 1 then
-    self.twin_synced = now
-    self.twin:sync(self:snapshot())
-  end
-end
+function Sandbox:twin_batch(fn) return require("awsnet.sandbox.twin.follow").batch(self, fn) end
 
 --- Serves requests that arrive within `timeout_ms`; returns how many were answered.
 -- After SIGINT or SIGTERM (process.handle_interrupts) it stops the sandbox and raises the error
@@ -675,7 +620,6 @@ function sandbox.spawn(opts)
     if opts.state_dir then argv[#argv + 1] = "--state-dir"; argv[#argv + 1] = opts.state_dir end
     if opts.transition_s then argv[#argv + 1] = "--transition"; argv[#argv + 1] = tostring(opts.transition_s) end
     argv[#argv + 1] = "--twin"; argv[#argv + 1] = opts.twin or "off"
-
     if opts.faults then
       local parts = {}
       for k, v in pairs(opts.faults) do parts[#parts + 1] = k .. "=" .. v end

@@ -269,7 +269,6 @@ local function vpc_cidrs(v)
   for _, a in ipairs(v.secondary or {}) do out[#out + 1] = a.cidr end
   return out
 end
-ec2.vpc_cidrs = vpc_cidrs
 
 function R.vpc(v, ctx)
   local set = { { AssociationId = v.cidr_assoc, CidrBlock = v.cidr, CidrBlockState = { State = "associated" } } }

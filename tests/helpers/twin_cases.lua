@@ -328,8 +328,9 @@ end
 -- evaluator, code}}, disagreements = n, snapshot (kept only on a disagreement), seconds}.
 -- @param sb the sandbox (with a twin)
 -- @tparam integer seed the case
+-- @tparam[opt] table opts {keep_snapshot = true: keep it also when all agree}
 -- @treturn table the outcome
-function cases.run(sb, seed)
+function cases.run(sb, seed, opts)
   local started = process.clock()
   -- the topology realised at once, then the fault as a change the twin follows call by call
   local topo, r = sb:twin_batch(function() return cases.build(sb, seed) end)
@@ -361,9 +362,25 @@ function cases.run(sb, seed)
     if row.kernel ~= row.evaluator then out.disagreements = out.disagreements + 1 end
     out.flows[#out.flows + 1] = row
   end
-  if out.disagreements > 0 then out.snapshot = sb:snapshot() end
+  if out.disagreements > 0 or (opts and opts.keep_snapshot) then out.snapshot = sb:snapshot() end
   sb:twin_batch(function() sb:reset() end)
   out.seconds = process.clock() - started
+  return out
+end
+
+--- Traces a reproducer's flows again on its snapshot: {{flow, evaluator}} (the evaluator's
+-- verdict now, to set against the recorded kernel's).
+-- @tparam string path a reproducer (save_reproducer's file)
+-- @treturn table the flows and verdicts
+function cases.retrace(path)
+  local saved = cjson.decode(assert(process.read_file(path)))
+  local model = assert(require("awsnet.reach").load(saved.snapshot))
+  local out = {}
+  for _, f in ipairs(saved.flows) do
+    local res = model:trace { src = f.src, dst = f.dst, protocol = f.proto, port = f.port ~= cjson.null and f.port or nil,
+      src_port = f.proto ~= "icmp" and f.sport or nil }
+    out[#out + 1] = { flow = f, evaluator = res.reachable == true }
+  end
   return out
 end
 

@@ -24,9 +24,6 @@ if not ok then
   io.stderr:write("bench/twin: the network twin cannot run here: ", tostring(lack), "\n")
   os.exit(1)
 end
-if not os.getenv("AWSNET_MODELS_CACHE") then
-  io.stderr:write("bench/twin: set AWSNET_MODELS_CACHE (make bench does)\n")
-end
 
 local clock = process.clock
 

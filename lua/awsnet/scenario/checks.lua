@@ -675,6 +675,9 @@ function checks.prove(cfg, rb, opts)
   local twin_on = cfg.sandbox and cfg.sandbox.twin and not opts.snapshot_dir
   local resolver_ip
   if twin_on then
+    -- the twin's RDS forwarders and VPC resolvers start with the first Lambda run: one read-only
+    -- run first, so that prove alone (without verify before it) finds them
+    invoke(rb, out.lambda.id, { action = "verify" })
     for _, v in ipairs(items(data, "Vpcs")) do
       if v.VpcId == out.vpc_a.id then resolver_ip = require("awsnet.sandbox.twin.plan").resolver_address(v.CidrBlock) end
     end

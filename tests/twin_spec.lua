@@ -140,6 +140,24 @@ describe("network twin", function()
         .reachable)
     end)
 
+    it("answers DNS at each VPC's base + 2 from inside the VPC, honouring enableDnsSupport", function()
+      local ns = sb.twin:eni(t[1].eni).ns
+      local function ask(server)
+        -- dig exits 9 when no server answers: its output is then in the error
+        local out, err = process.run(table.concat(sb.twin:exec_argv(ns, { "dig", "+time=1", "+tries=1", "@" .. server,
+          "nothing.rds.amazonaws.com" }), " "))
+        return out or tostring(err)
+      end
+      -- a name under the domain it serves, unknown: NXDOMAIN, from the resolver at 10.0.0.2
+      assert.truthy(ask("10.0.0.2"):find("status: NXDOMAIN", 1, true))
+      -- B's resolver is not reachable from A's VPC (multi-VPC whitepaper: base + 2 is the VPC's own)
+      assert.truthy(ask("10.1.0.2"):find("timed out", 1, true))
+      must(t[1].api("ec2", "ModifyVpcAttribute", { VpcId = t[1].vpc, EnableDnsSupport = { Value = false } }))
+      assert.truthy(ask("10.0.0.2"):find("timed out", 1, true))
+      must(t[1].api("ec2", "ModifyVpcAttribute", { VpcId = t[1].vpc, EnableDnsSupport = { Value = true } }))
+      assert.truthy(ask("10.0.0.2"):find("status: NXDOMAIN", 1, true))
+    end)
+
     it("follows a deleted attachment: its links are gone and the path with them", function()
       must(t[2].api("ec2", "DeleteTransitGatewayVpcAttachment", { TransitGatewayAttachmentId = t[2].att }))
       assert.is_false(mysql_port_open(sb, t))

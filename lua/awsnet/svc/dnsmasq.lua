@@ -52,7 +52,6 @@ function Server:_launch()
       "--pid-file=" .. self.dir .. "/dnsmasq.pid", "--log-facility=" .. self.dir .. "/dnsmasq.log",
       "--log-queries", "--local-ttl=" .. (self.opts.local_ttl or 0), "--edns-packet-max=1232",
     }
-    if self.opts.wrap then argv = self.opts.wrap(argv) end
     self.proc = process.spawn(argv, { log = self.dir .. "/stderr.log", cleanup_dir = self.dir })
     local up, err = process.wait_until(function()
       if not self.proc.alive() then return true end
@@ -92,10 +91,9 @@ function Server:stop()
 end
 Server.__close = Server.stop
 
---- Starts dnsmasq. opts: records, domains, port, host (default 127.0.0.1), wrap (a function
--- of the argv returning the argv to run, e.g. inside a network namespace).
+--- Starts dnsmasq. opts: records, domains, port, host (default 127.0.0.1).
 -- Without `port` a free one is picked (and another one tried when it is taken meanwhile).
--- @tparam[opt] table opts {records, domains, port, host, local_ttl, wrap}
+-- @tparam[opt] table opts {records, domains, port, host, local_ttl}
 -- @return the server {host, port, `set_records`, `stop`}, or nil, err ("start", with its log)
 -- @raise on a record type other than A, AAAA, CNAME, TXT, PTR
 function dnsmasq.start(opts)

@@ -150,7 +150,7 @@ end
 -- @tparam table subnets subnet id -> {acl, rtb, ...}
 -- @tparam table acls NACL id -> describe-network-acls entry
 -- @tparam table sinks {sink = link of the route tables' drops, nodest = link of addresses no ENI
--- holds, vpc = the VPC's id}
+-- holds, vpc = the VPC's id, resolver = its base + 2}
 -- @tparam table enis {{link, eni = {groups, lambda}, members = `group_members`' result}} the
 -- VPC's ENIs, whose security groups the router applies on their links
 -- @tparam table sgs group id -> describe-security-groups entry
@@ -230,6 +230,19 @@ function filters.router(prefix, ifaces, subnets, acls, sinks, enis, sgs)
   out[#out + 1] = rule("oifname " .. set_of({ sinks.nodest }), "counter drop", comment(sinks.vpc .. " no destination"))
   for _, l in ipairs(pairs_out) do out[#out + 1] = l end
   out[#out + 1] = rule("counter", comment("router unmatched"))
+  out[#out + 1] = "  }"
+  -- the router itself answers only its own VPC's ENIs, on the resolver's port: base + 2 is not
+  -- reachable from another VPC (AmazonDNS-concepts.html; the multi-VPC whitepaper)
+  local eni_links = {}
+  for _, e in ipairs(enis) do eni_links[#eni_links + 1] = e.link end
+  out[#out + 1] = "  chain input {"
+  out[#out + 1] = "    type filter hook input priority 0; policy drop;"
+  out[#out + 1] = '    iifname "lo" accept'
+  if #eni_links > 0 and sinks.resolver then
+    out[#out + 1] = rule("iifname " .. set_of(eni_links), "ip daddr " .. sinks.resolver,
+      "meta l4proto { tcp, udp } th dport 53 accept")
+  end
+  out[#out + 1] = rule("counter", comment(sinks.vpc .. " router input"))
   out[#out + 1] = "  }"
   for _, l in ipairs(SILENT_OUTPUT) do out[#out + 1] = l end
   out[#out + 1] = "}"

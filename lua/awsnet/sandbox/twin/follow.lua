@@ -2,7 +2,7 @@
 -- changes the network is answered once the twin has applied the change (the server serves other
 -- clients meanwhile, as it does during a Lambda run); what changes with time alone (an attachment
 -- that becomes available, a Lambda ENI released) is realised within a second; the VPC resolvers
--- follow once any runs (enableDnsSupport, an instance's name).
+-- follow too (a VPC, enableDnsSupport, an instance's name).
 -- @module awsnet.sandbox.twin.follow
 local core = require "awsnet.core"
 local services = require "awsnet.sandbox.twin.services"
@@ -27,10 +27,8 @@ function follow.call(sb, req, action, response)
   local waiting = { cancel = function() end }
   function waiting.poll()
     if job and not job.done() then return nil end
-    if sb.twin.resolvers and next(sb.twin.resolvers) then
-      local ok, err = services.resolvers(sb)
-      if not ok then sb:log("%s", tostring(err)) end
-    end
+    local ok, err = services.resolvers(sb)
+    if not ok then sb:log("%s", tostring(err)) end
     return response
   end
   sb.jobs[#sb.jobs + 1] = { id = req.id, job = waiting, delay_ms = response.delay_ms }
@@ -49,7 +47,10 @@ function follow.tick(sb)
   local now = core.httpd.monotonic()
   if not busy and not sb.twin_held and now - (sb.twin_synced or 0) >= 1 then
     sb.twin_synced = now
-    sb.twin:sync(sb:snapshot())
+    if not sb.twin:sync(sb:snapshot()) then
+      local ok, err = services.resolvers(sb)
+      if not ok then sb:log("%s", tostring(err)) end
+    end
   end
 end
 
@@ -66,6 +67,8 @@ function follow.batch(sb, fn)
   if sb.twin then
     sb.twin:sync(sb:snapshot())
     sb.twin:settle()
+    local ok, err = services.resolvers(sb)
+    if not ok then sb:log("%s", tostring(err)) end
   end
   if not results[1] then error(results[2], 0) end
   return table.unpack(results, 2, results.n)

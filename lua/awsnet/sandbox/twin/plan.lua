@@ -301,7 +301,8 @@ function plan.build(snapshot, names)
           function(peer_vpc) return plan.refs_survive(w, src.vpc, peer_vpc) end) }
       end
     end
-    n.nft = filters.router(names.prefix, ifaces, w.subnets, w.acls, { sink = bh, nodest = n.nodest, vpc = vid }, enis,
+    n.nft = filters.router(names.prefix, ifaces, w.subnets, w.acls, { sink = bh, nodest = n.nodest, vpc = vid,
+      resolver = out.vpcs[vid].resolver }, enis,
       w.sgs)
   end
 

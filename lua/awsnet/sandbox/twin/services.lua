@@ -1,5 +1,5 @@
---- The processes the network twin runs for the sandbox's services: the VPC resolver (a dnsmasq
--- at the VPC's base + 2 inside its router's namespace, for VPCs with enableDnsSupport, answering
+--- The processes the network twin runs for the sandbox's services: the VPC resolvers (one process
+-- answering at each VPC's base + 2 inside its router's namespace, for VPCs with enableDnsSupport,
 -- the RDS endpoint names as seen from that VPC) and, per RDS instance, a forwarder from its ENI's
 -- address and port (inside the ENI's namespace) to the instance's MariaDB. And the jail a Lambda
 -- handler runs in: its ENI's namespace, a fresh root holding only the runtime (/usr, /etc) and
@@ -18,66 +18,57 @@ local function script_path(name)
   return assert(package.searchpath("awsnet.sandbox.twin." .. name, (package.path:gsub("%.lua", ".py"))))
 end
 
--- Every VPC's resolver records: {[vpc id] = {records, region}} for VPCs with DNS on.
-local function resolver_records(sb)
+-- What the VPC resolvers serve: {{ns, address, records = {[name] = address}}} for every VPC of
+-- the twin with enableDnsSupport, sorted by namespace.
+local function resolver_config(sb)
   local rds = sb:service_module("rds")
   local out = {}
   for _, region in ipairs(sb.state:regions()) do
     local st = sb.state:in_region(region)
+    local instances = st:list("db_instance", function(i) return st:settle(i) == "available" end)
     for _, vpc in ipairs(st:list("vpc")) do
       local v = sb.twin:vpc(vpc.id)
       if v and v.dns then
         local records = {}
-        for _, inst in ipairs(st:list("db_instance", function(i) return st:settle(i) == "available" end)) do
+        for _, inst in ipairs(instances) do
           local address = inst.address and rds.resolve(st, inst.address, vpc.id)
-          if address then records[#records + 1] = { type = "A", name = inst.address, address = address, ttl = 5 } end
+          if address then records[inst.address] = address end
         end
-        table.sort(records, function(a, b) return a.name < b.name end)
-        out[vpc.id] = records
+        out[#out + 1] = { ns = v.ns, address = v.resolver, records = records }
       end
     end
   end
+  table.sort(out, function(a, b) return a.ns < b.ns end)
   return out
 end
 
-local function same_records(a, b)
-  if #a ~= #b then return false end
-  for i = 1, #a do
-    if a[i].name ~= b[i].name or a[i].address ~= b[i].address then return false end
-  end
-  return true
-end
-
---- Brings the VPC resolvers in line with the VPCs and RDS instances (call when the twin is idle).
+--- Brings the VPC resolvers in line with the VPCs and RDS instances (call when the twin is idle):
+-- one process (twin/resolver.py) answering at base + 2 inside every router with DNS support,
+-- restarted when what it serves changes. Without DNS support a VPC has no resolver: a query
+-- there goes unanswered.
 -- @param sb the sandbox (with a twin)
--- @return true, or nil, err (a dnsmasq did not start)
+-- @return true, or nil, err ("twin_resolver": it did not start)
 function services.resolvers(sb)
   local twin = sb.twin
-  twin.resolvers = twin.resolvers or {}
-  local want = resolver_records(sb)
-  for vpc_id, r in pairs(twin.resolvers) do
-    local v = twin:vpc(vpc_id)
-    if not want[vpc_id] or not v or v.ns ~= r.ns then
-      r.server:stop()
-      twin.resolvers[vpc_id] = nil
-    end
+  local cjson = require "cjson"
+  local vpcs = resolver_config(sb)
+  local text = cjson.encode({ vpcs = vpcs })
+  if twin.resolver and twin.resolver.text == text then return true end
+  if twin.resolver then twin.resolver.proc.stop(1); twin.resolver = nil end
+  if #vpcs == 0 then return true end
+  local path, log = twin.dir .. "/resolver.json", twin.dir .. "/resolver.log"
+  process.write_file(path, text)
+  os.remove(log)
+  local proc = process.spawn({ "/usr/bin/python3", script_path("resolver"), path }, { log = log })
+  local up = process.wait_until(function()
+    return not proc.alive() or (process.read_file(log) or ""):find("ready", 1, true) ~= nil
+  end, 10, "the VPC resolvers")
+  if not up or not proc.alive() then
+    proc.stop(1)
+    return require("awsnet.errors").fail("twin_resolver", "the VPC resolvers did not start: " ..
+      (process.read_file(log) or ""):sub(-1000))
   end
-  for vpc_id, records in pairs(want) do
-    local r = twin.resolvers[vpc_id]
-    local v = twin:vpc(vpc_id)
-    if not r then
-      local dnsmasq = require "awsnet.svc.dnsmasq"
-      local server, err = dnsmasq.start { host = v.resolver, port = 53, domains = { "rds.amazonaws.com" },
-        records = records, wrap = function(argv) return twin:exec_argv(v.ns, argv) end }
-      if not server then return nil, err end
-      twin.busy[v.ns] = true
-      twin.resolvers[vpc_id] = { server = server, records = records, ns = v.ns }
-    elseif not same_records(r.records, records) then
-      local ok, err = r.server:set_records(records)
-      if not ok then return nil, err end
-      r.records = records
-    end
-  end
+  twin.resolver = { proc = proc, text = text }
   return true
 end
 
@@ -124,9 +115,9 @@ end
 --- Stops the resolvers and forwarders (before the twin removes its namespaces).
 -- @param twin the twin
 function services.stop(twin)
-  for _, r in pairs(twin.resolvers or {}) do r.server:stop() end
+  if twin.resolver then twin.resolver.proc.stop(1); twin.resolver = nil end
   for _, f in pairs(twin.forwarders or {}) do f.proc.stop(1) end
-  twin.resolvers, twin.forwarders = {}, {}
+  twin.forwarders = {}
 end
 
 --- The command that runs `argv` (paths as seen inside) as a Lambda handler: inside namespace

@@ -111,8 +111,9 @@ end
 -- The security groups of the VPC's ENIs, on the router's side of each ENI's link: a chain per ENI
 -- and direction (any rule of any group admits: `return`; else the final `drop`), and the chain
 -- `groups` the forward hook goes to once the NACLs let a packet through: a packet of a known
--- connection passes (conntrack: the groups are stateful), a new one is checked against its
--- source ENI's outbound rules and its destination ENI's inbound rules. A Lambda ENI accepts no
+-- connection passes, and an ICMP error about one (conntrack: the groups are stateful), a new one
+-- is checked against its source ENI's outbound rules and its destination ENI's inbound rules.
+-- A Lambda ENI accepts no
 -- connection (Lambda's Hyperplane ENIs are one-way, foundation-networking.html). Traffic to the
 -- VPC resolver is the router's own input, never filtered (AWS's groups do not filter Amazon DNS).
 -- Dropped here, a packet is lost silently (a drop in the ENI's own output hook would fail the
@@ -134,7 +135,7 @@ groups_chains = function(out, enis, sgs)
     ingress_map[#ingress_map + 1] = '"' .. id .. '" : jump in_' .. id
   end
   out[#out + 1] = "  chain groups {"
-  out[#out + 1] = "    ct state established accept"
+  out[#out + 1] = "    ct state established,related accept"
   if #egress_map > 0 then
     out[#out + 1] = "    iifname vmap { " .. table.concat(egress_map, ", ") .. " }"
     out[#out + 1] = "    oifname vmap { " .. table.concat(ingress_map, ", ") .. " }"

@@ -465,6 +465,8 @@ static int pipe_with(const char *data, size_t len)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+    /* a pipe may start with one page only (pipe-user-pages-soft): ask for room, best effort */
+    if (len > 4096) (void)fcntl(fds[1], F_SETPIPE_SZ, (int)len);
     size_t done = 0;
     while (done < len) {
         ssize_t n = write(fds[1], data + done, len - done);

@@ -158,6 +158,48 @@ describe("network twin", function()
       assert.truthy(ask("10.0.0.2"):find("status: NXDOMAIN", 1, true))
     end)
 
+    it("runs a VPC Lambda inside its ENI's namespace, as nobody, seeing only its code and the runtime", function()
+      local a = t[1].api
+      local role = must(a("iam", "CreateRole", { RoleName = "twin-fn", AssumeRolePolicyDocument = require("cjson").encode({
+        Version = "2012-10-17", Statement = { { Effect = "Allow", Principal = { Service = "lambda.amazonaws.com" },
+          Action = "sts:AssumeRole" } } }) })).Role.Arn
+      local dir = process.tempdir("awsnet-twin-fn")
+      process.write_file(dir .. "/h.py", table.concat({
+        "import os, socket",
+        "def handler(event, context):",
+        "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)",
+        "    s.connect(('10.0.0.2', 53))  # no packet: the source address its routes pick",
+        "    return {'uid': os.getuid(), 'gid': os.getgid(), 'root': sorted(os.listdir('/')),",
+        "            'task': sorted(os.listdir('/var/task')), 'var': sorted(os.listdir('/var')),",
+        "            'secret': os.environ.get('MY_SECRET'), 'key': bool(os.environ.get('AWS_SECRET_ACCESS_KEY')),",
+        "            'src': s.getsockname()[0], 'cwd': os.getcwd()}",
+      }, "\n") .. "\n")
+      local zipped = must(process.run("cd " .. process.quote(dir) .. " && zip -q - h.py"))
+      process.remove(dir)
+      must(a("lambda", "CreateFunction", { FunctionName = "twin-fn", Runtime = "python3.11", Role = role,
+        Handler = "h.handler", Code = { ZipFile = zipped }, Environment = { Variables = { MY_SECRET = "s3cr3t-value" } },
+        VpcConfig = { SubnetIds = { t[1].subnet }, SecurityGroupIds = { t[1].sg } } }))
+      sb:serve_for(1.1)
+      local res = must(a("lambda", "Invoke", { FunctionName = "twin-fn", Payload = "{}" }))
+      assert.is_nil(res.FunctionError, res.Payload)
+      local out = require("cjson").decode(res.Payload)
+      assert.equal(65534, out.uid)
+      assert.equal(65534, out.gid)
+      -- its own root: the runtime (/usr, /etc and their links), /dev, /tmp and /var; nothing else
+      assert.same({ "bin", "dev", "etc", "lib", "lib64", "sbin", "tmp", "usr", "var" }, out.root)
+      assert.same({ "result", "runtime", "task" }, out.var)
+      assert.same({ "h.py" }, out.task)
+      assert.equal("/var/task", out.cwd)
+      -- its variables and the role's keys reached it (through a pipe: no file, no command line)
+      assert.equal("s3cr3t-value", out.secret)
+      assert.is_true(out.key)
+      -- and it ran inside its ENI's namespace: its packets leave with the ENI's address
+      local eni = must(a("ec2", "DescribeNetworkInterfaces", { Filters = { { Name = "interface-type",
+        Values = { "lambda" } } } })).NetworkInterfaces[1]
+      assert.truthy(sb.twin:eni(eni.NetworkInterfaceId))
+      assert.equal(eni.PrivateIpAddress, out.src)
+    end)
+
     it("follows a deleted attachment: its links are gone and the path with them", function()
       must(t[2].api("ec2", "DeleteTransitGatewayVpcAttachment", { TransitGatewayAttachmentId = t[2].att }))
       assert.is_false(mysql_port_open(sb, t))

@@ -13,15 +13,18 @@ local function list(v) return type(v) == "table" and v or {} end
 
 local PROTO_NAMES = { ["6"] = "tcp", ["17"] = "udp", ["1"] = "icmp", tcp = "tcp", udp = "udp", icmp = "icmp" }
 
--- The protocol and port match of a rule ("" for all traffic).
+-- The protocol and port match of a rule ("" for all traffic), nil for a rule that can match
+-- nothing here (an unknown protocol, a port range outside 0-65535 or upside down).
 local function match_l4(proto, from, to)
   proto = tostring(proto)
   if proto == "-1" or proto == "all" then return "" end
-  local name = PROTO_NAMES[proto] or (proto:match("^%d+$") and proto)
+  local name = PROTO_NAMES[proto] or (proto:match("^%d+$") and tonumber(proto) <= 255 and proto)
   if not name then return nil end
   local out = "meta l4proto " .. name
-  if (name == "tcp" or name == "udp") and from and to and tonumber(from) ~= -1 then
-    out = out .. string.format(" th dport %d-%d", tonumber(from), tonumber(to))
+  from, to = math.tointeger(tonumber(from)), math.tointeger(tonumber(to))
+  if (name == "tcp" or name == "udp") and from and to and from ~= -1 then
+    if from < 0 or to > 65535 or from > to then return nil end
+    out = out .. string.format(" th dport %d-%d", from, to)
   end
   return out
 end

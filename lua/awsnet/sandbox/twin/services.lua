@@ -151,7 +151,10 @@ function services.jail_argv(twin, ns, code, work, resolver, argv)
     "for f in null zero urandom random; do : > \"$R/dev/$f\"; mount --bind /dev/$f \"$R/dev/$f\"; done",
     "mount --bind " .. q(code) .. " \"$R/var/task\"; mount -o remount,bind,ro \"$R/var/task\"",
     "mount --bind " .. q(work .. "/out") .. " \"$R/var/result\"",
-    "mount --bind " .. q(work .. "/resolv.conf") .. " \"$R/etc/resolv.conf\"",
+    -- the VPC resolver in /etc/resolv.conf, also when that is a link (to /run/... on systemd hosts)
+    "T=$(readlink -f /etc/resolv.conf)",
+    "case \"$T\" in /etc/*) mount --bind " .. q(work .. "/resolv.conf") .. " \"$R$T\" ;;",
+    "  *) mkdir -p \"$R$(dirname \"$T\")\"; cp " .. q(work .. "/resolv.conf") .. " \"$R$T\" ;; esac",
     ": > \"$R/var/runtime/bootstrap.py\"",
     "mount --bind " .. q(assert(package.searchpath("awsnet.sandbox.lambda_bootstrap",
       (package.path:gsub("%.lua", ".py"))))) .. " \"$R/var/runtime/bootstrap.py\"",

@@ -115,9 +115,12 @@ demo: deps build
 	$(LUA) bin/awsnet demo
 
 # The reliability specs of the scenario, many more runs than `make test` does (20 seeds under
-# faults, 10 SIGKILLs at random steps; AWSNET_SOAK_RUNS=N to change).
+# faults, 10 SIGKILLs at random steps; AWSNET_SOAK_RUNS=N to change), and the evaluator against
+# the kernel on 1,000 seeded cases of the network twin (AWSNET_TWIN_CASES=N to change; needs root,
+# AWSNET_TWIN=off skips it).
 soak: deps build
 	AWSNET_SOAK_RUNS=$${AWSNET_SOAK_RUNS:-20} $(BUSTED) tests/scenario_reliability_spec.lua
+	AWSNET_TWIN_CASES=$${AWSNET_TWIN_CASES:-1000} $(BUSTED) tests/twin_differential_spec.lua
 
 fuzz:
 	@sh tools/fuzz.sh

@@ -458,23 +458,73 @@ static int push_status(lua_State *L, int status)
     return 2;
 }
 
+/* A pipe's read end (close-on-exec, numbered 3 or more) holding `data` already written, its
+ * write end closed: the child reads the data, then end of file, and the parent never blocks. */
+#define STDIN_DATA_MAX 65536
+static int pipe_with(const char *data, size_t len)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+    /* a pipe may start with one page only (pipe-user-pages-soft): ask for room, best effort */
+    if (len > 4096) (void)fcntl(fds[1], F_SETPIPE_SZ, (int)len);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fds[1], data + done, len - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EPIPE;
+            close(fds[0]);
+            close(fds[1]);
+            errno = e;
+            return -1;
+        }
+        done += (size_t)n;
+    }
+    close(fds[1]);
+    /* the child reads it blocking, as any stdin */
+    int flags = fcntl(fds[0], F_GETFL);
+    if (flags < 0 || fcntl(fds[0], F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fds[0]);
+        errno = e;
+        return -1;
+    }
+    return high_fd(fds[0]);
+}
+
 /* ---- functions ---------------------------------------------------------------------------- */
 
 /* spawn(argv, opts) -> pid | nil, message
  * opts: env = {NAME = "value" | false} over this process's environment (clear_env = true: over
- * none), cwd, stdin (a path, read), stdout and stderr (paths, appended to, created 0600; absent:
+ * none), cwd, stdin (a path, read), stdin_data (a string of at most 64 KiB the child reads on its
+ * stdin from a pipe: secrets reach it without a file or its command line), stdout and stderr
+ * (paths, appended to, created 0600; absent:
  * inherited), group = true (its own process group), session = true (setsid). The child starts
  * with default signal dispositions, an empty signal mask and only fds 0-2 open. */
 static int l_spawn(lua_State *L)
 {
-    static const char *const allowed[] = { "env", "clear_env", "cwd", "stdin", "stdout", "stderr", "group",
-                                           "session", NULL };
+    static const char *const allowed[] = { "env", "clear_env", "cwd", "stdin", "stdin_data", "stdout", "stderr",
+                                           "group", "session", NULL };
     int oi = lua_isnoneornil(L, 2) ? 0 : (luaL_checktype(L, 2, LUA_TTABLE), 2);
     child_plan p;
     const char *stdio[3];
     plan_child(L, 1, oi, allowed, &p, stdio);
+    size_t data_len = 0;
+    const char *data = NULL;
+    if (opt_field(L, oi, "stdin_data") != LUA_TNIL) {
+        luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, oi, "opts.stdin_data must be a string");
+        data = lua_tolstring(L, -1, &data_len); /* opts keeps it alive */
+        luaL_argcheck(L, data_len <= STDIN_DATA_MAX, oi, "opts.stdin_data is larger than a pipe holds (64 KiB)");
+        luaL_argcheck(L, stdio[0] == NULL, oi, "opts.stdin and opts.stdin_data exclude each other");
+    }
+    lua_pop(L, 1);
     int bad = open_streams(&p, stdio);
     if (bad >= 0) return fail_message(L, lua_pushfstring(L, "cannot open %s", stdio[bad]), NULL, errno);
+    if (data && (p.fd[0] = pipe_with(data, data_len)) < 0) {
+        int e = errno;
+        close_fds(p.fd);
+        return fail_message(L, "cannot pass stdin_data", NULL, e);
+    }
     int err = 0;
     pid_t pid = start_child(&p, &err);
     close_fds(p.fd);

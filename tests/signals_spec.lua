@@ -136,6 +136,21 @@ describe("signals #signals", function()
       assert.same({ "exited", 0, "unset\n" }, { how, code, out })
     end)
 
+    it("hands a child its stdin_data through a pipe, filled before it starts (no file, no argv)", function()
+      local dir = process.tempdir("awsnet-stdin-data")
+      local out = dir .. "/out"
+      local secret = "AWS_SECRET_ACCESS_KEY=" .. string.rep("k", 40) .. "\n" .. string.rep("x", 60000)
+      local pid = assert(P.spawn({ "sh", "-c", 'cat; readlink /proc/self/fd/0 >&2' }, { stdin_data = secret,
+        stdout = out, stderr = dir .. "/err" }))
+      assert.same({ "exited", 0 }, { P.wait(pid, 10) })
+      assert.equals(secret, process.read_file(out))
+      assert.matches("^pipe:", process.read_file(dir .. "/err"))
+      -- more than a pipe holds, and both stdin and stdin_data, are refused before anything runs
+      assert.has_error(function() P.spawn({ "true" }, { stdin_data = string.rep("y", 65537) }) end)
+      assert.has_error(function() P.spawn({ "true" }, { stdin_data = "x", stdin = "/dev/null" }) end)
+      process.remove(dir)
+    end)
+
     it("kills a captured pipeline's whole group on timeout", function()
       local tag = "awsnet-signals-pipe-" .. math.random(1, 1e9)
       local t0 = clock()
@@ -249,12 +264,17 @@ describe("signals #signals", function()
       local run = start({ "lua5.4", AWSNET, "sandbox", "--port", tostring(port) }, "sandbox")
       assert.is_true(wait_for(function() return read(run.log):find("listening on", 1, true) ~= nil end, 30),
         read(run.err))
-      assert.equals(1, #entries(run.tmp)) -- dnsmasq's folder
+      -- dnsmasq's folder, and the network twin's when it runs (as root: --twin auto)
+      local prefix = read(run.log):match("network twin (aw%w+)")
+      assert.equals(prefix and 2 or 1, #entries(run.tmp))
       local how, code, seconds = run:interrupt("TERM")
       assert.same({ "exited", 143 }, { how, code })
       assert.is_true(seconds < 2, seconds .. " s")
       assert.matches("^awsnet: interrupted by SIGTERM; the sandbox stopped", last_line(read(run.err)))
       run:assert_clean()
+      if prefix then
+        assert.falsy((process.run("ip netns list") or ""):find(prefix .. "-", 1, true), "the twin's namespaces are left")
+      end
     end)
 
     it("`awsnet demo` stops on Ctrl-C (SIGINT to its process group) during apply, and exits 130", function()

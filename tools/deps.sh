@@ -5,7 +5,7 @@ set -eu
 PKGS="make gcc pkg-config lua5.4 liblua5.4-dev lua-cjson luarocks lua-busted lua-check
 libcurl4-openssl-dev libssl-dev openssl ca-certificates libmariadb-dev libexpat1-dev libc-ares-dev
 mariadb-server mariadb-client dnsmasq-base dnsutils python3 python3-botocore python3-boto3 python3-pymysql awscli
-lua-sql-mysql lua-socket graphviz zip procps valgrind lua-argparse lua-ldoc"
+lua-sql-mysql lua-socket graphviz zip procps valgrind lua-argparse lua-ldoc iproute2 nftables iputils-ping"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

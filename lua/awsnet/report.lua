@@ -14,7 +14,8 @@
 --       with its setting and change, and the fix set under them,
 --     checks = { {name=, ok=, detail=, seconds=} },      -- verify's checks, in order
 --     readback = text,                                   -- what the Lambda read back (mysql layout)
---     prove = { {case=, reachable=, code=, blocked_at=} }, -- prove's table
+--     prove = { {case=, reachable=, code=, blocked_at=, twin=} }, -- prove's table (twin: {connected,
+--                                                     -- resolved, moved} on the network twin)
 --     reverse = { {faults=, blockers=, fix=, fixed=} },   -- prove in reverse: faults at once, fix sets
 --     timings = { {phase=, seconds=} },
 --   }
@@ -147,9 +148,19 @@ function report.markdown(data)
       for _, a in ipairs(tr.assumptions) do out[#out + 1] = "- " .. md_escape(type(a) == "table" and (a.text or a.code) or a) end
     end
   end
-  md_table(out, "Prove: what each piece does", { "configuration", "path", "code", "blocking hop" }, data.prove,
+  -- with the sandbox's network twin, what the kernel did with the same fault
+  local on_twin = data.prove and data.prove[1] and data.prove[1].twin
+  local header = { "configuration", "path", "code", "blocking hop" }
+  if on_twin then header[5] = "on the network twin" end
+  md_table(out, "Prove: what each piece does", header, data.prove,
     function(p)
-      return { p.case, p.reachable and "reachable" or "blocked", p.code, p.blocked_at and component_id(p.blocked_at) }
+      local row = { p.case, p.reachable and "reachable" or "blocked", p.code, p.blocked_at and component_id(p.blocked_at) }
+      if on_twin then
+        local t = p.twin or {}
+        row[5] = (t.connected and "connected" or (t.resolved == false and "name not resolved" or "connection failed")) ..
+          (t.moved and ("; drop counted at " .. t.moved) or "")
+      end
+      return row
     end)
   md_table(out, "Prove in reverse: pieces removed at once, and the fix set awsnet proposes", { "removed",
     "blockers (path order)", "fix set", "fixed" }, data.reverse, function(p)

@@ -31,7 +31,9 @@
 -- action ran, so the client cannot tell whether it took effect), max_skew_s (default 900), log
 -- (function of a line: where the sandbox reports what clients do not see, such as its backing
 -- servers; default stderr), limits (some of sandbox.LIMITS' keys, to change them); faults.rate_limit
--- (requests a second per account, region and service, AWS-style throttling past it).
+-- (requests a second per account, region and service, AWS-style throttling past it); twin ("on",
+-- "auto" or "off", the default: the network twin, awsnet.sandbox.twin, realises the VPCs with
+-- Linux namespaces; "auto" without the privilege says so once and goes on without it).
 --
 -- Regions: a request acts in the region of its credential scope, which must be one of the `aws`
 -- partition's (awsnet.sandbox.regions); resources belong to an account and a region, and each
@@ -338,6 +340,8 @@ function Sandbox:handle(req)
     response = error_response(svc, request_id, ferr.code, redact(ferr.message, secrets), ferr.status)
   else response = render(svc, action, result, request_id) end
   response.delay_ms = self.faults.latency_ms
+  -- the network twin follows a change before the call that made it answers
+  if result ~= nil and self.twin then return require("awsnet.sandbox.twin.follow").call(self, req, action, response) end
   return response
 end
 
@@ -449,8 +453,16 @@ local function step_once(self, slice_ms)
   if #self.jobs > 0 then slice_ms = math.min(slice_ms, 10) end
   local served = self.server:step(slice_ms, self.handler, self.limiter)
   if #self.jobs > 0 then self:poll_jobs() end
+  if self.twin then require("awsnet.sandbox.twin.follow").tick(self) end
   return served
 end
+
+--- Runs `fn` with the network twin's following held, then realises the whole change at once
+-- (awsnet.sandbox.twin.follow.batch); returns fn's results.
+-- @within Sandbox
+-- @tparam function fn what to do
+-- @return what fn returned
+function Sandbox:twin_batch(fn) return require("awsnet.sandbox.twin.follow").batch(self, fn) end
 
 --- Serves requests that arrive within `timeout_ms`; returns how many were answered.
 -- After SIGINT or SIGTERM (process.handle_interrupts) it stops the sandbox and raises the error
@@ -529,6 +541,7 @@ function Sandbox:stop()
   for _, mod in pairs(self.modules) do
     if mod.shutdown then mod.shutdown(self) end
   end
+  if self.twin then self.twin:stop() end
   if process.interrupted() then
     process.interrupt_note("the sandbox stopped its databases, DNS server and Lambda runs and removed its temporary " ..
       "folders" .. (self.state_path and ("; its world is saved in " .. self.state_path) or ""))
@@ -580,6 +593,9 @@ function sandbox.start(opts)
     modules = {}, max_skew_s = opts.max_skew_s or 900, limits = limits, jobs = {},
     regions = require("awsnet.sandbox.regions").plan(opts.regions),
   }, Sandbox)
+  local twin_err
+  self.twin, twin_err = require("awsnet.sandbox.twin").start({ mode = opts.twin, log = opts.log })
+  if twin_err then server:close(); return nil, twin_err end
   if opts.organization then organizations.setup(self, opts.accounts) end
   if opts.populate then organizations.populate(self, self.regions.enabled, opts.populate) end
   if (opts.warm_databases or 0) > 0 then
@@ -616,9 +632,10 @@ local function awsnet_command()
 end
 
 --- Runs a sandbox in its own process (`awsnet sandbox`), for clients that block, such as the AWS
--- CLI. opts as for start plus `log` (file for its output); port 0 or nil picks a free port.
+-- CLI. opts as for start plus `log` (file for its output); port 0 or nil picks a free port;
+-- twin "auto", "on" or "off" (the default here, unlike the command's auto).
 -- Returns {endpoint, port, dns = {host, port}, pid, stop()} once it listens, or nil, err.
--- @tparam[opt] table opts {port, accounts, seed, state_dir, transition_s, faults, log}
+-- @tparam[opt] table opts {port, accounts, seed, state_dir, transition_s, faults, log, twin}
 -- @treturn table the handle, or nil, err ("start", with the end of its log)
 function sandbox.spawn(opts)
   opts = opts or {}
@@ -636,6 +653,7 @@ function sandbox.spawn(opts)
     end
     if opts.state_dir then argv[#argv + 1] = "--state-dir"; argv[#argv + 1] = opts.state_dir end
     if opts.transition_s then argv[#argv + 1] = "--transition"; argv[#argv + 1] = tostring(opts.transition_s) end
+    argv[#argv + 1] = "--twin"; argv[#argv + 1] = opts.twin or "off"
     if opts.faults then
       local parts = {}
       for k, v in pairs(opts.faults) do parts[#parts + 1] = k .. "=" .. v end

@@ -84,12 +84,15 @@ function demo.run(opts)
   if not opts.json then
     stdout:write("awsnet demo: Lambda in account A -> RDS MySQL in account B through a shared Transit Gateway\n")
   end
-  local sb, err = require("awsnet.scenario.sandboxed").start()
+  local sb, err = require("awsnet.scenario.sandboxed").start({ twin = os.getenv("AWSNET_TWIN") or "auto" })
   if not sb then
     io.stderr:write("awsnet demo: ", tostring(err), "\n")
     return 2
   end
-  if not opts.json then stdout:write("sandbox: ", sb.endpoint, " (accounts 111111111111 and 222222222222)\n") end
+  if not opts.json then
+    stdout:write("sandbox: ", sb.endpoint, " (accounts 111111111111 and 222222222222); network: ",
+      sb.twin and ("the network twin " .. sb.twin .. " (Linux namespaces)") or "gated by the evaluator", "\n")
+  end
   local ok, result, phases = pcall(demo.play, sb, { stdout = stdout, json = opts.json, out_dir = opts.out })
   sb:stop()
   -- interrupted: the exit line and status come from process.handle_interrupts, no summary

@@ -1,6 +1,6 @@
 --- `awsnet sandbox`: runs the local two-account AWS sandbox until the process is stopped.
 --   awsnet sandbox [--port N] [--accounts A,B] [--organization N [--vpcs N]] [--regions R1,R2]
---                  [--warm-databases N]
+--                  [--warm-databases N] [--twin auto|on|off]
 --                  [--state-dir DIR] [--seed N] [--transition S]
 --                  [--faults throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=0]
 -- @module awsnet.cli.sandbox
@@ -31,6 +31,8 @@ function cli_sandbox.configure(command)
   command:option("--seed", "Seed of the sandbox's ids and faults.", nil, args.integer("--seed", 0, 2147483647))
   command:option("--transition", "Seconds a resource stays pending before it is available.", nil,
     args.seconds("--transition"))
+  command:option("--twin", "Realise the VPCs as Linux network namespaces (the network twin): auto, on or off.",
+    "auto"):choices({ "auto", "on", "off" })
   command:option("--faults", "Injected faults, e.g. throttle=0.1,error5xx=0.05,reset=0.02,latency_ms=5,rate_limit=20.",
     nil, args.faults)
 end
@@ -41,7 +43,7 @@ end
 function cli_sandbox.options(a)
   return { port = a.port, accounts = a.accounts, state_dir = a.state_dir, seed = a.seed,
     transition_s = a.transition, faults = a.faults, organization = a.organization, regions = a.regions,
-    populate = a.vpcs and { vpcs = a.vpcs } or nil, warm_databases = a.warm_databases }
+    populate = a.vpcs and { vpcs = a.vpcs } or nil, warm_databases = a.warm_databases, twin = a.twin }
 end
 
 --- Runs the command on parsed arguments: serves until the process is stopped.
@@ -61,7 +63,8 @@ function cli_sandbox.run(a)
     return 2
   end
   io.stdout:write("awsnet sandbox listening on ", sb.endpoint, " (accounts ",
-    table.concat(sb.state:accounts(), ", "), "); DNS for *.rds.amazonaws.com on ", dns.host, ":", dns.port, "\n")
+    table.concat(sb.state:accounts(), ", "), "); DNS for *.rds.amazonaws.com on ", dns.host, ":", dns.port,
+    "; network ", sb.twin and ("twin " .. sb.twin.prefix) or "gated by the evaluator", "\n")
   io.stdout:flush()
   -- until SIGINT or SIGTERM: then the sandbox has stopped its children and removed its folders,
   -- and the exit status (130/143) and the line saying so come from process.handle_interrupts

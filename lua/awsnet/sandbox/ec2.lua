@@ -263,24 +263,38 @@ end
 -- ---------------------------------------------------------------------------------------------
 -- VPCs
 
+-- A VPC's IPv4 CIDRs: the primary first, then those AssociateVpcCidrBlock added.
+local function vpc_cidrs(v)
+  local out = { v.cidr }
+  for _, a in ipairs(v.secondary or {}) do out[#out + 1] = a.cidr end
+  return out
+end
+
 function R.vpc(v, ctx)
+  local set = { { AssociationId = v.cidr_assoc, CidrBlock = v.cidr, CidrBlockState = { State = "associated" } } }
+  for _, a in ipairs(v.secondary or {}) do
+    set[#set + 1] = { AssociationId = a.id, CidrBlock = a.cidr, CidrBlockState = { State = "associated" } }
+  end
   return {
     VpcId = v.id, OwnerId = v.owner, CidrBlock = v.cidr, State = settle(ctx, "vpc", v), IsDefault = false,
     DhcpOptionsId = v.dhcp, InstanceTenancy = "default", Tags = render_tags(v.tags),
-    CidrBlockAssociationSet = array({ { AssociationId = v.cidr_assoc, CidrBlock = v.cidr,
-      CidrBlockState = { State = "associated" } } }),
+    CidrBlockAssociationSet = array(set),
   }
 end
 
 local function vpc_fields(v)
-  return { ["vpc-id"] = v.id, ["cidr"] = v.cidr, ["cidr-block-association.cidr-block"] = v.cidr,
+  return { ["vpc-id"] = v.id, ["cidr"] = v.cidr, ["cidr-block-association.cidr-block"] = vpc_cidrs(v),
            ["state"] = v.state, ["owner-id"] = v.owner, ["is-default"] = "false" }
 end
 
 local function new_route_table(ctx, vpc, main, tags)
+  local routes = {}
+  for _, c in ipairs(vpc_cidrs(vpc)) do
+    routes[#routes + 1] = { cidr = c, target_kind = "gateway", target = "local", origin = "CreateRouteTable" }
+  end
   return ctx.state:put("rtb", {
     id = ctx.state:new_id("rtb"), owner = ctx.account, vpc = vpc.id, tags = tags or {},
-    routes = { { cidr = vpc.cidr, target_kind = "gateway", target = "local", origin = "CreateRouteTable" } },
+    routes = routes,
     associations = main and { { id = ctx.state:new_id("rtbassoc"), main = true } } or {},
   })
 end
@@ -368,6 +382,65 @@ function A.DeleteVpc(ctx, p)
   return { Return = true }
 end
 
+-- A secondary IPv4 CIDR (vpc-cidr-blocks.html): /16 to /28, overlapping none of the VPC's; every
+-- route table of the VPC gets its local route. AWS's further restrictions on which ranges may be
+-- added (by the primary's RFC 1918 range) are not checked.
+function A.AssociateVpcCidrBlock(ctx, p)
+  local ok, err = need(p, "VpcId", "CidrBlock")
+  if not ok then return nil, err end
+  local vpc
+  vpc, err = lookup(ctx, "vpc", p.VpcId, "InvalidVpcID.NotFound")
+  if not vpc then return nil, err end
+  local prefix = cidr.prefix_len(p.CidrBlock)
+  if not prefix or prefix < 16 or prefix > 28 then
+    return fail("InvalidVpc.Range", "The CIDR '" .. p.CidrBlock .. "' is invalid.")
+  end
+  local block = cidr.normalize(p.CidrBlock)
+  for _, c in ipairs(vpc_cidrs(vpc)) do
+    if cidr.overlaps(c, block) then
+      return fail("InvalidVpc.Range", "The CIDR '" .. block .. "' conflicts with another CIDR of the VPC.")
+    end
+  end
+  if #vpc_cidrs(vpc) >= 5 then
+    return fail("CidrLimitExceeded", "The maximum number of CIDR blocks for the VPC has been reached.")
+  end
+  local assoc = { id = ctx.state:new_id("vpc-cidr-assoc"), cidr = block }
+  vpc.secondary = vpc.secondary or {}
+  vpc.secondary[#vpc.secondary + 1] = assoc
+  for _, rt in ipairs(ctx.state:list("rtb", function(r) return r.vpc == vpc.id end)) do
+    rt.routes[#rt.routes + 1] = { cidr = block, target_kind = "gateway", target = "local", origin = "CreateRouteTable" }
+  end
+  return { VpcId = vpc.id, CidrBlockAssociation = { AssociationId = assoc.id, CidrBlock = block,
+    CidrBlockState = { State = "associating" } } }
+end
+
+function A.DisassociateVpcCidrBlock(ctx, p)
+  local ok, err = need(p, "AssociationId")
+  if not ok then return nil, err end
+  for _, vpc in ipairs(ctx.state:list("vpc", function(v) return v.owner == ctx.account end)) do
+    for i, a in ipairs(vpc.secondary or {}) do
+      if a.id == p.AssociationId then
+        for _, s in ipairs(ctx.state:list("subnet", function(x) return x.vpc == vpc.id end)) do
+          if cidr.overlaps(s.cidr, a.cidr) then
+            return fail("InvalidCidrBlock.InUse", "The vpc " .. vpc.id .. " currently has a subnet within CIDR block " ..
+              a.cidr)
+          end
+        end
+        table.remove(vpc.secondary, i)
+        for _, rt in ipairs(ctx.state:list("rtb", function(r) return r.vpc == vpc.id end)) do
+          for j = #rt.routes, 1, -1 do
+            if rt.routes[j].cidr == a.cidr and rt.routes[j].target == "local" then table.remove(rt.routes, j) end
+          end
+        end
+        return { VpcId = vpc.id, CidrBlockAssociation = { AssociationId = a.id, CidrBlock = a.cidr,
+          CidrBlockState = { State = "disassociating" } } }
+      end
+    end
+  end
+  return fail("InvalidVpcCidrBlockAssociationID.NotFound", "The vpc CIDR block association ID '" ..
+    tostring(p.AssociationId) .. "' does not exist")
+end
+
 function A.DescribeVpcAttribute(ctx, p)
   local vpc, err = lookup(ctx, "vpc", p.VpcId, "InvalidVpcID.NotFound")
   if not vpc then return nil, err end
@@ -432,7 +505,9 @@ function A.CreateSubnet(ctx, p)
   vpc, err = lookup(ctx, "vpc", p.VpcId, "InvalidVpcID.NotFound")
   if not vpc then return nil, err end
   local prefix = cidr.prefix_len(p.CidrBlock)
-  if not prefix or prefix < 16 or prefix > 28 or not cidr.contains(vpc.cidr, p.CidrBlock) then
+  local inside = false
+  for _, c in ipairs(vpc_cidrs(vpc)) do inside = inside or (prefix ~= nil and cidr.contains(c, p.CidrBlock)) end
+  if not prefix or prefix < 16 or prefix > 28 or not inside then
     return fail("InvalidSubnet.Range", "The CIDR '" .. p.CidrBlock .. "' is invalid.")
   end
   for _, other in ipairs(ctx.state:list("subnet", function(s) return s.vpc == vpc.id end)) do
@@ -976,6 +1051,41 @@ end
 A.DescribeNetworkInterfaces = describer("eni", "NetworkInterfaceIds",
   "InvalidNetworkInterfaceID.NotFound", eni_fields, R.eni, "NetworkInterfaces")
 
+-- An ENI of the caller's own (a host's, as an instance would have): in a subnet, with the VPC's
+-- default group when no group is named, at the first free address.
+function A.CreateNetworkInterface(ctx, p)
+  local ok, err = need(p, "SubnetId")
+  if not ok then return nil, err end
+  local subnet
+  subnet, err = lookup(ctx, "subnet", p.SubnetId, "InvalidSubnetID.NotFound")
+  if not subnet then return nil, err end
+  local groups = list_param(p, "Groups")
+  for _, gid in ipairs(groups) do
+    local sg, gerr = lookup(ctx, "sg", gid, "InvalidGroup.NotFound")
+    if not sg then return nil, gerr end
+    if sg.vpc ~= subnet.vpc then return fail("InvalidParameterValue", "security group " .. gid .. " is in another VPC") end
+  end
+  if #groups == 0 then
+    local default = ctx.state:list("sg", function(g) return g.vpc == subnet.vpc and g.name == "default" end)[1]
+    if default then groups = { default.id } end
+  end
+  local eni
+  eni, err = ec2.create_eni(ctx, subnet, { groups = groups, description = p.Description })
+  if not eni then return nil, err end
+  eni.status = "available"
+  return { NetworkInterface = R.eni(eni, ctx) }
+end
+
+function A.DeleteNetworkInterface(ctx, p)
+  local eni, err = lookup(ctx, "eni", p.NetworkInterfaceId, "InvalidNetworkInterfaceID.NotFound")
+  if not eni then return nil, err end
+  if eni.requester_managed then
+    return fail("InvalidParameterValue", "Network interface '" .. eni.id .. "' is currently in use.")
+  end
+  ec2.delete_eni(ctx, eni.id)
+  return {}
+end
+
 function A.DescribeAvailabilityZones(ctx, p)
   local names, ids, out = list_param(p, "ZoneNames"), list_param(p, "ZoneIds"), {}
   local function wanted(list, v)
@@ -1393,9 +1503,12 @@ function ec2.tgw_routes(ctx, rt)
     local att = ctx.state:get("tgw_attachment", att_id)
     local vpc = att and ctx.state:get("vpc", att.vpc)
     if vpc and ctx.state:settle(att) == "available" then
-      local shadowed = false
-      for _, r in ipairs(rt.routes) do if r.cidr == vpc.cidr then shadowed = true end end
-      if not shadowed then out[#out + 1] = { cidr = vpc.cidr, type = "propagated", state = "active", attachment = att.id } end
+      -- a VPC attachment propagates every CIDR of the VPC
+      for _, c in ipairs(vpc_cidrs(vpc)) do
+        local shadowed = false
+        for _, r in ipairs(rt.routes) do if r.cidr == c then shadowed = true end end
+        if not shadowed then out[#out + 1] = { cidr = c, type = "propagated", state = "active", attachment = att.id } end
+      end
     end
   end
   table.sort(out, function(a, b) return a.cidr < b.cidr end)

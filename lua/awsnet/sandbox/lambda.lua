@@ -3,10 +3,13 @@
 -- like AWS's Hyperplane ENIs and released a while after the last function using them is gone.
 -- Invoke runs the handler with /usr/bin/python3 through lambda_bootstrap.py in a child process
 -- and answers when it ends, the sandbox serving other clients meanwhile (the action returns a
--- job the sandbox polls; see awsnet.sandbox). The bootstrap acts as the function's network:
--- names resolve as the sandbox's DNS rules say, and a connection reaches a database's backing
--- server only when awsnet.reach traces the path from the function's ENI as reachable; otherwise
--- it is dropped and the connect waits until the socket's timeout.
+-- job the sandbox polls; see awsnet.sandbox). With the network twin (awsnet.sandbox.twin) the
+-- handler runs inside its ENI's namespace, in a root of its own, as an unprivileged user, and the
+-- kernel is its network. Without it the bootstrap acts as the function's network: names resolve
+-- as the sandbox's DNS rules say, and a connection reaches a database's backing server only when
+-- awsnet.reach traces the path from the function's ENI as reachable; otherwise it is dropped and
+-- the connect waits until the socket's timeout. Either way the role's keys and the function's
+-- variables reach the bootstrap on its stdin (a pipe), never in a file or on a command line.
 -- @module awsnet.sandbox.lambda
 local errors = require "awsnet.errors"
 local wire = require "awsnet.sandbox.wire"
@@ -458,11 +461,11 @@ local function bootstrap_path()
 end
 
 -- What a finished run gives: {payload, function_error, log}; removes its folder.
-local function run_result(work, log_path, started, fn, request_id)
+local function run_result(work, log_path, started, fn, request_id, result_path)
   local core = require("awsnet.core")
   local duration = (core.httpd.monotonic() - started) * 1000
   local output = process.read_file(log_path) or ""
-  local result = wire.json_decode(process.read_file(work .. "/result.json") or "") or { timeout = true }
+  local result = wire.json_decode(process.read_file(result_path) or "") or { timeout = true }
   process.remove(work)
   local log = { "START RequestId: " .. request_id .. " Version: $LATEST\n", output }
   local payload, function_error
@@ -486,39 +489,80 @@ end
 
 -- Starts the handler in a child process; returns the run: `run.poll()` gives nil while it goes
 -- on, then {payload, function_error, log} (once); `run.cancel()` ends it and its folder.
+-- The function's ENI in the network twin when the sandbox has one and the function is in a VPC
+-- (its first subnet's: AWS does not say which one a run uses), else nil.
+local function twin_eni(ctx, fn)
+  local twin = ctx.sandbox.twin
+  return twin and fn.vpc and fn.enis and fn.enis[1] and twin:eni(fn.enis[1]) or nil
+end
+
+-- Readies the twin's services a run needs (the VPC resolver, the RDS forwarders); nil, err.
+local function twin_ready(sb)
+  sb.twin:settle()
+  local services = require "awsnet.sandbox.twin.services"
+  local ok, err = services.resolvers(sb)
+  if ok then ok, err = services.forwarders(sb) end
+  return ok, err
+end
+
 local function start_run(ctx, fn, event)
   local cjson = require "cjson"
-  local names, dns, routes = network_for(ctx, fn)
+  local sb = ctx.sandbox
+  local eni = twin_eni(ctx, fn)
   local work = process.tempdir("awsnet-lambda-run")
   local request_id = ctx.request_id
+  -- in the twin the handler sees its own root: code, result and event at fixed paths inside
+  local out_dir = eni and (work .. "/out") or work
+  local inside = eni and "/var/result" or work
+  local code_dir = eni and "/var/task" or fn.code_dir
   local spec = {
-    code_dir = fn.code_dir, handler = fn.handler, event = event, timeout = fn.timeout, function_name = fn.name,
-    function_arn = fn.arn, memory = fn.memory, request_id = request_id, result_path = work .. "/result.json",
-    names = names, dns = dns, routes = routes, env = {},
+    code_dir = code_dir, handler = fn.handler, event_path = inside .. "/event.json", timeout = fn.timeout,
+    function_name = fn.name, function_arn = fn.arn, memory = fn.memory, request_id = request_id,
+    result_path = inside .. "/result.json", env = {},
   }
+  local argv = { "/usr/bin/python3", eni and "/var/runtime/bootstrap.py" or bootstrap_path(), "-" }
+  if eni then
+    -- the kernel is the network: the twin's routes, TGW and filters decide, the VPC resolver names
+    local ok, err = twin_ready(sb)
+    if not ok then
+      process.remove(work)
+      return nil, err
+    end
+    spec.network = "kernel"
+    local v = sb.twin:vpc(fn.vpc.vpc)
+    argv = require("awsnet.sandbox.twin.services").jail_argv(sb.twin, eni.ns, fn.code_dir, work, v and v.resolver, argv)
+  else
+    spec.names, spec.dns, spec.routes = network_for(ctx, fn)
+  end
+  process.write_file(out_dir .. "/event.json", event)
   -- only this environment, as in AWS (the function's variables last, so they win)
   local env = {
-    PATH = "/usr/local/bin:/usr/bin:/bin", LANG = "C.UTF-8", HOME = work, TZ = ":UTC", PYTHONDONTWRITEBYTECODE = "1",
+    PATH = "/usr/local/bin:/usr/bin:/bin", LANG = "C.UTF-8", HOME = eni and "/tmp" or work, TZ = ":UTC",
+    PYTHONDONTWRITEBYTECODE = "1",
     AWS_REGION = ctx.region, AWS_DEFAULT_REGION = ctx.region, AWS_LAMBDA_FUNCTION_NAME = fn.name,
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE = tostring(fn.memory), AWS_LAMBDA_FUNCTION_VERSION = "$LATEST",
-    AWS_LAMBDA_FUNCTION_TIMEOUT = tostring(fn.timeout), LAMBDA_TASK_ROOT = fn.code_dir,
+    AWS_LAMBDA_FUNCTION_TIMEOUT = tostring(fn.timeout), LAMBDA_TASK_ROOT = code_dir,
     AWS_EXECUTION_ENV = "AWS_Lambda_" .. fn.runtime,
   }
   -- the role's keys and the function's variables are secrets: not in the environment the process
-  -- starts with (nor on its command line) but in the spec file, mode 0600 in the run's 0700 folder,
-  -- which the bootstrap reads, removes and puts into os.environ before the handler is imported
+  -- starts with, nor on its command line, nor in a file: they come in the spec on its stdin (a
+  -- pipe the C core fills before the child starts), which the bootstrap puts into os.environ
+  -- before the handler is imported
   for k, v in pairs(role_credentials(ctx, fn)) do spec.env[k] = v end
   for k, v in pairs(fn.env or {}) do spec.env[k] = tostring(v) end
-  local spec_path = work .. "/spec.json"
-  process.write_file(spec_path, "", "600")
-  process.write_file(spec_path, cjson.encode(spec))
   local core = require("awsnet.core")
   local started = core.httpd.monotonic()
   -- through the C core, in its own process group: a timeout, SIGINT or SIGTERM ends the run
   -- and whatever it started
   local log_path = work .. "/log"
-  local pid = core.process.spawn({ "/usr/bin/python3", bootstrap_path(), spec_path }, { clear_env = true,
-    env = env, stdin = "/dev/null", stdout = log_path, stderr = log_path, group = true })
+  local result_path = out_dir .. "/result.json"
+  local pid, perr = core.process.spawn(argv, { clear_env = true, env = env, stdin_data = cjson.encode(spec),
+    stdout = log_path, stderr = log_path, group = true })
+  if not pid then
+    process.remove(work)
+    return nil, errors.new("ServiceException", "the sandbox could not start the function: " .. tostring(perr),
+      { status = 500 })
+  end
   local run_ = {}
   local finished = false
   local function stop_child()
@@ -543,7 +587,7 @@ local function start_run(ctx, fn, event)
     end
     pid = nil
     finished = true
-    return run_result(work, log_path, started, fn, request_id)
+    return run_result(work, log_path, started, fn, request_id, result_path)
   end
   return run_
 end
@@ -562,7 +606,8 @@ function A.Invoke(ctx, p)
   if event ~= "" and not wire.json_decode(event) then
     return fail("InvalidRequestContentException", "Could not parse request body into json", 400)
   end
-  local run_ = start_run(ctx, fn, event)
+  local run_, rerr = start_run(ctx, fn, event)
+  if not run_ then return nil, rerr end
   -- an asynchronous invocation is answered at once, its run goes on in the background
   if kind == "Event" then
     return { StatusCode = 202, _job = run_ }

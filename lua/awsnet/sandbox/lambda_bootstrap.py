@@ -1,10 +1,12 @@
 """Runs one Lambda invocation for the awsnet sandbox, acting as the function's VPC network.
 
-Usage: python3 lambda_bootstrap.py INVOCATION.json
-The JSON holds: code_dir, handler ("module.function"), event (JSON text), timeout (seconds),
-function_name, function_arn, memory, request_id, result_path, env (the role's keys and the
-function's variables: secrets, so they come in this file, mode 0600, and not in the environment
-the process starts with or on its command line; the file is removed once read), and the network the sandbox
+Usage: python3 lambda_bootstrap.py - < INVOCATION.json (a pipe)
+The JSON holds: code_dir, handler ("module.function"), event_path (a file of the event's JSON
+text), timeout (seconds), function_name, function_arn, memory, request_id, result_path, env (the
+role's keys and the function's variables: secrets, so they come on stdin and not in a file, in the
+environment the process starts with or on its command line), and either network "kernel" (the
+sandbox's network twin: the handler runs inside its ENI's namespace and the kernel routes and
+filters) or the network the sandbox
 computed for this function: names {dns name: address}, dns (false when the VPC has no DNS),
 routes {"address:port": "127.0.0.1:port" (reachable, through to the backing server) or null
 (dropped: the connect blocks until the socket's timeout, as a security group drop does)}.
@@ -121,9 +123,10 @@ def _error(exc):
 
 
 def main():
-    with open(sys.argv[1]) as f:
-        spec = json.load(f)
-    os.remove(sys.argv[1])
+    spec = json.load(sys.stdin)
+    if spec.get("event_path"):
+        with open(spec["event_path"]) as f:
+            spec["event"] = f.read()
     os.environ.update({str(k): str(v) for k, v in (spec.get("env") or {}).items()})
     result_path = spec["result_path"]
 
@@ -140,7 +143,8 @@ def main():
     signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
-        _install_network(spec)
+        if spec.get("network") != "kernel":
+            _install_network(spec)
         sys.path.insert(0, spec["code_dir"])
         os.chdir(spec["code_dir"])
         module_name, func_name = spec["handler"].rsplit(".", 1)

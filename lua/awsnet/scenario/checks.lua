@@ -210,6 +210,54 @@ end
 -- ------------------------------------------------------------------------------------------
 -- verify
 
+-- The Lambda's ENI in A (describe-network-interfaces' entry), from the snapshot.
+local function lambda_eni(data, out)
+  for _, acct in pairs(data and data.accounts or {}) do
+    for _, region in pairs(acct) do
+      for _, e in ipairs(region.NetworkInterfaces or {}) do
+        if e.InterfaceType == "lambda" and tostring(e.Description):find(out.lambda.id, 1, true) then return e end
+      end
+    end
+  end
+end
+
+-- The network twin's namespace of the Lambda's ENI in A (<prefix>-<eni id>), from the snapshot.
+local function lambda_namespace(prefix, data, out)
+  local e = lambda_eni(data, out)
+  return e and (prefix .. "-" .. e.NetworkInterfaceId)
+end
+
+-- Counts the rows of `users` with awsnet.mariadb from inside network namespace `ns` (a child
+-- `ip netns exec ns lua5.4`; the password reaches it on stdin, never its command line).
+local function count_users_in(ns, target)
+  local core = require "awsnet.core"
+  local proc = require "awsnet.svc.process"
+  local script = [[
+local cjson = require "cjson"
+local t = cjson.decode(io.read("a"))
+local db, err = require("awsnet.mariadb").connect{ host = t.host, port = t.port, user = t.user,
+  password = t.password, database = t.database, connect_timeout = 3 }
+if not db then io.write(cjson.encode({ err = tostring(err) })) return end
+local rows, qerr = db:query("SELECT COUNT(*) AS n FROM users")
+db:close()
+io.write(cjson.encode(rows and { n = tonumber(rows[1].n) } or { err = tostring(qerr) }))]]
+  local dir = proc.tempdir("awsnet-direct")
+  local outp = dir .. "/out"
+  local pid, perr = core.process.spawn({ "ip", "netns", "exec", ns, "lua5.4", "-e",
+    string.format("package.path=%q; package.cpath=%q", package.path, package.cpath), "-e", script },
+    -- under `make check` the child loads the sanitised core too, which needs the runtimes preloaded
+    { stdin_data = require("cjson").encode(target), stdout = outp, stderr = outp,
+      env = os.getenv("AWSNET_SANITIZED") and {} or { LD_PRELOAD = false } })
+  if not pid then proc.remove(dir); return nil, perr end
+  core.process.wait(pid, 30, false)
+  local text = proc.read_file(outp) or ""
+  proc.remove(dir)
+  local ok, res = pcall(require("cjson").decode, text)
+  if not ok or type(res) ~= "table" then return nil, text:sub(1, 500) end
+  if res.err then return nil, res.err end
+  return res.n
+end
+
 --- Runs the four checks. opts: out_dir, aws (module), on_event, stdout (text output),
 -- direct = {host, port, tls} where this host reaches the database (the sandbox's MariaDB).
 -- @tparam table cfg the scenario config (scenario.config's result, with account_ids)
@@ -250,6 +298,19 @@ function checks.verify(cfg, rb, opts)
         (tostring(result.code) .. " at " .. report.component_id(result.blocked_at))
     end)
   end
+
+  -- the network the connections below cross
+  check("network mode", function()
+    if not cfg.sandbox then return true, "AWS" end
+    local twin = cfg.sandbox.twin
+    if not twin then return "skip", "no network twin: connections gated by the evaluator" end
+    local ns = lambda_namespace(twin, data, out)
+    local listed = require("awsnet.svc.process").run("ip netns list 2>/dev/null") or ""
+    if not ns or not listed:find(ns, 1, true) then
+      return false, "the network twin " .. twin .. " has no namespace for the Lambda's ENI"
+    end
+    return true, "the network twin " .. twin .. ": connections cross Linux namespaces, routes and nftables"
+  end)
 
   -- (2) DNS
   local addresses
@@ -295,6 +356,23 @@ function checks.verify(cfg, rb, opts)
       table.concat(cols, ","), #(body.rows or {}))
   end)
   check("read back directly (awsnet.mariadb)", function()
+    local twin = cfg.sandbox and cfg.sandbox.twin
+    if twin and not opts.direct then
+      -- as the field report checked from an EC2 instance: from a host inside A's VPC, the
+      -- namespace of the Lambda's ENI (its subnet and groups), across the twin's TGW
+      local ns = lambda_namespace(twin, data, out)
+      if not ns then return false, "no namespace of the Lambda's ENI in the network twin " .. twin end
+      local host = addresses and addresses[1]
+      if not host then return false, "no address to connect to" end
+      local password, perr = require("awsnet.scenario.tgw_lambda_rds").db_password(cfg)
+      if not password then return false, tostring(perr) end
+      local port = math.tointeger(tonumber(out.db.port or cfg.database.port))
+      local n, nerr = count_users_in(ns, { host = host, port = port,
+        user = cfg.database.username, password = password, database = cfg.database.name })
+      if not n then return false, "from " .. ns .. ": " .. tostring(nerr) end
+      return n >= #(readback and readback.rows or {}) and n > 0,
+        string.format("from inside A's VPC (namespace %s): %s:%d has %d rows in users", ns, host, port, n)
+    end
     if cfg.sandbox and not opts.direct then
       return "skip", "the sandbox's database is reached through its Lambda only"
     end
@@ -394,8 +472,10 @@ end
 
 -- A deny of the database port from A's CIDR in the network ACLs of the database's subnets,
 -- numbered just before their first inbound rule (nothing is changed where that rule is number 1).
-local function deny_in_nacl(data, out, cfg)
-  local subnets, n = {}, 0
+-- Where prove's NACL case puts its deny: each network ACL of B's database subnets, with the rule
+-- number just below its lowest inbound rule ({acl, number}).
+local function nacl_deny_sites(data, out)
+  local subnets, sites = {}, {}
   for _, k in ipairs({ "subnet_b", "subnet2_b" }) do
     if out[k] then subnets[out[k].id] = true end
   end
@@ -406,14 +486,25 @@ local function deny_in_nacl(data, out, cfg)
     for _, e in ipairs(acl.Entries or {}) do
       if e.Egress ~= true then lowest = math.min(lowest, math.tointeger(e.RuleNumber) or 32767) end
     end
-    if here and lowest > 1 then
-      acl.Entries = acl.Entries or {}
-      table.insert(acl.Entries, { RuleNumber = lowest - 1, Egress = false, Protocol = "6", RuleAction = "deny",
-        CidrBlock = cfg.network.A.cidr, PortRange = { From = cfg.database.port, To = cfg.database.port } })
-      n = n + 1
-    end
+    if here and lowest > 1 then sites[#sites + 1] = { acl = acl, number = lowest - 1 } end
   end
-  return n
+  return sites
+end
+
+-- The deny prove's NACL case adds: tcp to the database's port from A's VPC.
+local function nacl_deny_entry(cfg, number)
+  local port = math.tointeger(tonumber(cfg.database.port))
+  return { RuleNumber = number, Egress = false, Protocol = "6", RuleAction = "deny", CidrBlock = cfg.network.A.cidr,
+    PortRange = { From = port, To = port } }
+end
+
+local function deny_in_nacl(data, out, cfg)
+  local sites = nacl_deny_sites(data, out)
+  for _, site in ipairs(sites) do
+    site.acl.Entries = site.acl.Entries or {}
+    table.insert(site.acl.Entries, nacl_deny_entry(cfg, site.number))
+  end
+  return #sites
 end
 
 --- The cases of prove: {case, mutate(data, out, cfg) -> number of things changed}; the first is
@@ -488,6 +579,166 @@ function checks.reverse_case(data, set, out, cfg)
   return row
 end
 
+-- ------------------------------------------------------------------------------------------
+-- prove on the network twin: each case's fault made through the API, a real connection tried
+-- from the Lambda's ENI, the twin's drop counters read before and after, the fault undone.
+
+local function call_or_fail(rb, account, service, op, params)
+  local res, err = rb.client(account, service):call(op, params)
+  if not res then error(errors.new("prove_fault", op .. ": " .. tostring(err)), 0) end
+  return res
+end
+
+-- The permissions of a group as the snapshot lists them, ready to revoke and authorize again.
+local function permissions(data, sg_id, field)
+  for _, sg in ipairs(items(data, "SecurityGroups")) do
+    if sg.GroupId == sg_id then return sg[field] or {} end
+  end
+  return {}
+end
+
+local function vpc_routes_to(data, vpc_id, dest)
+  local found = {}
+  for _, rt in ipairs(items(data, "RouteTables")) do
+    if rt.VpcId == vpc_id then
+      for _, r in ipairs(rt.Routes or {}) do
+        if r.DestinationCidrBlock == dest and r.TransitGatewayId then
+          found[#found + 1] = { rt = rt.RouteTableId, dest = dest, tgw = r.TransitGatewayId }
+        end
+      end
+    end
+  end
+  return found
+end
+
+-- Each prove case's fault through the API: a function(rb, data, out, cfg) that makes it and
+-- returns the function that undoes it; nil for the case as built.
+local TWIN_FAULTS = {
+  nil,
+  function(rb, _, out)
+    call_or_fail(rb, "A", "ec2", "ModifyVpcAttribute", { VpcId = out.vpc_a.id, EnableDnsSupport = { Value = false } })
+    return function()
+      call_or_fail(rb, "A", "ec2", "ModifyVpcAttribute", { VpcId = out.vpc_a.id, EnableDnsSupport = { Value = true } })
+    end
+  end,
+  function(rb, data, out, cfg)
+    local routes = vpc_routes_to(data, out.vpc_a.id, cfg.network.B.cidr)
+    for _, r in ipairs(routes) do
+      call_or_fail(rb, "A", "ec2", "DeleteRoute", { RouteTableId = r.rt, DestinationCidrBlock = r.dest })
+    end
+    return function()
+      for _, r in ipairs(routes) do
+        call_or_fail(rb, "A", "ec2", "CreateRoute", { RouteTableId = r.rt, DestinationCidrBlock = r.dest,
+          TransitGatewayId = r.tgw })
+      end
+    end
+  end,
+  function(rb, data, out, cfg)
+    local routes = vpc_routes_to(data, out.vpc_b.id, cfg.network.A.cidr)
+    for _, r in ipairs(routes) do
+      call_or_fail(rb, "B", "ec2", "DeleteRoute", { RouteTableId = r.rt, DestinationCidrBlock = r.dest })
+    end
+    return function()
+      for _, r in ipairs(routes) do
+        call_or_fail(rb, "B", "ec2", "CreateRoute", { RouteTableId = r.rt, DestinationCidrBlock = r.dest,
+          TransitGatewayId = r.tgw })
+      end
+    end
+  end,
+  function(rb, data, out)
+    local att, props, statics = out.tgw_attach_b.id, {}, {}
+    for _, entry in ipairs(items(data, "TransitGatewayPropagations")) do
+      for _, pr in ipairs(entry.TransitGatewayRouteTablePropagations or {}) do
+        if pr.TransitGatewayAttachmentId == att then props[#props + 1] = entry.TransitGatewayRouteTableId end
+      end
+    end
+    for _, entry in ipairs(items(data, "TransitGatewayRoutes")) do
+      for _, r in ipairs(entry.Routes or {}) do
+        for _, a in ipairs(r.TransitGatewayAttachments or {}) do
+          if a.TransitGatewayAttachmentId == att and r.Type == "static" then
+            statics[#statics + 1] = { rt = entry.TransitGatewayRouteTableId, dest = r.DestinationCidrBlock }
+          end
+        end
+      end
+    end
+    for _, rt in ipairs(props) do
+      call_or_fail(rb, "A", "ec2", "DisableTransitGatewayRouteTablePropagation", { TransitGatewayRouteTableId = rt,
+        TransitGatewayAttachmentId = att })
+    end
+    for _, r in ipairs(statics) do
+      call_or_fail(rb, "A", "ec2", "DeleteTransitGatewayRoute", { TransitGatewayRouteTableId = r.rt,
+        DestinationCidrBlock = r.dest })
+    end
+    return function()
+      for _, rt in ipairs(props) do
+        call_or_fail(rb, "A", "ec2", "EnableTransitGatewayRouteTablePropagation", { TransitGatewayRouteTableId = rt,
+          TransitGatewayAttachmentId = att })
+      end
+      for _, r in ipairs(statics) do
+        call_or_fail(rb, "A", "ec2", "CreateTransitGatewayRoute", { TransitGatewayRouteTableId = r.rt,
+          DestinationCidrBlock = r.dest, TransitGatewayAttachmentId = att })
+      end
+    end
+  end,
+  function(rb, data, out)
+    local perms = permissions(data, out.sg_database.id, "IpPermissions")
+    call_or_fail(rb, "B", "ec2", "RevokeSecurityGroupIngress", { GroupId = out.sg_database.id, IpPermissions = perms })
+    return function()
+      call_or_fail(rb, "B", "ec2", "AuthorizeSecurityGroupIngress", { GroupId = out.sg_database.id, IpPermissions = perms })
+    end
+  end,
+  function(rb, data, out)
+    local perms = permissions(data, out.sg_lambda.id, "IpPermissionsEgress")
+    call_or_fail(rb, "A", "ec2", "RevokeSecurityGroupEgress", { GroupId = out.sg_lambda.id, IpPermissions = perms })
+    return function()
+      call_or_fail(rb, "A", "ec2", "AuthorizeSecurityGroupEgress", { GroupId = out.sg_lambda.id, IpPermissions = perms })
+    end
+  end,
+  function(rb, data, out, cfg)
+    local sites = nacl_deny_sites(data, out)
+    for _, site in ipairs(sites) do
+      local params = nacl_deny_entry(cfg, site.number)
+      params.NetworkAclId = site.acl.NetworkAclId
+      call_or_fail(rb, "B", "ec2", "CreateNetworkAclEntry", params)
+    end
+    return function()
+      for _, site in ipairs(sites) do
+        call_or_fail(rb, "B", "ec2", "DeleteNetworkAclEntry", { NetworkAclId = site.acl.NetworkAclId,
+          RuleNumber = site.number, Egress = false })
+      end
+    end
+  end,
+}
+
+-- What the twin shows for one prove case: {connected, moved = "comment +n" at the blocking hop,
+-- or nil}. `blocked` is the evaluator's blocking component id (nil: reachable).
+local function twin_case(cfg, data, out, resolver_addr, blocked)
+  local twin = require "awsnet.sandbox.twin"
+  local prefix = cfg.sandbox.twin
+  local eni = lambda_eni(data, out)
+  local db_ip = db_private_ips(data, out)[1]
+  if not eni or not db_ip then return { connected = false, note = "no Lambda ENI or database address" } end
+  local ns = prefix .. "-" .. eni.NetworkInterfaceId
+  local before = twin.counters(prefix)
+  local row = {}
+  -- the name first, from the VPC's resolver inside the namespace, then the connection by address
+  local dig = process.run(string.format("ip netns exec %s dig +time=1 +tries=1 +short @%s %s 2>&1", process.quote(ns),
+    resolver_addr, out.db.endpoint))
+  row.resolved = dig ~= nil and dig:match("^%d+%.%d+%.%d+%.%d+") ~= nil
+  local res = twin.run_probe { timeout = 1, flows = { { id = "db", ns = ns, src = eni.PrivateIpAddress, dst = db_ip,
+    proto = "tcp", port = math.tointeger(tonumber(out.db.port or cfg.database.port)) } } }
+  row.connected = row.resolved and res ~= nil and res.db == true
+  local after = twin.counters(prefix)
+  if blocked then
+    for key, n in pairs(after) do
+      if key:find(blocked, 1, true) and n > (before[key] or 0) then
+        row.moved = string.format("%s +%d", key, n - (before[key] or 0))
+      end
+    end
+  end
+  return row
+end
+
 --- The prove table. opts: out_dir, aws, on_event, stdout, snapshot_dir (use this snapshot
 -- instead of taking one), resolver for the DNS case.
 -- @tparam table cfg the scenario config
@@ -512,6 +763,16 @@ function checks.prove(cfg, rb, opts)
   local data, serr = checks.read_snapshot(base)
   if not data then return nil, serr end
   local cases, ok, first = {}, true, nil
+  local twin_on = cfg.sandbox and cfg.sandbox.twin and not opts.snapshot_dir
+  local resolver_ip
+  if twin_on then
+    -- the twin's RDS forwarders and VPC resolvers start with the first Lambda run: one read-only
+    -- run first, so that prove alone (without verify before it) finds them
+    invoke(rb, out.lambda.id, { action = "verify" })
+    for _, v in ipairs(items(data, "Vpcs")) do
+      if v.VpcId == out.vpc_a.id then resolver_ip = require("awsnet.sandbox.twin.plan").resolver_address(v.CidrBlock) end
+    end
+  end
   for i, case in ipairs(checks.PROVE_CASES) do
     local copy = deep_copy(data)
     local changed = case.mutate(copy, out, cfg)
@@ -524,12 +785,27 @@ function checks.prove(cfg, rb, opts)
     cases[#cases + 1] = row
     -- as built it must pass; with a piece removed it must be blocked
     row.as_expected = (r.reachable == (i == 1)) and changed > 0
+    local twin_text = ""
+    if twin_on then
+      -- the same fault in the sandbox, through its API, and what the kernel did with it: the real
+      -- connection fails, and the counter that moved is the one at the evaluator's blocking hop
+      -- (the name does not resolve when DNS support is off: no resolver answers in the VPC)
+      local undo = TWIN_FAULTS[i] and TWIN_FAULTS[i](rb, data, out, cfg)
+      local okc, t = pcall(twin_case, cfg, data, out, resolver_ip, not r.reachable and row.blocked_at or nil)
+      if undo then undo() end
+      if not okc then return nil, t end
+      row.twin = t
+      local twin_ok = (t.connected == (i == 1)) and (i == 1 or t.moved ~= nil or (not t.resolved and i == 2))
+      row.as_expected = row.as_expected and twin_ok
+      twin_text = string.format("; twin: %s%s", t.connected and "connected" or (t.resolved and "connection failed" or
+        "name not resolved"), t.moved and (", drop counted at " .. t.moved) or "")
+    end
     ok = ok and row.as_expected
     if i == 1 then first = r end
     if opts.on_event then
-      opts.on_event{ event = "check", name = case.case, ok = row.as_expected, message = string.format("%-58s %s%s",
+      opts.on_event{ event = "check", name = case.case, ok = row.as_expected, message = string.format("%-58s %s%s%s",
         case.case, r.reachable and "reachable" or "blocked", r.reachable and "" or
-        (": " .. tostring(r.code) .. " at " .. tostring(row.blocked_at))) }
+        (": " .. tostring(r.code) .. " at " .. tostring(row.blocked_at)), twin_text) }
     end
   end
   -- in reverse: several pieces removed at once, and the fix set proposed for each

@@ -32,8 +32,9 @@ sandboxed.awsnet_command = awsnet_command
 
 --- Starts the sandbox (awsnet.sandbox.spawn). opts: faults {throttle=, error5xx=, reset=}
 -- (rates 0..1), seed, transition (seconds a resource stays pending, default 0.2), log,
--- warm_databases (MariaDB servers started ahead: awsnet.sandbox.rds.warm).
--- @tparam[opt] table opts {faults, seed, transition, log, warm_databases}
+-- warm_databases (MariaDB servers started ahead: awsnet.sandbox.rds.warm), twin ("auto", "on" or
+-- "off", the default: the sandbox's network twin).
+-- @tparam[opt] table opts {faults, seed, transition, log, warm_databases, twin}
 -- @return the handle (`sb:config`, `sb:resources`, `sb:stop`; sb.endpoint, sb.dns, sb.log), or
 -- nil, err (the sandbox did not start: "start")
 function sandboxed.start(opts)
@@ -41,12 +42,14 @@ function sandboxed.start(opts)
   local dir = process.tempdir("awsnet-sandboxed")
   local sb, err = require("awsnet.sandbox").spawn{ accounts = sandboxed.ACCOUNTS, seed = opts.seed,
     transition_s = opts.transition or 0.2, faults = opts.faults, log = opts.log or (dir .. "/sandbox.log"),
-    state_dir = dir .. "/world", warm_databases = opts.warm_databases }
+    state_dir = dir .. "/world", warm_databases = opts.warm_databases, twin = opts.twin }
   if not sb then
     process.remove(dir)
     return nil, err
   end
   local self = setmetatable({ dir = dir, sandbox = sb, endpoint = sb.endpoint, log = sb.log }, Handle)
+  -- the network the sandbox runs: its twin's prefix, or nil (connections gated by the evaluator)
+  self.twin = (process.read_file(sb.log) or ""):match("network twin (aw%w+)")
   -- the sandbox says where its DNS server for the database endpoints listens
   local host, port = (process.read_file(sb.log) or ""):match("DNS for %S+ on ([%d.]+):(%d+)")
   if host then self.dns = { server = host, port = math.tointeger(tonumber(port)) } end
@@ -70,7 +73,7 @@ function Handle:config(overrides)
       B = { endpoint = self.endpoint, credentials = { access_key_id = sandboxed.ACCOUNTS[2], secret_access_key = "test" } },
     },
     database = { password_file = self.password_file, password_env = false },
-    sandbox = { endpoint = self.endpoint },
+    sandbox = { endpoint = self.endpoint, twin = self.twin },
     resolver = self.dns and { server = self.dns.server, port = self.dns.port,
       label = string.format("the sandbox's resolver %s:%d", self.dns.server, self.dns.port) },
   }

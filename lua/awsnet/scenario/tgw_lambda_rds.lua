@@ -81,7 +81,7 @@ local CONFIG_KEYS = {
     password_env = true, password_file = true, port = true },
   lambda = { runtime = true, timeout = true, pymysql = true },
   resolver = { server = true, port = true, label = true },
-  sandbox = { endpoint = true },
+  sandbox = { endpoint = true, twin = true }, -- twin: the sandbox's network twin prefix, when it runs one
 }
 
 -- Edit distance (optimal string alignment: a swap of two neighbours counts as one edit).

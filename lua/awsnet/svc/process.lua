@@ -198,7 +198,15 @@ end
 -- @tparam string dir the folder
 -- @treturn table {pid, cancel}
 function process.remove_on_exit(dir)
-  local pid = start_guard("rm -rf " .. q(dir))
+  return process.run_on_exit("rm -rf " .. q(dir))
+end
+
+--- Runs the shell command `cmd` when this Lua process exits, even if it is killed (a watchdog in
+-- its own session). Returns a handle whose cancel() ends the watchdog without running it.
+-- @tparam string cmd the shell command
+-- @treturn table {pid, cancel}
+function process.run_on_exit(cmd)
+  local pid = start_guard(cmd)
   return { pid = pid, cancel = function() stop_guard(pid); pid = nil end }
 end
 

@@ -711,8 +711,8 @@ local TWIN_FAULTS = {
 }
 
 -- What the twin shows for one prove case: {connected, moved = "comment +n" at the blocking hop,
--- or nil}. `blocked` is the evaluator's blocking component id (nil: reachable).
-local function twin_case(cfg, data, out, resolver_addr, blocked)
+-- or nil}. `blocked` is the evaluator's blocking component id (nil: reachable), `rule` its rule text.
+local function twin_case(cfg, data, out, resolver_addr, blocked, rule)
   local twin = require "awsnet.sandbox.twin"
   local prefix = cfg.sandbox.twin
   local eni = lambda_eni(data, out)
@@ -730,11 +730,19 @@ local function twin_case(cfg, data, out, resolver_addr, blocked)
   row.connected = row.resolved and res ~= nil and res.db == true
   local after = twin.counters(prefix)
   if blocked then
+    -- the counters of the blocking component that moved, in name order; a NACL's rule that the
+    -- evaluator names ("inbound rule 99: ...") is the one to show when it moved
+    local number = rule and rule:match("rule (%d+):")
+    local moved = {}
     for key, n in pairs(after) do
-      if key:find(blocked, 1, true) and n > (before[key] or 0) then
-        row.moved = string.format("%s +%d", key, n - (before[key] or 0))
-      end
+      if key:find(blocked, 1, true) and n > (before[key] or 0) then moved[#moved + 1] = key end
     end
+    table.sort(moved)
+    local shown = moved[1]
+    for _, key in ipairs(moved) do
+      if number and key:match(" (%d+)$") == number then shown = key end
+    end
+    if shown then row.moved = string.format("%s +%d", shown, after[shown] - (before[shown] or 0)) end
   end
   return row
 end
@@ -791,7 +799,8 @@ function checks.prove(cfg, rb, opts)
       -- connection fails, and the counter that moved is the one at the evaluator's blocking hop
       -- (the name does not resolve when DNS support is off: no resolver answers in the VPC)
       local undo = TWIN_FAULTS[i] and TWIN_FAULTS[i](rb, data, out, cfg)
-      local okc, t = pcall(twin_case, cfg, data, out, resolver_ip, not r.reachable and row.blocked_at or nil)
+      local okc, t = pcall(twin_case, cfg, data, out, resolver_ip, not r.reachable and row.blocked_at or nil,
+        r.blocked_at and r.blocked_at.rule)
       if undo then undo() end
       if not okc then return nil, t end
       row.twin = t

@@ -611,6 +611,19 @@ local function vpc_routes_to(data, vpc_id, dest)
   return found
 end
 
+-- A prove fault that revokes a security group's rules of one direction through the API (and
+-- authorizes them again to undo it).
+local function revoke_fault(account, group, field, direction)
+  return function(rb, data, out)
+    local id = out[group].id
+    local perms = permissions(data, id, field)
+    call_or_fail(rb, account, "ec2", "RevokeSecurityGroup" .. direction, { GroupId = id, IpPermissions = perms })
+    return function()
+      call_or_fail(rb, account, "ec2", "AuthorizeSecurityGroup" .. direction, { GroupId = id, IpPermissions = perms })
+    end
+  end
+end
+
 -- Each prove case's fault through the API: a function(rb, data, out, cfg) that makes it and
 -- returns the function that undoes it; nil for the case as built.
 local TWIN_FAULTS = {
@@ -680,20 +693,8 @@ local TWIN_FAULTS = {
       end
     end
   end,
-  function(rb, data, out)
-    local perms = permissions(data, out.sg_database.id, "IpPermissions")
-    call_or_fail(rb, "B", "ec2", "RevokeSecurityGroupIngress", { GroupId = out.sg_database.id, IpPermissions = perms })
-    return function()
-      call_or_fail(rb, "B", "ec2", "AuthorizeSecurityGroupIngress", { GroupId = out.sg_database.id, IpPermissions = perms })
-    end
-  end,
-  function(rb, data, out)
-    local perms = permissions(data, out.sg_lambda.id, "IpPermissionsEgress")
-    call_or_fail(rb, "A", "ec2", "RevokeSecurityGroupEgress", { GroupId = out.sg_lambda.id, IpPermissions = perms })
-    return function()
-      call_or_fail(rb, "A", "ec2", "AuthorizeSecurityGroupEgress", { GroupId = out.sg_lambda.id, IpPermissions = perms })
-    end
-  end,
+  revoke_fault("B", "sg_database", "IpPermissions", "Ingress"),
+  revoke_fault("A", "sg_lambda", "IpPermissionsEgress", "Egress"),
   function(rb, data, out, cfg)
     local sites = nacl_deny_sites(data, out)
     for _, site in ipairs(sites) do

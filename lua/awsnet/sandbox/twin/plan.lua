@@ -175,6 +175,11 @@ function plan.build(snapshot, names)
   local function line(n, order, key, add, del)
     n.lines[#n.lines + 1] = { key = key, add = add, del = del, order = order }
   end
+  -- a route of kernel table `tno` (`dest` "default" or a CIDR; `spec` what follows it in `ip route`)
+  local function route_line(n, tno, dest, spec)
+    line(n, 3, "route " .. tno .. " " .. dest, string.format("route replace table %d %s", tno, spec),
+      string.format("route del table %d %s", tno, dest))
+  end
   local function link(a_ns, b_ns, name)
     out.links[a_ns .. "/" .. name] = { a_ns = a_ns, b_ns = b_ns, name = name, mac = names:mac(name) }
     line(ns(a_ns), 1, "link " .. name, "link set " .. name .. " arp off up", nil)
@@ -283,13 +288,11 @@ function plan.build(snapshot, names)
             else
               spec = dest .. " dev " .. bh  -- targets the twin does not realise (IGW, NAT, peering, ...)
             end
-            line(n, 3, "route " .. tno .. " " .. dest, string.format("route replace table %d %s", tno, spec),
-              string.format("route del table %d %s", tno, dest))
+            route_line(n, tno, dest, spec)
           end
         end
         if not has_default then
-          line(n, 3, "route " .. tno .. " default", string.format("route replace table %d default dev %s", tno, bh),
-            string.format("route del table %d default", tno))
+          route_line(n, tno, "default", "default dev " .. bh)
         end
       end
     end
@@ -352,13 +355,11 @@ function plan.build(snapshot, names)
                       local via = osid and att_links[osid .. "|" .. out_att.id]
                       if via then spec = dest .. " dev " .. via end
                     end
-                    line(n, 3, "route " .. tno .. " " .. dest, string.format("route replace table %d %s", tno, spec),
-                      string.format("route del table %d %s", tno, dest))
+                    route_line(n, tno, dest, spec)
                   end
                 end
                 if not has_default then
-                  line(n, 3, "route " .. tno .. " default", string.format("route replace table %d default dev %s", tno, bh),
-                    string.format("route del table %d default", tno))
+                  route_line(n, tno, "default", "default dev " .. bh)
                 end
               end
             end

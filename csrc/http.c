@@ -377,6 +377,26 @@ static int l_new(lua_State *L)
     return 1;
 }
 
+/* Marks the transfers curl reports done (those a batch or client:start began); returns how
+ * many it marked. */
+static size_t read_done(client *c)
+{
+    size_t marked = 0;
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(c->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        transfer *t = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        if (t && !t->done) {
+            t->result = msg->data.result;
+            t->done = 1;
+            marked++;
+        }
+    }
+    return marked;
+}
+
 /* Removes started transfer `i` (swapped with the last) and frees it. */
 static void started_remove(client *c, size_t i)
 {
@@ -440,18 +460,7 @@ static int l_perform(lua_State *L)
     while (finished < n) {
         CURLMcode mc = curl_multi_perform(c->multi, &running);
         if (mc != CURLM_OK) return luaL_error(L, "curl_multi_perform: %s", curl_multi_strerror(mc));
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(c->multi, &left))) {
-            if (msg->msg != CURLMSG_DONE) continue;
-            transfer *t = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-            if (t && !t->done) {
-                t->result = msg->data.result;
-                t->done = 1;
-                finished++;
-            }
-        }
+        finished += read_done(c);
         int sig = finished < n ? process_pending_signal() : 0;
         if (sig) {
             /* Ctrl-C or SIGTERM: the transfers still running end now, so the caller can stop
@@ -516,21 +525,6 @@ static int l_start(lua_State *L)
     return 1;
 }
 
-/* Marks the started transfers curl reports done. */
-static void read_done(client *c)
-{
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(c->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE) continue;
-        transfer *t = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        if (t && !t->done) {
-            t->result = msg->data.result;
-            t->done = 1;
-        }
-    }
-}
 
 /* client:poll(timeout_ms) -> array of results {id, status, headers, body} or {id, error,
  * message}: the started transfers that ended, waiting up to timeout_ms for the first one. After

@@ -611,6 +611,23 @@ local function vpc_routes_to(data, vpc_id, dest)
   return found
 end
 
+-- A prove fault that deletes the routes of an account's VPC to the other network's CIDR through
+-- the API (and creates them again to undo it).
+local function route_fault(account, vpc, peer)
+  return function(rb, data, out, cfg)
+    local routes = vpc_routes_to(data, out[vpc].id, cfg.network[peer].cidr)
+    for _, r in ipairs(routes) do
+      call_or_fail(rb, account, "ec2", "DeleteRoute", { RouteTableId = r.rt, DestinationCidrBlock = r.dest })
+    end
+    return function()
+      for _, r in ipairs(routes) do
+        call_or_fail(rb, account, "ec2", "CreateRoute", { RouteTableId = r.rt, DestinationCidrBlock = r.dest,
+          TransitGatewayId = r.tgw })
+      end
+    end
+  end
+end
+
 -- A prove fault that revokes a security group's rules of one direction through the API (and
 -- authorizes them again to undo it).
 local function revoke_fault(account, group, field, direction)
@@ -634,30 +651,8 @@ local TWIN_FAULTS = {
       call_or_fail(rb, "A", "ec2", "ModifyVpcAttribute", { VpcId = out.vpc_a.id, EnableDnsSupport = { Value = true } })
     end
   end,
-  function(rb, data, out, cfg)
-    local routes = vpc_routes_to(data, out.vpc_a.id, cfg.network.B.cidr)
-    for _, r in ipairs(routes) do
-      call_or_fail(rb, "A", "ec2", "DeleteRoute", { RouteTableId = r.rt, DestinationCidrBlock = r.dest })
-    end
-    return function()
-      for _, r in ipairs(routes) do
-        call_or_fail(rb, "A", "ec2", "CreateRoute", { RouteTableId = r.rt, DestinationCidrBlock = r.dest,
-          TransitGatewayId = r.tgw })
-      end
-    end
-  end,
-  function(rb, data, out, cfg)
-    local routes = vpc_routes_to(data, out.vpc_b.id, cfg.network.A.cidr)
-    for _, r in ipairs(routes) do
-      call_or_fail(rb, "B", "ec2", "DeleteRoute", { RouteTableId = r.rt, DestinationCidrBlock = r.dest })
-    end
-    return function()
-      for _, r in ipairs(routes) do
-        call_or_fail(rb, "B", "ec2", "CreateRoute", { RouteTableId = r.rt, DestinationCidrBlock = r.dest,
-          TransitGatewayId = r.tgw })
-      end
-    end
-  end,
+  route_fault("A", "vpc_a", "B"),
+  route_fault("B", "vpc_b", "A"),
   function(rb, data, out)
     local att, props, statics = out.tgw_attach_b.id, {}, {}
     for _, entry in ipairs(items(data, "TransitGatewayPropagations")) do

@@ -88,11 +88,11 @@ static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress,
     return NULL;
 }
 
-/* First-match evaluation for every port in [lo, hi]: rules are evaluated at each point where
- * some rule's port range starts or ends, which covers every distinct outcome. *deciding is
- * the denying rule (NULL for the implicit deny) or the rule that allowed `lo`. */
-static int acl_allows(const model *m, const table_t *t, int egress, addr_t ip, int proto, uint16_t lo,
-                      uint16_t hi, const acl_rule_t **deciding)
+/* First-match evaluation for every port in [lo, hi], point by point: rules are evaluated at each
+ * point where some rule's port range starts or ends, which covers every distinct outcome (see
+ * acl_allows; this is its way for tables too long for acl_spans). */
+static int acl_allows_points(const model *m, const table_t *t, int egress, addr_t ip, int proto, uint16_t lo,
+                             uint16_t hi, const acl_rule_t **deciding)
 {
     uint32_t p = lo;
     const acl_rule_t *first = NULL;
@@ -120,6 +120,96 @@ static int acl_allows(const model *m, const table_t *t, int egress, addr_t ip, i
     }
     *deciding = first;
     return 1;
+}
+
+/* The same in one pass over the rules: the ports no rule has decided yet, as sorted disjoint spans;
+ * each matching rule decides the undecided ports in its range (first match) and they leave the
+ * spans. The lowest port a rule denies, or that no rule decides (the implicit deny), is the one the
+ * point-by-point walk would stop at. A rule splits at most one span in two, so a direction of fewer
+ * than ACL_SPANS rules never needs more spans. Returns -1 for a longer one. */
+enum { ACL_SPANS = 64 };
+
+static int acl_spans(const model *m, const table_t *t, int egress, addr_t ip, int proto, uint16_t lo, uint16_t hi,
+                     const acl_rule_t **deciding)
+{
+    int32_t first, end;
+    direction_range(t, egress, &first, &end);
+    if (end - first >= ACL_SPANS)
+        return -1;
+    uint32_t span_lo[ACL_SPANS], span_hi[ACL_SPANS];
+    int n = 1;
+    span_lo[0] = lo;
+    span_hi[0] = hi;
+    const acl_rule_t *at_lo = NULL, *deny = NULL;
+    uint32_t deny_port = UINT32_MAX; /* the lowest port denied so far */
+    for (int32_t i = first; i < end && n > 0 && span_lo[0] < deny_port; i++) {
+        const acl_rule_t *a = &m->acl_rules.v[i];
+        if (!proto_matches(a->proto, proto) || !model_rule_contains(m, &a->cidr, ip))
+            continue;
+        uint32_t rlo = a->proto == PROTO_ALL ? 0 : a->lo, rhi = a->proto == PROTO_ALL ? 65535 : a->hi;
+        uint32_t decided = UINT32_MAX; /* the lowest port this rule decides */
+        int k = 0;
+        while (k < n && span_hi[k] < rlo)
+            k++;
+        while (k < n && span_lo[k] <= rhi) {
+            if (decided == UINT32_MAX)
+                decided = span_lo[k] > rlo ? span_lo[k] : rlo;
+            int keep_low = span_lo[k] < rlo, keep_high = span_hi[k] > rhi;
+            if (keep_low && keep_high) { /* the rule's range inside the span: two spans */
+                memmove(&span_lo[k + 2], &span_lo[k + 1], (size_t)(n - k - 1) * sizeof *span_lo);
+                memmove(&span_hi[k + 2], &span_hi[k + 1], (size_t)(n - k - 1) * sizeof *span_hi);
+                span_lo[k + 1] = rhi + 1;
+                span_hi[k + 1] = span_hi[k];
+                span_hi[k] = rlo - 1;
+                n++;
+                break;
+            }
+            if (keep_low) {
+                span_hi[k] = rlo - 1;
+                k++;
+            } else if (keep_high) {
+                span_lo[k] = rhi + 1;
+                break;
+            } else { /* the whole span decided */
+                memmove(&span_lo[k], &span_lo[k + 1], (size_t)(n - k - 1) * sizeof *span_lo);
+                memmove(&span_hi[k], &span_hi[k + 1], (size_t)(n - k - 1) * sizeof *span_hi);
+                n--;
+            }
+        }
+        if (decided == UINT32_MAX)
+            continue;
+        if (decided == lo)
+            at_lo = a;
+        if (!a->allow && decided < deny_port) {
+            deny_port = decided;
+            deny = a;
+        }
+    }
+    if (n > 0 && span_lo[0] < deny_port) { /* undecided ports below any denied one: the implicit deny */
+        deny_port = span_lo[0];
+        deny = NULL;
+    }
+    if (deny_port != UINT32_MAX) {
+        *deciding = deny;
+        return 0;
+    }
+    *deciding = at_lo;
+    return 1;
+}
+
+/* First-match evaluation for every port in [lo, hi] (a reply's client ports): *deciding is the
+ * rule that denies the lowest denied port (NULL for the implicit deny), or the rule that allowed
+ * `lo`. One port, or a protocol without ports, is one first-match scan. */
+static int acl_allows(const model *m, const table_t *t, int egress, addr_t ip, int proto, uint16_t lo,
+                      uint16_t hi, const acl_rule_t **deciding)
+{
+    if (lo == hi || !has_ports(proto)) {
+        const acl_rule_t *a = acl_first(m, t, egress, ip, proto, lo);
+        *deciding = a;
+        return a && a->allow;
+    }
+    int ok = acl_spans(m, t, egress, ip, proto, lo, hi, deciding);
+    return ok >= 0 ? ok : acl_allows_points(m, t, egress, ip, proto, lo, hi, deciding);
 }
 
 static int check_acl(walk *w, int32_t subnet, int egress, addr_t ip, int proto, uint16_t lo, uint16_t hi)

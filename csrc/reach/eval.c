@@ -128,6 +128,7 @@ static int acl_allows_points(const model *m, const table_t *t, int egress, addr_
  * point-by-point walk would stop at. A rule splits at most one span in two, so a direction of fewer
  * than ACL_SPANS rules never needs more spans. Returns -1 for a longer one. */
 enum { ACL_SPANS = 64 };
+typedef struct { uint32_t lo, hi; } port_span;
 
 static int acl_spans(const model *m, const table_t *t, int egress, addr_t ip, int proto, uint16_t lo, uint16_t hi,
                      const acl_rule_t **deciding)
@@ -136,57 +137,48 @@ static int acl_spans(const model *m, const table_t *t, int egress, addr_t ip, in
     direction_range(t, egress, &first, &end);
     if (end - first >= ACL_SPANS)
         return -1;
-    uint32_t span_lo[ACL_SPANS], span_hi[ACL_SPANS];
+    port_span a[ACL_SPANS], b[ACL_SPANS], *spans = a, *next = b;
     int n = 1;
-    span_lo[0] = lo;
-    span_hi[0] = hi;
+    spans[0] = (port_span){ lo, hi };
     const acl_rule_t *at_lo = NULL, *deny = NULL;
     uint32_t deny_port = UINT32_MAX; /* the lowest port denied so far */
-    for (int32_t i = first; i < end && n > 0 && span_lo[0] < deny_port; i++) {
-        const acl_rule_t *a = &m->acl_rules.v[i];
-        if (!proto_matches(a->proto, proto) || !model_rule_contains(m, &a->cidr, ip))
+    for (int32_t i = first; i < end && n > 0 && spans[0].lo < deny_port; i++) {
+        const acl_rule_t *r = &m->acl_rules.v[i];
+        if (!proto_matches(r->proto, proto) || !model_rule_contains(m, &r->cidr, ip))
             continue;
-        uint32_t rlo = a->proto == PROTO_ALL ? 0 : a->lo, rhi = a->proto == PROTO_ALL ? 65535 : a->hi;
+        uint32_t rlo = r->proto == PROTO_ALL ? 0 : r->lo, rhi = r->proto == PROTO_ALL ? 65535 : r->hi;
+        if (rhi < spans[0].lo || rlo > spans[n - 1].hi)
+            continue; /* decides no port still undecided */
         uint32_t decided = UINT32_MAX; /* the lowest port this rule decides */
-        int k = 0;
-        while (k < n && span_hi[k] < rlo)
-            k++;
-        while (k < n && span_lo[k] <= rhi) {
+        int kept = 0;
+        for (int k = 0; k < n; k++) {
+            port_span sp = spans[k];
+            if (sp.hi < rlo || sp.lo > rhi) {
+                next[kept++] = sp;
+                continue;
+            }
             if (decided == UINT32_MAX)
-                decided = span_lo[k] > rlo ? span_lo[k] : rlo;
-            int keep_low = span_lo[k] < rlo, keep_high = span_hi[k] > rhi;
-            if (keep_low && keep_high) { /* the rule's range inside the span: two spans */
-                memmove(&span_lo[k + 2], &span_lo[k + 1], (size_t)(n - k - 1) * sizeof *span_lo);
-                memmove(&span_hi[k + 2], &span_hi[k + 1], (size_t)(n - k - 1) * sizeof *span_hi);
-                span_lo[k + 1] = rhi + 1;
-                span_hi[k + 1] = span_hi[k];
-                span_hi[k] = rlo - 1;
-                n++;
-                break;
-            }
-            if (keep_low) {
-                span_hi[k] = rlo - 1;
-                k++;
-            } else if (keep_high) {
-                span_lo[k] = rhi + 1;
-                break;
-            } else { /* the whole span decided */
-                memmove(&span_lo[k], &span_lo[k + 1], (size_t)(n - k - 1) * sizeof *span_lo);
-                memmove(&span_hi[k], &span_hi[k + 1], (size_t)(n - k - 1) * sizeof *span_hi);
-                n--;
-            }
+                decided = sp.lo > rlo ? sp.lo : rlo;
+            if (sp.lo < rlo)
+                next[kept++] = (port_span){ sp.lo, rlo - 1 };
+            if (sp.hi > rhi)
+                next[kept++] = (port_span){ rhi + 1, sp.hi };
         }
         if (decided == UINT32_MAX)
             continue;
+        port_span *swap = spans;
+        spans = next;
+        next = swap;
+        n = kept;
         if (decided == lo)
-            at_lo = a;
-        if (!a->allow && decided < deny_port) {
+            at_lo = r;
+        if (!r->allow && decided < deny_port) {
             deny_port = decided;
-            deny = a;
+            deny = r;
         }
     }
-    if (n > 0 && span_lo[0] < deny_port) { /* undecided ports below any denied one: the implicit deny */
-        deny_port = span_lo[0];
+    if (n > 0 && spans[0].lo < deny_port) { /* undecided ports below any denied one: the implicit deny */
+        deny_port = spans[0].lo;
         deny = NULL;
     }
     if (deny_port != UINT32_MAX) {

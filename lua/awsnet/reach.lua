@@ -429,9 +429,10 @@ function Model:trace(q)
   local mt = self._result_mt
   -- DNS: a name must resolve in the source's VPC, and a publicly accessible RDS name resolves
   -- to its public address from outside the DB's VPC.
-  local dst_ip, dst_eni = dst.ip, -1
+  local dst_ip, dst_eni
   local trap, dns_default, resolved
   if dst.rds or dst.dns_name then
+    dst_ip, dst_eni = dst.ip, -1
     local src_vpc
     if src.eni then src_vpc = src.vpc else src_vpc = self:source_vpc(src) end
     local vinfo = src_vpc and self._vpc_info[src_vpc]
@@ -473,9 +474,15 @@ function Model:trace(q)
         _dip = false, _fo = forward_only or nil, _spg = src_port ~= nil or nil, _dns_default = dns_default,
         _trap = trap, _past = past }, src_vpc)
     end
-  elseif dst.eni then
-    dst_eni, dst_ip = dst.eni, dst.ip_n
-    if v6 then dst_ip = dst.ip6_n end
+  else
+    dst_eni = dst.eni
+    if not dst_eni then
+      dst_ip, dst_eni = dst.ip, -1
+    elseif v6 then
+      dst_ip = dst.ip6_n
+    else
+      dst_ip = dst.ip_n
+    end
   end
   local m = self._m
   local common = not (trap or dns_default or resolved or src_port ~= nil) -- a result of 4 fields

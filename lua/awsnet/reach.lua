@@ -328,7 +328,7 @@ local function has_family(ep, v6)
   if ep.lambda then
     local ips = v6 and ep.ips6 or (not v6 and ep.ips) or nil
     if not ips then return false end
-    for _, a in ipairs(ips) do if not a then return false end end
+    for i = 1, #ips do if not ips[i] then return false end end
     return true
   end
   if ep.eni then
@@ -400,9 +400,14 @@ function Model:trace(q)
   if dst.lambda then
     return errors.fail("invalid_endpoint", "nothing can open a connection to a Lambda function (one-way: Lambda -> VPC)")
   end
+  local lambda = src.lambda
   if v6 then
-    err = family_check(src, dst, proto)
-    if err then return nil, err end
+    -- (no call when both are named endpoints with an IPv6 address, the source not a Lambda function,
+    -- whose every ENI family_check reads)
+    if proto == 1 or lambda or not (src.ip6_n and dst.ip6_n) then
+      err = family_check(src, dst, proto)
+      if err then return nil, err end
+    end
   elseif proto == 58 or not (src.ip_n and dst.ip_n) then
     -- (a plain address, an endpoint without IPv4, ICMPv6: checked; no call on the common path,
     -- where both are named endpoints with an IPv4 address: records with `ip_n` have `eni` and no `ip`)
@@ -410,7 +415,6 @@ function Model:trace(q)
     if err then return nil, err end
   end
   local src_port = q.src_port
-  local lambda = src.lambda
   local eph_lo, eph_hi
   if src_port == nil and (proto == 6 or proto == 17) then -- (client_ports' common case, without a call)
     local eph = (lambda or src.hyperplane) and EPHEMERAL.lambda or EPHEMERAL.default

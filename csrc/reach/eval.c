@@ -88,11 +88,11 @@ static const acl_rule_t *acl_first(const model *m, const table_t *t, int egress,
     return NULL;
 }
 
-/* First-match evaluation for every port in [lo, hi]: rules are evaluated at each point where
- * some rule's port range starts or ends, which covers every distinct outcome. *deciding is
- * the denying rule (NULL for the implicit deny) or the rule that allowed `lo`. */
-static int acl_allows(const model *m, const table_t *t, int egress, addr_t ip, int proto, uint16_t lo,
-                      uint16_t hi, const acl_rule_t **deciding)
+/* First-match evaluation for every port in [lo, hi], point by point: rules are evaluated at each
+ * point where some rule's port range starts or ends, which covers every distinct outcome (see
+ * acl_allows; this is its way for tables too long for acl_spans). */
+static int acl_allows_points(const model *m, const table_t *t, int egress, addr_t ip, int proto, uint16_t lo,
+                             uint16_t hi, const acl_rule_t **deciding)
 {
     uint32_t p = lo;
     const acl_rule_t *first = NULL;
@@ -120,6 +120,88 @@ static int acl_allows(const model *m, const table_t *t, int egress, addr_t ip, i
     }
     *deciding = first;
     return 1;
+}
+
+/* The same in one pass over the rules: the ports no rule has decided yet, as sorted disjoint spans;
+ * each matching rule decides the undecided ports in its range (first match) and they leave the
+ * spans. The lowest port a rule denies, or that no rule decides (the implicit deny), is the one the
+ * point-by-point walk would stop at. A rule splits at most one span in two, so a direction of fewer
+ * than ACL_SPANS rules never needs more spans. Returns -1 for a longer one. */
+enum { ACL_SPANS = 64 };
+typedef struct { uint32_t lo, hi; } port_span;
+
+static int acl_spans(const model *m, const table_t *t, int egress, addr_t ip, int proto, uint16_t lo, uint16_t hi,
+                     const acl_rule_t **deciding)
+{
+    int32_t first, end;
+    direction_range(t, egress, &first, &end);
+    if (end - first >= ACL_SPANS)
+        return -1;
+    port_span a[ACL_SPANS], b[ACL_SPANS], *spans = a, *next = b;
+    int n = 1;
+    spans[0] = (port_span){ lo, hi };
+    const acl_rule_t *at_lo = NULL, *deny = NULL;
+    uint32_t deny_port = UINT32_MAX; /* the lowest port denied so far */
+    for (int32_t i = first; i < end && n > 0 && spans[0].lo < deny_port; i++) {
+        const acl_rule_t *r = &m->acl_rules.v[i];
+        if (!proto_matches(r->proto, proto) || !model_rule_contains(m, &r->cidr, ip))
+            continue;
+        uint32_t rlo = r->proto == PROTO_ALL ? 0 : r->lo, rhi = r->proto == PROTO_ALL ? 65535 : r->hi;
+        if (rhi < spans[0].lo || rlo > spans[n - 1].hi)
+            continue; /* decides no port still undecided */
+        uint32_t decided = UINT32_MAX; /* the lowest port this rule decides */
+        int kept = 0;
+        for (int k = 0; k < n; k++) {
+            port_span sp = spans[k];
+            if (sp.hi < rlo || sp.lo > rhi) {
+                next[kept++] = sp;
+                continue;
+            }
+            if (decided == UINT32_MAX)
+                decided = sp.lo > rlo ? sp.lo : rlo;
+            if (sp.lo < rlo)
+                next[kept++] = (port_span){ sp.lo, rlo - 1 };
+            if (sp.hi > rhi)
+                next[kept++] = (port_span){ rhi + 1, sp.hi };
+        }
+        if (decided == UINT32_MAX)
+            continue;
+        port_span *swap = spans;
+        spans = next;
+        next = swap;
+        n = kept;
+        if (decided == lo)
+            at_lo = r;
+        if (!r->allow && decided < deny_port) {
+            deny_port = decided;
+            deny = r;
+        }
+    }
+    if (n > 0 && spans[0].lo < deny_port) { /* undecided ports below any denied one: the implicit deny */
+        deny_port = spans[0].lo;
+        deny = NULL;
+    }
+    if (deny_port != UINT32_MAX) {
+        *deciding = deny;
+        return 0;
+    }
+    *deciding = at_lo;
+    return 1;
+}
+
+/* First-match evaluation for every port in [lo, hi] (a reply's client ports): *deciding is the
+ * rule that denies the lowest denied port (NULL for the implicit deny), or the rule that allowed
+ * `lo`. One port, or a protocol without ports, is one first-match scan. */
+static int acl_allows(const model *m, const table_t *t, int egress, addr_t ip, int proto, uint16_t lo,
+                      uint16_t hi, const acl_rule_t **deciding)
+{
+    if (lo == hi || !has_ports(proto)) {
+        const acl_rule_t *a = acl_first(m, t, egress, ip, proto, lo);
+        *deciding = a;
+        return a && a->allow;
+    }
+    int ok = acl_spans(m, t, egress, ip, proto, lo, hi, deciding);
+    return ok >= 0 ? ok : acl_allows_points(m, t, egress, ip, proto, lo, hi, deciding);
 }
 
 static int check_acl(walk *w, int32_t subnet, int egress, addr_t ip, int proto, uint16_t lo, uint16_t hi)

@@ -17,9 +17,21 @@ typedef struct {
     int live;
 } model_ud;
 
+/* The models' metatable is also kept in the registry under this address: a check by pointer, not
+ * by name (no string lookup on each trace). */
+static const char model_mt_key = 0;
+
 static model *check_model(lua_State *L, int finished)
 {
-    model_ud *u = luaL_checkudata(L, 1, MODEL_MT);
+    model_ud *u = lua_touserdata(L, 1);
+    int same = 0;
+    if (u && lua_getmetatable(L, 1)) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &model_mt_key);
+        same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+    }
+    if (!same)
+        u = luaL_checkudata(L, 1, MODEL_MT); /* raises the usual error */
     if (!u->live)
         luaL_argerror(L, 1, "closed model");
     if (finished != u->m.finished)
@@ -560,6 +572,60 @@ static int l_trace(lua_State *L)
     return 2;
 }
 
+/* m:trace_sources(src_enis, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only) -> ok, query,
+ * at: the source ENIs (a list of indices, or one) traced in turn to the destination, each from its
+ * address of the destination's family, until one is not reachable: the verdict and packed query of
+ * that one (or of the first when all are) and its 1-based position. A Lambda function's trace: one
+ * call and one query string for all its Hyperplane ENIs. */
+static int l_trace_sources(lua_State *L)
+{
+    model *m = check_model(L, 1);
+    int list = lua_istable(L, 2);
+    lua_Integer n = list ? (lua_Integer)lua_rawlen(L, 2) : 1;
+    luaL_argcheck(L, n > 0, 2, "no source ENI");
+    eval_query q;
+    q.dst_eni = index_in(L, 3, m->enis.n);
+    q.dst_ip = q.dst_eni >= 0 && lua_isnoneornil(L, 4) ? model_eni_ip(m, q.dst_eni, 1) : ip_arg(L, 4);
+    int v4 = addr_is_v4(q.dst_ip);
+    luaL_argcheck(L, q.dst_ip != 0, 4, "destination address required");
+    query_ports(L, 5, &q, 1);
+    q.forward_only = lua_toboolean(L, 9);
+    q.skip_src_sg = 0;
+    q.collect_blockers = 0;
+    eval_query first;
+    eval_result r;
+    int ok_first = 0, code_first = EV_OK;
+    lua_Integer at = 1;
+    for (lua_Integer i = 1; i <= n; i++) {
+        int isnum = 1;
+        lua_Integer e = list ? (lua_rawgeti(L, 2, i), lua_tointegerx(L, -1, &isnum)) : lua_tointegerx(L, 2, &isnum);
+        if (list)
+            lua_pop(L, 1);
+        luaL_argcheck(L, isnum && e >= 0 && e < (lua_Integer)m->enis.n, 2, "index out of range");
+        q.src_eni = (int32_t)e;
+        q.src_subnet = m->enis.v[e].subnet;
+        q.src_ip = model_eni_ip(m, q.src_eni, v4);
+        luaL_argcheck(L, q.src_ip != 0, 2, "source and destination need addresses of one family");
+        eval_trace(m, &q, &r);
+        if (i == 1) {
+            first = q;
+            ok_first = r.ok;
+            code_first = r.code;
+        }
+        if (!r.ok) {
+            first = q;
+            ok_first = 0;
+            code_first = r.code;
+            at = i;
+            break;
+        }
+    }
+    lua_pushboolean(L, ok_first);
+    push_query(L, m, &first, code_first);
+    lua_pushinteger(L, at);
+    return 3;
+}
+
 /* m:walk(query[, blocked_path]) -> a string holding a header "<i4i4i4i4" (number of forward hops,
  * 1-based index of the blocking hop or 0, assumption flags, destination ENI or -1) and then the
  * hops, each "<BBBBHHi4i4" (kind, verdict, direction, -, code, -, component, rule). With
@@ -955,7 +1021,7 @@ static const luaL_Reg model_methods[] = {
     { "route", l_route }, { "network_acl", l_acl }, { "acl_rule", l_acl_rule }, { "security_group", l_sg },
     { "sg_rule", l_sg_rule }, { "eni", l_eni }, { "subnet_cidr", l_subnet_cidr }, { "eni_ip", l_eni_ip }, { "tgw", l_tgw },
     { "tgw_attachment", l_att }, { "attachment_subnet", l_att_subnet }, { "tgw_route_table", l_trtb },
-    { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace }, { "walk", l_walk },
+    { "tgw_route", l_troute }, { "peering", l_pcx }, { "finish", l_finish }, { "trace", l_trace }, { "trace_sources", l_trace_sources }, { "walk", l_walk },
     { "matrix", l_matrix }, { "who_can_reach", l_who_can_reach }, { "lookup", l_lookup },
     { "counts", l_counts }, { "component", l_comp }, { "rule", l_rule }, { "component_info", l_comp_info },
     { "rule_text", l_rule_text }, { "no_sgref_az", l_no_sgref_az }, { "close", model_destroy }, { NULL, NULL },
@@ -969,6 +1035,8 @@ static const luaL_Reg funcs[] = {
 void reach_open(lua_State *L)
 {
     core_handle_type(L, MODEL_MT, model_methods, model_destroy);
+    luaL_getmetatable(L, MODEL_MT);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &model_mt_key);
     core_register(L, "reach", funcs);
     lua_getfield(L, -1, "reach");
     lua_pushinteger(L, RT_LOCAL); lua_setfield(L, -2, "RT_LOCAL");

@@ -57,6 +57,8 @@ local report = require "awsnet.reach.report"
 
 local creach = core.reach
 local reach = {}
+local new_result = report.result
+local tointeger, type, error = math.tointeger, type, error
 
 -- The table form's values of the wrong type (awsnet.reach.shape), named by account, region and
 -- JSON path; nil when all are right (the shape of `accounts` itself is build's to check).
@@ -162,6 +164,7 @@ function reach.load(source, opts)
   local model = setmetatable({
     _m = b.m, _b = b, skipped = b.skipped, counts = b.m:counts(),
     assumptions = assumptions,
+    _endpoints = b.endpoints, _vpc_info = b.info.vpc, -- (what each trace reads, one lookup away)
   }, Model)
   model._result_mt = report.metatable(model)
   return model
@@ -343,7 +346,7 @@ end
 -- A walked result, with the flags the evaluator does not know (set only when true: a result is
 -- made per trace, and fewer fields keep it in a smaller table).
 local function traced(mt, src, dst, trap, dns_default, src_port, resolved, ok, query)
-  local r = report.result(mt, src, dst, ok, query)
+  local r = new_result(mt, src, dst, ok, query)
   if resolved then r._resolved = resolved end
   if trap then r._trap = true end
   if dns_default then r._dns_default = dns_default end
@@ -357,7 +360,7 @@ local function has_family(ep, v6)
   if ep.lambda then
     local ips = v6 and ep.ips6 or (not v6 and ep.ips) or nil
     if not ips then return false end
-    for _, a in ipairs(ips) do if not a then return false end end
+    for i = 1, #ips do if not ips[i] then return false end end
     return true
   end
   if ep.eni then
@@ -399,12 +402,19 @@ end
 -- @raise on a query of the wrong shape
 function Model:trace(q)
   if type(q) ~= "table" then error("trace: table argument expected", 2) end
-  local proto = PROTOCOLS[q.protocol] or protocol_arg(q.protocol)
-  local port = port_arg(q, proto)
+  local protocol = q.protocol
+  local proto = PROTOCOLS[protocol] or protocol_arg(protocol)
+  local port
+  if proto == 6 or proto == 17 then -- (port_arg's common case, without a call)
+    port = tointeger(q.port)
+    if not port or port < 0 or port > 65535 then error("trace: port must be an integer 0..65535", 2) end
+  else
+    port = port_arg(q, proto)
+  end
   local family = q.family
   local v6 = family == "ipv6"
   if family ~= nil and not v6 and family ~= "ipv4" then error("trace: family must be \"ipv4\" or \"ipv6\"", 2) end
-  local endpoints = self._b.endpoints
+  local endpoints = self._endpoints
   local src, dst = endpoints[q.src], endpoints[q.dst]
   local err
   if not src then
@@ -422,16 +432,28 @@ function Model:trace(q)
   if dst.lambda then
     return errors.fail("invalid_endpoint", "nothing can open a connection to a Lambda function (one-way: Lambda -> VPC)")
   end
+  local lambda = src.lambda
   if v6 then
-    err = family_check(src, dst, proto)
-    if err then return nil, err end
-  elseif proto == 58 or src.ip or dst.ip or (src.eni and not src.ip_n) or (dst.eni and not dst.ip_n) then
-    -- (a plain address, an endpoint without IPv4, ICMPv6: checked; no call on the common path)
+    -- (no call when both are named endpoints with an IPv6 address, the source not a Lambda function,
+    -- whose every ENI family_check reads)
+    if proto == 1 or lambda or not (src.ip6_n and dst.ip6_n) then
+      err = family_check(src, dst, proto)
+      if err then return nil, err end
+    end
+  elseif proto == 58 or not (src.ip_n and dst.ip_n) then
+    -- (a plain address, an endpoint without IPv4, ICMPv6: checked; no call on the common path,
+    -- where both are named endpoints with an IPv4 address: records with `ip_n` have `eni` and no `ip`)
     err = family_check(src, dst, proto, true)
     if err then return nil, err end
   end
   local src_port = q.src_port
-  local eph_lo, eph_hi = client_ports(src, src_port, proto, port)
+  local eph_lo, eph_hi
+  if src_port == nil and (proto == 6 or proto == 17) then -- (client_ports' common case, without a call)
+    local eph = (lambda or src.hyperplane) and EPHEMERAL.lambda or EPHEMERAL.default
+    eph_lo, eph_hi = eph[1], eph[2]
+  else
+    eph_lo, eph_hi = client_ports(src, src_port, proto, port)
+  end
   local direction = q.direction
   local forward_only = direction == "forward"
   if direction ~= nil and not forward_only and direction ~= "both" then
@@ -443,11 +465,13 @@ function Model:trace(q)
   local mt = self._result_mt
   -- DNS: a name must resolve in the source's VPC, and a publicly accessible RDS name resolves
   -- to its public address from outside the DB's VPC.
-  local dst_ip, dst_eni = dst.ip, -1
+  local dst_ip, dst_eni
   local trap, dns_default, resolved
   if dst.rds or dst.dns_name then
-    local src_vpc = self:source_vpc(src)
-    local vinfo = src_vpc and self._b.info.vpc[src_vpc]
+    dst_ip, dst_eni = dst.ip, -1
+    local src_vpc
+    if src.eni then src_vpc = src.vpc else src_vpc = self:source_vpc(src) end
+    local vinfo = src_vpc and self._vpc_info[src_vpc]
     local early -- the report of a result decided here, before any packet moves
     if vinfo and not vinfo.dns_support and not q._past_dns then
       early = report.dns_blocked
@@ -486,26 +510,33 @@ function Model:trace(q)
         _dip = false, _fo = forward_only or nil, _spg = src_port ~= nil or nil, _dns_default = dns_default,
         _trap = trap, _past = past }, src_vpc)
     end
-  elseif dst.eni then
-    dst_eni, dst_ip = dst.eni, dst.ip_n
-    if v6 then dst_ip = dst.ip6_n end
+  else
+    dst_eni = dst.eni
+    if not dst_eni then
+      dst_ip, dst_eni = dst.ip, -1
+    elseif v6 then
+      dst_ip = dst.ip6_n
+    else
+      dst_ip = dst.ip_n
+    end
   end
   local m = self._m
-  if src.lambda then
+  local common = not (trap or dns_default or resolved or src_port ~= nil) -- a result of 4 fields
+  if lambda then
     -- A Lambda function uses a Hyperplane ENI in each configured subnet: every one must get through.
-    -- The result is of the first that does not, or of the first ENI (one result table made).
+    -- The result is of the first that does not, or of the first ENI (one result table made; its
+    -- `source` and `source_index` are read from its query: awsnet.reach.report).
     local enis = src.enis
     local n = #enis
-    local ok1, q1, at = nil, nil, 1
-    for i = 1, n do
-      local ok, query = m:trace(enis[i], nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
-      if i == 1 or not ok then ok1, q1, at = ok, query, i end
-      if not ok then break end
+    local ok1, q1, at = m:trace_sources(enis, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
+    local r
+    if common then
+      r = new_result(mt, src, dst, ok1, q1)
+    else
+      r = traced(mt, src, dst, trap, dns_default, src_port, resolved, ok1, q1)
     end
-    local ips = v6 and src.ips6 or src.ips
-    local r = traced(mt, src, dst, trap, dns_default, src_port, resolved, ok1, q1)
-    if n > 1 then r.source, r.source_index = ips[at], at end
     if not ok1 and at < n then
+      local ips = v6 and src.ips6 or src.ips
       -- the function's other ENIs, which its fix set must get through too (awsnet.reach.blocked)
       r._siblings = function()
         local others = {}
@@ -520,9 +551,11 @@ function Model:trace(q)
     end
     return r
   end
-  if src.eni then
-    return traced(mt, src, dst, trap, dns_default, src_port, resolved,
-      m:trace(src.eni, nil, nil, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only))
+  local src_eni = src.eni
+  if src_eni then
+    local ok, query = m:trace_sources(src_eni, dst_eni, dst_ip, proto, port, eph_lo, eph_hi, forward_only)
+    if common then return new_result(mt, src, dst, ok, query) end
+    return traced(mt, src, dst, trap, dns_default, src_port, resolved, ok, query)
   end
   local subnet = m:lookup("any_subnet", src.ip)
   if not subnet then

@@ -118,6 +118,23 @@ for _, key in ipairs({ "_dip", "_proto", "_port", "_lo", "_hi", "_fo", "code" })
   lazy[key] = decode
 end
 
+-- A Lambda function's result (of two ENIs or more) names the ENI its query walked: `source_index`,
+-- its place among the function's ENIs, and `source`, its address, found from the query on first use.
+local function source_of(r)
+  local q, src = rawget(r, "_q"), r._src
+  local enis = src.enis
+  if not q or not enis or #enis < 2 then return end
+  local eni = creach.query(q)
+  for i = 1, #enis do
+    if enis[i] == eni then
+      rawset(r, "source_index", i)
+      rawset(r, "source", (type(r._dip) == "string" and src.ips6 or src.ips)[i])
+      return
+    end
+  end
+end
+lazy.source, lazy.source_index = source_of, source_of
+
 -- The walk's header: forward hop count, blocking hop (1-based, 0 = none), flags, dst ENI.
 local function header(r)
   local nforward, blocked, flags = string.unpack(HEADER_FORMAT, walk(r))

@@ -64,6 +64,26 @@ local function lambda(sb, who, method, target, value, headers)
   return status, hdrs, body
 end
 
+-- A VPC in account A with a subnet in each of two AZs and a DB subnet group "g" over them: the
+-- status and body of CreateDBSubnetGroup.
+local function db_subnet_group(sb)
+  local _, _, body = query(sb, "ec2", A, { Action = "CreateVpc", CidrBlock = "10.20.0.0/16" })
+  local vpc = body:match("<vpcId>(vpc%-%x+)</vpcId>")
+  local _, _, zones = query(sb, "ec2", A, { Action = "DescribeAvailabilityZones" })
+  local names = {}
+  for n in zones:gmatch("<zoneName>([^<]+)</zoneName>") do names[#names + 1] = n end
+  local ids = {}
+  for i = 1, 2 do
+    _, _, body = query(sb, "ec2", A, { Action = "CreateSubnet", VpcId = vpc, CidrBlock = "10.20." .. i .. ".0/24",
+      AvailabilityZone = names[i] })
+    ids[i] = body:match("<subnetId>(subnet%-%x+)</subnetId>")
+  end
+  local status
+  status, _, body = query(sb, "rds", A, { Action = "CreateDBSubnetGroup", DBSubnetGroupName = "g",
+    DBSubnetGroupDescription = "g", ["SubnetIds.member.1"] = ids[1], ["SubnetIds.member.2"] = ids[2] })
+  return status, body
+end
+
 local function zip_of(files)
   local dir = process.tempdir("awsnet-zip")
   local names = {}
@@ -291,20 +311,7 @@ describe("sandbox security", function()
   describe("input that reaches SQL (item 5)", function()
     -- A VPC with a DB subnet group over two AZs in account A.
     local function subnet_group()
-      local _, _, body = query(sb, "ec2", A, { Action = "CreateVpc", CidrBlock = "10.20.0.0/16" })
-      local vpc = body:match("<vpcId>(vpc%-%x+)</vpcId>")
-      local _, _, zones = query(sb, "ec2", A, { Action = "DescribeAvailabilityZones" })
-      local names = {}
-      for n in zones:gmatch("<zoneName>([^<]+)</zoneName>") do names[#names + 1] = n end
-      local ids = {}
-      for i = 1, 2 do
-        _, _, body = query(sb, "ec2", A, { Action = "CreateSubnet", VpcId = vpc, CidrBlock = "10.20." .. i .. ".0/24",
-          AvailabilityZone = names[i] })
-        ids[i] = body:match("<subnetId>(subnet%-%x+)</subnetId>")
-      end
-      local status
-      status, _, body = query(sb, "rds", A, { Action = "CreateDBSubnetGroup", DBSubnetGroupName = "g",
-        DBSubnetGroupDescription = "g", ["SubnetIds.member.1"] = ids[1], ["SubnetIds.member.2"] = ids[2] })
+      local status, body = db_subnet_group(sb)
       assert.equals(200, status, body)
     end
 
@@ -372,23 +379,10 @@ describe("sandbox security", function()
     end)
 
     it("puts no master password on a command line, and no error quotes it", function()
-      local _, _, body = query(sb, "ec2", A, { Action = "CreateVpc", CidrBlock = "10.20.0.0/16" })
-      local vpc = body:match("<vpcId>(vpc%-%x+)</vpcId>")
-      local _, _, zones = query(sb, "ec2", A, { Action = "DescribeAvailabilityZones" })
-      local names = {}
-      for n in zones:gmatch("<zoneName>([^<]+)</zoneName>") do names[#names + 1] = n end
-      local ids = {}
-      for i = 1, 2 do
-        _, _, body = query(sb, "ec2", A, { Action = "CreateSubnet", VpcId = vpc, CidrBlock = "10.20." .. i .. ".0/24",
-          AvailabilityZone = names[i] })
-        ids[i] = body:match("<subnetId>(subnet%-%x+)</subnetId>")
-      end
-      query(sb, "rds", A, { Action = "CreateDBSubnetGroup", DBSubnetGroupName = "g", DBSubnetGroupDescription = "g",
-        ["SubnetIds.member.1"] = ids[1], ["SubnetIds.member.2"] = ids[2] })
+      db_subnet_group(sb)
       local password = "Pw7" .. tostring(os.time() % 1000000)
       -- a DBName that breaks the SQL: the error must not quote the statement with the password
-      local status
-      status, _, body = query(sb, "rds", A, { Action = "CreateDBInstance", DBInstanceIdentifier = "db0",
+      local status, _, body = query(sb, "rds", A, { Action = "CreateDBInstance", DBInstanceIdentifier = "db0",
         DBInstanceClass = "db.t3.micro", Engine = "mariadb", MasterUsername = "admin",
         MasterUserPassword = password, DBSubnetGroupName = "g", DBName = "a`b" })
       assert.is_true(status >= 400)

@@ -7,7 +7,6 @@ local aws = require "awsnet.aws"
 local mariadb = require "awsnet.mariadb"
 local sandbox = require "awsnet.sandbox"
 local process = require "awsnet.svc.process"
-local q = process.quote
 
 local A, B = "111111111111", "222222222222"
 
@@ -30,19 +29,7 @@ def handler(event, context):
     return {"id": row_id, "function": context.function_name}
 ]]
 
-local function zip_of(files)
-  local dir = process.tempdir("awsnet-zip")
-  local names = {}
-  for name, text in pairs(files) do
-    process.write_file(dir .. "/" .. name, text)
-    names[#names + 1] = q(name)
-  end
-  assert(process.run(string.format("cd %s && env -u LD_PRELOAD /usr/bin/python3 -m zipfile -c code.zip %s", q(dir),
-    table.concat(names, " "))))
-  local zip = process.read_file(dir .. "/code.zip")
-  os.execute("rm -rf " .. q(dir))
-  return zip
-end
+local zip_of = require "helpers.zip"
 
 describe("sandbox driven by awsnet.aws", function()
   local sb

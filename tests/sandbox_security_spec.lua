@@ -84,19 +84,7 @@ local function db_subnet_group(sb)
   return status, body
 end
 
-local function zip_of(files)
-  local dir = process.tempdir("awsnet-zip")
-  local names = {}
-  for name, text in pairs(files) do
-    process.write_file(dir .. "/" .. name, text)
-    names[#names + 1] = q(name)
-  end
-  assert(process.run(string.format("cd %s && env -u LD_PRELOAD /usr/bin/python3 -m zipfile -c code.zip %s", q(dir),
-    table.concat(names, " "))))
-  local zip = process.read_file(dir .. "/code.zip")
-  os.execute("rm -rf " .. q(dir))
-  return zip
-end
+local zip_of = require "helpers.zip"
 
 local TRUST_LAMBDA = cjson.encode { Version = "2012-10-17", Statement = { { Effect = "Allow",
   Principal = { Service = "lambda.amazonaws.com" }, Action = "sts:AssumeRole" } } }

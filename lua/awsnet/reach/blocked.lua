@@ -47,6 +47,10 @@ function FixSet.__tostring(f)
   return table.concat(lines, "\n")
 end
 
+-- An IPv6 address or CIDR (text): its changes go in the IPv6 fields of routes, ACL entries and
+-- security-group rules.
+local function is_ipv6(text) return text:find(":", 1, true) ~= nil end
+
 local function contains(cidr, ip)
   local net, len = creach.cidr(cidr)
   if not net or type(net) ~= type(ip) then return false end -- another family
@@ -200,7 +204,7 @@ local function blocker_of(r, w, i, flags, src_ip, dst_ip)
         and b_info.propagated_tables[h.component]
       local propagate = propagating and vpc ~= nil
       -- an attachment without IPv6 support propagates no IPv6 CIDR (tgw-route-tables.html): enable it
-      local ipv6_support = propagate and cidr:find(":", 1, true) ~= nil and not b_info.info.att[via].ipv6 or nil
+      local ipv6_support = propagate and is_ipv6(cidr) and not b_info.info.att[via].ipv6 or nil
       h._via, h._cidr, h._vpc, h._propagate = via, cidr, vpc, propagate
       h._ipv6_support, h._propagated = ipv6_support, propagate and propagating[via] or nil
       action = { op = propagate and "tgw_propagation" or "tgw_route", route_table = h.component, attachment = via,
@@ -223,7 +227,7 @@ local function blocker_of(r, w, i, flags, src_ip, dst_ip)
     h._egress = egress
     local lo, hi = ports_of(r, h.direction)
     action = { op = "nacl_allow", acl = h.component, egress = egress, below = tonumber(h.rule and
-      h.rule:match("rule (%d+):")) or (peer:find(":", 1, true) and 32768 or 32767), protocol = r._proto, from_port = lo,
+      h.rule:match("rule (%d+):")) or (is_ipv6(peer) and 32768 or 32767), protocol = r._proto, from_port = lo,
       to_port = hi, cidr = report.host(peer) }
   elseif SG_CODES[h.code] then
     egress = h.direction == "forward" and i == 2 -- the source's own group, right after it
@@ -381,9 +385,6 @@ function blocked.compute(r)
 end
 
 -- ---- applying a fix set ------------------------------------------------------------------
-
--- An IPv6 CIDR goes in the IPv6 fields of routes, ACL entries and security-group rules.
-local function is_ipv6(cidr) return cidr:find(":", 1, true) ~= nil end
 
 local function add_route(data, a)
   local n = 0

@@ -411,17 +411,16 @@ static addr_t ip_arg(lua_State *L, int arg)
     return a;
 }
 
-/* A trace's query and verdict, packed into a short Lua string that the trace's result keeps:
- * enough to walk the same packet again when a script asks for the hops (the model is immutable
- * and the walk deterministic), in a string short enough for Lua to intern (at most 40 bytes), so
- * a result costs no more than its table. Layouts (native byte order, read back only by this
- * process), told apart by their length:
- * IPv4, 30 bytes: src_eni i32, src_subnet i32, src_ip u32, dst_eni i32, dst_ip u32, then the tail:
- *   proto i16, port u16, eph_lo u16, eph_hi u16, forward_only u8, code u8;
- * IPv6, 38 bytes: src_eni i32, src_subnet i32, dst_eni i32, dst_ip 16 bytes, the tail; the source
- *   address is the source ENI's first IPv6 address (`ip6`, what a trace from an ENI uses);
- * IPv6, 54 bytes: the same, then src_ip 16 bytes (a source that is an address, or another one). */
-enum { QUERY_V4 = 30, QUERY_V6 = 38, QUERY_V6_SRC = 54, QUERY_TAIL = 10 };
+/* A trace's query and verdict, packed into a Lua string that the trace's result keeps: enough to
+ * walk the same packet again when a script asks for the hops (the model is immutable and the walk
+ * deterministic). One layout of QUERY_LEN bytes (native byte order, read back only by this
+ * process): src_eni i32, src_subnet i32, dst_eni i32, dst_ip 16 bytes, proto i16, port u16,
+ * eph_lo u16, eph_hi u16, forward_only u8, code u8, src_ip 16 bytes, all zero when it is the
+ * source ENI's address of the destination's family (what a trace from an ENI sends from).
+ * At 54 bytes the string is longer than Lua interns (LUAI_MAXSHORTLEN, 40): a short string would
+ * cost every trace a hash of its bytes and a probe of the interpreter's string table, which a
+ * large model's names make big (the probe misses the cache: ~8% of a trace at 5,000 VPCs). */
+enum { QUERY_LEN = 54 };
 
 static void put(char *buf, size_t *at, const void *v, size_t n)
 {
@@ -435,97 +434,59 @@ static void get(const char *buf, size_t *at, void *v, size_t n)
     *at += n;
 }
 
-static void put_addr16(char *buf, size_t *at, addr_t a)
-{
-    for (int i = 0; i < 16; i++)
-        buf[(*at)++] = (char)(unsigned char)(a >> (120 - 8 * i));
-}
-
-static addr_t get_addr16(const char *buf, size_t *at)
-{
-    addr_t v = 0;
-    for (int i = 0; i < 16; i++)
-        v = v << 8 | (unsigned char)buf[(*at)++];
-    return v;
-}
-
-/* The source address a v6 query leaves out: the source ENI's first IPv6 address. */
-static int src_implied(const model *m, const eval_query *q)
-{
-    return q->src_eni >= 0 && model_eni_ip(m, q->src_eni, 0) == q->src_ip;
-}
-
 static void push_query(lua_State *L, const model *m, const eval_query *q, int code)
 {
-    char buf[QUERY_V6_SRC];
+    char buf[QUERY_LEN];
     size_t at = 0;
     int16_t proto = (int16_t)q->proto;
     uint8_t fo = (uint8_t)(q->forward_only != 0), c = (uint8_t)code;
     int v4 = addr_is_v4(q->dst_ip);
     put(buf, &at, &q->src_eni, 4);
     put(buf, &at, &q->src_subnet, 4);
-    if (v4) {
-        uint32_t src = addr_low32(q->src_ip), dst = addr_low32(q->dst_ip);
-        put(buf, &at, &src, 4);
-        put(buf, &at, &q->dst_eni, 4);
-        put(buf, &at, &dst, 4);
-    } else {
-        put(buf, &at, &q->dst_eni, 4);
-        put_addr16(buf, &at, q->dst_ip);
-    }
+    put(buf, &at, &q->dst_eni, 4);
+    put(buf, &at, &q->dst_ip, sizeof q->dst_ip);
     put(buf, &at, &proto, 2);
     put(buf, &at, &q->port, 2);
     put(buf, &at, &q->eph_lo, 2);
     put(buf, &at, &q->eph_hi, 2);
     put(buf, &at, &fo, 1);
     put(buf, &at, &c, 1);
-    if (!v4 && !src_implied(m, q))
-        put_addr16(buf, &at, q->src_ip);
+    addr_t src = q->src_eni >= 0 && model_eni_ip(m, q->src_eni, v4) == q->src_ip ? 0 : q->src_ip;
+    put(buf, &at, &src, sizeof src);
     lua_pushlstring(L, buf, at);
 }
 
 /* The query at `arg` unpacked: a string of another length, or with a code or protocol out of
- * range, is an argument error. *src_known is 0 when the source address is the source ENI's
- * (an IPv6 query of 38 bytes): q->src_ip is then 0 until check_query fills it. */
+ * range, or addresses of two families, is an argument error. *src_known is 0 when the source
+ * address is the source ENI's: q->src_ip is then 0 until check_query fills it. */
 static void unpack_query(lua_State *L, int arg, eval_query *q, int *code, int *src_known)
 {
     size_t len;
     const char *buf = luaL_checklstring(L, arg, &len);
-    if (len != QUERY_V4 && len != QUERY_V6 && len != QUERY_V6_SRC)
+    if (len != QUERY_LEN)
         luaL_argerror(L, arg, "not a trace query");
     size_t at = 0;
     int16_t proto;
     uint8_t fo, c;
     get(buf, &at, &q->src_eni, 4);
     get(buf, &at, &q->src_subnet, 4);
-    if (len == QUERY_V4) {
-        uint32_t src, dst;
-        get(buf, &at, &src, 4);
-        get(buf, &at, &q->dst_eni, 4);
-        get(buf, &at, &dst, 4);
-        q->src_ip = addr_v4(src);
-        q->dst_ip = addr_v4(dst);
-    } else {
-        get(buf, &at, &q->dst_eni, 4);
-        q->dst_ip = get_addr16(buf, &at);
-        q->src_ip = 0;
-    }
+    get(buf, &at, &q->dst_eni, 4);
+    get(buf, &at, &q->dst_ip, sizeof q->dst_ip);
     get(buf, &at, &proto, 2);
     get(buf, &at, &q->port, 2);
     get(buf, &at, &q->eph_lo, 2);
     get(buf, &at, &q->eph_hi, 2);
     get(buf, &at, &fo, 1);
     get(buf, &at, &c, 1);
-    *src_known = len != QUERY_V6;
-    if (len == QUERY_V6_SRC)
-        q->src_ip = get_addr16(buf, &at);
+    get(buf, &at, &q->src_ip, sizeof q->src_ip);
+    *src_known = q->src_ip != 0;
     q->proto = proto;
     q->forward_only = fo;
     q->skip_src_sg = 0;
     q->collect_blockers = 0;
     *code = c;
     if (proto < PROTO_ALL || proto > 255 || q->eph_lo > q->eph_hi || fo > 1 || c >= EV_CODE_COUNT ||
-        (len != QUERY_V4 && (addr_is_v4(q->dst_ip) || (*src_known && addr_is_v4(q->src_ip)))))
+        q->dst_ip == 0 || (*src_known && addr_is_v4(q->src_ip) != addr_is_v4(q->dst_ip)))
         luaL_argerror(L, arg, "not a trace query");
 }
 
@@ -539,9 +500,10 @@ static void check_query(lua_State *L, int arg, const model *m, eval_query *q)
           q->src_subnet < (int32_t)m->subnets.n && q->dst_eni >= -1 && q->dst_eni < (int32_t)m->enis.n))
         luaL_argerror(L, arg, "not a trace query of this model");
     if (!src_known) {
-        if (q->src_eni < 0 || model_eni_ip(m, q->src_eni, 0) == 0)
+        int v4 = addr_is_v4(q->dst_ip);
+        if (q->src_eni < 0 || model_eni_ip(m, q->src_eni, v4) == 0)
             luaL_argerror(L, arg, "not a trace query of this model");
-        q->src_ip = model_eni_ip(m, q->src_eni, 0);
+        q->src_ip = model_eni_ip(m, q->src_eni, v4);
     }
 }
 

@@ -294,20 +294,37 @@ static int64_t add_text(model *m, const char *s, size_t len)
 {
     if (memchr(s, 0, len) != NULL || m->text.n + len + 1 > UINT32_MAX)
         return -1;
-    size_t off = m->text.n;
-    for (size_t i = 0; i <= len; i++) {
-        char *c = PUSH(m->text);
-        if (!c)
+    if (m->text.n + len + 1 > m->text.cap) {
+        size_t ncap = m->text.cap ? m->text.cap : 4096;
+        while (ncap < m->text.n + len + 1)
+            ncap *= 2;
+        char *nv = realloc(m->text.v, ncap);
+        if (nv == NULL)
             return -1;
-        *c = i < len ? s[i] : '\0';
+        m->text.v = nv;
+        m->text.cap = ncap;
     }
+    size_t off = m->text.n;
+    memcpy(m->text.v + off, s, len);
+    m->text.v[off + len] = '\0';
+    m->text.n += len + 1;
     return (int64_t)off;
 }
 
 int32_t model_add_comp(model *m, const char *const strs[4], const size_t lens[4])
 {
+    /* a component's kind and account are most often the previous one's: stored once */
+    uint32_t prev[4] = { 0 };
+    int has_prev = m->comp_text.n >= 4;
+    if (has_prev)
+        memcpy(prev, &m->comp_text.v[m->comp_text.n - 4], sizeof prev);
     for (int i = 0; i < 4; i++) {
-        int64_t off = add_text(m, strs[i], lens[i]);
+        int64_t off;
+        if (has_prev && (i == 1 || i == 2) && strlen(m->text.v + prev[i]) == lens[i] &&
+            memcmp(m->text.v + prev[i], strs[i], lens[i]) == 0)
+            off = prev[i];
+        else
+            off = add_text(m, strs[i], lens[i]);
         uint32_t *slot;
         if (off < 0 || !(slot = PUSH(m->comp_text)))
             return -1;

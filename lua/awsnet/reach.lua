@@ -266,10 +266,7 @@ function Model:resolve_database(dst, resolver, v6)
   if not ans then return nil, err end
   local vpc = self._b.idx.vpc[dst.vpc or ""]
   local eni = vpc and self._m:lookup("eni", vpc, ans.ip) or -1
-  local eni_id
-  for id, info in pairs(self._b.info.eni) do
-    if info.idx == eni then eni_id = id break end
-  end
+  local eni_id = self._b.eni_ids[eni]
   return { ip = ans.ip, eni = eni, text = string.format("%s: its endpoint %s resolved to %s%s", dst.label, dst.address,
     creach.ipstr(ans.ip), eni_id and (" (" .. eni_id .. ")") or ", which no network interface holds") }
 end
@@ -647,9 +644,11 @@ function Model:who_can_reach(q)
     out.ranges[#out.ranges + 1] = { first = creach.ipstr(r[2]), last = creach.ipstr(r[3]),
       cidrs = report.cidrs(r[2], r[3]), subnet = self._b.subnet_ids[r[1]] }
   end
-  for id, info in pairs(self._b.info.eni) do
-    if info.idx ~= dst_eni and (v6 and info.ip6 or info.ip) then
-      local ok = self._m:trace(info.idx, nil, nil, dst_eni, dst_ip, proto, port, eph[1], eph[2], false)
+  local endpoints = self._b.endpoints
+  for idx, id in pairs(self._b.eni_ids) do
+    local ep = endpoints[id]
+    if idx ~= dst_eni and (v6 and ep.ip6_n or ep.ip_n) then
+      local ok = self._m:trace(idx, nil, nil, dst_eni, dst_ip, proto, port, eph[1], eph[2], false)
       if ok then out.enis[#out.enis + 1] = id end
     end
   end

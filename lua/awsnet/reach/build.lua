@@ -41,13 +41,14 @@ local function new_builder(origins)
     m = creach.new(),
     idx = { vpc = {}, subnet = {}, rtb = {}, acl = {}, sg = {}, eni = {}, tgw = {}, att = {}, trtb = {},
             pcx = {} },
-    info = { vpc = {}, subnet = {}, eni = {}, att = {}, tgw = {} },
+    info = { vpc = {}, subnet = {}, att = {}, tgw = {} },
     endpoints = {},        -- "eni-..", "i-..", "lambda:x", "rds:x" -> endpoint record
     rds_names = {},        -- endpoint address -> rds record
     subnet_ids = {},       -- [subnet index] = subnet id
     subnet_vpc = {},       -- [subnet index] = VPC index
-    lambda_enis = {},      -- subnet id -> {ENI id of type lambda, ...} (see index_eni)
-    rds_enis = {},         -- VPC id -> {ENI id requested by RDS, ...}
+    eni_ids = {},          -- [ENI index] = ENI id (the snapshot's ENIs; not the assumed ones)
+    lambda_enis = {},      -- subnet id -> {Hyperplane ENI, ...} (see choosable_eni)
+    rds_enis = {},         -- VPC id -> {ENI requested by RDS, ...}
     scanned = 0,           -- candidates the functions and databases passes looked at
     skipped = {},
     notes = {},            -- component id -> {assumption...}: said by each trace through it
@@ -465,7 +466,7 @@ function Builder:subnets(data)
     -- dual stack: the IPv6 CIDR is the subnet's second; an IPv6-only subnet has no CidrBlock
     local cidrs6 = self:ipv6_cidrs(s, where, id)
     local cidr = (s.CidrBlock == nil and cidrs6[1]) or self:cidr_ok(s.CidrBlock, where, id)
-    local az, az_id = self:az_code(s, where)
+    local az = self:az_code(s, where)
     local acl = self.subnet_acl[id] or self.default_acl[s.VpcId] or -1
     if acl == -1 then self:skip(where, id, "no network ACL known for the subnet: NACLs treated as allow-all") end
     local idx, err = self.m:subnet(self:comp(id, "subnet", where, tag_name(s)), vpc, cidr, az,
@@ -477,8 +478,9 @@ function Builder:subnets(data)
     self.idx.subnet[id] = idx
     self.subnet_ids[idx] = id
     self.subnet_vpc[idx] = vpc
-    self.info.subnet[id] = { vpc = s.VpcId, cidr = s.CidrBlock ~= nil and cidr or nil, cidr6 = cidrs6[1], az = az,
-      az_id = az_id, where = where, az_name = str(s.AvailabilityZone) }
+    -- (four fields: what the ENI, function and database passes read, in a table of four slots)
+    self.info.subnet[id] = { vpc = s.VpcId, cidr = s.CidrBlock ~= nil and cidr or nil, cidr6 = cidrs6[1],
+      az_name = str(s.AvailabilityZone) }
   end)
 end
 
@@ -547,37 +549,40 @@ end
 
 -- The ENIs the functions and databases passes choose from, indexed once as they are added (a scan
 -- of every ENI per function subnet and per database made the load quadratic): Hyperplane ENIs by
--- subnet id, ENIs RDS requested by VPC id. `scanned` counts the candidates those passes look at
--- (tests/reach_scale_spec.lua).
+-- subnet id, ENIs RDS requested by VPC id, each {id, subnet, sgs} (its addresses are its endpoint
+-- record's). Other ENIs keep nothing here: at organisation scale they are most of the snapshot.
+-- `scanned` counts the candidates those passes look at (tests/reach_scale_spec.lua).
 local NONE = {}
 
-function Builder:index_eni(id, e)
+function Builder:choosable_eni(id, res, sg_ids)
   local by, key
-  if e.type == "lambda" then
-    by, key = self.lambda_enis, e.subnet
-  elseif e.description == "RDSNetworkInterface" or e.requester == "amazon-rds" then
-    by, key = self.rds_enis, self.info.subnet[e.subnet].vpc
+  if res.InterfaceType == "lambda" then
+    by, key = self.lambda_enis, res.SubnetId
+  elseif res.Description == "RDSNetworkInterface" or res.RequesterId == "amazon-rds" then
+    by, key = self.rds_enis, self.info.subnet[res.SubnetId].vpc
   end
   if by and key then
     local l = by[key]
     if not l then l = {} by[key] = l end
-    l[#l + 1] = id
+    l[#l + 1] = { id = id, subnet = res.SubnetId, sgs = sg_ids }
   end
 end
 
 -- The ENIs a database's may be: any at the address its endpoint resolves to (an index by address
--- made at the first such lookup), then those RDS requested in its VPC.
+-- made at the first such lookup), then those RDS requested in its VPC; each {id, subnet, sgs},
+-- `sgs` only on RDS's.
 function Builder:db_candidates(vpc, resolved)
   local rds = self.rds_enis[vpc or ""] or NONE
   if not resolved then return rds end
   if not self.ip_enis then
     self.ip_enis = {}
-    for eid, e in pairs(self.info.eni) do
-      for _, addr in ipairs({ e.ip or false, e.ip6 or false }) do
+    for _, id in pairs(self.eni_ids) do
+      local ep = self.endpoints[id]
+      for _, addr in ipairs({ ep.ip_s or false, ep.ip6_s or false }) do
         if addr then
           local l = self.ip_enis[addr] or {}
           self.ip_enis[addr] = l
-          l[#l + 1] = eid
+          l[#l + 1] = { id = id, vpc = ep.vpc }
         end
       end
     end
@@ -635,19 +640,17 @@ function Builder:add_eni(id, res, where, kind)
     if str(a.PrivateIpAddress) then more(a.PrivateIpAddress) end
   end
   for _, a in ipairs(ip6s) do more(a) end
-  local pub = type(res.Association) == "table" and str(res.Association.PublicIp)
   local ip4 = str(res.PrivateIpAddress)
   self.idx.eni[id] = e
-  local info = { idx = e, ip = ip4, subnet = res.SubnetId, sgs = sg_ids, type = str(res.InterfaceType),
-    description = str(res.Description) or "", public_ip = pub, requester = str(res.RequesterId) }
-  -- (set only when there is one: a ninth field in the constructor doubles every ENI's table)
-  if ip6s[1] then info.ip6 = ip6s[1] end
-  self.info.eni[id] = info
-  self:index_eni(id, self.info.eni[id])
+  self.eni_ids[e] = id
+  self:choosable_eni(id, res, sg_ids)
   -- a Hyperplane ENI named directly is a Lambda source: its replies go to 1024-65535
-  self.endpoints[id] = { eni = e, ip_n = ip4 and creach.ip(ip4), ip_s = ip4, ip6_n = ip6s[1] and creach.ip(ip6s[1]),
+  local ep = { eni = e, ip_n = ip4 and creach.ip(ip4), ip_s = ip4, ip6_n = ip6s[1] and creach.ip(ip6s[1]),
     ip6_s = ip6s[1], label = id, vpc = self.info.subnet[res.SubnetId].vpc,
     hyperplane = res.InterfaceType == "lambda" or nil }
+  -- (rare: a ninth field in the constructor would double every ENI's table)
+  if type(res.Association) == "table" and str(res.Association.PublicIp) then ep.public_ip = res.Association.PublicIp end
+  self.endpoints[id] = ep
   return e
 end
 
@@ -782,12 +785,25 @@ local function cidr_key(net, len, v6)
   return net:sub(1, full) .. tail .. "/" .. len
 end
 
-local function new_cidr_set(qlens) return { exact = {}, inside = {}, lens = {}, qlens = qlens } end
+-- `parsed`: CIDR text -> {net, len, v6}, shared by the sets of one load (each VPC's CIDR is asked
+-- about once per TGW route table it propagates into).
+local function new_cidr_set(qlens, parsed)
+  return { exact = {}, inside = {}, lens = {}, qlens = qlens, parsed = parsed }
+end
+
+local function parse_cidr(set, cidr)
+  local p = set.parsed[cidr]
+  if not p then
+    local net, len, family = creach.cidr(cidr)
+    p = { net, len, family == "ipv6" }
+    set.parsed[cidr] = p
+  end
+  return p[1], p[2], p[3]
+end
 
 -- The installed CIDR sharing an address with `cidr`, or nil.
 local function overlapping(set, cidr)
-  local net, len, family = creach.cidr(cidr)
-  local v6 = family == "ipv6"
+  local net, len, v6 = parse_cidr(set, cidr)
   for l in pairs(set.lens) do
     if l <= len then
       local hit = set.exact[cidr_key(net, l, v6)]
@@ -798,8 +814,7 @@ local function overlapping(set, cidr)
 end
 
 local function install(set, cidr)
-  local net, len, family = creach.cidr(cidr)
-  local v6 = family == "ipv6"
+  local net, len, v6 = parse_cidr(set, cidr)
   set.exact[cidr_key(net, len, v6)] = cidr
   set.lens[len] = true
   for l in pairs(set.qlens) do
@@ -810,7 +825,9 @@ end
 function Builder:tgw_routes(data)
   local propagated_tables = {}
   local qlens = {} -- the lengths of the CIDRs propagations install (the VPCs')
-  local order -- attachment id -> its place in propagation order
+  local order -- the attachment ids in propagation order
+  local rule_of = {} -- attachment id -> {CIDR -> the text of its propagated route}
+  local parsed = {} -- CIDR text -> its numbers (see new_cidr_set)
   for _, v in pairs(self.info.vpc) do
     for _, c in ipairs(v.cidrs) do
       local _, len = creach.cidr(c)
@@ -830,49 +847,52 @@ function Builder:tgw_routes(data)
       self:skip(where, tostring(tid), "propagations of an unknown TGW route table")
       return
     end
-    local enabled, is_enabled = {}, propagated_tables[tid] or {}
+    local is_enabled = propagated_tables[tid] or {}
     propagated_tables[tid] = is_enabled
+    local any = false
     for _, p in ipairs(list(w.TransitGatewayRouteTablePropagations)) do
       local aid = str(p.TransitGatewayAttachmentId) or ""
-      if p.State == "enabled" and self.info.att[aid] then enabled[#enabled + 1], is_enabled[aid] = aid, true end
+      if p.State == "enabled" and self.info.att[aid] then is_enabled[aid], any = true, true end
     end
     -- A VPC whose CIDR overlaps one already propagated into the table is not propagated
     -- (tgw-vpc-attachments.html): the earlier attachment keeps the route.
-    if not order then
-      -- every attachment ranked once by (creation time, id): each table's sort compares integers
-      local all = {}
-      for aid in pairs(self.info.att) do all[#all + 1] = aid end
-      table.sort(all, function(x, y)
+    if any and not order then
+      -- every attachment ranked once by (creation time, id); each table takes its own in that order
+      order = {}
+      for aid in pairs(self.info.att) do order[#order + 1] = aid end
+      table.sort(order, function(x, y)
         local cx, cy = self.info.att[x].created or "", self.info.att[y].created or ""
         if cx ~= cy then return cx < cy end
         return x < y
       end)
-      order = {}
-      for i, aid in ipairs(all) do order[aid] = i end
     end
-    table.sort(enabled, function(x, y) return order[x] < order[y] end)
-    local installed = new_cidr_set(qlens)
-    for _, aid in ipairs(enabled) do
-      local att = self.info.att[aid]
-      local vinfo = att.type == "vpc" and self.info.vpc[att.vpc or ""]
-      if vinfo then
-        -- a VPC attachment with IPv6 support propagates the VPC's IPv6 CIDRs too (tgw-route-tables.html)
-        local cidrs = vinfo.cidrs
-        if att.ipv6 and #vinfo.cidrs6 > 0 then
-          cidrs = table.move(vinfo.cidrs6, 1, #vinfo.cidrs6, #vinfo.cidrs + 1, table.move(vinfo.cidrs, 1, #vinfo.cidrs, 1, {}))
-        end
-        for _, c in ipairs(cidrs) do
-          local clash = overlapping(installed, c)
-          if clash then
-            self:skip(where, aid, string.format("%s not propagated into %s: overlaps %s", c, tid, clash))
-          else
-            install(installed, c)
-            self.m:tgw_route(t, c, att.idx, RANK_PROPAGATED, false,
-              self:rule(string.format("%s -> %s (propagated from %s)", c, aid, att.vpc)))
+    local installed = new_cidr_set(qlens, parsed)
+    for _, aid in ipairs(any and order or NONE) do
+      if is_enabled[aid] then
+        -- one text per attachment and CIDR, whichever tables it propagates into
+        local texts = rule_of[aid] or {}
+        rule_of[aid] = texts
+        local att = self.info.att[aid]
+        local vinfo = att.type == "vpc" and self.info.vpc[att.vpc or ""]
+        if vinfo then
+          -- a VPC attachment with IPv6 support propagates the VPC's IPv6 CIDRs too (tgw-route-tables.html)
+          local cidrs = vinfo.cidrs
+          if att.ipv6 and #vinfo.cidrs6 > 0 then
+            cidrs = table.move(vinfo.cidrs6, 1, #vinfo.cidrs6, #vinfo.cidrs + 1, table.move(vinfo.cidrs, 1, #vinfo.cidrs, 1, {}))
           end
+          for _, c in ipairs(cidrs) do
+            local clash = overlapping(installed, c)
+            if clash then
+              self:skip(where, aid, string.format("%s not propagated into %s: overlaps %s", c, tid, clash))
+            else
+              install(installed, c)
+              texts[c] = texts[c] or self:rule(string.format("%s -> %s (propagated from %s)", c, aid, att.vpc))
+              self.m:tgw_route(t, c, att.idx, RANK_PROPAGATED, false, texts[c])
+            end
+          end
+        else
+          self:skip(where, aid, "propagation from a non-VPC attachment or unknown VPC: its routes are unknown")
         end
-      else
-        self:skip(where, aid, "propagation from a non-VPC attachment or unknown VPC: its routes are unknown")
       end
     end
   end)
@@ -965,16 +985,16 @@ function Builder:functions(data)
         self:skip(where, name, "function subnet outside the snapshot " .. sid)
       else
         local found
-        for _, eid in ipairs(self.lambda_enis[sid] or NONE) do
+        for _, e in ipairs(self.lambda_enis[sid] or NONE) do
           self.scanned = self.scanned + 1
-          local e = self.info.eni[eid]
           if same_set(e.sgs, sgs) then
-            if not found or eid < found then found = eid end
+            if not found or e.id < found then found = e.id end
           end
         end
         local idx, ip, ip6
         if found then
-          idx, ip, ip6 = self.info.eni[found].idx, self.info.eni[found].ip, self.info.eni[found].ip6
+          local e = self.endpoints[found]
+          idx, ip, ip6 = e.eni, e.ip_s, e.ip6_s
         else
           idx, ip, ip6 = self:synthetic_eni("lambda:" .. name .. "@" .. sid, sid, sgs, where,
             "Hyperplane ENI of lambda:" .. name, dual)
@@ -998,15 +1018,15 @@ end
 function Builder:db_eni(id, d, vpc, sg_ids, address)
   local resolved = address and self.resolved and self.resolved[address:lower()]
   local candidates = {}
-  for _, eid in ipairs(self:db_candidates(vpc, resolved)) do
+  for _, e in ipairs(self:db_candidates(vpc, resolved)) do
     self.scanned = self.scanned + 1
-    local e = self.info.eni[eid]
-    local s = self.info.subnet[e.subnet]
-    if s and s.vpc == vpc then
-      if resolved and (e.ip == resolved or e.ip6 == resolved) then return eid, {} end
-      if (e.description == "RDSNetworkInterface" or e.requester == "amazon-rds") and same_set(e.sgs, sg_ids)
+    if not e.sgs then -- at the resolved address
+      if e.vpc == vpc then return e.id, {} end
+    else
+      local s = self.info.subnet[e.subnet]
+      if s.vpc == vpc and same_set(e.sgs, sg_ids)
           and (not str(d.AvailabilityZone) or s.az_name == nil or s.az_name == d.AvailabilityZone) then
-        candidates[#candidates + 1] = eid
+        candidates[#candidates + 1] = e.id
       end
     end
   end
@@ -1045,8 +1065,8 @@ function Builder:databases(data)
     local dual = d.NetworkType == "DUAL"
     local idx, ip, pub, ip6
     if found then
-      local e = self.info.eni[found]
-      idx, ip, pub, ip6 = e.idx, e.ip, e.public_ip, e.ip6
+      local e = self.endpoints[found]
+      idx, ip, pub, ip6 = e.eni, e.ip_s, e.public_ip, e.ip6_s
     else
       local sid
       for _, s in ipairs(list(group.Subnets)) do
@@ -1147,32 +1167,27 @@ end
 -- @tparam[opt] table origins origins[account][region][Key] = file path, for messages
 -- @treturn table the builder state (the C model, names, endpoints, skipped, counts), or nil, err
 -- ("invalid_snapshot" with file and resource)
+-- security-group referencing across a TGW is not supported for attachments in use1-az3
+function Builder:no_sgref_az()
+  if self.az_codes["use1-az3"] then self.m:no_sgref_az(self.az_codes["use1-az3"]) end
+end
+
+-- In order: each pass reads what the ones before it indexed.
+local PASSES = { Builder.unknown_keys, Builder.missing_data, Builder.zones, Builder.prefix_lists,
+  Builder.transit_gateways, Builder.tgw_route_tables, Builder.vpcs, Builder.peerings, Builder.route_tables,
+  Builder.network_acls, Builder.security_groups, Builder.subnets, Builder.no_sgref_az, Builder.interfaces,
+  Builder.attachments, Builder.tgw_routes, Builder.functions, Builder.resolved_names, Builder.databases }
+
 function build.compile(data, origins)
   local b = new_builder(origins)
   local ok, err = pcall(function()
     if type(data.accounts) ~= "table" then
       b:raise({ account = "?", region = "?", key = "accounts" }, "accounts", "table form needs an `accounts` table")
     end
-    b:unknown_keys(data)
-    b:missing_data(data)
-    b:zones(data)
-    b:prefix_lists(data)
-    b:transit_gateways(data)
-    b:tgw_route_tables(data)
-    b:vpcs(data)
-    b:peerings(data)
-    b:route_tables(data)
-    b:network_acls(data)
-    b:security_groups(data)
-    b:subnets(data)
-    -- security-group referencing across a TGW is not supported for attachments in use1-az3
-    if b.az_codes["use1-az3"] then b.m:no_sgref_az(b.az_codes["use1-az3"]) end
-    b:interfaces(data)
-    b:attachments(data)
-    b:tgw_routes(data)
-    b:functions(data)
-    b:resolved_names(data)
-    b:databases(data)
+    for _, pass in ipairs(PASSES) do
+      pass(b, data)
+      b.seen = nil -- (each kind's ids are claimed in one pass)
+    end
     b.m:finish()
   end)
   if not ok then
@@ -1186,7 +1201,7 @@ function build.compile(data, origins)
     return nil, b:fail(where, where.key, "unexpected content: " .. tostring(err):gsub("^.-:%d+: ", ""))
   end
   -- what only the build needed (and what would keep the input alive)
-  for _, k in ipairs({ "seen", "rtb_res", "subnet_rtb", "subnet_acl", "default_acl", "pls", "az_ids", "at", "lambda_enis",
+  for _, k in ipairs({ "rtb_res", "subnet_rtb", "subnet_acl", "default_acl", "pls", "az_ids", "at", "lambda_enis",
     "rds_enis", "ip_enis" }) do b[k] = nil end
   for _, t in pairs(b.info.tgw) do t.res = nil end
   if b.known_items == 0 then

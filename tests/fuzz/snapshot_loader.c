@@ -1,4 +1,4 @@
-// sources: csrc/reach/cidr.c csrc/reach/model.c csrc/reach/eval.c csrc/reach/reach.c csrc/reach/jsonkeys.c csrc/register.c
+// sources: csrc/reach/cidr.c csrc/reach/model.c csrc/reach/eval.c csrc/reach/blocked.c csrc/reach/reach.c csrc/reach/jsonkeys.c csrc/register.c
 /* libFuzzer target: the snapshot loader (lua/awsnet/reach and its C model) on any JSON
  * put in one account and region. reach.load must return a model or nil, err (never raise,
  * never crash), and every query on a model it returns must answer. Run from the repository

@@ -1,4 +1,4 @@
-// sources: csrc/reach/cidr.c csrc/reach/model.c csrc/reach/eval.c csrc/reach/reach.c csrc/reach/jsonkeys.c csrc/register.c
+// sources: csrc/reach/cidr.c csrc/reach/model.c csrc/reach/eval.c csrc/reach/blocked.c csrc/reach/reach.c csrc/reach/jsonkeys.c csrc/register.c
 /* libFuzzer target: the snapshot loader on structured describe JSON. The input steers a walk
  * into the article's snapshot (tests/fixtures/reach/article, read once) down to any value and
  * replaces it with a value of another type (string, number, boolean, null, empty, array,

@@ -1162,11 +1162,6 @@ function Builder:missing_data(data)
   end
 end
 
---- Compiles `data` (the table form); returns the builder state, or nil, err.
--- @tparam table data {accounts = {[id] = {[region] = {Key = array}}}}
--- @tparam[opt] table origins origins[account][region][Key] = file path, for messages
--- @treturn table the builder state (the C model, names, endpoints, skipped, counts), or nil, err
--- ("invalid_snapshot" with file and resource)
 -- security-group referencing across a TGW is not supported for attachments in use1-az3
 function Builder:no_sgref_az()
   if self.az_codes["use1-az3"] then self.m:no_sgref_az(self.az_codes["use1-az3"]) end
@@ -1178,6 +1173,11 @@ local PASSES = { Builder.unknown_keys, Builder.missing_data, Builder.zones, Buil
   Builder.network_acls, Builder.security_groups, Builder.subnets, Builder.no_sgref_az, Builder.interfaces,
   Builder.attachments, Builder.tgw_routes, Builder.functions, Builder.resolved_names, Builder.databases }
 
+--- Compiles `data` (the table form); returns the builder state, or nil, err.
+-- @tparam table data {accounts = {[id] = {[region] = {Key = array}}}}
+-- @tparam[opt] table origins origins[account][region][Key] = file path, for messages
+-- @treturn table the builder state (the C model, names, endpoints, skipped, counts), or nil, err
+-- ("invalid_snapshot" with file and resource)
 function build.compile(data, origins)
   local b = new_builder(origins)
   local ok, err = pcall(function()

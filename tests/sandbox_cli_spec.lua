@@ -404,6 +404,27 @@ describe("sandbox with the AWS CLI", function()
     fails_with("DependencyViolation", A, "ec2 delete-network-acl --network-acl-id " .. acl)
     local entries = must(A, "ec2 describe-network-acls --network-acl-ids " .. acl).NetworkAcls[1].Entries
     assert.same({ "deny", "-1", 100 }, { entries[1].RuleAction, entries[1].Protocol, entries[1].RuleNumber })
+    -- what the API reference requires of an entry: a port range for TCP and UDP, an ICMP type and code
+    -- for ICMP, allow or deny, a protocol number up to 255, ports within 0-65535 and in order
+    local entry = "ec2 create-network-acl-entry --network-acl-id " .. acl .. " --egress --cidr-block 10.0.0.0/16 "
+    fails_with("MissingParameter", A, entry .. "--rule-number 110 --protocol tcp --rule-action allow")
+    fails_with("MissingParameter", A, entry .. "--rule-number 110 --protocol 17 --rule-action allow")
+    fails_with("MissingParameter", A, entry .. "--rule-number 110 --protocol icmp --rule-action allow")
+    fails_with("InvalidParameterValue", A, entry .. "--rule-number 110 --protocol -1 --rule-action permit")
+    fails_with("InvalidParameterValue", A, entry .. "--rule-number 110 --protocol 256 --rule-action allow")
+    fails_with("InvalidParameterValue", A, entry .. "--rule-number 110 --protocol tcp --rule-action allow " ..
+      "--port-range From=443,To=80")
+    fails_with("InvalidParameterValue", A, entry .. "--rule-number 110 --protocol tcp --rule-action allow " ..
+      "--port-range From=0,To=65536")
+    fails_with("InvalidParameterValue", A, entry .. "--rule-number 32767 --protocol -1 --rule-action allow")
+    must(A, entry .. "--rule-number 110 --protocol icmp --icmp-type-code Type=8,Code=0 --rule-action allow")
+    local out = must(A, "ec2 describe-network-acls --network-acl-ids " .. acl).NetworkAcls[1].Entries
+    local icmp
+    for _, e in ipairs(out) do if e.RuleNumber == 110 then icmp = e end end
+    assert.same({ Protocol = "1", Type = 8, Code = 0, Egress = true },
+      { Protocol = icmp.Protocol, Type = icmp.IcmpTypeCode.Type, Code = icmp.IcmpTypeCode.Code, Egress = icmp.Egress })
+    assert.is_nil(icmp.PortRange)
+    must(A, "ec2 delete-network-acl-entry --network-acl-id " .. acl .. " --egress --rule-number 110")
     must(A, "ec2 replace-network-acl-association --association-id " .. new_assoc ..
       " --network-acl-id " .. default_acl.NetworkAclId)
     must(A, "ec2 delete-network-acl-entry --network-acl-id " .. acl .. " --ingress --rule-number 100")

@@ -934,7 +934,8 @@ function R.acl(acl)
   local entries, assocs = {}, {}
   for i, e in ipairs(acl.entries) do
     entries[i] = { RuleNumber = e.number, Protocol = e.proto, RuleAction = e.action, Egress = e.egress,
-                   CidrBlock = e.cidr, PortRange = e.from and { From = e.from, To = e.to } or nil }
+                   CidrBlock = e.cidr, PortRange = e.from and { From = e.from, To = e.to } or nil,
+                   IcmpTypeCode = e.icmp_type and { Type = e.icmp_type, Code = e.icmp_code } or nil }
   end
   for i, a in ipairs(acl.associations) do
     assocs[i] = { NetworkAclAssociationId = a.id, NetworkAclId = acl.id, SubnetId = a.subnet }
@@ -978,23 +979,71 @@ local function acl_entry(acl, number, egress)
   for i, e in ipairs(acl.entries) do if e.number == number and e.egress == egress then return e, i end end
 end
 
+-- Protocol names the API takes besides numbers (the CLI's examples pass "udp"); stored as numbers,
+-- as describe-network-acls prints them.
+local ACL_PROTOCOLS = { tcp = "6", udp = "17", icmp = "1", icmpv6 = "58", all = "-1" }
+
+-- An integer parameter within lo..hi, or nil.
+local function int_in(v, lo, hi)
+  local n = math.tointeger(tonumber(v))
+  return n and n >= lo and n <= hi and n or nil
+end
+
+-- The entry a Create/ReplaceNetworkAclEntry describes, checked as the API reference states
+-- (CreateNetworkAclEntry): RuleAction allow or deny, a protocol number -1..255, a port range
+-- required for TCP (6) and UDP (17), an ICMP type and code required for ICMP (1); ports and
+-- types of other protocols are not kept (they match all traffic of the protocol).
+local function acl_entry_of(p)
+  local number = int_in(p.RuleNumber, 1, 32766)
+  if not number then return fail("InvalidParameterValue", "Invalid rule number " .. tostring(p.RuleNumber)) end
+  if p.RuleAction ~= "allow" and p.RuleAction ~= "deny" then
+    return fail("InvalidParameterValue", "Invalid value '" .. tostring(p.RuleAction) .. "' for ruleAction: allow or deny")
+  end
+  local proto = ACL_PROTOCOLS[tostring(p.Protocol):lower()] or tostring(p.Protocol)
+  local pn = proto:match("^%-?%d+$") and int_in(proto, -1, 255)
+  if not pn then return fail("InvalidParameterValue", "Invalid value '" .. tostring(p.Protocol) .. "' for protocol") end
+  if p.CidrBlock == nil and p.Ipv6CidrBlock ~= nil then
+    return fail("InvalidParameterValue", "IPv6 network ACL entries are not supported by the sandbox (its VPCs are IPv4)")
+  end
+  if p.CidrBlock == nil then return fail("MissingParameter", "The request must contain the parameter cidrBlock") end
+  local c = cidr.normalize(p.CidrBlock)
+  if not c then return fail("InvalidParameterValue", "Invalid CIDR block " .. tostring(p.CidrBlock)) end
+  local entry = { number = number, proto = tostring(pn), action = p.RuleAction, egress = bool_param(p.Egress) or false,
+    cidr = c }
+  if pn == 6 or pn == 17 then
+    local range = type(p.PortRange) == "table" and p.PortRange or {}
+    if range.From == nil or range.To == nil then
+      return fail("MissingParameter", "The request must contain the parameter portRange")
+    end
+    entry.from, entry.to = int_in(range.From, 0, 65535), int_in(range.To, 0, 65535)
+    if not entry.from or not entry.to or entry.from > entry.to then
+      return fail("InvalidParameterValue", string.format("Invalid port range %s-%s", tostring(range.From),
+        tostring(range.To)))
+    end
+  elseif pn == 1 then
+    local icmp = type(p.IcmpTypeCode) == "table" and p.IcmpTypeCode or {}
+    if icmp.Type == nil or icmp.Code == nil then
+      return fail("MissingParameter", "The request must contain the parameter icmpTypeCode")
+    end
+    entry.icmp_type, entry.icmp_code = int_in(icmp.Type, -1, 255), int_in(icmp.Code, -1, 255)
+    if not entry.icmp_type or not entry.icmp_code then
+      return fail("InvalidParameterValue", string.format("Invalid ICMP type and code %s/%s", tostring(icmp.Type),
+        tostring(icmp.Code)))
+    end
+  end
+  return entry
+end
+
 local function change_acl_entry(ctx, p, replace)
   local ok, err = need(p, "NetworkAclId", "RuleNumber", "Protocol", "RuleAction")
   if not ok then return nil, err end
   local acl
   acl, err = lookup(ctx, "acl", p.NetworkAclId, "InvalidNetworkAclID.NotFound")
   if not acl then return nil, err end
-  local number, egress = math.tointeger(tonumber(p.RuleNumber)), bool_param(p.Egress) or false
-  if not number or number < 1 or number > 32766 then
-    return fail("InvalidParameterValue", "Invalid rule number " .. p.RuleNumber)
-  end
-  local c = cidr.normalize(p.CidrBlock or "")
-  if not c then return fail("InvalidParameterValue", "Invalid CIDR block " .. tostring(p.CidrBlock)) end
-  local proto = ({ tcp = "6", udp = "17", icmp = "1", all = "-1" })[p.Protocol] or p.Protocol
-  local entry = { number = number, proto = proto, action = p.RuleAction, egress = egress, cidr = c }
-  if p.PortRange then
-    entry.from, entry.to = math.tointeger(tonumber(p.PortRange.From)), math.tointeger(tonumber(p.PortRange.To))
-  end
+  local entry
+  entry, err = acl_entry_of(p)
+  if not entry then return nil, err end
+  local number, egress = entry.number, entry.egress
   local existing, i = acl_entry(acl, number, egress)
   if replace then
     if not existing then return not_found("InvalidNetworkAclEntry.NotFound", number) end

@@ -14,7 +14,8 @@ local function list(v) return type(v) == "table" and v or {} end
 local PROTO_NAMES = { ["6"] = "tcp", ["17"] = "udp", ["1"] = "icmp", tcp = "tcp", udp = "udp", icmp = "icmp" }
 
 -- The protocol and port match of a rule ("" for all traffic), nil for a rule that can match
--- nothing here (an unknown protocol, a port range outside 0-65535 or upside down).
+-- nothing here (an unknown protocol, a port range outside 0-65535 or upside down). For ICMP,
+-- `from` and `to` are the type and code (-1: any), as security groups and NACLs give them.
 local function match_l4(proto, from, to)
   proto = tostring(proto)
   if proto == "-1" or proto == "all" then return "" end
@@ -25,6 +26,9 @@ local function match_l4(proto, from, to)
   if (name == "tcp" or name == "udp") and from and to and from ~= -1 then
     if from < 0 or to > 65535 or from > to then return nil end
     out = out .. string.format(" th dport %d-%d", from, to)
+  elseif name == "icmp" then
+    if from and from >= 0 and from <= 255 then out = out .. " icmp type " .. from end
+    if to and to >= 0 and to <= 255 then out = out .. " icmp code " .. to end
   end
   return out
 end
@@ -60,7 +64,8 @@ local function acl_chain(acl, egress, out)
   out[#out + 1] = "  chain " .. filters.acl_chain(acl.NetworkAclId, egress) .. " {"
   for _, e in ipairs(entries) do
     local pr = type(e.PortRange) == "table" and e.PortRange or {}
-    local l4 = match_l4(e.Protocol, pr.From, pr.To)
+    local icmp = type(e.IcmpTypeCode) == "table" and e.IcmpTypeCode or {}
+    local l4 = match_l4(e.Protocol, pr.From or icmp.Type, pr.To or icmp.Code)
     if l4 then
       out[#out + 1] = rule((egress and "ip daddr " or "ip saddr ") .. e.CidrBlock, l4, "counter",
         e.RuleAction == "allow" and "return" or "drop", comment(acl.NetworkAclId .. " " .. dir .. " " .. e.RuleNumber))

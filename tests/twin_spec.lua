@@ -112,6 +112,33 @@ describe("network twin", function()
       assert.is_true(mysql_port_open(sb, t))
     end)
 
+    it("matches a network ACL entry's ICMP type, as the evaluator does", function()
+      local e = sb.twin:eni(t[1].eni)
+      local function ping()
+        local out = process.run(table.concat(sb.twin:exec_argv(e.ns, { "ping", "-c1", "-W1", t[2].ip }), " "))
+        return (out and out:find("1 received", 1, true)) ~= nil
+      end
+      local function traced()
+        return must(sb:model()):trace { src = t[1].eni, dst = t[2].ip, protocol = "icmp" }
+      end
+      local acl = must(t[2].api("ec2", "DescribeNetworkAcls", { Filters = { { Name = "vpc-id", Values = { t[2].vpc } } } }))
+        .NetworkAcls[1].NetworkAclId
+      -- the echo reply (type 0) leaves B's host subnet through its outbound rules, where this stops it
+      local entry = { NetworkAclId = acl, RuleNumber = 50, Protocol = "1", RuleAction = "deny", Egress = true,
+        CidrBlock = "10.0.0.0/16", IcmpTypeCode = { Type = 0, Code = -1 } }
+      must(t[2].api("ec2", "CreateNetworkAclEntry", entry))
+      assert.is_false(ping())
+      local res = traced()
+      assert.is_false(res.reachable)
+      assert.equal("SUBNET_ACL_RESTRICTION", res.code)
+      -- another type (destination unreachable) leaves the echo reply alone, in both
+      entry.IcmpTypeCode = { Type = 3, Code = -1 }
+      must(t[2].api("ec2", "ReplaceNetworkAclEntry", entry))
+      assert.is_true(ping())
+      assert.is_true(traced().reachable)
+      must(t[2].api("ec2", "DeleteNetworkAclEntry", { NetworkAclId = acl, RuleNumber = 50, Egress = true }))
+    end)
+
     it("routes a secondary CIDR: its local route, the TGW's propagation and a route to it", function()
       local b = t[2].api
       local assoc = must(b("ec2", "AssociateVpcCidrBlock", { VpcId = t[2].vpc, CidrBlock = "10.20.0.0/16" }))

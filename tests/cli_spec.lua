@@ -88,6 +88,7 @@ describe("awsnet command line", function()
     refused("scenario apply", "missing option '%-%-config'")
     refused("scenario launch --config x.lua", "must be one of")
     refused("snapshot --region eu-west-1", "missing option '%-%-out'")
+    refused("snapshot --organization --resolver 127.0.0.1 --out x", "together")
     refused("completion fish", "must be one of")
   end)
 

@@ -192,6 +192,28 @@ describe("sandbox driven by awsnet.aws", function()
       database = "app", tls = "off" })
     assert.same({ { id = 1, name = "alice" } }, (conn:query("SELECT id, name FROM users")))
 
+    -- `awsnet snapshot --resolver` records where the endpoint resolves, and the model reaches the
+    -- database at the ENI holding that address
+    local snapdir = process.tempdir("awsnet-resolved")
+    local ran = assert(process.run(string.format("env -u LD_PRELOAD AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=test " ..
+      "AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null lua5.4 bin/awsnet snapshot --region us-east-1 " ..
+      "--endpoint %s --out %s --resolver %s:%d 2>&1", B, sb.endpoint, process.quote(snapdir), sb.dns.host, sb.dns.port)))
+    local region_dir = snapdir .. "/aws_configs/accounts/" .. B .. "/us-east-1/"
+    local resolved = cjson.decode((assert(process.read_file(region_dir .. "ResolvedNames.json"), ran))).ResolvedNames
+    assert.same({ { Name = db.Endpoint.Address, Addresses = { answer.addresses[1] } } }, resolved)
+    local model = assert(require("awsnet.reach").load(snapdir))
+    local rds_eni
+    for _, e in ipairs(cjson.decode(process.read_file(region_dir .. "NetworkInterfaces.json")).NetworkInterfaces) do
+      if e.PrivateIpAddress == answer.addresses[1] then rds_eni = e.NetworkInterfaceId end
+    end
+    assert.equals(model:endpoint(rds_eni, "dst").eni, model:endpoint("rds:orders", "dst").eni)
+    -- a name the resolver does not know is said, and nothing is recorded for it
+    local names, failed = require("awsnet.snapshot").resolve_names({ db, { Endpoint = {
+      Address = "gone.cluster-x.us-east-1.rds.amazonaws.com" } } }, sb.dns.host .. ":" .. sb.dns.port)
+    assert.equals(1, #names)
+    assert.matches("^gone%.cluster%-x%.us%-east%-1%.rds%.amazonaws%.com: %a+", failed[1])
+    os.execute("rm -rf " .. process.quote(snapdir))
+
     -- without DNS support in A's VPC the endpoint name does not resolve
     call(A, "ec2", "ModifyVpcAttribute", { VpcId = vpc_a, EnableDnsSupport = { Value = false } })
     out = call(A, "lambda", "Invoke", { FunctionName = "writer", Payload = '{"name": "dave"}' })

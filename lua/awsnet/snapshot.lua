@@ -7,6 +7,11 @@
 -- (search-transit-gateway-routes per route table) and TransitGatewayPropagations; and, when the
 -- endpoint does not offer a call, NotCollected ([{"Key": <file key>, "Reason": "<service>:<op>: <code>"}]),
 -- which awsnet.reach lists in `skipped` and in the assumptions of each trace it could change.
+-- With `resolver` (a DNS server, "host[:port]"), each database's endpoint is asked for its A and
+-- AAAA records there and the answers are saved as ResolvedNames ([{"Name": ..., "Addresses": [...]}]):
+-- awsnet.reach then reaches the database at the ENI holding that address (a Multi-AZ standby or a
+-- replica sharing its groups is not the destination). Ask a resolver that answers as the source
+-- VPC's would: from outside a VPC, a publicly accessible instance's name gives its public address.
 --
 --   local snap = assert(snapshot.take{out = dir, region = "us-east-1",
 --                                     accounts = { {client = fn(service) -> aws client}, ... }})
@@ -113,6 +118,38 @@ local function write_json(path, key, items)
   return write_text(path, text)
 end
 
+--- Where each database's endpoint resolves through `resolver`, as the ResolvedNames key awsnet.reach
+-- reads. A name without an answer is left out and said in the second result.
+-- @tparam table databases DBInstances items (describe-db-instances)
+-- @tparam string resolver the DNS server ("host[:port]", as awsnet.dns takes it)
+-- @treturn table [{Name, Addresses}] (A answers first, then AAAA)
+-- @treturn table {"<name>: <awsnet.dns code>", ...} for the names that did not resolve
+function snapshot.resolve_names(databases, resolver)
+  local dns = require "awsnet.dns"
+  local names, failed, seen = jsoncodec.array(), {}, {}
+  for _, db in ipairs(databases or {}) do
+    local name = type(db.Endpoint) == "table" and db.Endpoint.Address
+    if type(name) == "string" and not seen[name:lower()] then
+      seen[name:lower()] = true
+      local addresses, why = jsoncodec.array(), nil
+      for _, qtype in ipairs({ "A", "AAAA" }) do
+        local answer, err = dns.resolve(name, { server = resolver, type = qtype })
+        if answer then
+          for _, a in ipairs(answer.addresses) do addresses[#addresses + 1] = a end
+        elseif err.code ~= "nodata" then
+          why = why or err.code
+        end
+      end
+      if #addresses > 0 then
+        names[#names + 1] = { Name = name, Addresses = addresses }
+      else
+        failed[#failed + 1] = string.format("%s: %s", name, why or "nodata")
+      end
+    end
+  end
+  return names, failed
+end
+
 --- The calls that follow from the first ones' answers: per VPC its DNS attributes, per TGW route
 -- table its routes and propagations.
 -- @param ec2 the account's EC2 client in the region
@@ -143,8 +180,10 @@ end
 -- (default awsnet.aws; its pages_many runs the calls concurrently). Returns {dir, accounts =
 -- {{id, region, path, counts}}, skipped = {calls the endpoint does not offer}} or nil, err
 -- (naming the account and the call).
--- @tparam table opts {out, region = "us-east-1", accounts = {{client, id}, ...}, aws}
--- @treturn table {dir, accounts = {{id, region, path, counts}}, skipped}, or nil, err (an API
+-- With opts.resolver, where each database's endpoint resolves is saved too (ResolvedNames; a name
+-- that does not resolve is listed in `unresolved`).
+-- @tparam table opts {out, region = "us-east-1", accounts = {{client, id}, ...}, aws, resolver}
+-- @treturn table {dir, accounts = {{id, region, path, counts}}, skipped, redacted, unresolved}, or nil, err (an API
 -- error with op naming the account and call, or a file error)
 -- @raise without out or accounts
 function snapshot.take(opts)
@@ -196,8 +235,19 @@ function snapshot.take(opts)
     local list = data[account_of[i]][c[5]]
     list[#list + 1] = c[6](items[i])
   end
-  -- 4: the files
-  local out = { dir = opts.out, accounts = {}, skipped = skipped, redacted = {} }
+  -- 4: where the databases' endpoints resolve
+  local out = { dir = opts.out, accounts = {}, skipped = skipped, redacted = {}, unresolved = {} }
+  if opts.resolver then
+    for _, a in ipairs(opts.accounts) do
+      local failed
+      data[a].ResolvedNames, failed = snapshot.resolve_names(data[a].DBInstances, opts.resolver)
+      for _, f in ipairs(failed) do
+        out.unresolved[#out.unresolved + 1] = string.format("%s %s: the endpoint %s did not resolve through %s", a.id,
+          region, f, opts.resolver)
+      end
+    end
+  end
+  -- 5: the files
   for _, a in ipairs(opts.accounts) do
     if a.not_collected then data[a].NotCollected = a.not_collected end
     local entry

@@ -1,5 +1,6 @@
 --- `awsnet snapshot --profile P --out DIR [--region R] [--endpoint URL]`: saves the describe-*
 -- JSON of one account (several: --profile P1,P2) in the folder layout `awsnet trace` reads.
+-- With `--resolver ADDR`, where each database's endpoint resolves through that DNS server too.
 -- `awsnet snapshot --organization [--role NAME] [--regions all|r1,r2] [--accounts id,...] --out DIR`:
 -- every account and region of the caller's organisation at once (awsnet.snapshot.organization),
 -- with a progress line on a terminal, or `--json` events on stdout, and manifest.json.
@@ -21,7 +22,11 @@ function cli_snapshot.configure(command)
   command:option("--out", "The snapshot folder to write."):count(1)
   command:option("--region", "The region (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1).")
   command:option("--endpoint", "Send every call to this URL (a sandbox).")
-  command:flag("--organization", "Every account and region of the organisation (AWS Organizations).")
+  local resolver = command:option("--resolver", "Resolve each database's endpoint through this DNS server " ..
+    "(host[:port]) and save the answers: trace reaches the database at the ENI holding that address.")
+  local organization = command:flag("--organization", "Every account and region of the organisation (AWS Organizations).")
+  -- (each account's databases would need its own VPC's resolver)
+  command:mutex(organization, resolver)
   command:option("--role", "With --organization: the role assumed in member accounts.",
     "OrganizationAccountAccessRole")
   command:option("--regions", "With --organization: 'all' (each account's enabled regions) or r1,r2.", "all")
@@ -112,7 +117,8 @@ function cli_snapshot.run(opts)
       return clients[service]
     end }
   end
-  local snap, err = snapshot.take{ out = opts.out, region = region, accounts = accounts, aws = aws }
+  local snap, err = snapshot.take{ out = opts.out, region = region, accounts = accounts, aws = aws,
+    resolver = opts.resolver }
   if not snap then
     io.stderr:write("awsnet snapshot: ", tostring(err), "\n")
     return 2
@@ -123,6 +129,7 @@ function cli_snapshot.run(opts)
       "%d DB instances, %d functions -> %s", a.id, a.region, c.Vpcs, c.Subnets, c.RouteTables, c.SecurityGroups,
       c.TransitGateways, c.DBInstances, c.Functions, a.path))
   end
+  for _, u in ipairs(snap.unresolved) do io.stderr:write("awsnet snapshot: ", u, "\n") end
   if #snap.redacted > 0 then
     print(string.format("%d secret value(s) redacted (Lambda environment variables): see REDACTED.txt",
       #snap.redacted))

@@ -241,6 +241,21 @@ describe("reach single faults", function()
     end
   end
 
+  it("takes a table's propagations listed in several records as one list (each route once)", function()
+    local whole = assert(reach.load(copy(base)))
+    local data = copy(base)
+    local a = region(data, A)
+    local props = a.TransitGatewayPropagations[1].TransitGatewayRouteTablePropagations
+    assert.equals(2, #props)
+    a.TransitGatewayPropagations = {
+      { TransitGatewayRouteTableId = TRTB, TransitGatewayRouteTablePropagations = { props[1] } },
+      { TransitGatewayRouteTableId = TRTB, TransitGatewayRouteTablePropagations = { props[2], props[1] } } }
+    local split = assert(reach.load(data))
+    assert.equals(whole.counts.tgw_routes, split.counts.tgw_routes)
+    assert.same({}, split.skipped)
+    assert.is_true(assert(split:trace{ src = "lambda:writer", dst = "rds:orders", port = 3306 }).reachable)
+  end)
+
   it("owner's TGW route tables missing: TGW_RTB_ROUTES_ARE_UNKNOWN, said as an assumption", function()
     -- A participant's view: the attachments name a table nobody described.
     local data = copy(base)

@@ -212,6 +212,13 @@ describe("sandbox driven by awsnet.aws", function()
       Address = "gone.cluster-x.us-east-1.rds.amazonaws.com" } } }, sb.dns.host .. ":" .. sb.dns.port)
     assert.equals(1, #names)
     assert.matches("^gone%.cluster%-x%.us%-east%-1%.rds%.amazonaws%.com: %a+", failed[1])
+    -- a resolver that answers nothing (a closed port) is not asked about more than three names
+    local many = {}
+    for i = 1, 4 do many[i] = { Endpoint = { Address = "db" .. i .. ".x.us-east-1.rds.amazonaws.com" } } end
+    local none, silent = require("awsnet.snapshot").resolve_names(many, "127.0.0.1:1")
+    assert.same({ 0, 4 }, { #none, #silent })
+    assert.matches(": unreachable$", silent[3])
+    assert.matches(": not asked", silent[4])
     os.execute("rm -rf " .. process.quote(snapdir))
 
     -- without DNS support in A's VPC the endpoint name does not resolve

@@ -621,8 +621,9 @@ static int l_walk(lua_State *L)
 }
 
 /* core.reach.query(query) -> src_eni, src_subnet, src_ip, dst_eni, dst_ip, proto, port, eph_lo,
- * eph_hi, forward_only, code (the explanation code's name, nil when reachable). It reads no model,
- * so a result still tells its query after its model is closed. */
+ * eph_hi, forward_only, code (the explanation code's name, nil when reachable); src_ip is nil when
+ * it is the source ENI's own address of the destination's family (the query leaves it out). It
+ * reads no model, so a result still tells its query after its model is closed. */
 static int l_query(lua_State *L)
 {
     eval_query q;

@@ -118,6 +118,11 @@ local function write_json(path, key, items)
   return write_text(path, text)
 end
 
+-- A resolver that did not answer this many names in a row is not asked about the others (each
+-- unanswered question waits out its timeouts: a wrong address would hold a large snapshot for long).
+local SILENT_RESOLVER = 3
+local NO_ANSWER = { timeout = true, unreachable = true }
+
 --- Where each database's endpoint resolves through `resolver`, as the ResolvedNames key awsnet.reach
 -- reads. A name without an answer is left out and said in the second result.
 -- @tparam table databases DBInstances items (describe-db-instances)
@@ -126,19 +131,25 @@ end
 -- @treturn table {"<name>: <awsnet.dns code>", ...} for the names that did not resolve
 function snapshot.resolve_names(databases, resolver)
   local dns = require "awsnet.dns"
-  local names, failed, seen = jsoncodec.array(), {}, {}
+  local names, failed, seen, silent = jsoncodec.array(), {}, {}, 0
   for _, db in ipairs(databases or {}) do
     local name = type(db.Endpoint) == "table" and db.Endpoint.Address
     if type(name) == "string" and not seen[name:lower()] then
       seen[name:lower()] = true
       local addresses, why = jsoncodec.array(), nil
-      for _, qtype in ipairs({ "A", "AAAA" }) do
-        local answer, err = dns.resolve(name, { server = resolver, type = qtype })
-        if answer then
-          for _, a in ipairs(answer.addresses) do addresses[#addresses + 1] = a end
-        elseif err.code ~= "nodata" then
-          why = why or err.code
+      if silent >= SILENT_RESOLVER then
+        why = "not asked (the resolver answered none of the last " .. SILENT_RESOLVER .. " names)"
+      else
+        for _, qtype in ipairs({ "A", "AAAA" }) do
+          local answer, err = dns.resolve(name, { server = resolver, type = qtype })
+          if answer then
+            for _, a in ipairs(answer.addresses) do addresses[#addresses + 1] = a end
+          elseif err.code ~= "nodata" then
+            why = why or err.code
+            if NO_ANSWER[err.code] then break end
+          end
         end
+        silent = (#addresses == 0 and NO_ANSWER[why]) and silent + 1 or 0
       end
       if #addresses > 0 then
         names[#names + 1] = { Name = name, Addresses = addresses }

@@ -192,7 +192,7 @@ function Builder:az_code(subnet, where)
     code = self.nazs
     self.az_codes[id] = code
   end
-  return code, id
+  return code
 end
 
 function Builder:prefix_lists(data)
@@ -569,8 +569,8 @@ function Builder:choosable_eni(id, res, sg_ids)
 end
 
 -- The ENIs a database's may be: any at the address its endpoint resolves to (an index by address
--- made at the first such lookup), then those RDS requested in its VPC; each {id, subnet, sgs},
--- `sgs` only on RDS's.
+-- made at the first such lookup), each {id, vpc}; then those RDS requested in its VPC, each
+-- {id, subnet, sgs} (db_eni tells the two apart by `sgs`).
 function Builder:db_candidates(vpc, resolved)
   local rds = self.rds_enis[vpc or ""] or NONE
   if not resolved then return rds end
@@ -840,6 +840,8 @@ function Builder:tgw_routes(data)
   end
   -- Propagations (Batfish's wrapper of get-transit-gateway-route-table-propagations):
   -- {"TransitGatewayPropagations": [{"TransitGatewayRouteTableId": ..., "TransitGatewayRouteTablePropagations": [...]}]}
+  -- every record of a table first (a table's propagations may come in several), then each table once
+  local tables = {} -- {tid, t, where} in the order the tables are first listed
   self:each(data, "TransitGatewayPropagations", function(w, where)
     local tid = str(w.TransitGatewayRouteTableId)
     local t = tid and self.idx.trtb[tid]
@@ -847,13 +849,21 @@ function Builder:tgw_routes(data)
       self:skip(where, tostring(tid), "propagations of an unknown TGW route table")
       return
     end
-    local is_enabled = propagated_tables[tid] or {}
-    propagated_tables[tid] = is_enabled
-    local any = false
+    local is_enabled = propagated_tables[tid]
+    if not is_enabled then
+      is_enabled = {}
+      propagated_tables[tid] = is_enabled
+      tables[#tables + 1] = { tid, t, where }
+    end
     for _, p in ipairs(list(w.TransitGatewayRouteTablePropagations)) do
       local aid = str(p.TransitGatewayAttachmentId) or ""
-      if p.State == "enabled" and self.info.att[aid] then is_enabled[aid], any = true, true end
+      if p.State == "enabled" and self.info.att[aid] then is_enabled[aid] = true end
     end
+  end)
+  for _, entry in ipairs(tables) do
+    local tid, t, where = entry[1], entry[2], entry[3]
+    local is_enabled = propagated_tables[tid]
+    local any = next(is_enabled) ~= nil
     -- A VPC whose CIDR overlaps one already propagated into the table is not propagated
     -- (tgw-vpc-attachments.html): the earlier attachment keeps the route.
     if any and not order then
@@ -895,7 +905,7 @@ function Builder:tgw_routes(data)
         end
       end
     end
-  end)
+  end
   -- Routes: Batfish's static-route wrapper, or search-transit-gateway-routes output wrapped with
   -- the table id the same way: {"TransitGatewayRoutes": [{"TransitGatewayRouteTableId": ..., "Routes": [...]}]}.
   local function add_routes(w, where)

@@ -1035,7 +1035,7 @@ local function acl_entry_of(p)
 end
 
 local function change_acl_entry(ctx, p, replace)
-  local ok, err = need(p, "NetworkAclId", "RuleNumber", "Protocol", "RuleAction")
+  local ok, err = need(p, "NetworkAclId", "RuleNumber", "Protocol", "RuleAction", "Egress")
   if not ok then return nil, err end
   local acl
   acl, err = lookup(ctx, "acl", p.NetworkAclId, "InvalidNetworkAclID.NotFound")
@@ -1062,6 +1062,8 @@ function A.CreateNetworkAclEntry(ctx, p) return change_acl_entry(ctx, p, false) 
 function A.ReplaceNetworkAclEntry(ctx, p) return change_acl_entry(ctx, p, true) end
 
 function A.DeleteNetworkAclEntry(ctx, p)
+  local ok, nerr = need(p, "NetworkAclId", "RuleNumber", "Egress")
+  if not ok then return nil, nerr end
   local acl, err = lookup(ctx, "acl", p.NetworkAclId, "InvalidNetworkAclID.NotFound")
   if not acl then return nil, err end
   local _, i = acl_entry(acl, math.tointeger(tonumber(p.RuleNumber)), bool_param(p.Egress) or false)

@@ -369,8 +369,9 @@ static void sort(void *v, size_t n, size_t size, int (*cmp)(const void *, const 
 }
 
 /* Routes: by table, then family (IPv4 first: a lookup walks only its family's groups), then
- * longest prefix first, then network, then priority rank, then insertion order; so the first
- * route of a prefix is the one that wins it. */
+ * longest prefix first, then network, then priority rank, then the index of its text, which is
+ * insertion order (a text several routes share is a propagated route's, and a table holds one
+ * propagated route per prefix); so the first route of a prefix is the one that wins it. */
 static int route_order(const void *pa, const void *pb)
 {
     const route_t *a = pa, *b = pb;

@@ -180,6 +180,21 @@ function plan.build(snapshot, names)
     line(n, 3, "route " .. tno .. " " .. dest, string.format("route replace table %d %s", tno, spec),
       string.format("route del table %d %s", tno, dest))
   end
+  -- A route table as kernel table `tno`: a line per route (spec_of(route, dest) gives its `ip route`
+  -- spec, nil to leave it out), and a default to the sink `bh` when the table has none, so a packet
+  -- without a route is dropped and counted.
+  local function table_lines(n, tno, routes, bh, spec_of)
+    local has_default = false
+    for _, r in ipairs(routes) do
+      local dest = r.DestinationCidrBlock
+      local spec = dest and spec_of(r, dest)
+      if spec then
+        if dest == "0.0.0.0/0" then has_default = true end
+        route_line(n, tno, dest, spec)
+      end
+    end
+    if not has_default then route_line(n, tno, "default", "default dev " .. bh) end
+  end
   local function link(a_ns, b_ns, name)
     out.links[a_ns .. "/" .. name] = { a_ns = a_ns, b_ns = b_ns, name = name, mac = names:mac(name) }
     line(ns(a_ns), 1, "link " .. name, "link set " .. name .. " arp off up", nil)
@@ -272,28 +287,17 @@ function plan.build(snapshot, names)
         string.format("rule del pref 100 iif %s lookup %d", i.name, tno))
       if not made[key] then
         made[key] = true
-        local has_default = false
-        for _, r in ipairs(rt and list(rt.Routes) or {}) do
-          local dest = r.DestinationCidrBlock
-          if dest then
-            if dest == "0.0.0.0/0" then has_default = true end
-            local spec
-            if r.State == "blackhole" then spec = dest .. " dev " .. bh
-            elseif r.GatewayId == "local" then spec = "throw " .. dest
-            elseif r.TransitGatewayId then
-              local att = attachment_of(w, vid, r.TransitGatewayId)
-              local sid = att and att_subnet_in(w, att, s.az)
-              local via = sid and att_links[sid .. "|" .. att.id]
-              spec = dest .. " dev " .. (via or bh)
-            else
-              spec = dest .. " dev " .. bh  -- targets the twin does not realise (IGW, NAT, peering, ...)
-            end
-            route_line(n, tno, dest, spec)
+        table_lines(n, tno, rt and list(rt.Routes) or {}, bh, function(r, dest)
+          if r.State == "blackhole" then return dest .. " dev " .. bh end
+          if r.GatewayId == "local" then return "throw " .. dest end
+          if r.TransitGatewayId then
+            local att = attachment_of(w, vid, r.TransitGatewayId)
+            local sid = att and att_subnet_in(w, att, s.az)
+            local via = sid and att_links[sid .. "|" .. att.id]
+            return dest .. " dev " .. (via or bh)
           end
-        end
-        if not has_default then
-          route_line(n, tno, "default", "default dev " .. bh)
-        end
+          return dest .. " dev " .. bh -- targets the twin does not realise (IGW, NAT, peering, ...)
+        end)
       end
     end
     local enis = {}
@@ -342,25 +346,17 @@ function plan.build(snapshot, names)
                 string.format("rule del pref 100 iif %s lookup %d", name, tno))
               if not made[key] then
                 made[key] = true
-                local has_default = false
-                for _, r in ipairs(w.trtb_routes[rtb] or {}) do
-                  local dest = r.DestinationCidrBlock
-                  if dest and r.State ~= "deleted" then
-                    if dest == "0.0.0.0/0" then has_default = true end
-                    local spec = dest .. " dev " .. bh
-                    local target = list(r.TransitGatewayAttachments)[1]
-                    local out_att = r.State == "active" and target and w.atts[target.TransitGatewayAttachmentId]
-                    if out_att and out_att.available and out_att.tgw == tid then
-                      local osid = att_subnet_in(w, out_att, az) or out_att.subnets[1]
-                      local via = osid and att_links[osid .. "|" .. out_att.id]
-                      if via then spec = dest .. " dev " .. via end
-                    end
-                    route_line(n, tno, dest, spec)
+                table_lines(n, tno, w.trtb_routes[rtb] or {}, bh, function(r, dest)
+                  if r.State == "deleted" then return nil end
+                  local target = list(r.TransitGatewayAttachments)[1]
+                  local out_att = r.State == "active" and target and w.atts[target.TransitGatewayAttachmentId]
+                  if out_att and out_att.available and out_att.tgw == tid then
+                    local osid = att_subnet_in(w, out_att, az) or out_att.subnets[1]
+                    local via = osid and att_links[osid .. "|" .. out_att.id]
+                    if via then return dest .. " dev " .. via end
                   end
-                end
-                if not has_default then
-                  route_line(n, tno, "default", "default dev " .. bh)
-                end
+                  return dest .. " dev " .. bh
+                end)
               end
             end
           end

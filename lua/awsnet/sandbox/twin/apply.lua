@@ -19,6 +19,14 @@ local SYSCTLS = {
   "net.ipv4.conf.all.accept_redirects=0", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
 }
 
+-- The keys of `t`, sorted: the script does the same in the same order each time.
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
 local function by_order(lines)
   table.sort(lines, function(a, b)
     if a.order ~= b.order then return a.order < b.order end
@@ -45,9 +53,7 @@ function apply.script(old, new, stem)
     return path
   end
   local host = {}
-  local names = {}
-  for name in pairs(new.namespaces) do names[#names + 1] = name end
-  table.sort(names)
+  local names = sorted_keys(new.namespaces)
   local created = {}
   for _, name in ipairs(names) do
     if not old.namespaces[name] then
@@ -55,9 +61,7 @@ function apply.script(old, new, stem)
       created[name] = true
     end
   end
-  local link_keys = {}
-  for key in pairs(new.links) do link_keys[#link_keys + 1] = key end
-  table.sort(link_keys)
+  local link_keys = sorted_keys(new.links)
   for _, key in ipairs(link_keys) do
     local l = new.links[key]
     if not old.links[key] then
@@ -113,9 +117,7 @@ function apply.script(old, new, stem)
     end
   end
   -- links no longer planned between namespaces that stay (one end's deletion takes the other)
-  local old_links = {}
-  for key in pairs(old.links) do old_links[#old_links + 1] = key end
-  table.sort(old_links)
+  local old_links = sorted_keys(old.links)
   for _, key in ipairs(old_links) do
     local l = old.links[key]
     if not new.links[key] and new.namespaces[l.a_ns] then
